@@ -1,0 +1,81 @@
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{CommonStatus, SecretKeyRef};
+
+/// A client credential for the router, with what it may call and how fast.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "switchboard.dev",
+    version = "v1alpha1",
+    kind = "ApiKey",
+    namespaced,
+    derive = "PartialEq",
+    status = "ApiKeyStatus",
+    shortname = "sbkey",
+    category = "switchboard",
+    printcolumn = r#"{"name":"Prefix","type":"string","jsonPath":".status.prefix"}"#,
+    printcolumn = r#"{"name":"Team","type":"string","jsonPath":".metadata.labels.team"}"#,
+    printcolumn = r#"{"name":"Spend","type":"string","jsonPath":".status.spendUSD"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeySpec {
+    /// A key of a Secret in the same namespace holding the key clients send. When unset, the
+    /// operator generates a key and writes it to a Secret named after this ApiKey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// Team this key belongs to, used by Budgets and metrics; defaults to the `team` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Public model names this key may call, as globs (`openai/*`, `*`). Empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_models: Vec<String>,
+    /// Public model names this key may never call, as globs; wins over `allowedModels`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied_models: Vec<String>,
+    /// Rate limits for this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
+    /// Instant after which the key is refused, RFC 3339 (e.g. `2027-01-01T00:00:00Z`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Refuse the key without deleting it.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// Rate limits of one key; unset fields are unlimited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimits {
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Prompt plus completion tokens per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+    /// Requests in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrent_requests: Option<u32>,
+}
+
+/// Observed state of an ApiKey.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyStatus {
+    /// Conditions and observed generation.
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// The first characters of the key, enough to recognise it (e.g. `sk-sb-abc1…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// USD spent by this key in the current window, as a decimal string.
+    #[serde(default, rename = "spendUSD", skip_serializing_if = "Option::is_none")]
+    pub spend_usd: Option<String>,
+    /// When the key was last used, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<String>,
+}

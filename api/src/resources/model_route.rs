@@ -1,0 +1,77 @@
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::CommonStatus;
+
+/// One public model name clients ask for, and the provider models that can serve it.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "switchboard.dev",
+    version = "v1alpha1",
+    kind = "ModelRoute",
+    namespaced,
+    derive = "PartialEq",
+    status = "ModelRouteStatus",
+    shortname = "mr",
+    category = "switchboard",
+    printcolumn = r#"{"name":"Model","type":"string","jsonPath":".spec.model"}"#,
+    printcolumn = r#"{"name":"Targets","type":"integer","jsonPath":".status.readyTargets"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelRouteSpec {
+    /// The public model name clients send as `model`, e.g. `openai/gpt-4o-mini` or an alias such
+    /// as `smart`. Unique across all ModelRoutes.
+    pub model: String,
+    /// Provider models that can serve this name, tried in the routing order.
+    pub targets: Vec<RouteTarget>,
+    /// Other public model names tried, in order, once every target has failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback_models: Vec<String>,
+    /// Routing order across targets: unset means healthy targets first, in `priority` order, then
+    /// weighted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<RouteSort>,
+}
+
+/// A provider model that can serve a route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteTarget {
+    /// Name of a Provider in the same namespace.
+    pub provider: String,
+    /// One of that Provider's `models[].name`.
+    pub model: String,
+    /// Relative share of traffic among targets of equal priority (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// Lower is tried first (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+}
+
+/// An explicit ordering of a route's targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RouteSort {
+    /// Cheapest first.
+    Price,
+    /// Lowest measured latency first.
+    Latency,
+    /// Highest measured throughput first.
+    Throughput,
+}
+
+/// Observed state of a ModelRoute.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelRouteStatus {
+    /// Conditions and observed generation.
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// Number of targets that resolve to a ready Provider model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_targets: Option<u32>,
+}

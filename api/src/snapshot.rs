@@ -1,0 +1,350 @@
+//! The `RouterConfig` snapshot: everything a router needs to serve, compiled from the custom
+//! resources. No Kubernetes types live here; money is exact [`Decimal`]; client keys appear only
+//! as SHA-256 hashes. Provider credentials are inside (routers need them), so the snapshot travels
+//! only over authenticated channels and is shown to people only through [`RouterConfig::redacted`].
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use crate::resources::{
+    BudgetAction, BudgetWindow, Capability, DataPolicy, FailureMode, ProviderType, RateLimits,
+    RouteSort,
+};
+
+/// A compiled, versioned, content-hashed router configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterConfig {
+    /// Monotonic version assigned by whoever publishes the snapshot (0 = never published).
+    pub version: u64,
+    /// Hex SHA-256 of the content (everything but `version` and `hash`); equal content, equal hash.
+    pub hash: String,
+    /// Providers by id (`namespace/name`).
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Routes by public model name.
+    pub routes: BTreeMap<String, RouteConfig>,
+    /// Client keys by hex SHA-256 of the key.
+    pub api_keys: BTreeMap<String, ApiKeyConfig>,
+    /// Budgets by id (`namespace/name`).
+    pub budgets: BTreeMap<String, BudgetConfig>,
+}
+
+impl RouterConfig {
+    /// The content hash of this snapshot, ignoring `version` and `hash`.
+    pub fn content_hash(&self) -> String {
+        let mut content = self.clone();
+        content.version = 0;
+        content.hash = String::new();
+        let bytes = serde_json::to_vec(&content).expect("snapshot types always serialize");
+        hex::encode(Sha256::digest(&bytes))
+    }
+
+    /// Recomputes `hash` from the content.
+    pub fn seal(mut self) -> Self {
+        self.hash = self.content_hash();
+        self
+    }
+
+    /// Checks the snapshot is internally consistent: the hash matches and every route target names
+    /// a provider and model that exist. Routers refuse a snapshot that fails this.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.hash != self.content_hash() {
+            return Err("snapshot hash does not match its content".into());
+        }
+        for (name, route) in &self.routes {
+            if route.model != *name {
+                return Err(format!("route {name} is filed under the wrong name"));
+            }
+            for t in &route.targets {
+                let provider = self.providers.get(&t.provider).ok_or_else(|| {
+                    format!("route {name} targets unknown provider {}", t.provider)
+                })?;
+                if !provider.models.contains_key(&t.model) {
+                    return Err(format!(
+                        "route {name} targets model {} that provider {} does not offer",
+                        t.model, t.provider
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A copy safe to show: every provider credential replaced by `<redacted>`.
+    pub fn redacted(&self) -> RouterConfig {
+        let mut copy = self.clone();
+        for p in copy.providers.values_mut() {
+            if let Some(CredentialSource::Value(v)) = &mut p.credential {
+                *v = SecretValue::new("<redacted>");
+            }
+        }
+        copy
+    }
+}
+
+/// Hex SHA-256 of a client key: the only form in which keys are stored or compared.
+pub fn hash_api_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// The recognisable start of a client key, safe to show (`sk-sb-abc1…`).
+pub fn key_prefix(key: &str) -> String {
+    let visible: String = key.chars().take(10).collect();
+    format!("{visible}…")
+}
+
+/// One upstream account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderConfig {
+    /// Namespace of the Provider object.
+    pub namespace: String,
+    /// Name of the Provider object; shown to clients as the `provider` that served them.
+    pub name: String,
+    /// Wire format / vendor.
+    pub provider_type: ProviderType,
+    /// Base URL including the version path, without a trailing slash (`None` for `mock`).
+    pub base_url: Option<String>,
+    /// Where the credential comes from, if the upstream needs one.
+    pub credential: Option<CredentialSource>,
+    /// Extra headers sent upstream.
+    pub headers: BTreeMap<String, String>,
+    /// Models offered, by upstream model id.
+    pub models: BTreeMap<String, ModelConfig>,
+    /// Data policy of the provider.
+    pub data_policy: DataPolicy,
+    /// Upstream timeouts.
+    pub timeouts: Timeouts,
+    /// Behaviour of the built-in mock (only for `mock`).
+    pub mock: Option<MockConfig>,
+}
+
+/// A credential, resolved by the compiler from a Secret or left to the router's environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CredentialSource {
+    /// The credential itself, from a Secret.
+    Value(SecretValue),
+    /// The name of an environment variable the router reads when it loads the snapshot.
+    Env(String),
+}
+
+/// A secret string: serialized as is (the snapshot must carry it), never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        SecretValue(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it upstream.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+/// A model a provider offers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelConfig {
+    /// Prices in USD.
+    pub pricing: PriceTable,
+    /// Context window in tokens.
+    pub context_length: Option<u32>,
+    /// Maximum output tokens.
+    pub max_output_tokens: Option<u32>,
+    /// Capabilities.
+    pub capabilities: BTreeSet<Capability>,
+}
+
+/// Exact USD prices; token prices are per million tokens, missing ones are zero or fall back as
+/// documented on the Provider resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceTable {
+    /// Per million input tokens.
+    pub input_per_million: Decimal,
+    /// Per million output tokens.
+    pub output_per_million: Decimal,
+    /// Per million cached input tokens.
+    pub cached_input_per_million: Decimal,
+    /// Per million cache-write input tokens.
+    pub cache_write_per_million: Decimal,
+    /// Per million reasoning tokens.
+    pub reasoning_per_million: Decimal,
+    /// Per request.
+    pub per_request: Decimal,
+    /// Per input image.
+    pub per_image: Decimal,
+}
+
+/// Upstream timeouts in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeouts {
+    /// Connection establishment.
+    pub connect_ms: u64,
+    /// Until response headers and, when streaming, the first chunk.
+    pub first_token_ms: u64,
+    /// Longest gap between stream chunks.
+    pub idle_ms: u64,
+    /// Whole request.
+    pub total_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect_ms: 10_000,
+            first_token_ms: 60_000,
+            idle_ms: 60_000,
+            total_ms: 600_000,
+        }
+    }
+}
+
+/// Behaviour of the built-in mock upstream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MockConfig {
+    /// Fixed reply; `None` echoes the last user message.
+    pub reply: Option<String>,
+    /// Characters per streamed chunk.
+    pub chunk_chars: u32,
+    /// Delay between chunks in milliseconds.
+    pub chunk_delay_ms: u64,
+    /// Embedding vector dimension.
+    pub embedding_dimensions: u32,
+}
+
+/// A public model name and the targets that serve it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteConfig {
+    /// Public model name.
+    pub model: String,
+    /// Namespace of the ModelRoute object.
+    pub namespace: String,
+    /// Name of the ModelRoute object.
+    pub name: String,
+    /// Targets that resolved, in declared order.
+    pub targets: Vec<TargetConfig>,
+    /// Public model names to try after every target failed.
+    pub fallback_models: Vec<String>,
+    /// Explicit ordering, if any.
+    pub sort: Option<RouteSort>,
+}
+
+/// A provider model serving a route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetConfig {
+    /// Provider id (`namespace/name`), a key of [`RouterConfig::providers`].
+    pub provider: String,
+    /// Upstream model id, a key of that provider's `models`.
+    pub model: String,
+    /// Relative weight among equal priorities.
+    pub weight: u32,
+    /// Lower first.
+    pub priority: i32,
+}
+
+/// A client key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyConfig {
+    /// Namespace of the ApiKey object.
+    pub namespace: String,
+    /// Name of the ApiKey object (what logs and metrics show; never the key).
+    pub name: String,
+    /// Team, from `spec.team` or the `team` label.
+    pub team: Option<String>,
+    /// Hex SHA-256 of the key.
+    pub key_hash: String,
+    /// Recognisable prefix of the key.
+    pub prefix: String,
+    /// Allowed model globs (empty = all).
+    pub allowed_models: Vec<String>,
+    /// Denied model globs.
+    pub denied_models: Vec<String>,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+    /// Expiry as Unix seconds.
+    pub expires_at: Option<i64>,
+    /// Refused when true.
+    pub disabled: bool,
+}
+
+impl ApiKeyConfig {
+    /// `namespace/name`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Whether this key may call `model`: not denied by any glob, and allowed by one (or no allow
+    /// list).
+    pub fn may_use(&self, model: &str) -> bool {
+        let hit = |globs: &[String]| globs.iter().any(|g| glob_matches(g, model));
+        !hit(&self.denied_models) && (self.allowed_models.is_empty() || hit(&self.allowed_models))
+    }
+}
+
+/// A budget with its scope resolved to concrete keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetConfig {
+    /// Namespace of the Budget object.
+    pub namespace: String,
+    /// Name of the Budget object.
+    pub name: String,
+    /// Limit per window in USD.
+    pub limit_usd: Decimal,
+    /// Window.
+    pub window: BudgetWindow,
+    /// Ids (`namespace/name`) of the ApiKeys in scope.
+    pub api_keys: BTreeSet<String>,
+    /// Model globs in scope (empty = all).
+    pub models: Vec<String>,
+    /// Soft limit percentage.
+    pub soft_limit_percent: Option<u8>,
+    /// Action when exceeded.
+    pub action: BudgetAction,
+    /// Behaviour when the spend store is unreachable.
+    pub failure_mode: FailureMode,
+}
+
+/// Glob match for model names: `*` any run of characters, `?` one character.
+pub fn glob_matches(glob: &str, name: &str) -> bool {
+    wildmatch::WildMatch::new(glob).matches(name)
+}
+
+/// Whether `glob` is a valid model-name glob: non-empty, printable, no spaces or brackets.
+pub fn validate_glob(glob: &str) -> Result<(), String> {
+    if glob.is_empty() {
+        return Err("empty model glob".into());
+    }
+    if let Some(c) = glob
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '[' | ']' | '{' | '}'))
+    {
+        return Err(format!(
+            "model glob {glob:?} contains {c:?}; only `*` and `?` are wildcards"
+        ));
+    }
+    Ok(())
+}
