@@ -1,1 +1,65 @@
-fn main() {}
+//! `switchboard-router`: runs the router standalone on manifest files.
+
+use std::{
+    io::IsTerminal,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use clap::Parser;
+use switchboard_router::{
+    cli::{Cli, LogFormat},
+    load_manifests, server,
+    state::{AppState, Settings},
+};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(cli: &Cli) {
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let state = AppState::new(Settings {
+        max_request_bytes: cli.max_request_bytes,
+    });
+    let version = AtomicU64::new(1);
+    load_manifests(&state, &cli.manifests, &cli.namespace, 1)?;
+    let server = server::start(
+        state.clone(),
+        cli.listen,
+        cli.admin_listen,
+        cli.drain_timeout,
+    )
+    .await?;
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let next = version.fetch_add(1, Ordering::SeqCst) + 1;
+                match load_manifests(&state, &cli.manifests, &cli.namespace, next) {
+                    Ok(()) => tracing::info!(version = next, "reloaded manifests"),
+                    Err(e) => tracing::error!("reload failed, keeping the current config: {e:#}"),
+                }
+            }
+        }
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+    server.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! One record per client request: filled in as the request proceeds, written out (access-log line
+//! and metrics) exactly once when it is dropped, so streams that end, fail or are abandoned by the
+//! client are all counted.
+
+use std::{sync::Arc, time::Instant};
+
+use rust_decimal::Decimal;
+
+use crate::{pricing::Usage, state::AppState};
+
+/// The record of one request.
+pub struct Access {
+    state: Arc<AppState>,
+    started: Instant,
+    /// `chat`, `embeddings`, `models`.
+    pub endpoint: &'static str,
+    /// Generation id (also in `X-Generation-Id`).
+    pub generation_id: String,
+    /// Public model name when it is a configured one, else `unknown` (bounded label).
+    pub model: String,
+    /// ApiKey name (never the key).
+    pub key: Option<String>,
+    /// Provider that served.
+    pub provider: Option<String>,
+    /// HTTP status sent.
+    pub status: u16,
+    /// Upstream attempts made.
+    pub attempts: u32,
+    /// Token usage.
+    pub usage: Option<Usage>,
+    /// Cost in USD.
+    pub cost: Option<Decimal>,
+    /// Streamed or not.
+    pub stream: bool,
+    /// How it ended when it is not plain success (`client_disconnected`, `stream_error`, an error code).
+    pub outcome: Option<String>,
+}
+
+impl Access {
+    /// Starts a record.
+    pub fn new(state: Arc<AppState>, endpoint: &'static str, generation_id: String) -> Access {
+        Access {
+            state,
+            started: Instant::now(),
+            endpoint,
+            generation_id,
+            model: "unknown".into(),
+            key: None,
+            provider: None,
+            status: 200,
+            attempts: 0,
+            usage: None,
+            cost: None,
+            stream: false,
+            outcome: None,
+        }
+    }
+}
+
+impl Drop for Access {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        let m = &self.state.metrics;
+        let status = self.status.to_string();
+        m.requests
+            .with_label_values(&[self.endpoint, &self.model, &status])
+            .inc();
+        m.request_duration
+            .with_label_values(&[self.endpoint, &self.model])
+            .observe(elapsed.as_secs_f64());
+        if let (Some(u), Some(p)) = (&self.usage, &self.provider) {
+            m.tokens
+                .with_label_values(&[&self.model, p, "input"])
+                .inc_by(u.prompt_tokens);
+            m.tokens
+                .with_label_values(&[&self.model, p, "output"])
+                .inc_by(u.completion_tokens);
+        }
+        tracing::info!(
+            target: "switchboard::access",
+            generation_id = %self.generation_id,
+            endpoint = self.endpoint,
+            key = self.key.as_deref().unwrap_or("-"),
+            model = %self.model,
+            provider = self.provider.as_deref().unwrap_or("-"),
+            status = self.status,
+            stream = self.stream,
+            attempts = self.attempts,
+            prompt_tokens = self.usage.map_or(0, |u| u.prompt_tokens),
+            completion_tokens = self.usage.map_or(0, |u| u.completion_tokens),
+            cost = %self.cost.unwrap_or_default(),
+            latency_ms = elapsed.as_millis() as u64,
+            outcome = self.outcome.as_deref().unwrap_or("ok"),
+            "request"
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! `POST /v1/chat/completions`, streamed and not.
+
+use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use super::{
+    Attempts, authenticate, check_primary_model, field, new_generation_id, read_json,
+    requested_models,
+};
+use crate::{
+    access::Access,
+    error::{ApiError, scrub},
+    pricing::{Usage, cost, estimate_tokens},
+    providers::{self, AttemptError, Call, ChunkStream, Reply},
+    raw_json::{RawObject, usage_with_cost},
+    routing::{self, Candidate},
+    state::AppState,
+    stream_relay::{StreamRelay, in_band_error, is_committing},
+};
+
+/// Header carrying the generation id on every response.
+pub const GENERATION_ID_HEADER: &str = "x-generation-id";
+
+/// Handles a chat completion request.
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let generation_id = new_generation_id();
+    let access = Access::new(state.clone(), "chat", generation_id.clone());
+    let mut response = match serve(&state, &headers, body, access).await {
+        Ok(resp) => resp,
+        Err((e, mut access)) => {
+            access.status = e.status().as_u16();
+            access.outcome = Some(e.code().to_string());
+            e.into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&generation_id) {
+        response.headers_mut().insert(GENERATION_ID_HEADER, v);
+    }
+    response
+}
+
+/// The parts of a chat request the router itself reads; everything else goes upstream as sent.
+struct ChatRequest {
+    models: Vec<String>,
+    stream: bool,
+    prompt_estimate: u64,
+}
+
+fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
+    let models = requested_models(body)?;
+    let messages = body
+        .get("messages")
+        .ok_or_else(|| ApiError::bad_param("messages", "`messages` is required"))?;
+    let list: Vec<Value> = serde_json::from_str(messages.get()).map_err(|_| {
+        ApiError::bad_param("messages", "`messages` must be an array of message objects")
+    })?;
+    if list.is_empty() {
+        return Err(ApiError::bad_param(
+            "messages",
+            "`messages` must not be empty",
+        ));
+    }
+    for (i, m) in list.iter().enumerate() {
+        if m.get("role").and_then(Value::as_str).is_none() {
+            return Err(ApiError::bad_param(
+                "messages",
+                format!("`messages[{i}]` must be an object with a string `role`"),
+            ));
+        }
+    }
+    let stream = field::<bool>(body, "stream", "a boolean")?.unwrap_or(false);
+    for name in ["max_tokens", "max_completion_tokens"] {
+        field::<u64>(body, name, "a non-negative integer")?;
+    }
+    if body
+        .get("stream_options")
+        .is_some_and(|o| o.get() != "null")
+    {
+        field::<serde_json::Map<String, Value>>(body, "stream_options", "an object")?;
+    }
+    Ok(ChatRequest {
+        models,
+        stream,
+        prompt_estimate: estimate_tokens(messages.get()).max(1),
+    })
+}
+
+async fn serve(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Body,
+    mut access: Access,
+) -> Result<Response, (ApiError, Access)> {
+    macro_rules! tri {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => return Err((e, access)),
+            }
+        };
+    }
+    let caller = tri!(authenticate(state, headers, &mut access));
+    let body = tri!(read_json(state, headers, body).await);
+    let req = tri!(parse_request(&body));
+    access.stream = req.stream;
+    tri!(check_primary_model(&caller, &req.models[0], &mut access));
+    let names: Vec<&str> = req.models.iter().map(String::as_str).collect();
+    let plan = routing::plan(&caller.runtime, caller.key(), &names);
+    if plan.candidates.is_empty() {
+        let err = match plan.unsupported.first() {
+            Some((provider, ty)) => ApiError::NotImplemented {
+                provider: provider.clone(),
+                provider_type: ty.as_str().to_string(),
+            },
+            None => ApiError::NoEligibleProvider(format!(
+                "No provider can serve {} right now",
+                req.models[0]
+            )),
+        };
+        return Err((err, access));
+    }
+    if !req.stream {
+        let mut attempts = Attempts::new(state);
+        let mut served = None;
+        for cand in &plan.candidates {
+            attempts.begin(&mut access);
+            let result = match providers::chat(call_for(cand, &body, false)).await {
+                Ok(Reply::Complete(bytes)) => complete_body(&bytes, cand),
+                Ok(Reply::Stream(_)) => Err(AttemptError::Protocol("unexpected stream".into())),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(done) => {
+                    attempts.succeeded(&mut access, cand);
+                    served = Some(done);
+                    break;
+                }
+                Err(e) => tri!(attempts.failed(&access, cand, e)),
+            }
+        }
+        let result = served.ok_or_else(|| attempts.exhausted());
+        let (bytes, usage, cost) = tri!(result);
+        access.usage = Some(usage);
+        access.cost = Some(cost);
+        let mut resp = (StatusCode::OK, bytes).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Ok(resp);
+    }
+    let mut attempts = Attempts::new(state);
+    let mut served = None;
+    for cand in &plan.candidates {
+        attempts.begin(&mut access);
+        let first_token = Duration::from_millis(cand.provider.config.timeouts.first_token_ms);
+        let result = match providers::chat(call_for(cand, &body, true)).await {
+            Ok(Reply::Stream(s)) => hold_back(s, first_token).await,
+            Ok(Reply::Complete(_)) => Err(AttemptError::Protocol("expected a stream".into())),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(opened) => {
+                attempts.succeeded(&mut access, cand);
+                served = Some((opened, cand));
+                break;
+            }
+            Err(e) => tri!(attempts.failed(&access, cand, e)),
+        }
+    }
+    let ((buffered, upstream), cand) = tri!(served.ok_or_else(|| attempts.exhausted()));
+    let relay = StreamRelay::new(
+        &cand.provider.config.name,
+        cand.model.pricing.clone(),
+        req.prompt_estimate,
+        cand.upstream_model,
+    );
+    let secrets: Vec<String> = cand
+        .provider
+        .credential_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    let idle = Duration::from_millis(cand.provider.config.timeouts.idle_ms);
+    access.outcome = Some("client_disconnected".into());
+    let relay_state = RelayState {
+        relay,
+        access,
+        buffered: buffered.into(),
+        upstream,
+        pending: VecDeque::new(),
+        idle,
+        secrets,
+    };
+    let body = Body::from_stream(stream::unfold(relay_state, next_frame));
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(resp)
+}
+
+fn call_for<'a>(cand: &'a Candidate<'_>, body: &'a RawObject, stream: bool) -> Call<'a> {
+    Call {
+        provider: &cand.provider,
+        upstream_model: cand.upstream_model,
+        request: body,
+        stream,
+        first_token_timeout: Duration::from_millis(cand.provider.config.timeouts.first_token_ms),
+    }
+}
+
+/// Prices a complete response and adds `usage.cost` and `provider`, keeping every other byte.
+fn complete_body(
+    bytes: &[u8],
+    cand: &Candidate<'_>,
+) -> Result<(Bytes, Usage, Decimal), AttemptError> {
+    let mut obj = RawObject::parse(bytes)
+        .map_err(|e| AttemptError::Protocol(format!("upstream answered invalid JSON: {e}")))?;
+    if obj.get("choices").is_none() {
+        let detail = obj
+            .get("error")
+            .map(|e| e.get().to_string())
+            .unwrap_or_else(|| "no `choices` in the response".into());
+        return Err(AttemptError::Protocol(format!(
+            "upstream answered without choices: {detail}"
+        )));
+    }
+    let usage_raw = obj.get("usage");
+    let usage = usage_raw
+        .and_then(|u| serde_json::from_str::<Value>(u.get()).ok())
+        .and_then(|u| Usage::from_openai(&u))
+        .unwrap_or_else(|| Usage {
+            prompt_tokens: 0,
+            completion_tokens: estimate_tokens(obj.get("choices").map_or("", |c| c.get())),
+            ..Usage::default()
+        });
+    let cost = cost(&cand.model.pricing, &usage);
+    let usage_json = usage_with_cost(usage_raw, cost);
+    obj.set_raw("usage", usage_json);
+    obj.set("provider", &cand.provider.config.name);
+    Ok((Bytes::from(obj.to_vec()), usage, cost))
+}
+
+/// Reads the stream until the upstream commits to an answer (see [`is_committing`]), so that an
+/// upstream failing before that can be replaced without the client seeing anything.
+async fn hold_back(
+    mut s: ChunkStream,
+    first_token: Duration,
+) -> Result<(Vec<String>, ChunkStream), AttemptError> {
+    let deadline = tokio::time::Instant::now() + first_token;
+    let mut buffered = Vec::new();
+    loop {
+        let next = tokio::time::timeout_at(deadline, s.next())
+            .await
+            .map_err(|_| AttemptError::Timeout("first_token"))?;
+        match next {
+            None => {
+                return Err(AttemptError::Protocol(
+                    "the stream ended before any content".into(),
+                ));
+            }
+            Some(Err(e)) => return Err(e),
+            Some(Ok(data)) => {
+                if let Some(err) = in_band_error(&data) {
+                    return Err(AttemptError::Protocol(format!("error in stream: {err}")));
+                }
+                let commit = is_committing(&data);
+                buffered.push(data);
+                if commit {
+                    return Ok((buffered, s));
+                }
+            }
+        }
+    }
+}
+
+/// Everything a committed stream needs until its last frame.
+struct RelayState {
+    relay: StreamRelay,
+    access: Access,
+    buffered: VecDeque<String>,
+    upstream: ChunkStream,
+    pending: VecDeque<Bytes>,
+    idle: Duration,
+    secrets: Vec<String>,
+}
+
+impl Drop for RelayState {
+    fn drop(&mut self) {
+        // Runs when the stream ends and when the client goes away mid-stream.
+        self.access.usage = Some(self.relay.final_usage());
+        self.access.cost = Some(self.relay.final_cost());
+        if let Some(end) = self.relay.end() {
+            self.access.outcome = match end {
+                crate::stream_relay::StreamEnd::Completed => None,
+                crate::stream_relay::StreamEnd::Failed => Some("stream_error".into()),
+            };
+        }
+    }
+}
+
+async fn next_frame(mut st: RelayState) -> Option<(Result<Bytes, Infallible>, RelayState)> {
+    loop {
+        if let Some(frame) = st.pending.pop_front() {
+            return Some((Ok(frame), st));
+        }
+        if st.relay.end().is_some() {
+            return None;
+        }
+        let next = match st.buffered.pop_front() {
+            Some(data) => Some(Ok(data)),
+            None => match tokio::time::timeout(st.idle, st.upstream.next()).await {
+                Ok(next) => next,
+                Err(_) => Some(Err(AttemptError::Timeout("idle"))),
+            },
+        };
+        let mut out = Vec::new();
+        match next {
+            Some(Ok(data)) => match in_band_error(&data) {
+                Some(err) => st.relay.fail(
+                    &stream_error(&format!("upstream error: {err}"), &st.secrets),
+                    &mut out,
+                ),
+                None => st.relay.on_data(&data, &mut out),
+            },
+            Some(Err(e)) => st
+                .relay
+                .fail(&stream_error(&e.to_string(), &st.secrets), &mut out),
+            None => st.relay.on_eof(&mut out),
+        }
+        st.pending.extend(out);
+    }
+}
+
+fn stream_error(message: &str, secrets: &[String]) -> Value {
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let message = scrub(message, &secrets);
+    serde_json::json!({
+        "message": format!("The upstream failed mid-stream: {message}"),
+        "type": "upstream_error",
+        "code": "stream_interrupted",
+        "param": null
+    })
+}

@@ -1,0 +1,157 @@
+//! `POST /v1/embeddings`.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use serde_json::Value;
+
+use rust_decimal::Decimal;
+
+use super::{
+    Attempts, authenticate, check_primary_model, new_generation_id, read_json, requested_models,
+};
+use crate::{
+    access::Access,
+    endpoints::chat::GENERATION_ID_HEADER,
+    error::ApiError,
+    pricing::{Usage, cost},
+    providers::{self, AttemptError, Call},
+    raw_json::{RawObject, usage_with_cost},
+    routing::{self, Candidate},
+    state::AppState,
+};
+
+/// Handles an embeddings request.
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let generation_id = new_generation_id();
+    let mut access = Access::new(state.clone(), "embeddings", generation_id.clone());
+    let mut response = match serve(&state, &headers, body, &mut access).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            access.status = e.status().as_u16();
+            access.outcome = Some(e.code().to_string());
+            e.into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&generation_id) {
+        response.headers_mut().insert(GENERATION_ID_HEADER, v);
+    }
+    response
+}
+
+fn check_input(body: &RawObject) -> Result<(), ApiError> {
+    let input = body
+        .get("input")
+        .ok_or_else(|| ApiError::bad_param("input", "`input` is required"))?;
+    let valid = match serde_json::from_str::<Value>(input.get()) {
+        Ok(Value::String(s)) => !s.is_empty(),
+        Ok(Value::Array(items)) => {
+            !items.is_empty()
+                && (items
+                    .iter()
+                    .all(|i| i.as_str().is_some_and(|s| !s.is_empty()))
+                    || items.iter().all(Value::is_u64)
+                    || items.iter().all(|i| {
+                        i.as_array()
+                            .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_u64))
+                    }))
+        }
+        _ => false,
+    };
+    if !valid {
+        return Err(ApiError::bad_param(
+            "input",
+            "`input` must be a non-empty string, array of strings, or array of token arrays",
+        ));
+    }
+    Ok(())
+}
+
+async fn serve(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Body,
+    access: &mut Access,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(state, headers, access)?;
+    let body = read_json(state, headers, body).await?;
+    let models = requested_models(&body)?;
+    check_input(&body)?;
+    check_primary_model(&caller, &models[0], access)?;
+    let names: Vec<&str> = models.iter().map(String::as_str).collect();
+    let plan = routing::plan(&caller.runtime, caller.key(), &names);
+    if plan.candidates.is_empty() {
+        return Err(match plan.unsupported.first() {
+            Some((provider, ty)) => ApiError::NotImplemented {
+                provider: provider.clone(),
+                provider_type: ty.as_str().to_string(),
+            },
+            None => ApiError::NoEligibleProvider(format!(
+                "No provider can serve {} right now",
+                models[0]
+            )),
+        });
+    }
+    let mut attempts = Attempts::new(state);
+    for cand in &plan.candidates {
+        attempts.begin(access);
+        match attempt(cand, &body).await {
+            Ok((bytes, usage, cost)) => {
+                attempts.succeeded(access, cand);
+                access.usage = Some(usage);
+                access.cost = Some(cost);
+                let mut resp = (StatusCode::OK, bytes).into_response();
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                return Ok(resp);
+            }
+            Err(e) => attempts.failed(access, cand, e)?,
+        }
+    }
+    Err(attempts.exhausted())
+}
+
+/// One embeddings attempt, priced, with `usage.cost` and `provider` added.
+async fn attempt(
+    cand: &Candidate<'_>,
+    body: &RawObject,
+) -> Result<(Bytes, Usage, Decimal), AttemptError> {
+    let call = Call {
+        provider: &cand.provider,
+        upstream_model: cand.upstream_model,
+        request: body,
+        stream: false,
+        first_token_timeout: std::time::Duration::from_millis(
+            cand.provider.config.timeouts.first_token_ms,
+        ),
+    };
+    let bytes = providers::embeddings(call).await?;
+    let mut obj = RawObject::parse(&bytes)
+        .map_err(|e| AttemptError::Protocol(format!("upstream answered invalid JSON: {e}")))?;
+    if obj.get("data").is_none() {
+        return Err(AttemptError::Protocol(
+            "upstream answered without `data`".into(),
+        ));
+    }
+    let usage_raw = obj.get("usage");
+    let usage = usage_raw
+        .and_then(|u| serde_json::from_str::<Value>(u.get()).ok())
+        .and_then(|u| Usage::from_openai(&u))
+        .unwrap_or_default();
+    let cost = cost(&cand.model.pricing, &usage);
+    obj.set_raw("usage", usage_with_cost(usage_raw, cost));
+    obj.set("provider", &cand.provider.config.name);
+    Ok((Bytes::from(obj.to_vec()), usage, cost))
+}

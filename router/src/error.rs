@@ -1,0 +1,292 @@
+//! Every way a request can fail, and the one place failures become HTTP responses in the OpenAI
+//! error envelope: `{"error": {"message", "type", "code", "param", "metadata"}}`.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use serde_json::json;
+
+/// A failed upstream attempt, as reported in `error.metadata.attempts`.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttemptReport {
+    /// Provider name.
+    pub provider: String,
+    /// Upstream model id.
+    pub model: String,
+    /// What went wrong (`connect`, `timeout`, `status_429`, ...).
+    pub error_type: String,
+    /// HTTP status from the upstream, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Milliseconds the attempt took.
+    pub latency_ms: u64,
+}
+
+/// A client-facing error. Each variant knows its status, OpenAI `type`, `code` and metric label.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No key in `Authorization` or `x-api-key`.
+    #[error("Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`")]
+    MissingKey,
+    /// The key is not known.
+    #[error("Invalid API key")]
+    InvalidKey,
+    /// The key is disabled.
+    #[error("API key {0} is disabled")]
+    DisabledKey(String),
+    /// The key expired.
+    #[error("API key {0} has expired")]
+    ExpiredKey(String),
+    /// The key may not call this model.
+    #[error("API key {key} is not allowed to use model {model}")]
+    ModelNotAllowed {
+        /// Key name.
+        key: String,
+        /// Public model name.
+        model: String,
+    },
+    /// No route for the model.
+    #[error("Model {0} does not exist or is not served by this gateway")]
+    UnknownModel(String),
+    /// The request body is malformed or invalid.
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong.
+        message: String,
+        /// The offending parameter, if one.
+        param: Option<String>,
+    },
+    /// The request body exceeds the limit.
+    #[error("Request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The route exists but no provider can take the request.
+    #[error("{0}")]
+    NoEligibleProvider(String),
+    /// The provider type has no adapter yet.
+    #[error("Provider {provider} has type {provider_type}, which this router does not speak yet")]
+    NotImplemented {
+        /// Provider name.
+        provider: String,
+        /// Provider type.
+        provider_type: String,
+    },
+    /// The upstream refused the request as invalid; passed on with its status.
+    #[error("{message}")]
+    UpstreamRejected {
+        /// Upstream status (4xx).
+        status: StatusCode,
+        /// Upstream message.
+        message: String,
+        /// Provider name.
+        provider: String,
+        /// Upstream body, scrubbed of credentials.
+        raw: String,
+    },
+    /// Every attempt failed.
+    #[error("{message}")]
+    AllAttemptsFailed {
+        /// Summary.
+        message: String,
+        /// True when the last failure was a timeout (504 instead of 502).
+        timed_out: bool,
+        /// The last upstream body, scrubbed.
+        raw: Option<String>,
+        /// Every attempt made.
+        attempts: Vec<AttemptReport>,
+    },
+    /// A bug or an impossible state; details are logged, not sent.
+    #[error("Internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 with a parameter name.
+    pub fn bad_param(param: &str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            param: Some(param.to_string()),
+        }
+    }
+
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingKey
+            | ApiError::InvalidKey
+            | ApiError::DisabledKey(_)
+            | ApiError::ExpiredKey(_) => StatusCode::UNAUTHORIZED,
+            ApiError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            ApiError::UnknownModel(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NoEligibleProvider(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
+            ApiError::UpstreamRejected { status, .. } => *status,
+            ApiError::AllAttemptsFailed { timed_out, .. } => {
+                if *timed_out {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                }
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI error `type`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ApiError::MissingKey
+            | ApiError::InvalidKey
+            | ApiError::DisabledKey(_)
+            | ApiError::ExpiredKey(_) => "authentication_error",
+            ApiError::ModelNotAllowed { .. } => "permission_error",
+            ApiError::UnknownModel(_) => "not_found_error",
+            ApiError::BadRequest { .. }
+            | ApiError::BodyTooLarge { .. }
+            | ApiError::UpstreamRejected { .. } => "invalid_request_error",
+            ApiError::NoEligibleProvider(_)
+            | ApiError::NotImplemented { .. }
+            | ApiError::AllAttemptsFailed { .. } => "upstream_error",
+            ApiError::Internal(_) => "api_error",
+        }
+    }
+
+    /// Machine-readable `code`, also the metric label for the failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MissingKey => "missing_api_key",
+            ApiError::InvalidKey => "invalid_api_key",
+            ApiError::DisabledKey(_) => "api_key_disabled",
+            ApiError::ExpiredKey(_) => "api_key_expired",
+            ApiError::ModelNotAllowed { .. } => "model_not_allowed",
+            ApiError::UnknownModel(_) => "model_not_found",
+            ApiError::BadRequest { .. } => "invalid_request",
+            ApiError::BodyTooLarge { .. } => "request_too_large",
+            ApiError::NoEligibleProvider(_) => "no_eligible_provider",
+            ApiError::NotImplemented { .. } => "provider_not_implemented",
+            ApiError::UpstreamRejected { .. } => "upstream_rejected",
+            ApiError::AllAttemptsFailed {
+                timed_out: true, ..
+            } => "upstream_timeout",
+            ApiError::AllAttemptsFailed { .. } => "upstream_failed",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The error object (the value under `"error"`), shared by JSON bodies and stream error chunks.
+    pub fn body(&self) -> serde_json::Value {
+        let param = match self {
+            ApiError::BadRequest { param, .. } => param.clone(),
+            _ => None,
+        };
+        let metadata = match self {
+            ApiError::UpstreamRejected { provider, raw, .. } => Some(json!({
+                "provider_name": provider,
+                "raw": raw,
+                "error_type": "upstream_rejected",
+            })),
+            ApiError::AllAttemptsFailed { attempts, raw, .. } => Some(json!({
+                "provider_name": attempts.last().map(|a| a.provider.clone()),
+                "raw": raw,
+                "error_type": attempts.last().map(|a| a.error_type.clone()),
+                "attempts": attempts,
+            })),
+            ApiError::NotImplemented {
+                provider,
+                provider_type,
+            } => Some(json!({"provider_name": provider, "provider_type": provider_type})),
+            _ => None,
+        };
+        let mut error = json!({
+            "message": self.to_string(),
+            "type": self.error_type(),
+            "code": self.code(),
+            "param": param,
+        });
+        if let Some(m) = metadata {
+            error["metadata"] = m;
+        }
+        error
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let status = self.status();
+        let mut resp = (status, axum::Json(json!({ "error": self.body() }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// Replaces every occurrence of a secret, and anything shaped like a well-known API key, with
+/// `[REDACTED]`, so upstream bodies can be shown to clients and logs.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s, "[REDACTED]");
+    }
+    // Key-shaped tokens: sk-..., sk-ant-..., AIza..., with at least 12 key characters after the
+    // marker. Upstreams echo partial keys in auth errors.
+    let mut result = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(pos) = ["sk-", "AIza"]
+        .iter()
+        .filter_map(|m| rest.find(m).map(|p| (p, m.len())))
+        .min()
+    {
+        let (start, marker_len) = pos;
+        let tail = &rest[start + marker_len..];
+        let run = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '*'))
+            .unwrap_or(tail.len());
+        result.push_str(&rest[..start]);
+        if run >= 12 {
+            result.push_str("[REDACTED]");
+        } else {
+            result.push_str(&rest[start..start + marker_len + run]);
+        }
+        rest = &tail[run..];
+    }
+    result.push_str(rest);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_known_secrets_and_key_shaped_tokens() {
+        let s = scrub(
+            "Incorrect API key provided: sk-proj-abcdefghijklmnop. my-secret-value here; sk-short ok",
+            &["my-secret-value"],
+        );
+        assert_eq!(
+            s,
+            "Incorrect API key provided: [REDACTED]. [REDACTED] here; sk-short ok"
+        );
+    }
+
+    #[test]
+    fn every_error_has_the_openai_envelope_fields() {
+        let e = ApiError::bad_param("messages", "messages must be an array");
+        let body = e.body();
+        assert_eq!(body["type"], "invalid_request_error");
+        assert_eq!(body["code"], "invalid_request");
+        assert_eq!(body["param"], "messages");
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    }
+}

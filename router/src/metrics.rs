@@ -1,0 +1,101 @@
+//! Prometheus metrics for the admin port. Labels are bounded: model labels are public model names
+//! from the config (or `unknown`), never free-form client input.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// The router's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by endpoint, model and HTTP status.
+    pub requests: IntCounterVec,
+    /// Request latency by endpoint and model (whole request, including streams).
+    pub request_duration: HistogramVec,
+    /// Upstream attempts by provider and outcome (`ok` or an error label).
+    pub upstream_attempts: IntCounterVec,
+    /// Tokens by model, provider and kind (`input`, `output`).
+    pub tokens: IntCounterVec,
+    /// Version of the config snapshot being served.
+    pub config_version: IntGauge,
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "switchboard_requests_total",
+                "Client requests by endpoint, model and status",
+            ),
+            &["endpoint", "model", "status"],
+        )
+        .expect("valid metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "switchboard_request_duration_seconds",
+                "Client request latency, to the last byte",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0, 120.0,
+            ]),
+            &["endpoint", "model"],
+        )
+        .expect("valid metric");
+        let upstream_attempts = IntCounterVec::new(
+            Opts::new(
+                "switchboard_upstream_attempts_total",
+                "Upstream attempts by provider and outcome",
+            ),
+            &["provider", "outcome"],
+        )
+        .expect("valid metric");
+        let tokens = IntCounterVec::new(
+            Opts::new(
+                "switchboard_tokens_total",
+                "Tokens by model, provider and kind",
+            ),
+            &["model", "provider", "kind"],
+        )
+        .expect("valid metric");
+        let config_version = IntGauge::new(
+            "switchboard_config_version",
+            "Version of the router config snapshot being served",
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(upstream_attempts.clone()),
+            Box::new(tokens.clone()),
+            Box::new(config_version.clone()),
+        ] {
+            registry.register(m).expect("unique metric names");
+        }
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            upstream_attempts,
+            tokens,
+            config_version,
+        }
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding never fails");
+        String::from_utf8(buf).expect("exposition is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,144 @@
+//! Provider adapters: one per wire format, behind the closed [`Adapter`] enum. Each turns the
+//! client's OpenAI-shaped request into an upstream call and the upstream's answer back into
+//! OpenAI-shaped JSON or SSE `data` payloads. Translation is pure; only `call_*` does I/O.
+
+pub mod mock;
+pub mod openai;
+
+use std::{pin::Pin, time::Duration};
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::{
+    raw_json::RawObject,
+    runtime::{Adapter, ProviderRuntime},
+};
+
+/// A stream of SSE `data` payloads in OpenAI chat-chunk format (the last one is `[DONE]`).
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<String, AttemptError>> + Send>>;
+
+/// What an upstream answered.
+pub enum Reply {
+    /// A complete OpenAI-shaped JSON body.
+    Complete(Bytes),
+    /// A stream of chunk payloads.
+    Stream(ChunkStream),
+}
+
+/// Why one upstream attempt failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AttemptError {
+    /// No connection could be made.
+    #[error("could not connect to the upstream: {0}")]
+    Connect(String),
+    /// A timeout fired; the phase says which.
+    #[error("upstream timed out ({0})")]
+    Timeout(&'static str),
+    /// The upstream answered with an error status.
+    #[error("upstream answered HTTP {status}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Response body (not yet scrubbed).
+        body: String,
+    },
+    /// The upstream answered something that is not the protocol.
+    #[error("upstream protocol error: {0}")]
+    Protocol(String),
+    /// The provider's credential could not be resolved.
+    #[error("{0}")]
+    Credential(String),
+}
+
+impl AttemptError {
+    /// Whether another target should be tried: connection problems, timeouts, 408/429/5xx and
+    /// the provider's own auth failures (401/403/404 say nothing about the client's request).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AttemptError::Status { status, .. } => {
+                matches!(status, 401 | 403 | 404 | 408 | 409 | 425 | 429) || *status >= 500
+            }
+            _ => true,
+        }
+    }
+
+    /// Short label for metrics and `metadata.attempts[].error_type`.
+    pub fn label(&self) -> String {
+        match self {
+            AttemptError::Connect(_) => "connect".into(),
+            AttemptError::Timeout(phase) => format!("timeout_{phase}"),
+            AttemptError::Status { status, .. } => format!("status_{status}"),
+            AttemptError::Protocol(_) => "protocol".into(),
+            AttemptError::Credential(_) => "credential".into(),
+        }
+    }
+
+    /// From a reqwest error during connect/send.
+    pub fn from_reqwest(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            AttemptError::Timeout("total")
+        } else if e.is_connect() {
+            AttemptError::Connect(without_url(&e))
+        } else {
+            AttemptError::Protocol(without_url(&e))
+        }
+    }
+}
+
+/// reqwest's message without the URL (which may carry a key in its query string).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut parts = Vec::new();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    if parts.is_empty() {
+        "request failed".into()
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// Everything an adapter needs for one attempt.
+pub struct Call<'a> {
+    /// The provider.
+    pub provider: &'a ProviderRuntime,
+    /// Upstream model id.
+    pub upstream_model: &'a str,
+    /// The client's request body.
+    pub request: &'a RawObject,
+    /// Streaming requested.
+    pub stream: bool,
+    /// Limit for headers (and, when streaming, the first chunk is guarded by the caller).
+    pub first_token_timeout: Duration,
+}
+
+/// Request fields that are Switchboard/OpenRouter extensions and never go upstream.
+pub const EXTENSION_FIELDS: &[&str] = &[
+    "models",
+    "provider",
+    "route",
+    "transforms",
+    "session_id",
+    "usage",
+];
+
+/// Runs a chat completion attempt.
+pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
+    match &call.provider.adapter {
+        Adapter::OpenAi => openai::chat(call).await,
+        Adapter::Mock => mock::chat(&call),
+        Adapter::Unsupported(_) => unreachable!("filtered out when planning"),
+    }
+}
+
+/// Runs an embeddings attempt; the reply is always [`Reply::Complete`].
+pub async fn embeddings(call: Call<'_>) -> Result<Bytes, AttemptError> {
+    match &call.provider.adapter {
+        Adapter::OpenAi => openai::embeddings(call).await,
+        Adapter::Mock => mock::embeddings(&call),
+        Adapter::Unsupported(_) => unreachable!("filtered out when planning"),
+    }
+}

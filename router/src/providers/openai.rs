@@ -1,0 +1,129 @@
+//! OpenAI Chat Completions and Embeddings over HTTP, for `openai` and every OpenAI-compatible
+//! server. No translation: the request is the client's with `model` set to the upstream id and
+//! Switchboard's extension fields removed; the reply is passed on as the upstream wrote it.
+
+use bytes::Bytes;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use http::header;
+
+use super::{AttemptError, Call, EXTENSION_FIELDS, Reply};
+use crate::raw_json::RawObject;
+
+/// The upstream request body: the client's fields, `model` replaced, extensions removed, and
+/// `stream_options.include_usage` forced on for streams so usage is always reported.
+pub fn upstream_body(request: &RawObject, upstream_model: &str, stream: bool) -> Vec<u8> {
+    let mut body = RawObject(
+        request
+            .0
+            .iter()
+            .filter(|(k, _)| !EXTENSION_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
+    body.set("model", &upstream_model);
+    if stream {
+        let mut options = body
+            .get("stream_options")
+            .and_then(|o| serde_json::from_str::<RawObject>(o.get()).ok())
+            .unwrap_or_default();
+        options.set("include_usage", &true);
+        body.set_raw(
+            "stream_options",
+            String::from_utf8(options.to_vec()).expect("JSON is UTF-8"),
+        );
+    }
+    body.to_vec()
+}
+
+async fn post(
+    call: &Call<'_>,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<reqwest::Response, AttemptError> {
+    let p = call.provider;
+    let credential = p.credential.clone().map_err(AttemptError::Credential)?;
+    let base = p.config.base_url.as_deref().unwrap_or_default();
+    let mut req = p
+        .client
+        .post(format!("{base}{path}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .timeout(std::time::Duration::from_millis(p.config.timeouts.total_ms))
+        .body(body);
+    if call.stream {
+        req = req.header(header::ACCEPT, "text/event-stream");
+    }
+    if let Some(key) = &credential {
+        req = req.bearer_auth(key.expose());
+    }
+    for (k, v) in &p.config.headers {
+        req = req.header(k, v);
+    }
+    let resp = tokio::time::timeout(call.first_token_timeout, req.send())
+        .await
+        .map_err(|_| AttemptError::Timeout("first_token"))?
+        .map_err(AttemptError::from_reqwest)?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = read_error_body(resp).await;
+        return Err(AttemptError::Status {
+            status: status.as_u16(),
+            body,
+        });
+    }
+    Ok(resp)
+}
+
+/// Reads at most 64 KiB of an error body.
+async fn read_error_body(mut resp: reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        buf.extend_from_slice(&chunk);
+        if buf.len() >= 64 * 1024 {
+            buf.truncate(64 * 1024);
+            break;
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// A chat completion attempt.
+pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
+    let body = upstream_body(call.request, call.upstream_model, call.stream);
+    let resp = post(&call, "/chat/completions", body).await?;
+    if call.stream {
+        let events = resp.bytes_stream().eventsource().map(|ev| match ev {
+            Ok(ev) => Ok(ev.data),
+            Err(e) => Err(AttemptError::Protocol(format!("stream broke: {e}"))),
+        });
+        Ok(Reply::Stream(Box::pin(events)))
+    } else {
+        let bytes = resp.bytes().await.map_err(AttemptError::from_reqwest)?;
+        Ok(Reply::Complete(bytes))
+    }
+}
+
+/// An embeddings attempt.
+pub async fn embeddings(call: Call<'_>) -> Result<Bytes, AttemptError> {
+    let body = upstream_body(call.request, call.upstream_model, false);
+    let resp = post(&call, "/embeddings", body).await?;
+    resp.bytes().await.map_err(AttemptError::from_reqwest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_body_swaps_model_strips_extensions_and_forces_usage() {
+        let req = RawObject::parse(
+            br#"{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true,"provider":{"order":["a"]},"models":["x"],"stream_options":{"include_usage":false}}"#,
+        )
+        .unwrap();
+        let out = String::from_utf8(upstream_body(&req, "gpt-4o-mini", true)).unwrap();
+        assert_eq!(
+            out,
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! The config a router is serving right now: the snapshot plus what is derived from it once per
+//! version (resolved credentials, upstream clients). Swapped atomically; requests read it without
+//! locks.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use switchboard_api::{
+    compile::ObjectOutcome,
+    manifest::ObjectRef,
+    snapshot::{CredentialSource, ProviderConfig, ProviderType, RouterConfig, SecretValue},
+};
+
+/// How a provider is spoken to.
+#[derive(Clone, Debug)]
+pub enum Adapter {
+    /// OpenAI Chat Completions over HTTP (`openai`, `openaiCompatible`).
+    OpenAi,
+    /// The built-in deterministic mock.
+    Mock,
+    /// A type whose adapter is not built yet: requests get a 501.
+    Unsupported(ProviderType),
+}
+
+/// A provider ready to be called.
+#[derive(Debug)]
+pub struct ProviderRuntime {
+    /// The provider's compiled config.
+    pub config: ProviderConfig,
+    /// How to speak to it.
+    pub adapter: Adapter,
+    /// The credential, or why it is unavailable (e.g. an unset environment variable).
+    pub credential: Result<Option<SecretValue>, String>,
+    /// Pooled HTTP client (HTTP/1.1 and HTTP/2, rustls), shared with providers of equal settings.
+    pub client: reqwest::Client,
+}
+
+impl ProviderRuntime {
+    /// The credential as a string slice, if resolved.
+    pub fn credential_str(&self) -> Option<&str> {
+        self.credential
+            .as_ref()
+            .ok()
+            .and_then(|c| c.as_ref())
+            .map(SecretValue::expose)
+    }
+}
+
+/// The status of one object from the last compile, for `/config` and logs.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ObjectStatus {
+    /// `Kind namespace/name`.
+    pub object: String,
+    /// In the snapshot or not.
+    pub ready: bool,
+    /// Condition reason.
+    pub reason: &'static str,
+    /// Detail.
+    pub message: String,
+}
+
+impl ObjectStatus {
+    /// From a compile verdict.
+    pub fn new(object: &ObjectRef, outcome: &ObjectOutcome) -> Self {
+        let (ready, reason, message) = match outcome {
+            ObjectOutcome::Ready { reason, message } => (true, *reason, message.clone()),
+            ObjectOutcome::Rejected { reason, message } => (false, *reason, message.clone()),
+        };
+        ObjectStatus {
+            object: object.to_string(),
+            ready,
+            reason,
+            message,
+        }
+    }
+}
+
+/// One loaded config version.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The snapshot.
+    pub config: RouterConfig,
+    /// Providers by id, ready to call.
+    pub providers: HashMap<String, Arc<ProviderRuntime>>,
+    /// Verdicts of the compile that produced the snapshot (empty when it came pre-compiled).
+    pub objects: Vec<ObjectStatus>,
+}
+
+/// Upstream HTTP clients keyed by connect timeout, kept across config versions so connection
+/// pools survive reloads.
+#[derive(Default)]
+pub struct ClientPool(Mutex<HashMap<u64, reqwest::Client>>);
+
+impl ClientPool {
+    /// The client for a connect timeout, built on first use.
+    pub fn get(&self, connect_ms: u64) -> Result<reqwest::Client, String> {
+        let mut clients = self.0.lock().expect("client pool lock poisoned");
+        if let Some(c) = clients.get(&connect_ms) {
+            return Ok(c.clone());
+        }
+        install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(connect_ms))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("building the HTTP client failed: {e}"))?;
+        clients.insert(connect_ms, client.clone());
+        Ok(client)
+    }
+}
+
+/// Installs rustls' ring provider as the process default (idempotent).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Runtime {
+    /// Builds the runtime for a validated snapshot. `env` resolves `credentials.env` names.
+    pub fn build(
+        config: RouterConfig,
+        objects: Vec<ObjectStatus>,
+        clients: &ClientPool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Runtime, String> {
+        let mut providers = HashMap::new();
+        for (id, p) in &config.providers {
+            let adapter = match p.provider_type {
+                ProviderType::Openai | ProviderType::OpenaiCompatible => Adapter::OpenAi,
+                ProviderType::Mock => Adapter::Mock,
+                other => Adapter::Unsupported(other),
+            };
+            let credential = match &p.credential {
+                None => Ok(None),
+                Some(CredentialSource::Value(v)) => Ok(Some(v.clone())),
+                Some(CredentialSource::Env(name)) => match env(name) {
+                    Some(v) if !v.trim().is_empty() => Ok(Some(SecretValue::new(v.trim()))),
+                    _ => Err(format!(
+                        "provider {} reads its credential from environment variable {name}, \
+                         which is not set on this router",
+                        p.name
+                    )),
+                },
+            };
+            if let Err(why) = &credential {
+                tracing::warn!(provider = %id, "{why}");
+            }
+            providers.insert(
+                id.clone(),
+                Arc::new(ProviderRuntime {
+                    config: p.clone(),
+                    adapter,
+                    credential,
+                    client: clients.get(p.timeouts.connect_ms)?,
+                }),
+            );
+        }
+        Ok(Runtime {
+            config,
+            providers,
+            objects,
+        })
+    }
+}

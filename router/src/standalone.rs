@@ -1,0 +1,89 @@
+//! Standalone mode: the same manifests a team would `kubectl apply`, read from files and compiled
+//! in-process with the same pure compiler the operator uses.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, bail};
+use switchboard_api::{Object, RouterConfig, compile, parse_manifests};
+
+use crate::runtime::ObjectStatus;
+
+/// The manifest files named by `paths`: files as given, directories expanded to their `.yaml`,
+/// `.yml` and `.json` files (not recursive), in name order.
+pub fn manifest_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        let meta =
+            fs::metadata(p).with_context(|| format!("cannot read manifests at {}", p.display()))?;
+        if meta.is_dir() {
+            let mut in_dir: Vec<PathBuf> = fs::read_dir(p)
+                .with_context(|| format!("cannot list {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && matches!(
+                            f.extension().and_then(|e| e.to_str()),
+                            Some("yaml" | "yml" | "json")
+                        )
+                })
+                .collect();
+            in_dir.sort();
+            files.extend(in_dir);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    if files.is_empty() {
+        bail!("no manifest files found in {paths:?}");
+    }
+    Ok(files)
+}
+
+/// Reads and parses every manifest file. A document that is not a valid object stops the load,
+/// as `kubectl apply` would refuse it.
+pub fn read_objects(paths: &[PathBuf], namespace: &str) -> anyhow::Result<Vec<Object>> {
+    let mut objects = Vec::new();
+    for file in manifest_files(paths)? {
+        objects.extend(read_file(&file, namespace)?);
+    }
+    Ok(objects)
+}
+
+fn read_file(file: &Path, namespace: &str) -> anyhow::Result<Vec<Object>> {
+    let text =
+        fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let parsed =
+        parse_manifests(&text, namespace).with_context(|| format!("in {}", file.display()))?;
+    for ignored in &parsed.ignored {
+        tracing::info!(file = %file.display(), object = %ignored, "ignoring a non-Switchboard object");
+    }
+    Ok(parsed.objects)
+}
+
+/// Compiles manifests into a snapshot with the given version, logging every rejected object.
+pub fn compile_manifests(
+    paths: &[PathBuf],
+    namespace: &str,
+    version: u64,
+) -> anyhow::Result<(RouterConfig, Vec<ObjectStatus>)> {
+    let objects = read_objects(paths, namespace)?;
+    let compiled = compile(&objects);
+    let statuses: Vec<ObjectStatus> = compiled
+        .results
+        .iter()
+        .map(|(obj, r)| ObjectStatus::new(obj, &r.outcome))
+        .collect();
+    for s in &statuses {
+        if s.ready {
+            tracing::debug!(object = %s.object, reason = s.reason, "{}", s.message);
+        } else {
+            tracing::warn!(object = %s.object, reason = s.reason, "rejected: {}", s.message);
+        }
+    }
+    let mut config = compiled.config;
+    config.version = version;
+    Ok((config, statuses))
+}

@@ -1,0 +1,69 @@
+//! Shared state of a router process.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+use crate::{
+    metrics::Metrics,
+    runtime::{ClientPool, Runtime},
+};
+
+/// Settings that do not come from the config snapshot.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Largest accepted request body in bytes.
+    pub max_request_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_request_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler shares: the current config (swapped atomically), metrics, upstream clients.
+pub struct AppState {
+    runtime: ArcSwapOption<Runtime>,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Upstream HTTP clients, kept across config versions.
+    pub clients: ClientPool,
+    /// Process settings.
+    pub settings: Settings,
+}
+
+impl AppState {
+    /// State with no config yet (not ready).
+    pub fn new(settings: Settings) -> Arc<AppState> {
+        Arc::new(AppState {
+            runtime: ArcSwapOption::empty(),
+            metrics: Metrics::new(),
+            clients: ClientPool::default(),
+            settings,
+        })
+    }
+
+    /// The config being served, if any.
+    pub fn runtime(&self) -> Option<Arc<Runtime>> {
+        self.runtime.load_full()
+    }
+
+    /// Starts serving a new config version.
+    pub fn install(&self, runtime: Runtime) {
+        self.metrics
+            .config_version
+            .set(i64::try_from(runtime.config.version).unwrap_or(i64::MAX));
+        tracing::info!(
+            version = runtime.config.version,
+            hash = %runtime.config.hash,
+            providers = runtime.config.providers.len(),
+            routes = runtime.config.routes.len(),
+            api_keys = runtime.config.api_keys.len(),
+            "serving config"
+        );
+        self.runtime.store(Some(Arc::new(runtime)));
+    }
+}
