@@ -1,0 +1,326 @@
+//! Test harness: a mock OpenAI-compatible upstream written here (it speaks the Chat Completions
+//! and Embeddings wire format from OpenAI's API reference) and a router started in-process on real
+//! sockets with manifests written to a temporary file.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use switchboard_router::{server, state::Settings};
+
+/// The key the mock upstream expects; tests assert it never leaks to clients or logs.
+pub const UPSTREAM_KEY: &str = "sk-upstream-SECRET-0123456789abcdef";
+/// A client key accepted by the test manifests.
+pub const CLIENT_KEY: &str = "sk-sb-test-client-0123456789";
+
+/// What the mock upstream answers.
+#[derive(Clone)]
+pub enum Behaviour {
+    /// A status and a JSON body.
+    Json(u16, String),
+    /// An SSE response: each string is written as-is (include the `data: ...\n\n` framing), with a
+    /// pause between writes; the connection closes after the last one.
+    Sse(Vec<String>, Duration),
+}
+
+/// A request the mock received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: serde_json::Value,
+}
+
+#[derive(Clone)]
+struct MockState {
+    behaviour: Arc<Mutex<Behaviour>>,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+/// A running mock upstream.
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    behaviour: Arc<Mutex<Behaviour>>,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl MockUpstream {
+    /// Starts a mock answering `behaviour` on every POST.
+    pub async fn start(behaviour: Behaviour) -> MockUpstream {
+        let state = MockState {
+            behaviour: Arc::new(Mutex::new(behaviour)),
+            received: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/v1/chat/completions", post(answer))
+            .route("/v1/embeddings", post(answer))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        MockUpstream {
+            addr,
+            behaviour: state.behaviour,
+            received: state.received,
+        }
+    }
+
+    /// `http://addr/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Changes what the mock answers.
+    pub fn set(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// Requests received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn answer(State(state): State<MockState>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> Response {
+    state.received.lock().unwrap().push(Received {
+        path: uri.path().to_string(),
+        headers: headers.clone(),
+        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    });
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {UPSTREAM_KEY}"))
+    {
+        // OpenAI's real 401 shape, echoing part of the key as OpenAI does.
+        let body = format!(
+            r#"{{"error":{{"message":"Incorrect API key provided: {}","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}}}"#,
+            headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("")
+        );
+        return (StatusCode::UNAUTHORIZED, body).into_response();
+    }
+    let behaviour = state.behaviour.lock().unwrap().clone();
+    match behaviour {
+        Behaviour::Json(status, body) => Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap(),
+        Behaviour::Sse(frames, pause) => {
+            let stream = futures_util::stream::unfold(frames.into_iter(), move |mut it| async move {
+                let f = it.next()?;
+                tokio::time::sleep(pause).await;
+                Some((Ok::<_, std::convert::Infallible>(Bytes::from(f)), it))
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(stream))
+                .unwrap()
+        }
+    }
+}
+
+/// A unique temporary file holding `contents`.
+pub fn temp_manifest(contents: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "switchboard-test-{}-{}.yaml",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// Manifests: Provider(s) of type openaiCompatible pointing at `upstreams` (named `up0`, `up1`, ...
+/// in order, each offering model `m`, priced 0.15/0.60 per million), a route `test/model` over
+/// them in that order, a mock-provider route `test/mock`, a route on an `anthropic` provider
+/// `test/anthropic` (no adapter yet), and client keys: `CLIENT_KEY` (allowed `test/*`), a disabled
+/// one, an expired one.
+pub fn manifests(upstreams: &[String]) -> String {
+    let mut out = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: upstream}}
+stringData: {{key: {UPSTREAM_KEY}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: clients}}
+stringData:
+  main: {CLIENT_KEY}
+  disabled: sk-sb-test-disabled-0123456789
+  expired: sk-sb-test-expired-01234567890
+  other: sk-sb-test-other-0123456789
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ApiKey
+metadata: {{name: main, labels: {{team: a}}}}
+spec:
+  secretRef: {{name: clients, key: main}}
+  allowedModels: ["test/*"]
+  deniedModels: ["test/denied"]
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ApiKey
+metadata: {{name: disabled}}
+spec: {{secretRef: {{name: clients, key: disabled}}, disabled: true}}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ApiKey
+metadata: {{name: expired}}
+spec: {{secretRef: {{name: clients, key: expired}}, expiresAt: "2020-01-01T00:00:00Z"}}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ApiKey
+metadata: {{name: other}}
+spec: {{secretRef: {{name: clients, key: other}}, allowedModels: ["other/*"]}}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Provider
+metadata: {{name: mock}}
+spec:
+  type: mock
+  models: [{{name: mock-chat, pricing: {{inputUSDPerMillion: "1", outputUSDPerMillion: "2"}}}}]
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Provider
+metadata: {{name: claude}}
+spec:
+  type: anthropic
+  credentials: {{secretRef: {{name: upstream, key: key}}}}
+  models: [{{name: claude-x}}]
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: mock}}
+spec: {{model: test/mock, targets: [{{provider: mock, model: mock-chat}}]}}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: denied}}
+spec: {{model: test/denied, targets: [{{provider: mock, model: mock-chat}}]}}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: anthropic}}
+spec: {{model: test/anthropic, targets: [{{provider: claude, model: claude-x}}]}}
+"#
+    );
+    let mut targets = String::new();
+    for (i, url) in upstreams.iter().enumerate() {
+        out.push_str(&format!(
+            r#"---
+apiVersion: switchboard.dev/v1alpha1
+kind: Provider
+metadata: {{name: up{i}}}
+spec:
+  type: openaiCompatible
+  baseURL: {url}
+  credentials: {{secretRef: {{name: upstream, key: key}}}}
+  timeouts: {{connect: 2s, firstToken: 3s, idle: 2s, total: 20s}}
+  models:
+    - name: m
+      pricing: {{inputUSDPerMillion: "0.15", outputUSDPerMillion: "0.60"}}
+    - name: embed
+      pricing: {{inputUSDPerMillion: "0.02"}}
+"#
+        ));
+        targets.push_str(&format!("{{provider: up{i}, model: m}},"));
+    }
+    if !upstreams.is_empty() {
+        let embed_targets = targets.replace("model: m}", "model: embed}");
+        out.push_str(&format!(
+            "---\napiVersion: switchboard.dev/v1alpha1\nkind: ModelRoute\nmetadata: {{name: model}}\nspec: {{model: test/model, targets: [{targets}]}}\n---\napiVersion: switchboard.dev/v1alpha1\nkind: ModelRoute\nmetadata: {{name: embed}}\nspec: {{model: test/embed, targets: [{embed_targets}]}}\n"
+        ));
+    }
+    out
+}
+
+/// A router running in-process.
+pub struct TestRouter {
+    pub server: server::RunningServer,
+    pub http: reqwest::Client,
+}
+
+impl TestRouter {
+    /// Starts a router on `manifests` with default settings.
+    pub async fn start(manifests: &str) -> TestRouter {
+        TestRouter::start_with(manifests, Settings::default()).await
+    }
+
+    /// Starts a router on `manifests` with `settings`.
+    pub async fn start_with(manifests: &str, settings: Settings) -> TestRouter {
+        let path = temp_manifest(manifests);
+        let state = switchboard_router::state_from_manifests(&[path], settings).unwrap();
+        let server = server::start(
+            state,
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        TestRouter {
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// URL of a client API path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.api_addr)
+    }
+
+    /// URL of an admin path.
+    pub fn admin(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.admin_addr)
+    }
+
+    /// POSTs JSON to `/v1/chat/completions` with `CLIENT_KEY`.
+    pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// An OpenAI chat.completion body as a real upstream writes it, with odd formatting on purpose
+/// (spaces, escapes, `1.50`) so byte-for-byte pass-through is observable.
+pub const UPSTREAM_COMPLETION: &str = r#"{"id": "chatcmpl-abc123", "object": "chat.completion", "created": 1741569952, "model": "m-2025-01-01", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Caf\u00e9 \"quoted\" 1.50", "refusal": null, "annotations": []}, "logprobs": null, "finish_reason": "stop"}], "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29, "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}, "service_tier": "default", "system_fingerprint": "fp_abc", "weird_number": 1.50}"#;
+
+/// SSE frames of a streamed completion as OpenAI writes them (with `stream_options.include_usage`).
+pub fn upstream_stream_frames(with_usage: bool) -> Vec<String> {
+    let mut frames: Vec<String> = [
+        r#"{"id":"chatcmpl-s1","object":"chat.completion.chunk","created":1694268190,"model":"m-2025-01-01","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+        r#"{"id":"chatcmpl-s1","object":"chat.completion.chunk","created":1694268190,"model":"m-2025-01-01","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{"content":"Hel"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+        r#"{"id":"chatcmpl-s1","object":"chat.completion.chunk","created":1694268190,"model":"m-2025-01-01","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{"content":"lo \u00e9"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+        r#"{"id":"chatcmpl-s1","object":"chat.completion.chunk","created":1694268190,"model":"m-2025-01-01","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}"#,
+    ]
+    .iter()
+    .map(|d| format!("data: {d}\n\n"))
+    .collect();
+    if with_usage {
+        frames.push("data: {\"id\":\"chatcmpl-s1\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,\"model\":\"m-2025-01-01\",\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":3,\"total_tokens\":12,\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\n".into());
+    }
+    frames.push("data: [DONE]\n\n".into());
+    frames
+}
