@@ -27,3 +27,44 @@ pub fn crd_files() -> Vec<(String, String)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeSet, fs, path::Path};
+
+    use super::*;
+
+    #[test]
+    fn committed_crds_match_the_rust_types() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+        let generated = crd_files();
+        for (file, yaml) in &generated {
+            let path = dir.join(file);
+            let committed = fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{} is missing ({e}); run `make gen` (or `cargo run -p \
+                     switchboard-operator --bin crdgen -- crds`) and commit the result",
+                    path.display()
+                )
+            });
+            assert!(
+                committed == *yaml,
+                "{} differs from the CRD generated from the Rust types; run `make gen` and commit \
+                 the result",
+                path.display()
+            );
+        }
+
+        let expected: BTreeSet<&str> = generated.iter().map(|(f, _)| f.as_str()).collect();
+        for entry in fs::read_dir(&dir).expect("crds/ exists") {
+            let name = entry.expect("readable crds/ entry").file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".yaml") || name.ends_with(".yml") {
+                assert!(
+                    expected.contains(name.as_ref()),
+                    "crds/{name} is not generated from any Rust type; delete it or run `make gen`"
+                );
+            }
+        }
+    }
+}

@@ -23,6 +23,17 @@ pub enum Object {
     Secret(Secret),
 }
 
+macro_rules! object_from {
+    ($($kind:ident),*) => {$(
+        impl From<$kind> for Object {
+            fn from(o: $kind) -> Self {
+                Object::$kind(o)
+            }
+        }
+    )*};
+}
+object_from!(Provider, ModelRoute, ApiKey, Budget, Secret);
+
 /// Kind, namespace and name of an object: what a compile result is reported against.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectRef {

@@ -23,8 +23,9 @@ use super::{CommonStatus, SecretKeyRef};
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeySpec {
-    /// A key of a Secret in the same namespace holding the key clients send. When unset, the
-    /// operator generates a key and writes it to a Secret named after this ApiKey.
+    /// A key of a Secret in the same namespace holding the key clients send (at least 16
+    /// characters). When unset, the operator generates a key and writes it to the Secret
+    /// `switchboard-apikey-<name>`, key `key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretKeyRef>,
     /// Team this key belongs to, used by Budgets and metrics; defaults to the `team` label.

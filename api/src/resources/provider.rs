@@ -35,10 +35,13 @@ pub struct ProviderSpec {
     /// `openaiCompatible`. Ignored by `mock`.
     #[serde(default, rename = "baseURL", skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
-    /// Where the upstream credential comes from. Credentials are never written inline.
+    /// Where the upstream credential comes from. Credentials are never written inline. Required
+    /// for `openai`, `anthropic`, `gemini` and `azureOpenAI`; optional for `openaiCompatible`
+    /// (e.g. Ollama), `vertex` and `bedrock` (cloud identity); not allowed for `mock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Credentials>,
-    /// Extra HTTP headers sent with every upstream request (not secret: use `credentials` for keys).
+    /// Extra HTTP headers sent with every upstream request. Not secret: credential headers
+    /// (`Authorization`, `x-api-key`, `api-key`, ...) are refused, use `credentials` instead.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// The models this account offers; ModelRoute targets refer to them by `name`.
@@ -137,32 +140,61 @@ pub struct ProviderModel {
     pub capabilities: Vec<Capability>,
 }
 
-/// USD prices of a model. Token prices are per million tokens; all are decimal strings.
+/// USD prices of a model. Token prices are per million tokens; all are decimal strings. Unset
+/// input and output prices are zero.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Pricing {
     /// USD per million input (prompt) tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "inputUSDPerMillion",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub input_usd_per_million: Option<UsdAmount>,
     /// USD per million output (completion) tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "outputUSDPerMillion",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub output_usd_per_million: Option<UsdAmount>,
     /// USD per million input tokens read from the provider's prompt cache (defaults to the input
     /// price).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "cachedInputUSDPerMillion",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cached_input_usd_per_million: Option<UsdAmount>,
     /// USD per million input tokens written to the provider's prompt cache (defaults to the input
     /// price).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "cacheWriteUSDPerMillion",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cache_write_usd_per_million: Option<UsdAmount>,
     /// USD per million reasoning tokens (defaults to the output price).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "reasoningUSDPerMillion",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reasoning_usd_per_million: Option<UsdAmount>,
     /// USD charged per request, on top of token prices.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "perRequestUSD",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub per_request_usd: Option<UsdAmount>,
     /// USD per input image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "perImageUSD",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub per_image_usd: Option<UsdAmount>,
 }
 
