@@ -16,7 +16,11 @@ fn user(content: &str) -> Value {
 fn sse_payloads(body: &str) -> Vec<String> {
     body.split("\n\n")
         .filter(|f| !f.is_empty())
-        .map(|f| f.strip_prefix("data: ").expect("every frame is a data frame").to_string())
+        .map(|f| {
+            f.strip_prefix("data: ")
+                .expect("every frame is a data frame")
+                .to_string()
+        })
         .collect()
 }
 
@@ -28,7 +32,12 @@ async fn non_streaming_passes_upstream_fields_through_byte_for_byte() {
         .chat(json!({"model": "test/model", "messages": user("hi"), "provider": {"sort": "price"}, "models": ["test/model"]}))
         .await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["x-generation-id"].to_str().unwrap().starts_with("gen-"));
+    assert!(
+        resp.headers()["x-generation-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("gen-")
+    );
     let body = resp.text().await.unwrap();
 
     // Every upstream field keeps its exact bytes (spacing, escapes, `1.50`); only `usage` gains
@@ -38,23 +47,38 @@ async fn non_streaming_passes_upstream_fields_through_byte_for_byte() {
     for (key, raw) in &upstream_fields {
         if key != "usage" {
             let exact = format!("\"{key}\":{}", raw.get());
-            assert!(body.contains(&exact), "{exact} not passed through in {body}");
+            assert!(
+                body.contains(&exact),
+                "{exact} not passed through in {body}"
+            );
         }
     }
-    assert!(body.contains(r#""content": "Caf\u00e9 \"quoted\" 1.50""#), "{body}");
+    assert!(
+        body.contains(r#""content": "Caf\u00e9 \"quoted\" 1.50""#),
+        "{body}"
+    );
     let v: Value = serde_json::from_str(&body).unwrap();
     let upstream: Value = serde_json::from_str(UPSTREAM_COMPLETION).unwrap();
     assert_eq!(v["provider"], "up0");
     // 19 * 0.15 + 10 * 0.60 = 8.85 per million
-    assert!(body.contains(r#""cost":0.00000885}"#), "exact decimal cost: {body}");
-    assert_eq!(v["usage"]["prompt_tokens_details"], upstream["usage"]["prompt_tokens_details"]);
+    assert!(
+        body.contains(r#""cost":0.00000885}"#),
+        "exact decimal cost: {body}"
+    );
+    assert_eq!(
+        v["usage"]["prompt_tokens_details"],
+        upstream["usage"]["prompt_tokens_details"]
+    );
 
     // What went upstream: the provider's model id and key, no Switchboard extensions.
     let got = up.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].path, "/v1/chat/completions");
     assert_eq!(got[0].body, json!({"model": "m", "messages": user("hi")}));
-    assert_eq!(got[0].headers["authorization"], format!("Bearer {UPSTREAM_KEY}").as_str());
+    assert_eq!(
+        got[0].headers["authorization"],
+        format!("Bearer {UPSTREAM_KEY}").as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -85,12 +109,19 @@ async fn streaming_relays_chunks_byte_for_byte_and_prices_the_usage_chunk() {
     assert_eq!(usage["provider"], "up0");
     assert_eq!(got[5], "[DONE]");
     // Upstream was asked for usage even though the client did not ask.
-    assert_eq!(up.received()[0].body["stream_options"], json!({"include_usage": true}));
+    assert_eq!(
+        up.received()[0].body["stream_options"],
+        json!({"include_usage": true})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_without_upstream_usage_still_ends_with_a_usage_chunk() {
-    let up = MockUpstream::start(Behaviour::Sse(upstream_stream_frames(false), Duration::ZERO)).await;
+    let up = MockUpstream::start(Behaviour::Sse(
+        upstream_stream_frames(false),
+        Duration::ZERO,
+    ))
+    .await;
     let router = TestRouter::start(&manifests(&[up.base_url()])).await;
     let body = router
         .chat(json!({"model": "test/model", "messages": user("hello"), "stream": true}))
@@ -127,10 +158,16 @@ async fn a_stream_cut_mid_way_ends_with_an_error_chunk_not_done() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn falls_back_to_the_next_target_when_the_first_fails_before_content() {
-    let bad = MockUpstream::start(Behaviour::Json(503, r#"{"error":{"message":"overloaded"}}"#.into())).await;
+    let bad = MockUpstream::start(Behaviour::Json(
+        503,
+        r#"{"error":{"message":"overloaded"}}"#.into(),
+    ))
+    .await;
     let good = MockUpstream::start(Behaviour::Json(200, UPSTREAM_COMPLETION.into())).await;
     let router = TestRouter::start(&manifests(&[bad.base_url(), good.base_url()])).await;
-    let resp = router.chat(json!({"model": "test/model", "messages": user("hi")})).await;
+    let resp = router
+        .chat(json!({"model": "test/model", "messages": user("hi")}))
+        .await;
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["provider"], "up1");
@@ -160,7 +197,9 @@ async fn all_targets_failing_is_a_502_listing_attempts_with_secrets_scrubbed() {
     let a = MockUpstream::start(Behaviour::Json(500, echo.clone())).await;
     let refused = "http://127.0.0.1:1/v1".to_string();
     let router = TestRouter::start(&manifests(&[a.base_url(), refused])).await;
-    let resp = router.chat(json!({"model": "test/model", "messages": user("hi")})).await;
+    let resp = router
+        .chat(json!({"model": "test/model", "messages": user("hi")}))
+        .await;
     assert_eq!(resp.status(), 502);
     let body = resp.text().await.unwrap();
     assert!(!body.contains(UPSTREAM_KEY), "upstream key leaked: {body}");
@@ -188,7 +227,10 @@ async fn an_upstream_client_error_is_passed_on_without_fallback() {
     assert_eq!(v["error"]["message"], "Invalid value for 'temperature'");
     assert_eq!(v["error"]["metadata"]["provider_name"], "up0");
     assert_eq!(v["error"]["metadata"]["raw"], body);
-    assert!(b.received().is_empty(), "a client error must not be retried elsewhere");
+    assert!(
+        b.received().is_empty(),
+        "a client error must not be retried elsewhere"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -206,7 +248,10 @@ async fn embeddings_pass_through_and_are_priced() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let body = resp.text().await.unwrap();
-    assert!(body.contains(r#""embedding":[0.0023064255,-0.009327292]"#), "{body}");
+    assert!(
+        body.contains(r#""embedding":[0.0023064255,-0.009327292]"#),
+        "{body}"
+    );
     let v: Value = serde_json::from_str(&body).unwrap();
     assert!(body.contains(r#""cost":0.00000016}"#), "{body}");
     assert_eq!(v["provider"], "up0");
@@ -218,9 +263,15 @@ async fn error_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let v: Value = resp.json().await.expect("error bodies are JSON");
     for field in ["message", "type", "code"] {
-        assert!(v["error"][field].is_string(), "error.{field} missing in {v}");
+        assert!(
+            v["error"][field].is_string(),
+            "error.{field} missing in {v}"
+        );
     }
-    assert!(v["error"].get("param").is_some(), "error.param missing in {v}");
+    assert!(
+        v["error"].get("param").is_some(),
+        "error.param missing in {v}"
+    );
     (status, v)
 }
 
@@ -260,10 +311,26 @@ async fn bad_keys_are_401() {
 #[tokio::test(flavor = "multi_thread")]
 async fn model_errors_are_403_and_404() {
     let router = TestRouter::start(&manifests(&[])).await;
-    let (s, v) = error_of(router.chat(json!({"model": "test/denied", "messages": user("hi")})).await).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("model_not_allowed")));
-    let (s, v) = error_of(router.chat(json!({"model": "nope/nope", "messages": user("hi")})).await).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("model_not_found")));
+    let (s, v) = error_of(
+        router
+            .chat(json!({"model": "test/denied", "messages": user("hi")}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("model_not_allowed"))
+    );
+    let (s, v) = error_of(
+        router
+            .chat(json!({"model": "nope/nope", "messages": user("hi")}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
     let resp = router
         .http
         .post(router.url("/v1/chat/completions"))
@@ -279,7 +346,9 @@ async fn model_errors_are_403_and_404() {
 async fn malformed_bodies_are_400_with_the_position_and_oversized_ones_413() {
     let router = TestRouter::start_with(
         &manifests(&[]),
-        switchboard_router::state::Settings { max_request_bytes: 4096 },
+        switchboard_router::state::Settings {
+            max_request_bytes: 4096,
+        },
     )
     .await;
     let post = |body: Vec<u8>| {
@@ -291,30 +360,71 @@ async fn malformed_bodies_are_400_with_the_position_and_oversized_ones_413() {
             .body(body)
             .send()
     };
-    let (s, v) = error_of(post(b"{\"model\": \"test/mock\",\n \"messages\": [}".to_vec()).await.unwrap()).await;
+    let (s, v) = error_of(
+        post(b"{\"model\": \"test/mock\",\n \"messages\": [}".to_vec())
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains("line 2 column"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 2 column"),
+        "{v}"
+    );
     let cases: Vec<(&[u8], &str)> = vec![
         (b"", "empty"),
         (b"[1,2]", "expected a JSON object"),
         (b"\xff\xfe garbage", "Invalid JSON"),
         (br#"{"model":"test/mock"}"#, "`messages` is required"),
-        (br#"{"model":"test/mock","messages":"hi"}"#, "`messages` must be an array"),
-        (br#"{"model":"test/mock","messages":[]}"#, "must not be empty"),
-        (br#"{"model":"test/mock","messages":[{"content":"x"}]}"#, "string `role`"),
-        (br#"{"model":"test/mock","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#, "`stream` must be a boolean"),
-        (br#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#, "`model` must be a string"),
-        (br#"{"messages":[{"role":"user","content":"x"}]}"#, "`model` is required"),
-        (br#"{"model":"test/mock","messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#, "max_tokens"),
+        (
+            br#"{"model":"test/mock","messages":"hi"}"#,
+            "`messages` must be an array",
+        ),
+        (
+            br#"{"model":"test/mock","messages":[]}"#,
+            "must not be empty",
+        ),
+        (
+            br#"{"model":"test/mock","messages":[{"content":"x"}]}"#,
+            "string `role`",
+        ),
+        (
+            br#"{"model":"test/mock","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
+            "`stream` must be a boolean",
+        ),
+        (
+            br#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#,
+            "`model` must be a string",
+        ),
+        (
+            br#"{"messages":[{"role":"user","content":"x"}]}"#,
+            "`model` is required",
+        ),
+        (
+            br#"{"model":"test/mock","messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#,
+            "max_tokens",
+        ),
     ];
     for (body, needle) in cases {
         let (s, v) = error_of(post(body.to_vec()).await.unwrap()).await;
         assert_eq!(s, 400, "{needle}");
-        assert!(v["error"]["message"].as_str().unwrap().contains(needle), "{needle}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(needle),
+            "{needle}: {v}"
+        );
     }
-    let big = format!(r#"{{"model":"test/mock","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(5000));
+    let big = format!(
+        r#"{{"model":"test/mock","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(5000)
+    );
     let (s, v) = error_of(post(big.into_bytes()).await.unwrap()).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (413, Some("request_too_large")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (413, Some("request_too_large"))
+    );
     // Chunked (no Content-Length) bodies are cut off at the limit too.
     let chunks = futures_util::stream::iter(
         (0..10).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1000]))),
@@ -333,7 +443,12 @@ async fn malformed_bodies_are_400_with_the_position_and_oversized_ones_413() {
 #[tokio::test(flavor = "multi_thread")]
 async fn provider_types_without_an_adapter_answer_501() {
     let router = TestRouter::start(&manifests(&[])).await;
-    let (s, v) = error_of(router.chat(json!({"model": "test/anthropic", "messages": user("hi")})).await).await;
+    let (s, v) = error_of(
+        router
+            .chat(json!({"model": "test/anthropic", "messages": user("hi")}))
+            .await,
+    )
+    .await;
     assert_eq!(s, 501);
     assert_eq!(v["error"]["code"], "provider_not_implemented");
     assert_eq!(v["error"]["metadata"]["provider_type"], "anthropic");
@@ -348,15 +463,34 @@ async fn models_are_listed_per_key_with_openrouter_fields() {
         async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
     };
     let v = list(CLIENT_KEY).await;
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["test/anthropic", "test/embed", "test/mock", "test/model"], "test/denied is filtered");
-    let model = v["data"].as_array().unwrap().iter().find(|m| m["id"] == "test/model").unwrap();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["test/anthropic", "test/embed", "test/mock", "test/model"],
+        "test/denied is filtered"
+    );
+    let model = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "test/model")
+        .unwrap();
     assert_eq!(model["pricing"]["prompt"], "0.00000015");
     assert_eq!(model["pricing"]["completion"], "0.0000006");
     assert_eq!(model["object"], "model");
     let other = list("sk-sb-test-other-0123456789").await;
     assert_eq!(other["data"], json!([]));
-    let resp = router.http.get(router.url("/api/v1/models")).send().await.unwrap();
+    let resp = router
+        .http
+        .get(router.url("/api/v1/models"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
 }
 
@@ -365,9 +499,21 @@ async fn admin_endpoints_report_health_config_and_metrics_without_secrets() {
     let up = MockUpstream::start(Behaviour::Json(200, UPSTREAM_COMPLETION.into())).await;
     let router = TestRouter::start(&manifests(&[up.base_url()])).await;
     for _ in 0..3 {
-        assert_eq!(router.chat(json!({"model": "test/model", "messages": user("hi")})).await.status(), 200);
+        assert_eq!(
+            router
+                .chat(json!({"model": "test/model", "messages": user("hi")}))
+                .await
+                .status(),
+            200
+        );
     }
-    assert_eq!(router.chat(json!({"model": "nope", "messages": user("hi")})).await.status(), 404);
+    assert_eq!(
+        router
+            .chat(json!({"model": "nope", "messages": user("hi")}))
+            .await
+            .status(),
+        404
+    );
     let get = |path: &str| router.http.get(router.admin(path)).send();
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     let ready: Value = get("/readyz").await.unwrap().json().await.unwrap();
@@ -380,12 +526,22 @@ async fn admin_endpoints_report_health_config_and_metrics_without_secrets() {
     assert!(config.contains("<redacted>"));
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(
-        metrics.contains(r#"switchboard_requests_total{endpoint="chat",model="test/model",status="200"} 3"#),
+        metrics.contains(
+            r#"switchboard_requests_total{endpoint="chat",model="test/model",status="200"} 3"#
+        ),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"switchboard_requests_total{endpoint="chat",model="unknown",status="404"} 1"#));
-    assert!(metrics.contains(r#"switchboard_tokens_total{kind="input",model="test/model",provider="up0"} 57"#));
-    assert!(metrics.contains(r#"switchboard_request_duration_seconds_count{endpoint="chat",model="test/model"} 3"#));
+    assert!(
+        metrics.contains(
+            r#"switchboard_requests_total{endpoint="chat",model="unknown",status="404"} 1"#
+        )
+    );
+    assert!(metrics.contains(
+        r#"switchboard_tokens_total{kind="input",model="test/model",provider="up0"} 57"#
+    ));
+    assert!(metrics.contains(
+        r#"switchboard_request_duration_seconds_count{endpoint="chat",model="test/model"} 3"#
+    ));
     assert!(metrics.contains("switchboard_config_version 1"));
     assert!(!metrics.contains(UPSTREAM_KEY) && !metrics.contains(CLIENT_KEY));
 }
@@ -393,8 +549,83 @@ async fn admin_endpoints_report_health_config_and_metrics_without_secrets() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_paths_and_methods_get_openai_shaped_errors() {
     let router = TestRouter::start(&manifests(&[])).await;
-    let (s, _) = error_of(router.http.get(router.url("/v1/nope")).send().await.unwrap()).await;
+    let (s, _) = error_of(
+        router
+            .http
+            .get(router.url("/v1/nope"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 404);
-    let (s, _) = error_of(router.http.get(router.url("/v1/chat/completions")).send().await.unwrap()).await;
+    let (s, _) = error_of(
+        router
+            .http
+            .get(router.url("/v1/chat/completions"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 405);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_upstream_times_out_into_the_next_target_or_a_504() {
+    let stalled = MockUpstream::start(Behaviour::Stall(Duration::from_secs(30))).await;
+    let good = MockUpstream::start(Behaviour::Json(200, UPSTREAM_COMPLETION.into())).await;
+    let router = TestRouter::start(&manifests(&[stalled.base_url(), good.base_url()])).await;
+    let started = std::time::Instant::now();
+    let resp = router
+        .chat(json!({"model": "test/model", "messages": user("hi")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["provider"], "up1");
+    // firstToken is 1500ms in the test manifests.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let alone = TestRouter::start(&manifests(&[stalled.base_url()])).await;
+    let (s, v) = error_of(
+        alone
+            .chat(json!({"model": "test/model", "messages": user("hi")}))
+            .await,
+    )
+    .await;
+    assert_eq!(s, 504);
+    assert_eq!(v["error"]["code"], "upstream_timeout");
+    assert_eq!(
+        v["error"]["metadata"]["attempts"][0]["error_type"],
+        "timeout_first_token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_that_goes_silent_mid_way_ends_with_an_error_chunk() {
+    let mut frames = upstream_stream_frames(false);
+    frames.truncate(2);
+    // After the first content chunk the upstream goes silent for longer than `idle` (1500ms).
+    let up = MockUpstream::start(Behaviour::SseThenSilence(frames, Duration::from_secs(30))).await;
+    let router = TestRouter::start(&manifests(&[up.base_url()])).await;
+    let body = router
+        .chat(json!({"model": "test/model", "messages": user("x"), "stream": true}))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let got = sse_payloads(&body);
+    let last: Value = serde_json::from_str(got.last().unwrap()).unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "error", "{body}");
+    assert_eq!(last["error"]["code"], "stream_interrupted");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out (idle)")
+    );
 }

@@ -36,6 +36,10 @@ pub enum Behaviour {
     /// An SSE response: each string is written as-is (include the `data: ...\n\n` framing), with a
     /// pause between writes; the connection closes after the last one.
     Sse(Vec<String>, Duration),
+    /// An SSE response that sends these frames at once, then goes silent for the duration.
+    SseThenSilence(Vec<String>, Duration),
+    /// Sends nothing for this long, then a valid completion.
+    Stall(Duration),
 }
 
 /// A request the mock received.
@@ -96,7 +100,12 @@ impl MockUpstream {
     }
 }
 
-async fn answer(State(state): State<MockState>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn answer(
+    State(state): State<MockState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     state.received.lock().unwrap().push(Received {
         path: uri.path().to_string(),
         headers: headers.clone(),
@@ -108,7 +117,10 @@ async fn answer(State(state): State<MockState>, uri: axum::http::Uri, headers: H
         // OpenAI's real 401 shape, echoing part of the key as OpenAI does.
         let body = format!(
             r#"{{"error":{{"message":"Incorrect API key provided: {}","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}}}"#,
-            headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("")
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
         );
         return (StatusCode::UNAUTHORIZED, body).into_response();
     }
@@ -119,18 +131,41 @@ async fn answer(State(state): State<MockState>, uri: axum::http::Uri, headers: H
             .header("content-type", "application/json")
             .body(Body::from(body))
             .unwrap(),
-        Behaviour::Sse(frames, pause) => {
-            let stream = futures_util::stream::unfold(frames.into_iter(), move |mut it| async move {
-                let f = it.next()?;
-                tokio::time::sleep(pause).await;
-                Some((Ok::<_, std::convert::Infallible>(Bytes::from(f)), it))
-            });
+        Behaviour::Stall(pause) => {
+            tokio::time::sleep(pause).await;
+            (StatusCode::OK, UPSTREAM_COMPLETION).into_response()
+        }
+        Behaviour::Sse(..) | Behaviour::SseThenSilence(..) => {
+            let (frames, pause, silence) = match behaviour {
+                Behaviour::Sse(f, p) => (f, p, Duration::ZERO),
+                Behaviour::SseThenSilence(f, s) => (f, Duration::ZERO, s),
+                _ => unreachable!(),
+            };
+            let stream =
+                futures_util::stream::unfold(frames.into_iter(), move |mut it| async move {
+                    match it.next() {
+                        Some(f) => {
+                            tokio::time::sleep(pause).await;
+                            Some((Ok::<_, std::convert::Infallible>(Bytes::from(f)), it))
+                        }
+                        None => {
+                            tokio::time::sleep(silence).await;
+                            None
+                        }
+                    }
+                });
             Response::builder()
                 .header("content-type", "text/event-stream")
                 .body(Body::from_stream(stream))
                 .unwrap()
         }
     }
+}
+
+/// An HTTP client for tests (installs the process's rustls crypto provider first).
+pub fn http() -> reqwest::Client {
+    switchboard_router::runtime::install_crypto_provider();
+    reqwest::Client::new()
 }
 
 /// A unique temporary file holding `contents`.
@@ -232,7 +267,7 @@ spec:
   type: openaiCompatible
   baseURL: {url}
   credentials: {{secretRef: {{name: upstream, key: key}}}}
-  timeouts: {{connect: 2s, firstToken: 3s, idle: 2s, total: 20s}}
+  timeouts: {{connect: 2s, firstToken: 1500ms, idle: 1500ms, total: 20s}}
   models:
     - name: m
       pricing: {{inputUSDPerMillion: "0.15", outputUSDPerMillion: "0.60"}}
@@ -277,7 +312,7 @@ impl TestRouter {
         .unwrap();
         TestRouter {
             server,
-            http: reqwest::Client::new(),
+            http: http(),
         }
     }
 
