@@ -1,0 +1,43 @@
+# Switchboard — the front door. `make help` lists the targets.
+CARGO       ?= cargo
+VENV        ?= $(CURDIR)/.venv
+PYTHON      ?= python3
+MANIFESTS   ?= examples/quickstart.yaml
+
+.PHONY: help run build test test-rust venv lint fmt gen check-clean clean
+
+help: ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+run: ## Run the router standalone on $(MANIFESTS) (API :8080, admin :9090)
+	$(CARGO) run -p switchboard-router -- --manifests $(MANIFESTS)
+
+build: ## Build every crate
+	$(CARGO) build --workspace --all-targets
+
+venv: $(VENV)/.installed ## Python virtualenv with the official SDKs for the compatibility tests
+
+$(VENV)/.installed: tests/sdk/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+	touch $@
+
+test: venv ## Run every test (Rust unit, integration, e2e and SDK compatibility)
+	SWITCHBOARD_TEST_PYTHON=$(VENV)/bin/python $(CARGO) test --workspace
+
+lint: ## rustfmt check and clippy with warnings denied
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+gen: ## Regenerate the CRD YAML in crds/ from the Rust types
+	$(CARGO) run -q -p switchboard-operator --bin crdgen -- crds
+
+check-clean: gen ## Fail when generated files differ from what is committed
+	@git diff --exit-code -- crds || (echo "crds/ is stale: run 'make gen' and commit" && exit 1)
+
+clean: ## Remove build outputs and the virtualenv
+	$(CARGO) clean
+	rm -rf $(VENV)
