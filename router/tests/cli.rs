@@ -4,21 +4,12 @@
 mod support;
 
 use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use futures_util::StreamExt;
-use support::{CLIENT_KEY, manifests, temp_manifest};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{CLIENT_KEY, RouterProcess, manifests, temp_manifest};
 
 /// Manifests whose mock streams `chunks` chunks `delay_ms` apart.
 fn slow_mock_manifests(chunks: usize, delay_ms: u64) -> String {
@@ -29,78 +20,6 @@ fn slow_mock_manifests(chunks: usize, delay_ms: u64) -> String {
             "x".repeat(chunks)
         ),
     )
-}
-
-struct Router {
-    child: Child,
-    api: String,
-    admin: String,
-}
-
-impl Router {
-    /// Starts the binary configured only through the environment, and waits until it is ready.
-    async fn spawn_with_env(manifest: &str, extra_env: &[(&str, &str)]) -> Router {
-        let (api, admin) = (free_port(), free_port());
-        let path = temp_manifest(manifest);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard-router"));
-        cmd.env("SWITCHBOARD_MANIFESTS", &path)
-            .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{api}"))
-            .env("SWITCHBOARD_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let router = Router {
-            child: cmd.spawn().unwrap(),
-            api: format!("http://127.0.0.1:{api}"),
-            admin: format!("http://127.0.0.1:{admin}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = support::http()
-                .get(format!("{}/readyz", router.admin))
-                .send()
-                .await
-                && r.status() == 200
-            {
-                return router;
-            }
-            assert!(Instant::now() < deadline, "router did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn sigterm(&self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -TERM failed");
-    }
-
-    /// Waits for the process to exit, at most `limit`.
-    async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "router did not exit within {limit:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn start_stream(api: &str) -> reqwest::Response {
@@ -121,7 +40,7 @@ async fn start_stream(api: &str) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_an_in_flight_stream_finish_and_then_exits() {
     // 20 chunks, 50 ms apart: about a second of streaming.
-    let mut router = Router::spawn_with_env(&slow_mock_manifests(20, 50), &[]).await;
+    let mut router = RouterProcess::spawn_with_env(&slow_mock_manifests(20, 50), &[]).await;
     let resp = start_stream(&router.api).await;
     let mut body = resp.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
@@ -158,7 +77,7 @@ async fn sigterm_lets_an_in_flight_stream_finish_and_then_exits() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_drain_timeout_bounds_shutdown() {
     // A 10 s stream, but only 500 ms to drain.
-    let mut router = Router::spawn_with_env(
+    let mut router = RouterProcess::spawn_with_env(
         &slow_mock_manifests(100, 100),
         &[("SWITCHBOARD_DRAIN_TIMEOUT", "500ms")],
     )
@@ -238,7 +157,8 @@ async fn a_provider_credential_can_come_from_the_environment() {
     );
     assert!(manifest.contains("env: TEST_UPSTREAM_KEY"));
     let router =
-        Router::spawn_with_env(&manifest, &[("TEST_UPSTREAM_KEY", support::UPSTREAM_KEY)]).await;
+        RouterProcess::spawn_with_env(&manifest, &[("TEST_UPSTREAM_KEY", support::UPSTREAM_KEY)])
+            .await;
     let resp = support::http()
         .post(format!("{}/v1/chat/completions", router.api))
         .bearer_auth(CLIENT_KEY)

@@ -4,13 +4,15 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::{
-    net::SocketAddr,
+    net::{SocketAddr, TcpListener},
     path::PathBuf,
+    process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
+    time::Instant,
 };
 
 use axum::{
@@ -358,4 +360,83 @@ pub fn upstream_stream_frames(with_usage: bool) -> Vec<String> {
     }
     frames.push("data: [DONE]\n\n".into());
     frames
+}
+
+/// A free local TCP port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `switchboard-router` binary running as a child process.
+pub struct RouterProcess {
+    pub child: Child,
+    pub api: String,
+    pub admin: String,
+}
+
+impl RouterProcess {
+    /// Starts the binary configured only through the environment, and waits until it is ready.
+    pub async fn spawn_with_env(manifest: &str, extra_env: &[(&str, &str)]) -> RouterProcess {
+        let (api, admin) = (free_port(), free_port());
+        let path = temp_manifest(manifest);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard-router"));
+        cmd.env("SWITCHBOARD_MANIFESTS", &path)
+            .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{api}"))
+            .env("SWITCHBOARD_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let router = RouterProcess {
+            child: cmd.spawn().unwrap(),
+            api: format!("http://127.0.0.1:{api}"),
+            admin: format!("http://127.0.0.1:{admin}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = http().get(format!("{}/readyz", router.admin)).send().await
+                && r.status() == 200
+            {
+                return router;
+            }
+            assert!(Instant::now() < deadline, "router did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn sigterm(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "router did not exit within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
