@@ -1,10 +1,99 @@
-//! `switchboard-operator`: a placeholder until the operator issue lands. It refuses to run rather
-//! than pretend to reconcile; `crdgen` (the other binary here) generates the CRDs.
+//! `switchboard-operator`: runs the operator in a cluster (or against any kubeconfig context).
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!(
-        "switchboard-operator {}: the Kubernetes controllers are not built yet; run the router \
-         standalone with `switchboard-router --manifests PATH` (see README)",
-        env!("CARGO_PKG_VERSION")
-    )
+use std::{io::IsTerminal, time::Duration};
+
+use anyhow::Context;
+use clap::Parser;
+use switchboard_operator::{
+    Config,
+    cli::{Cli, LogFormat, split_namespaced},
+    controller,
+    leader::LeaseSettings,
+};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(cli: &Cli) {
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn router_token(cli: &Cli) -> anyhow::Result<String> {
+    if let Some(file) = &cli.router_token_file {
+        let token = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the router token file {}", file.display()))?;
+        return Ok(token.trim().to_string());
+    }
+    cli.router_token
+        .clone()
+        .map(|t| t.trim().to_string())
+        .context("a router token is required: --router-token-file FILE or SWITCHBOARD_OPERATOR_ROUTER_TOKEN")
+}
+
+fn identity(cli: &Cli) -> String {
+    cli.identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("switchboard-operator-{:08x}", rand::random::<u32>()))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let snapshot_secret = split_namespaced(&cli.snapshot_secret)
+        .map_err(anyhow::Error::msg)
+        .context("--snapshot-secret")?;
+    let identity = identity(&cli);
+    let lease_duration = cli.lease_duration.max(Duration::from_secs(2));
+    let config = Config {
+        controller: controller::Settings {
+            namespace: cli.namespace.clone(),
+            snapshot_secret: snapshot_secret.clone(),
+            identity: identity.clone(),
+            debounce: cli.debounce,
+            resync: Duration::from_secs(60),
+        },
+        lease: LeaseSettings {
+            namespace: cli
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| snapshot_secret.0.clone()),
+            name: cli.lease_name.clone(),
+            identity,
+            lease_duration,
+            renew_deadline: lease_duration * 2 / 3,
+            retry_period: lease_duration / 7,
+        },
+        listen: cli.listen,
+        admin_listen: cli.admin_listen,
+        router_token: router_token(&cli)?,
+        keep_alive: Duration::from_secs(15),
+    };
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+    let running = switchboard_operator::start(client, config).await?;
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down: releasing the lease");
+    running.shutdown().await;
+    Ok(())
 }

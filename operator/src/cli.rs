@@ -1,0 +1,102 @@
+//! Command-line flags. Every flag can also be set by an environment variable
+//! `SWITCHBOARD_OPERATOR_<FLAG>`.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+/// Switchboard operator: compiles Provider, ModelRoute, ApiKey and Budget objects into the router
+/// snapshot, pushes it to routers, and writes status.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard-operator", version, about)]
+pub struct Cli {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Address of the config push server (`GET /v1/config/stream`).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OPERATOR_LISTEN",
+        default_value = "0.0.0.0:8081"
+    )]
+    pub listen: SocketAddr,
+    /// Address of the admin server (/healthz, /readyz, /metrics).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OPERATOR_ADMIN_LISTEN",
+        default_value = "0.0.0.0:9091"
+    )]
+    pub admin_listen: SocketAddr,
+    /// File holding the bearer token routers must present (e.g. a mounted Secret).
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_ROUTER_TOKEN_FILE")]
+    pub router_token_file: Option<PathBuf>,
+    /// The bearer token routers must present (prefer the file or the environment variable; a
+    /// flag value is visible in the process list).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OPERATOR_ROUTER_TOKEN",
+        hide_env_values = true
+    )]
+    pub router_token: Option<String>,
+    /// Secret the snapshot is stored in, `NAMESPACE/NAME`, key `snapshot.json`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OPERATOR_SNAPSHOT_SECRET",
+        default_value = "switchboard-system/switchboard-config"
+    )]
+    pub snapshot_secret: String,
+    /// Namespace of the leader-election Lease (default: the snapshot Secret's namespace).
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OPERATOR_LEASE_NAME",
+        default_value = "switchboard-operator"
+    )]
+    pub lease_name: String,
+    /// This replica's identity in the Lease and in Events (default: `$POD_NAME`, else the
+    /// hostname, else a random id).
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_IDENTITY")]
+    pub identity: Option<String>,
+    /// How long a Lease is valid without renewal.
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// Quiet period after a change before compiling, so a burst of changes compiles once.
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
+    pub debounce: Duration,
+    /// Log format.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OPERATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Splits `NAMESPACE/NAME`.
+pub fn split_namespaced(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => Err(format!("{s:?} is not NAMESPACE/NAME")),
+    }
+}

@@ -1,0 +1,151 @@
+//! Switchboard's operator: watches Provider, ModelRoute, ApiKey and Budget objects (and the
+//! Secrets they reference), compiles them with the pure `switchboard_api::compile()` into the
+//! router snapshot, pushes every new version to routers over an authenticated stream, stores it in
+//! a Secret for routers starting while the operator is down, and — on the elected leader only —
+//! writes status, Events and generated client keys.
+//!
+//! Layout: [`status`], [`keys`], [`publish`] and [`leader::decide`] decide (pure, unit-tested);
+//! [`writer`] and [`leader::Elector`] talk to the API server; [`controller`] runs the loop;
+//! [`push`] serves routers; [`run`] wires it all for `main` and the end-to-end tests.
+
+pub mod cli;
+pub mod controller;
+#[cfg(test)]
+mod fixtures;
+pub mod keys;
+pub mod leader;
+pub mod metrics;
+pub mod publish;
+pub mod push;
+pub mod status;
+pub mod writer;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use kube::Client;
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{
+    controller::Controller,
+    leader::{Elector, LeaseSettings},
+    metrics::Metrics,
+    push::{AdminState, PushState},
+};
+
+/// Resolves when `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// Everything the operator needs besides the Kubernetes client.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Controller settings.
+    pub controller: controller::Settings,
+    /// Lease settings.
+    pub lease: LeaseSettings,
+    /// Address of the push server.
+    pub listen: SocketAddr,
+    /// Address of the admin server.
+    pub admin_listen: SocketAddr,
+    /// Token routers must present.
+    pub router_token: String,
+    /// Keep-alive interval on the config stream.
+    pub keep_alive: Duration,
+}
+
+/// A running operator.
+pub struct Running {
+    /// Address of the push server.
+    pub push_addr: SocketAddr,
+    /// Address of the admin server.
+    pub admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops serving and watching, releases the Lease, and waits for everything to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Binds both servers and starts the election and the controller.
+pub async fn start(client: Client, config: Config) -> anyhow::Result<Running> {
+    anyhow::ensure!(
+        !config.router_token.trim().is_empty(),
+        "a router token is required (--router-token-file or SWITCHBOARD_OPERATOR_ROUTER_TOKEN)"
+    );
+    let push = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
+    let push_addr = push.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+
+    let metrics = Arc::new(Metrics::new());
+    let (snapshots_tx, snapshots) = watch::channel(None);
+    let (leader_tx, leader) = watch::channel(false);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+
+    let serve = |listener: TcpListener, app: axum::Router, mut rx: watch::Receiver<bool>| {
+        tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!("server failed: {e}");
+            }
+        })
+    };
+    // Open streams never end by themselves: shut them down with the server by ending the
+    // snapshot channel (the sender is dropped when the controller stops).
+    let push_state = PushState {
+        token: config.router_token.trim().into(),
+        snapshots: snapshots.clone(),
+        metrics: metrics.clone(),
+        keep_alive: config.keep_alive,
+    };
+    let admin_state = AdminState {
+        snapshots,
+        metrics: metrics.clone(),
+        leader: leader.clone(),
+    };
+    let mut tasks = vec![
+        serve(push, push::push_app(push_state), shutdown_rx.clone()),
+        serve(admin, push::admin_app(admin_state), shutdown_rx.clone()),
+    ];
+
+    let elector = Elector::new(client.clone(), config.lease.clone());
+    tasks.push(tokio::spawn(elector.run(leader_tx, shutdown_rx.clone())));
+
+    let controller = Controller::new(
+        client,
+        config.controller.clone(),
+        metrics,
+        snapshots_tx,
+        leader,
+    );
+    let rx = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = controller.run(rx).await {
+            tracing::error!("controller stopped: {e:#}");
+        }
+    }));
+    tracing::info!(%push_addr, %admin_addr, identity = %config.lease.identity, "operator started");
+    Ok(Running {
+        push_addr,
+        admin_addr,
+        shutdown,
+        tasks,
+    })
+}
