@@ -44,8 +44,8 @@ use crate::{
     },
     snapshot::{
         ApiKeyConfig, BudgetConfig, CredentialSource, MockConfig, ModelConfig, PriceTable,
-        ProviderConfig, RateLimits, RouteConfig, RouterConfig, SecretValue, TargetConfig, Timeouts,
-        hash_api_key, key_prefix, validate_glob,
+        ProviderConfig, RateLimits, RetryConfig, RouteConfig, RouterConfig, SecretValue,
+        TargetConfig, Timeouts, hash_api_key, key_prefix, validate_glob,
     },
 };
 
@@ -149,6 +149,8 @@ pub mod reason {
     pub const INVALID_PRICE: &str = "InvalidPrice";
     /// Provider: a timeout is not a positive duration.
     pub const INVALID_TIMEOUT: &str = "InvalidTimeout";
+    /// Provider: `maxConcurrentRequests` is zero.
+    pub const INVALID_CONCURRENCY_LIMIT: &str = "InvalidConcurrencyLimit";
 
     /// ModelRoute: the public model name is empty or has whitespace.
     pub const INVALID_MODEL: &str = "InvalidModel";
@@ -164,6 +166,8 @@ pub mod reason {
     pub const UNKNOWN_PROVIDER_MODEL: &str = "UnknownProviderModel";
     /// ModelRoute: a fallback model is empty, repeated, or the route itself.
     pub const INVALID_FALLBACK: &str = "InvalidFallback";
+    /// ModelRoute: `retries` or `timeout` is out of range or not a duration.
+    pub const INVALID_RETRIES: &str = "InvalidRetries";
     /// ModelRoute: an older ModelRoute serves the same public model name.
     pub const DUPLICATE_MODEL: &str = "DuplicateModel";
 
@@ -513,6 +517,13 @@ impl<'a> Compiler<'a> {
         let models = models(&spec.models, &mut issues);
         let timeouts = timeouts(spec.timeouts.as_ref(), &mut issues);
         let mock = mock(ty, spec.mock.as_ref(), &mut issues);
+        let max_concurrent_requests = spec.max_concurrent_requests;
+        if max_concurrent_requests == Some(0) {
+            issues.add(
+                INVALID_CONCURRENCY_LIMIT,
+                "spec.maxConcurrentRequests: must be at least 1 (leave it unset for no limit)",
+            );
+        }
 
         issues.finish()?;
         Ok(ProviderConfig {
@@ -523,7 +534,8 @@ impl<'a> Compiler<'a> {
             credential,
             headers,
             models,
-            data_policy: spec.data_policy.clone().unwrap_or_default(),
+            data_policy: spec.data_policy.clone(),
+            max_concurrent_requests,
             timeouts,
             mock,
         })
@@ -761,6 +773,7 @@ impl<'a> Compiler<'a> {
                 );
             }
         }
+        let retry = route_retry(spec, &mut issues);
         issues.finish()?;
 
         let mut targets = Vec::new();
@@ -794,6 +807,8 @@ impl<'a> Compiler<'a> {
                 targets,
                 fallback_models: spec.fallback_models.clone(),
                 sort: spec.sort,
+                retry: retry.0,
+                deadline_ms: retry.1,
             },
             warning,
         ))
@@ -1019,6 +1034,7 @@ impl<'a> Compiler<'a> {
             allowed_models: spec.allowed_models.clone(),
             denied_models: spec.denied_models.clone(),
             rate_limits,
+            provider_policy: spec.provider_policy.clone().unwrap_or_default(),
             expires_at,
             disabled: spec.disabled,
         })
@@ -1341,6 +1357,51 @@ fn models(spec: &[ProviderModel], issues: &mut Issues) -> BTreeMap<String, Model
 }
 
 /// A duration string as whole milliseconds.
+/// A ModelRoute's retry passes and overall deadline.
+fn route_retry(
+    spec: &crate::resources::ModelRouteSpec,
+    issues: &mut Issues,
+) -> (RetryConfig, Option<u64>) {
+    let mut retry = RetryConfig::default();
+    if let Some(policy) = &spec.retries {
+        if let Some(n) = policy.attempts {
+            if n > 5 {
+                issues.add(
+                    INVALID_RETRIES,
+                    format!("spec.retries.attempts: {n} is more than 5"),
+                );
+            }
+            retry.attempts = n.min(5);
+        }
+        for (field, value, slot) in [
+            ("backoff", &policy.backoff, &mut retry.backoff_ms),
+            ("maxBackoff", &policy.max_backoff, &mut retry.max_backoff_ms),
+        ] {
+            if let Some(v) = value {
+                match duration_ms(v) {
+                    Ok(ms) => *slot = ms,
+                    Err(e) => issues.add(INVALID_RETRIES, format!("spec.retries.{field}: {e}")),
+                }
+            }
+        }
+    }
+    let deadline = spec.timeout.as_ref().and_then(|t| match duration_ms(t) {
+        Ok(0) => {
+            issues.add(
+                INVALID_RETRIES,
+                format!("spec.timeout: {t:?} must be at least 1ms"),
+            );
+            None
+        }
+        Ok(ms) => Some(ms),
+        Err(e) => {
+            issues.add(INVALID_RETRIES, format!("spec.timeout: {e}"));
+            None
+        }
+    });
+    (retry, deadline)
+}
+
 fn duration_ms(value: &str) -> Result<u64, String> {
     let d = humantime::parse_duration(value).map_err(|e| {
         format!("{value:?} is not a duration such as \"10s\", \"1500ms\" or \"2m\" ({e})")

@@ -12,8 +12,8 @@ use crate::{
     manifest::parse_manifests,
     resources::{
         ApiKeySpec, BudgetAction, BudgetScope, BudgetSpec, BudgetWindow, Capability, Credentials,
-        DataPolicy, FailureMode, MockBehaviour, ModelRouteSpec, Pricing, ProviderSpec,
-        ProviderTimeouts, RateLimits, RouteSort, RouteTarget,
+        FailureMode, MockBehaviour, ModelRouteSpec, Pricing, ProviderSpec, ProviderTimeouts,
+        RateLimits, RouteSort, RouteTarget,
     },
     snapshot::hash_api_key,
 };
@@ -89,6 +89,7 @@ fn provider(name: &str) -> Provider {
             models: vec![model("m", "0.15", "0.60")],
             data_policy: None,
             timeouts: None,
+            max_concurrent_requests: None,
             mock: None,
         },
     );
@@ -117,6 +118,8 @@ fn route(name: &str, public: &str, targets: &[(&str, &str)]) -> ModelRoute {
             targets,
             fallback_models: vec![],
             sort: None,
+            retries: None,
+            timeout: None,
         },
     );
     r.metadata = meta(name);
@@ -133,6 +136,7 @@ fn api_key(name: &str) -> ApiKey {
             allowed_models: vec![],
             denied_models: vec![],
             rate_limits: None,
+            provider_policy: None,
             expires_at: None,
             disabled: false,
         },
@@ -337,7 +341,8 @@ fn a_full_valid_set_compiles_into_the_expected_snapshot() {
         "data is base64-decoded and the trailing newline trimmed"
     );
     assert_eq!(openai.headers["OpenAI-Organization"], "org-123");
-    assert!(openai.data_policy.retains_data && !openai.data_policy.trains_on_data);
+    let policy = openai.data_policy.clone().expect("declared policy is kept");
+    assert!(policy.retains_data && !policy.trains_on_data);
     assert_eq!(
         openai.timeouts,
         Timeouts {
@@ -1071,7 +1076,10 @@ fn provider_types_get_their_defaults_and_credential_rules() {
         })
     );
     assert_eq!(p["default/mock"].timeouts, Timeouts::default());
-    assert_eq!(p["default/mock"].data_policy, DataPolicy::default());
+    assert_eq!(
+        p["default/mock"].data_policy, None,
+        "an undeclared policy stays unknown"
+    );
 }
 
 #[test]
@@ -1127,6 +1135,25 @@ fn route_rejections_name_the_reason_and_field() {
             |r| r.spec.targets[0].model = "gpt-5".into(),
             UNKNOWN_PROVIDER_MODEL,
             "spec.targets[0].model: Provider default/p does not offer \"gpt-5\" (it offers \"m\")",
+        ),
+        (
+            |r| {
+                r.spec.retries = Some(switchboard_retry(Some(6), None));
+            },
+            INVALID_RETRIES,
+            "spec.retries.attempts: 6 is more than 5",
+        ),
+        (
+            |r| {
+                r.spec.retries = Some(switchboard_retry(None, Some("soon")));
+            },
+            INVALID_RETRIES,
+            "spec.retries.backoff:",
+        ),
+        (
+            |r| r.spec.timeout = Some("0s".into()),
+            INVALID_RETRIES,
+            "spec.timeout:",
         ),
         (
             |r| r.spec.fallback_models = vec!["smart".into()],
@@ -1677,4 +1704,62 @@ fn no_secret_value_appears_in_messages_debug_output_or_the_redacted_snapshot() {
     // The unredacted snapshot does carry the credential (routers need it).
     let full_json = serde_json::to_string(&c.config).unwrap();
     assert!(full_json.contains(UPSTREAM_SECRET));
+}
+
+fn switchboard_retry(
+    attempts: Option<u32>,
+    backoff: Option<&str>,
+) -> crate::resources::RetryPolicy {
+    crate::resources::RetryPolicy {
+        attempts,
+        backoff: backoff.map(str::to_string),
+        max_backoff: None,
+    }
+}
+
+#[test]
+fn route_retries_and_deadline_compile_with_defaults() {
+    let mut r = route("smart", "smart", &[("p", "m")]);
+    let c = compile(&[provider("p").into(), creds(), r.clone().into()]);
+    let got = &c.config.routes["smart"];
+    assert_eq!(got.retry, crate::snapshot::RetryConfig::default());
+    assert_eq!(got.deadline_ms, None);
+    r.spec.retries = Some(crate::resources::RetryPolicy {
+        attempts: Some(0),
+        backoff: Some("50ms".into()),
+        max_backoff: Some("1s".into()),
+    });
+    r.spec.timeout = Some("90s".into());
+    let c = compile(&[provider("p").into(), creds(), r.into()]);
+    let got = &c.config.routes["smart"];
+    assert_eq!(
+        (
+            got.retry.attempts,
+            got.retry.backoff_ms,
+            got.retry.max_backoff_ms,
+            got.deadline_ms
+        ),
+        (0, 50, 1000, Some(90_000))
+    );
+}
+
+#[test]
+fn a_zero_concurrency_limit_is_rejected() {
+    let mut p = provider("p");
+    p.spec.max_concurrent_requests = Some(0);
+    let c = compile(&[p.into(), creds()]);
+    assert_rejected(
+        &c,
+        "Provider",
+        "p",
+        INVALID_CONCURRENCY_LIMIT,
+        "spec.maxConcurrentRequests",
+    );
+    let mut p = provider("p");
+    p.spec.max_concurrent_requests = Some(4);
+    let c = compile(&[p.into(), creds()]);
+    assert_eq!(
+        c.config.providers["default/p"].max_concurrent_requests,
+        Some(4)
+    );
 }

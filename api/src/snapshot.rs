@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use crate::resources::{
-    BudgetAction, BudgetWindow, Capability, DataPolicy, FailureMode, ProviderType, RateLimits,
-    RouteSort,
+    BudgetAction, BudgetWindow, Capability, DataCollection, DataPolicy, FailureMode,
+    ProviderPolicy, ProviderType, RateLimits, RouteSort,
 };
 
 /// A compiled, versioned, content-hashed router configuration.
@@ -117,8 +117,10 @@ pub struct ProviderConfig {
     pub headers: BTreeMap<String, String>,
     /// Models offered, by upstream model id.
     pub models: BTreeMap<String, ModelConfig>,
-    /// Data policy of the provider.
-    pub data_policy: DataPolicy,
+    /// Data policy of the provider, when it declares one.
+    pub data_policy: Option<DataPolicy>,
+    /// Most requests in flight at once per router replica.
+    pub max_concurrent_requests: Option<u32>,
     /// Upstream timeouts.
     pub timeouts: Timeouts,
     /// Behaviour of the built-in mock (only for `mock`).
@@ -248,6 +250,32 @@ pub struct RouteConfig {
     pub fallback_models: Vec<String>,
     /// Explicit ordering, if any.
     pub sort: Option<RouteSort>,
+    /// Retry passes after all targets failed transiently.
+    pub retry: RetryConfig,
+    /// Deadline for a whole request in milliseconds.
+    pub deadline_ms: Option<u64>,
+}
+
+/// Retry passes over a route's targets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryConfig {
+    /// Extra passes.
+    pub attempts: u32,
+    /// First backoff in milliseconds (doubled each pass, full jitter).
+    pub backoff_ms: u64,
+    /// Cap on the backoff in milliseconds.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            attempts: 1,
+            backoff_ms: 200,
+            max_backoff_ms: 2_000,
+        }
+    }
 }
 
 /// A provider model serving a route.
@@ -284,6 +312,8 @@ pub struct ApiKeyConfig {
     pub denied_models: Vec<String>,
     /// Rate limits.
     pub rate_limits: RateLimits,
+    /// Provider preferences applied to every request of the key.
+    pub provider_policy: ProviderPolicy,
     /// Expiry as Unix seconds.
     pub expires_at: Option<i64>,
     /// Refused when true.

@@ -6,7 +6,9 @@ use std::{sync::Arc, time::Instant};
 
 use rust_decimal::Decimal;
 
-use crate::{pricing::Usage, state::AppState};
+use crate::{
+    endpoints::generation::Generation, error::AttemptReport, pricing::Usage, state::AppState,
+};
 
 /// The record of one request.
 pub struct Access {
@@ -20,8 +22,18 @@ pub struct Access {
     pub model: String,
     /// ApiKey name (never the key).
     pub key: Option<String>,
+    /// ApiKey id (`namespace/name`): who may read the generation record.
+    pub key_id: Option<String>,
     /// Provider that served.
     pub provider: Option<String>,
+    /// Upstream model id that served.
+    pub upstream_model: Option<String>,
+    /// Public model that served (differs from `model` after a model fallback).
+    pub served_model: Option<String>,
+    /// Every upstream attempt.
+    pub reports: Vec<AttemptReport>,
+    /// Finish reason of the response.
+    pub finish_reason: Option<String>,
     /// HTTP status sent.
     pub status: u16,
     /// Upstream attempts made.
@@ -46,7 +58,12 @@ impl Access {
             generation_id,
             model: "unknown".into(),
             key: None,
+            key_id: None,
             provider: None,
+            upstream_model: None,
+            served_model: None,
+            reports: Vec::new(),
+            finish_reason: None,
             status: 200,
             attempts: 0,
             usage: None,
@@ -75,6 +92,27 @@ impl Drop for Access {
             m.tokens
                 .with_label_values(&[&self.model, p, "output"])
                 .inc_by(u.completion_tokens);
+        }
+        if let Some(key_id) = self.key_id.take() {
+            self.state.generations.insert(Generation {
+                id: self.generation_id.clone(),
+                key_id,
+                created_at: std::time::SystemTime::now(),
+                model: self
+                    .served_model
+                    .clone()
+                    .unwrap_or_else(|| self.model.clone()),
+                provider: self.provider.clone(),
+                upstream_model: self.upstream_model.clone(),
+                status: self.status,
+                streamed: self.stream,
+                finish_reason: self.finish_reason.clone(),
+                usage: self.usage,
+                cost: self.cost,
+                latency_ms: elapsed.as_millis() as u64,
+                attempts: std::mem::take(&mut self.reports),
+                outcome: self.outcome.clone(),
+            });
         }
         tracing::info!(
             target: "switchboard::access",

@@ -19,7 +19,8 @@ pub fn app(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(endpoints::chat::handle))
         .route("/embeddings", post(endpoints::embeddings::handle))
-        .route("/models", get(endpoints::models::handle));
+        .route("/models", get(endpoints::models::handle))
+        .route("/generation", get(endpoints::generation::handle));
     Router::new()
         .nest("/v1", api.clone())
         .nest("/api/v1", api)

@@ -81,6 +81,7 @@ mod tests {
                 allowed_models: vec![],
                 denied_models: vec![],
                 rate_limits: Default::default(),
+                provider_policy: Default::default(),
                 expires_at,
                 disabled,
             },

@@ -3,21 +3,38 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Parser, ValueEnum};
+use clap::{ArgGroup, Parser, ValueEnum};
 
 /// Switchboard router: an OpenAI-compatible LLM gateway.
 #[derive(Debug, Parser)]
 #[command(name = "switchboard-router", version, about)]
+#[command(group(ArgGroup::new("config_source").required(true).args(["manifests", "operator_url"])))]
 pub struct Cli {
     /// Manifest file or directory (Provider, ModelRoute, ApiKey, Budget and Secret objects, `---`
-    /// separated). May be given more than once; in the environment, comma-separated.
-    #[arg(
-        long = "manifests",
-        env = "SWITCHBOARD_MANIFESTS",
-        value_delimiter = ',',
-        required = true
-    )]
+    /// separated). May be given more than once; in the environment, comma-separated. Exactly one
+    /// of `--manifests` and `--operator-url` is required.
+    #[arg(long = "manifests", env = "SWITCHBOARD_MANIFESTS", value_delimiter = ',')]
     pub manifests: Vec<PathBuf>,
+    /// Base URL of the operator's config push server (e.g. `http://switchboard-operator:8081`):
+    /// the router holds its config stream and serves each snapshot it sends.
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_URL")]
+    pub operator_url: Option<String>,
+    /// File holding the bearer token the operator requires (else `SWITCHBOARD_OPERATOR_TOKEN`).
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_TOKEN_FILE", requires = "operator_url")]
+    pub operator_token_file: Option<PathBuf>,
+    /// The operator token itself; prefer the environment variable or the file (a flag value is
+    /// visible in the process list).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OPERATOR_TOKEN",
+        hide_env_values = true,
+        requires = "operator_url"
+    )]
+    pub operator_token: Option<String>,
+    /// The snapshot Secret mounted as a file: served at start, before the operator answers, so
+    /// routers start while the operator is down.
+    #[arg(long, env = "SWITCHBOARD_SNAPSHOT_FILE", requires = "operator_url")]
+    pub snapshot_file: Option<PathBuf>,
     /// Address of the client API.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -37,6 +54,12 @@ pub struct Cli {
     /// How long in-flight requests may run after SIGTERM (e.g. `30s`).
     #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Consecutive failures that eject an upstream target from routing.
+    #[arg(long, env = "SWITCHBOARD_EJECT_AFTER_FAILURES", default_value_t = 5)]
+    pub eject_after_failures: u32,
+    /// First ejection time of a failing target (doubles on each further ejection, up to 5m).
+    #[arg(long, env = "SWITCHBOARD_EJECTION_TIME", default_value = "5s", value_parser = parse_duration)]
+    pub ejection_time: Duration,
     /// Log format.
     #[arg(
         long,

@@ -8,15 +8,18 @@ use axum::{
 use serde::Serialize;
 use serde_json::json;
 
-/// A failed upstream attempt, as reported in `error.metadata.attempts`.
+/// One upstream attempt, as reported in `error.metadata.attempts` and by `/api/v1/generation`.
 #[derive(Clone, Debug, Serialize)]
 pub struct AttemptReport {
     /// Provider name.
     pub provider: String,
     /// Upstream model id.
     pub model: String,
-    /// What went wrong (`connect`, `timeout`, `status_429`, ...).
-    pub error_type: String,
+    /// Whether this attempt served the request.
+    pub ok: bool,
+    /// What went wrong (`connect`, `timeout_first_token`, `status_429`, `capacity`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
     /// HTTP status from the upstream, when it answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
@@ -50,6 +53,11 @@ pub enum ApiError {
     /// No route for the model.
     #[error("Model {0} does not exist or is not served by this gateway")]
     UnknownModel(String),
+    /// No generation record with that id for this key.
+    #[error(
+        "Generation {0} not found (records are kept for an hour on the replica that served them)"
+    )]
+    GenerationNotFound(String),
     /// The request body is malformed or invalid.
     #[error("{message}")]
     BadRequest {
@@ -87,6 +95,16 @@ pub enum ApiError {
         /// Upstream body, scrubbed of credentials.
         raw: String,
     },
+    /// Every eligible upstream is rate limited; retry after the given time.
+    #[error("{message}")]
+    RateLimited {
+        /// What happened.
+        message: String,
+        /// When to retry.
+        retry_after: std::time::Duration,
+        /// Attempts made, if any.
+        attempts: Vec<AttemptReport>,
+    },
     /// Every attempt failed.
     #[error("{message}")]
     AllAttemptsFailed {
@@ -121,12 +139,13 @@ impl ApiError {
             | ApiError::DisabledKey(_)
             | ApiError::ExpiredKey(_) => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
-            ApiError::UnknownModel(_) => StatusCode::NOT_FOUND,
+            ApiError::UnknownModel(_) | ApiError::GenerationNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoEligibleProvider(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
             ApiError::UpstreamRejected { status, .. } => *status,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::AllAttemptsFailed { timed_out, .. } => {
                 if *timed_out {
                     StatusCode::GATEWAY_TIMEOUT
@@ -146,13 +165,14 @@ impl ApiError {
             | ApiError::DisabledKey(_)
             | ApiError::ExpiredKey(_) => "authentication_error",
             ApiError::ModelNotAllowed { .. } => "permission_error",
-            ApiError::UnknownModel(_) => "not_found_error",
+            ApiError::UnknownModel(_) | ApiError::GenerationNotFound(_) => "not_found_error",
             ApiError::BadRequest { .. }
             | ApiError::BodyTooLarge { .. }
             | ApiError::UpstreamRejected { .. } => "invalid_request_error",
             ApiError::NoEligibleProvider(_)
             | ApiError::NotImplemented { .. }
             | ApiError::AllAttemptsFailed { .. } => "upstream_error",
+            ApiError::RateLimited { .. } => "rate_limit_error",
             ApiError::Internal(_) => "api_error",
         }
     }
@@ -166,11 +186,13 @@ impl ApiError {
             ApiError::ExpiredKey(_) => "api_key_expired",
             ApiError::ModelNotAllowed { .. } => "model_not_allowed",
             ApiError::UnknownModel(_) => "model_not_found",
+            ApiError::GenerationNotFound(_) => "generation_not_found",
             ApiError::BadRequest { .. } => "invalid_request",
             ApiError::BodyTooLarge { .. } => "request_too_large",
             ApiError::NoEligibleProvider(_) => "no_eligible_provider",
             ApiError::NotImplemented { .. } => "provider_not_implemented",
             ApiError::UpstreamRejected { .. } => "upstream_rejected",
+            ApiError::RateLimited { .. } => "upstream_rate_limited",
             ApiError::AllAttemptsFailed {
                 timed_out: true, ..
             } => "upstream_timeout",
@@ -194,7 +216,12 @@ impl ApiError {
             ApiError::AllAttemptsFailed { attempts, raw, .. } => Some(json!({
                 "provider_name": attempts.last().map(|a| a.provider.clone()),
                 "raw": raw,
-                "error_type": attempts.last().map(|a| a.error_type.clone()),
+                "error_type": attempts.last().and_then(|a| a.error_type.clone()),
+                "attempts": attempts,
+            })),
+            ApiError::RateLimited { attempts, .. } => Some(json!({
+                "provider_name": attempts.last().map(|a| a.provider.clone()),
+                "error_type": "rate_limited",
                 "attempts": attempts,
             })),
             ApiError::NotImplemented {
@@ -223,6 +250,11 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut resp = (status, axum::Json(json!({ "error": self.body() }))).into_response();
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -8,6 +8,7 @@ use std::{
 use clap::Parser;
 use switchboard_router::{
     cli::{Cli, LogFormat},
+    health::HealthPolicy,
     load_manifests, server,
     state::{AppState, Settings},
 };
@@ -32,6 +33,11 @@ async fn main() -> anyhow::Result<()> {
     init_logging(&cli);
     let state = AppState::new(Settings {
         max_request_bytes: cli.max_request_bytes,
+        health: HealthPolicy {
+            consecutive_failures: cli.eject_after_failures.max(1),
+            base_ejection: cli.ejection_time,
+            ..HealthPolicy::default()
+        },
     });
     let version = AtomicU64::new(1);
     load_manifests(&state, &cli.manifests, &cli.namespace, 1)?;

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub tokens: IntCounterVec,
     /// Version of the config snapshot being served.
     pub config_version: IntGauge,
+    /// Config snapshots refused (the last good one kept serving), by reason.
+    pub config_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -65,12 +67,21 @@ impl Metrics {
             "Version of the router config snapshot being served",
         )
         .expect("valid metric");
+        let config_refused = IntCounterVec::new(
+            Opts::new(
+                "switchboard_config_refused_total",
+                "Config snapshots refused (decode, invalid, older, build); the last good one keeps serving",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
             Box::new(upstream_attempts.clone()),
             Box::new(tokens.clone()),
             Box::new(config_version.clone()),
+            Box::new(config_refused.clone()),
         ] {
             registry.register(m).expect("unique metric names");
         }
@@ -81,6 +92,7 @@ impl Metrics {
             upstream_attempts,
             tokens,
             config_version,
+            config_refused,
         }
     }
 

@@ -39,6 +39,11 @@ pub struct ProviderRuntime {
 }
 
 impl ProviderRuntime {
+    /// `namespace/name`, the key of the provider in the snapshot.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.config.namespace, self.config.name)
+    }
+
     /// The credential as a string slice, if resolved.
     pub fn credential_str(&self) -> Option<&str> {
         self.credential

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 
 use crate::{
+    endpoints::generation::GenerationStore,
+    health::{Health, HealthPolicy},
     metrics::Metrics,
     runtime::{ClientPool, Runtime},
 };
@@ -14,12 +16,15 @@ use crate::{
 pub struct Settings {
     /// Largest accepted request body in bytes.
     pub max_request_bytes: usize,
+    /// When targets are ejected.
+    pub health: HealthPolicy,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_request_bytes: 10 * 1024 * 1024,
+            health: HealthPolicy::default(),
         }
     }
 }
@@ -31,6 +36,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Upstream HTTP clients, kept across config versions.
     pub clients: ClientPool,
+    /// Health of upstream targets, kept across config versions.
+    pub health: Health,
+    /// Recent generations for `/api/v1/generation`.
+    pub generations: GenerationStore,
     /// Process settings.
     pub settings: Settings,
 }
@@ -42,6 +51,8 @@ impl AppState {
             runtime: ArcSwapOption::empty(),
             metrics: Metrics::new(),
             clients: ClientPool::default(),
+            health: Health::new(settings.health.clone()),
+            generations: GenerationStore::default(),
             settings,
         })
     }

@@ -40,6 +40,9 @@ pub struct ApiKeySpec {
     /// Rate limits for this key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<RateLimits>,
+    /// Provider preferences applied to every request of this key; a request may only tighten them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_policy: Option<ProviderPolicy>,
     /// Instant after which the key is refused, RFC 3339 (e.g. `2027-01-01T00:00:00Z`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
@@ -61,6 +64,29 @@ pub struct RateLimits {
     /// Requests in flight at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrent_requests: Option<u32>,
+}
+
+/// Default provider preferences of a key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderPolicy {
+    /// `deny` sends this key's requests only to providers that declare they do not train on data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_collection: Option<DataCollection>,
+    /// Send this key's requests only to providers that declare zero data retention.
+    #[serde(default)]
+    pub zdr: bool,
+}
+
+/// Whether providers that may train on prompts are acceptable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DataCollection {
+    /// Any provider.
+    #[default]
+    Allow,
+    /// Only providers that declare `trainsOnData: false`.
+    Deny,
 }
 
 /// Observed state of an ApiKey.

@@ -34,6 +34,30 @@ pub struct ModelRouteSpec {
     /// weighted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sort: Option<RouteSort>,
+    /// Further passes over the targets after all of them failed with a transient error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetryPolicy>,
+    /// Deadline for a whole request across all attempts, as a duration (e.g. `120s`). Unset: the
+    /// providers' own `timeouts.total` bound each attempt and there is no overall deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// Retries after every target failed with a transient error (connection, timeout, 429, 5xx).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Extra passes over the targets (0-5, default 1). Targets that are ejected or asked to be
+    /// left alone (`Retry-After`) are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Wait before the first extra pass, doubled for each further one, with full jitter (default
+    /// `200ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<String>,
+    /// Longest wait between passes (default `2s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_backoff: Option<String>,
 }
 
 /// A provider model that can serve a route.

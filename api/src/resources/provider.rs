@@ -47,12 +47,18 @@ pub struct ProviderSpec {
     /// The models this account offers; ModelRoute targets refer to them by `name`.
     pub models: Vec<ProviderModel>,
     /// What the provider does with prompts; requests that ask for `data_collection: deny` or `zdr`
-    /// only go to providers whose policy allows it.
+    /// only go to providers that declare a policy allowing it (a provider without `dataPolicy` is
+    /// never chosen for them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_policy: Option<DataPolicy>,
     /// Upstream timeouts, as durations such as `10s` or `1500ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<ProviderTimeouts>,
+    /// Most requests in flight to this provider at once, across all its models, per router
+    /// replica; further requests go to other targets (or wait for none: they fail over). Unset
+    /// means unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests: Option<u32>,
     /// Behaviour of the built-in `mock` upstream; only valid with `type: mock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<MockBehaviour>,

@@ -1,6 +1,11 @@
 //! `POST /v1/chat/completions`, streamed and not.
 
-use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Body,
@@ -13,19 +18,17 @@ use futures_util::{StreamExt, stream};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::{
-    Attempts, authenticate, check_primary_model, field, new_generation_id, read_json,
-    requested_models,
-};
+use super::{Attempts, authenticate, field, new_generation_id, plan_request, read_json};
 use crate::{
     access::Access,
     error::{ApiError, scrub},
+    health::InFlight,
     pricing::{Usage, cost, estimate_tokens},
     providers::{self, AttemptError, Call, ChunkStream, Reply},
     raw_json::{RawObject, usage_with_cost},
-    routing::{self, Candidate},
+    routing::Candidate,
     state::AppState,
-    stream_relay::{StreamRelay, in_band_error, is_committing},
+    stream_relay::{StreamEnd, StreamRelay, in_band_error, is_committing},
 };
 
 /// Header carrying the generation id on every response.
@@ -55,13 +58,11 @@ pub async fn handle(
 
 /// The parts of a chat request the router itself reads; everything else goes upstream as sent.
 struct ChatRequest {
-    models: Vec<String>,
     stream: bool,
     prompt_estimate: u64,
 }
 
 fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
-    let models = requested_models(body)?;
     let messages = body
         .get("messages")
         .ok_or_else(|| ApiError::bad_param("messages", "`messages` is required"))?;
@@ -93,7 +94,6 @@ fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
         field::<serde_json::Map<String, Value>>(body, "stream_options", "an object")?;
     }
     Ok(ChatRequest {
-        models,
         stream,
         prompt_estimate: estimate_tokens(messages.get()).max(1),
     })
@@ -117,122 +117,148 @@ async fn serve(
     let body = tri!(read_json(state, headers, body).await);
     let req = tri!(parse_request(&body));
     access.stream = req.stream;
-    tri!(check_primary_model(&caller, &req.models[0], &mut access));
-    let names: Vec<&str> = req.models.iter().map(String::as_str).collect();
-    let plan = routing::plan(&caller.runtime, caller.key(), &names);
-    if plan.candidates.is_empty() {
-        let err = match plan.unsupported.first() {
-            Some((provider, ty)) => ApiError::NotImplemented {
-                provider: provider.clone(),
-                provider_type: ty.as_str().to_string(),
-            },
-            None => ApiError::NoEligibleProvider(format!(
-                "No provider can serve {} right now",
-                req.models[0]
-            )),
-        };
-        return Err((err, access));
-    }
+    let plan = tri!(plan_request(state, &caller, &body, &mut access));
+    let mut attempts = Attempts::new(state, plan);
     if !req.stream {
-        let mut attempts = Attempts::new(state);
-        let mut served = None;
-        for cand in &plan.candidates {
-            attempts.begin(&mut access);
-            let result = match providers::chat(call_for(cand, &body, false)).await {
-                Ok(Reply::Complete(bytes)) => complete_body(&bytes, cand),
-                Ok(Reply::Stream(_)) => Err(AttemptError::Protocol("unexpected stream".into())),
-                Err(e) => Err(e),
+        while let Some((cand, slot)) = attempts.next(&mut access).await {
+            let started = Instant::now();
+            let timeouts = &cand.provider.config.timeouts;
+            let call = call_for(
+                &cand,
+                &body,
+                false,
+                attempts.remaining(ms(timeouts.first_token_ms)),
+            );
+            let result = match tokio::time::timeout(
+                attempts.remaining(ms(timeouts.total_ms)),
+                providers::chat(call),
+            )
+            .await
+            {
+                Err(_) => Err(AttemptError::Timeout("total")),
+                Ok(Ok(Reply::Complete(bytes))) => complete_body(&bytes, &cand),
+                Ok(Ok(Reply::Stream(_))) => Err(AttemptError::Protocol("unexpected stream".into())),
+                Ok(Err(e)) => Err(e),
             };
+            drop(slot);
             match result {
                 Ok(done) => {
-                    attempts.succeeded(&mut access, cand);
-                    served = Some(done);
-                    break;
+                    let elapsed = started.elapsed();
+                    let rate =
+                        done.usage.completion_tokens as f64 / elapsed.as_secs_f64().max(1e-6);
+                    attempts.succeeded(&mut access, &cand, Some(elapsed), Some(rate));
+                    access.usage = Some(done.usage);
+                    access.cost = Some(done.cost);
+                    access.finish_reason = done.finish_reason;
+                    let mut resp = (StatusCode::OK, done.body).into_response();
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    return Ok(resp);
                 }
-                Err(e) => tri!(attempts.failed(&access, cand, e)),
+                Err(e) => tri!(attempts.failed(&mut access, &cand, e)),
             }
         }
-        let result = served.ok_or_else(|| attempts.exhausted());
-        let (bytes, usage, cost) = tri!(result);
-        access.usage = Some(usage);
-        access.cost = Some(cost);
-        let mut resp = (StatusCode::OK, bytes).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return Ok(resp);
+        let e = attempts.exhausted(&mut access);
+        return Err((e, access));
     }
-    let mut attempts = Attempts::new(state);
-    let mut served = None;
-    for cand in &plan.candidates {
-        attempts.begin(&mut access);
-        let first_token = Duration::from_millis(cand.provider.config.timeouts.first_token_ms);
-        let result = match providers::chat(call_for(cand, &body, true)).await {
+    while let Some((cand, slot)) = attempts.next(&mut access).await {
+        let started = Instant::now();
+        let first_token = attempts.remaining(ms(cand.provider.config.timeouts.first_token_ms));
+        let result = match providers::chat(call_for(&cand, &body, true, first_token)).await {
             Ok(Reply::Stream(s)) => hold_back(s, first_token).await,
             Ok(Reply::Complete(_)) => Err(AttemptError::Protocol("expected a stream".into())),
             Err(e) => Err(e),
         };
-        match result {
-            Ok(opened) => {
-                attempts.succeeded(&mut access, cand);
-                served = Some((opened, cand));
-                break;
+        let (buffered, upstream) = match result {
+            Ok(opened) => opened,
+            Err(e) => {
+                drop(slot);
+                tri!(attempts.failed(&mut access, &cand, e));
+                continue;
             }
-            Err(e) => tri!(attempts.failed(&access, cand, e)),
-        }
+        };
+        attempts.succeeded(&mut access, &cand, Some(started.elapsed()), None);
+        let relay = StreamRelay::new(
+            &cand.provider.config.name,
+            cand.model.pricing.clone(),
+            req.prompt_estimate,
+            cand.upstream_model,
+        );
+        let secrets: Vec<String> = cand
+            .provider
+            .credential_str()
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        access.outcome = Some("client_disconnected".into());
+        let relay_state = RelayState {
+            relay,
+            access,
+            buffered: buffered.into(),
+            upstream,
+            pending: VecDeque::new(),
+            idle: ms(cand.provider.config.timeouts.idle_ms),
+            secrets,
+            target: (
+                state.clone(),
+                cand.provider.id(),
+                cand.upstream_model.to_string(),
+            ),
+            committed: Instant::now(),
+            _slot: slot,
+        };
+        let body = Body::from_stream(stream::unfold(relay_state, next_frame));
+        let mut resp = Response::new(body);
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        return Ok(resp);
     }
-    let ((buffered, upstream), cand) = tri!(served.ok_or_else(|| attempts.exhausted()));
-    let relay = StreamRelay::new(
-        &cand.provider.config.name,
-        cand.model.pricing.clone(),
-        req.prompt_estimate,
-        cand.upstream_model,
-    );
-    let secrets: Vec<String> = cand
-        .provider
-        .credential_str()
-        .map(str::to_string)
-        .into_iter()
-        .collect();
-    let idle = Duration::from_millis(cand.provider.config.timeouts.idle_ms);
-    access.outcome = Some("client_disconnected".into());
-    let relay_state = RelayState {
-        relay,
-        access,
-        buffered: buffered.into(),
-        upstream,
-        pending: VecDeque::new(),
-        idle,
-        secrets,
-    };
-    let body = Body::from_stream(stream::unfold(relay_state, next_frame));
-    let mut resp = Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(resp)
+    let e = attempts.exhausted(&mut access);
+    Err((e, access))
 }
 
-fn call_for<'a>(cand: &'a Candidate<'_>, body: &'a RawObject, stream: bool) -> Call<'a> {
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+fn call_for<'a>(
+    cand: &'a Candidate<'_>,
+    body: &'a RawObject,
+    stream: bool,
+    first_token: Duration,
+) -> Call<'a> {
     Call {
         provider: &cand.provider,
         upstream_model: cand.upstream_model,
         request: body,
         stream,
-        first_token_timeout: Duration::from_millis(cand.provider.config.timeouts.first_token_ms),
+        first_token_timeout: first_token,
     }
 }
 
+/// A priced complete response.
+struct Completed {
+    body: Bytes,
+    usage: Usage,
+    cost: Decimal,
+    finish_reason: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct FinishView {
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
 /// Prices a complete response and adds `usage.cost` and `provider`, keeping every other byte.
-fn complete_body(
-    bytes: &[u8],
-    cand: &Candidate<'_>,
-) -> Result<(Bytes, Usage, Decimal), AttemptError> {
+fn complete_body(bytes: &[u8], cand: &Candidate<'_>) -> Result<Completed, AttemptError> {
     let mut obj = RawObject::parse(bytes)
         .map_err(|e| AttemptError::Protocol(format!("upstream answered invalid JSON: {e}")))?;
     if obj.get("choices").is_none() {
@@ -257,7 +283,16 @@ fn complete_body(
     let usage_json = usage_with_cost(usage_raw, cost);
     obj.set_raw("usage", usage_json);
     obj.set("provider", &cand.provider.config.name);
-    Ok((Bytes::from(obj.to_vec()), usage, cost))
+    let finish_reason = obj
+        .get("choices")
+        .and_then(|c| serde_json::from_str::<Vec<FinishView>>(c.get()).ok())
+        .and_then(|c| c.into_iter().find_map(|c| c.finish_reason));
+    Ok(Completed {
+        body: Bytes::from(obj.to_vec()),
+        usage,
+        cost,
+        finish_reason,
+    })
 }
 
 /// Reads the stream until the upstream commits to an answer (see [`is_committing`]), so that an
@@ -302,18 +337,39 @@ struct RelayState {
     pending: VecDeque<Bytes>,
     idle: Duration,
     secrets: Vec<String>,
+    /// The state, provider id and model, for health and throughput when the stream ends.
+    target: (Arc<AppState>, String, String),
+    committed: Instant,
+    _slot: InFlight,
 }
 
 impl Drop for RelayState {
     fn drop(&mut self) {
         // Runs when the stream ends and when the client goes away mid-stream.
-        self.access.usage = Some(self.relay.final_usage());
+        let usage = self.relay.final_usage();
+        self.access.usage = Some(usage);
         self.access.cost = Some(self.relay.final_cost());
-        if let Some(end) = self.relay.end() {
-            self.access.outcome = match end {
-                crate::stream_relay::StreamEnd::Completed => None,
-                crate::stream_relay::StreamEnd::Failed => Some("stream_error".into()),
-            };
+        self.access.finish_reason = self.relay.finish_reason().map(str::to_string);
+        let (state, provider, model) = &self.target;
+        match self.relay.end() {
+            Some(StreamEnd::Completed) => {
+                self.access.outcome = None;
+                let secs = self.committed.elapsed().as_secs_f64();
+                if secs > 0.0 && usage.completion_tokens > 0 {
+                    state.health.record_throughput(
+                        provider,
+                        model,
+                        usage.completion_tokens as f64 / secs,
+                    );
+                }
+            }
+            Some(StreamEnd::Failed) => {
+                self.access.outcome = Some("stream_error".into());
+                state
+                    .health
+                    .record_failure(provider, model, Instant::now(), None);
+            }
+            None => {}
         }
     }
 }

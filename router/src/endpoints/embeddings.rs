@@ -1,6 +1,6 @@
 //! `POST /v1/embeddings`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
@@ -13,9 +13,7 @@ use serde_json::Value;
 
 use rust_decimal::Decimal;
 
-use super::{
-    Attempts, authenticate, check_primary_model, new_generation_id, read_json, requested_models,
-};
+use super::{Attempts, authenticate, new_generation_id, plan_request, read_json};
 use crate::{
     access::Access,
     endpoints::chat::GENERATION_ID_HEADER,
@@ -23,7 +21,7 @@ use crate::{
     pricing::{Usage, cost},
     providers::{self, AttemptError, Call},
     raw_json::{RawObject, usage_with_cost},
-    routing::{self, Candidate},
+    routing::Candidate,
     state::AppState,
 };
 
@@ -85,29 +83,24 @@ async fn serve(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(state, headers, access)?;
     let body = read_json(state, headers, body).await?;
-    let models = requested_models(&body)?;
     check_input(&body)?;
-    check_primary_model(&caller, &models[0], access)?;
-    let names: Vec<&str> = models.iter().map(String::as_str).collect();
-    let plan = routing::plan(&caller.runtime, caller.key(), &names);
-    if plan.candidates.is_empty() {
-        return Err(match plan.unsupported.first() {
-            Some((provider, ty)) => ApiError::NotImplemented {
-                provider: provider.clone(),
-                provider_type: ty.as_str().to_string(),
-            },
-            None => ApiError::NoEligibleProvider(format!(
-                "No provider can serve {} right now",
-                models[0]
-            )),
-        });
-    }
-    let mut attempts = Attempts::new(state);
-    for cand in &plan.candidates {
-        attempts.begin(access);
-        match attempt(cand, &body).await {
+    let plan = plan_request(state, &caller, &body, access)?;
+    let mut attempts = Attempts::new(state, plan);
+    while let Some((cand, slot)) = attempts.next(access).await {
+        let started = std::time::Instant::now();
+        let total = attempts.remaining(Duration::from_millis(
+            cand.provider.config.timeouts.total_ms,
+        ));
+        let first_token = attempts.remaining(Duration::from_millis(
+            cand.provider.config.timeouts.first_token_ms,
+        ));
+        let result = tokio::time::timeout(total, attempt(&cand, &body, first_token))
+            .await
+            .unwrap_or(Err(AttemptError::Timeout("total")));
+        drop(slot);
+        match result {
             Ok((bytes, usage, cost)) => {
-                attempts.succeeded(access, cand);
+                attempts.succeeded(access, &cand, Some(started.elapsed()), None);
                 access.usage = Some(usage);
                 access.cost = Some(cost);
                 let mut resp = (StatusCode::OK, bytes).into_response();
@@ -117,25 +110,24 @@ async fn serve(
                 );
                 return Ok(resp);
             }
-            Err(e) => attempts.failed(access, cand, e)?,
+            Err(e) => attempts.failed(access, &cand, e)?,
         }
     }
-    Err(attempts.exhausted())
+    Err(attempts.exhausted(access))
 }
 
 /// One embeddings attempt, priced, with `usage.cost` and `provider` added.
 async fn attempt(
     cand: &Candidate<'_>,
     body: &RawObject,
+    first_token: Duration,
 ) -> Result<(Bytes, Usage, Decimal), AttemptError> {
     let call = Call {
         provider: &cand.provider,
         upstream_model: cand.upstream_model,
         request: body,
         stream: false,
-        first_token_timeout: std::time::Duration::from_millis(
-            cand.provider.config.timeouts.first_token_ms,
-        ),
+        first_token_timeout: first_token,
     };
     let bytes = providers::embeddings(call).await?;
     let mut obj = RawObject::parse(&bytes)

@@ -1,13 +1,15 @@
 //! The client-facing API (`/v1/...` and `/api/v1/...`): request intake shared by every endpoint
 //! (auth, body limits, JSON parsing) and the attempt loop shared by chat and embeddings.
 
+mod attempts;
 pub mod chat;
 pub mod embeddings;
+pub mod generation;
 pub mod models;
 
 use std::{
     sync::Arc,
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use axum::{body::Body, http::HeaderMap};
@@ -16,15 +18,10 @@ use serde::de::DeserializeOwned;
 use switchboard_api::snapshot::ApiKeyConfig;
 
 use crate::{
-    access::Access,
-    auth,
-    error::{ApiError, AttemptReport, scrub},
-    providers::AttemptError,
-    raw_json::RawObject,
-    routing::Candidate,
-    runtime::Runtime,
-    state::AppState,
+    access::Access, auth, error::ApiError, raw_json::RawObject, runtime::Runtime, state::AppState,
 };
+
+pub use attempts::{Attempts, plan_request};
 
 /// A fresh generation id, `gen-` and 24 random alphanumerics.
 pub fn new_generation_id() -> String {
@@ -126,20 +123,6 @@ pub fn field<T: DeserializeOwned>(
     }
 }
 
-/// The model names a request asks for: `model`, then `models` (OpenRouter's fallback list).
-pub fn requested_models(body: &RawObject) -> Result<Vec<String>, ApiError> {
-    let model: Option<String> = field(body, "model", "a string")?;
-    let models: Option<Vec<String>> = field(body, "models", "an array of strings")?;
-    let mut all = Vec::new();
-    all.extend(model);
-    all.extend(models.unwrap_or_default());
-    all.retain(|m| !m.is_empty());
-    if all.is_empty() {
-        return Err(ApiError::bad_param("model", "`model` is required"));
-    }
-    Ok(all)
-}
-
 /// Checks the primary model exists and the key may use it: 404, then 403.
 pub fn check_primary_model(
     caller: &Caller,
@@ -157,127 +140,4 @@ pub fn check_primary_model(
         });
     }
     Ok(())
-}
-
-/// The message of an upstream error body (`error.message`, or the text itself).
-fn upstream_message(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .or_else(|| v.get("message"))
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| body.chars().take(500).collect())
-}
-
-/// Bookkeeping for the attempt loop: callers try candidates in order; retryable failures move to
-/// the next candidate, a client error from an upstream is returned at once. Every attempt is
-/// counted in metrics and reported in the error's metadata if all fail. (A loop in each handler
-/// rather than a higher-order function, so handler futures stay `Send`.)
-pub struct Attempts<'s> {
-    state: &'s AppState,
-    reports: Vec<AttemptReport>,
-    last: Option<(AttemptError, String)>,
-    started: Instant,
-}
-
-impl<'s> Attempts<'s> {
-    /// No attempts yet.
-    pub fn new(state: &'s AppState) -> Self {
-        Attempts {
-            state,
-            reports: Vec::new(),
-            last: None,
-            started: Instant::now(),
-        }
-    }
-
-    /// Marks the start of an attempt.
-    pub fn begin(&mut self, access: &mut Access) {
-        access.attempts += 1;
-        self.started = Instant::now();
-    }
-
-    /// Records the attempt on `cand` as the one that served.
-    pub fn succeeded(&mut self, access: &mut Access, cand: &Candidate<'_>) {
-        let provider = &cand.provider.config.name;
-        self.state
-            .metrics
-            .upstream_attempts
-            .with_label_values(&[provider, "ok"])
-            .inc();
-        access.provider = Some(provider.clone());
-    }
-
-    /// Records a failed attempt. `Err` when the failure must go to the client as is (the upstream
-    /// rejected the request itself); `Ok` when the next candidate should be tried.
-    pub fn failed(
-        &mut self,
-        access: &Access,
-        cand: &Candidate<'_>,
-        e: AttemptError,
-    ) -> Result<(), ApiError> {
-        let provider_name = cand.provider.config.name.clone();
-        let label = e.label();
-        self.state
-            .metrics
-            .upstream_attempts
-            .with_label_values(&[&provider_name, &label])
-            .inc();
-        let secrets: Vec<&str> = cand.provider.credential_str().into_iter().collect();
-        tracing::warn!(
-            generation_id = %access.generation_id,
-            provider = %provider_name,
-            model = cand.upstream_model,
-            error = %scrub(&e.to_string(), &secrets),
-            "upstream attempt failed"
-        );
-        self.reports.push(AttemptReport {
-            provider: provider_name.clone(),
-            model: cand.upstream_model.to_string(),
-            error_type: label,
-            status: match &e {
-                AttemptError::Status { status, .. } => Some(*status),
-                _ => None,
-            },
-            latency_ms: self.started.elapsed().as_millis() as u64,
-        });
-        if let AttemptError::Status { status, body } = &e
-            && !e.is_retryable()
-        {
-            let raw = scrub(body, &secrets);
-            return Err(ApiError::UpstreamRejected {
-                status: http::StatusCode::from_u16(*status)
-                    .unwrap_or(http::StatusCode::BAD_REQUEST),
-                message: upstream_message(&raw),
-                provider: provider_name,
-                raw,
-            });
-        }
-        let raw = match &e {
-            AttemptError::Status { body, .. } => scrub(body, &secrets),
-            other => scrub(&other.to_string(), &secrets),
-        };
-        self.last = Some((e, raw));
-        Ok(())
-    }
-
-    /// The error for the client once every candidate failed.
-    pub fn exhausted(self) -> ApiError {
-        let Some((e, raw)) = self.last else {
-            return ApiError::NoEligibleProvider("No provider is available for this model".into());
-        };
-        ApiError::AllAttemptsFailed {
-            message: format!(
-                "All {} upstream attempt(s) failed; the last one: {}",
-                self.reports.len(),
-                upstream_message(&raw)
-            ),
-            timed_out: matches!(e, AttemptError::Timeout(_)),
-            raw: Some(raw),
-            attempts: self.reports,
-        }
-    }
 }

@@ -42,6 +42,8 @@ pub enum AttemptError {
         status: u16,
         /// Response body (not yet scrubbed).
         body: String,
+        /// The upstream's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
     },
     /// The upstream answered something that is not the protocol.
     #[error("upstream protocol error: {0}")]

@@ -65,10 +65,16 @@ async fn post(
         .map_err(AttemptError::from_reqwest)?;
     let status = resp.status();
     if !status.is_success() {
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| crate::health::parse_retry_after(v, std::time::SystemTime::now()));
         let body = read_error_body(resp).await;
         return Err(AttemptError::Status {
             status: status.as_u16(),
             body,
+            retry_after,
         });
     }
     Ok(resp)

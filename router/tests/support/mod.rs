@@ -184,7 +184,7 @@ pub fn temp_manifest(contents: &str) -> PathBuf {
 
 /// Manifests: Provider(s) of type openaiCompatible pointing at `upstreams` (named `up0`, `up1`, ...
 /// in order, each offering model `m`, priced 0.15/0.60 per million), a route `test/model` over
-/// them in that order, a mock-provider route `test/mock`, a route on an `anthropic` provider
+/// them in that order (as priorities 0, 1, ...), a mock-provider route `test/mock`, a route on an `anthropic` provider
 /// `test/anthropic` (no adapter yet), and client keys: `CLIENT_KEY` (allowed `test/*`), a disabled
 /// one, an expired one.
 pub fn manifests(upstreams: &[String]) -> String {
@@ -277,10 +277,10 @@ spec:
       pricing: {{inputUSDPerMillion: "0.02"}}
 "#
         ));
-        targets.push_str(&format!("{{provider: up{i}, model: m}},"));
+        targets.push_str(&format!("{{provider: up{i}, model: m, priority: {i}}},"));
     }
     if !upstreams.is_empty() {
-        let embed_targets = targets.replace("model: m}", "model: embed}");
+        let embed_targets = targets.replace("model: m,", "model: embed,");
         out.push_str(&format!(
             "---\napiVersion: switchboard.dev/v1alpha1\nkind: ModelRoute\nmetadata: {{name: model}}\nspec: {{model: test/model, targets: [{targets}]}}\n---\napiVersion: switchboard.dev/v1alpha1\nkind: ModelRoute\nmetadata: {{name: embed}}\nspec: {{model: test/embed, targets: [{embed_targets}]}}\n"
         ));

@@ -1,0 +1,384 @@
+//! Planning a request and walking its plan: the attempt loop shared by chat and embeddings.
+//!
+//! Retryable failures (connection, timeout, 408/409/425/429, 5xx, the provider's own 401/403/404)
+//! move to the next target and count against the target's health; a client error from an
+//! upstream moves to the next *model* if the request has one (OpenRouter's model fallback: any
+//! error counts), else goes back to the client as is. After a pass over every model with at least
+//! one transient failure, the route's `retries` allow further passes after a jittered exponential
+//! backoff, skipping targets that are ejected or cooling down, all within the route's deadline.
+//! The loop is driven by the handlers (`while let Some(..) = attempts.next().await`), which keeps
+//! their futures `Send`.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use switchboard_api::snapshot::RetryConfig;
+
+use super::{Caller, check_primary_model};
+use crate::{
+    access::Access,
+    error::{ApiError, AttemptReport, scrub},
+    health::InFlight,
+    prefs::{ProviderPrefs, model_chain, needed_capabilities, sticky_key},
+    providers::AttemptError,
+    raw_json::RawObject,
+    routing::{Candidate, Plan, RoutingRequest, plan},
+    state::AppState,
+};
+
+/// Reads the routing parts of a request (models, `provider` preferences, capabilities, sticky
+/// key), checks the primary model (404, 403), and plans the attempts. An empty plan is an error
+/// that says why: 501 when only adapter-less providers serve the model, 429 when every target
+/// asked to be left alone (`Retry-After`), 503 with each exclusion otherwise.
+pub fn plan_request<'a>(
+    state: &AppState,
+    caller: &'a Caller,
+    body: &RawObject,
+    access: &mut Access,
+) -> Result<Plan<'a>, ApiError> {
+    let routes = &caller.runtime.config.routes;
+    let chain = model_chain(body, |n| routes.contains_key(n))?;
+    check_primary_model(caller, &chain[0].route, access)?;
+    let prefs = ProviderPrefs::parse(body, caller.key())?;
+    let needs = needed_capabilities(body);
+    let sticky = sticky_key(body);
+    let req = RoutingRequest {
+        chain: &chain,
+        prefs: &prefs,
+        needs: &needs,
+        sticky: sticky.as_deref(),
+    };
+    let now = Instant::now();
+    let view = |provider: &str, model: &str| state.health.view(provider, model, now);
+    let plan = plan(&caller.runtime, caller.key(), &req, &view, &mut rand::rng());
+    if !plan.is_empty() {
+        return Ok(plan);
+    }
+    let model = &chain[0].requested;
+    if let (Some((provider, ty)), true) = (plan.unsupported.first(), plan.excluded.is_empty()) {
+        return Err(ApiError::NotImplemented {
+            provider: provider.clone(),
+            provider_type: ty.as_str().to_string(),
+        });
+    }
+    if let Some(retry_after) = plan.cooling
+        && plan.excluded.iter().all(|e| e.contains("retry after"))
+    {
+        return Err(ApiError::RateLimited {
+            message: format!(
+                "Every provider of {model} is rate limited; retry after {}s",
+                retry_after.as_secs_f64().ceil()
+            ),
+            retry_after,
+            attempts: vec![],
+        });
+    }
+    Err(ApiError::NoEligibleProvider(if plan.excluded.is_empty() {
+        format!("No provider can serve {model} right now")
+    } else {
+        format!(
+            "No provider of {model} matches this request: {}",
+            plan.excluded.join("; ")
+        )
+    }))
+}
+
+/// The message of an upstream error body (`error.message`, or the text itself).
+fn upstream_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("message"))
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| body.chars().take(500).collect())
+}
+
+/// Walks a plan: see the module doc.
+pub struct Attempts<'s, 'a> {
+    state: &'s AppState,
+    plan: Plan<'a>,
+    model: usize,
+    cand: usize,
+    pass: u32,
+    retry: RetryConfig,
+    deadline: Option<Instant>,
+    transient_in_pass: bool,
+    reports: Vec<AttemptReport>,
+    last: Option<(AttemptError, String)>,
+    rate_limited: Vec<Option<Duration>>,
+    deadline_hit: bool,
+    started: Instant,
+}
+
+impl<'s, 'a> Attempts<'s, 'a> {
+    /// Starts walking `plan` under the primary route's retries and deadline.
+    pub fn new(state: &'s AppState, plan: Plan<'a>) -> Self {
+        let route = plan.models.first().map(|m| m.route);
+        Attempts {
+            state,
+            retry: route.map(|r| r.retry.clone()).unwrap_or_default(),
+            deadline: route
+                .and_then(|r| r.deadline_ms)
+                .map(|ms| Instant::now() + Duration::from_millis(ms)),
+            plan,
+            model: 0,
+            cand: 0,
+            pass: 0,
+            transient_in_pass: false,
+            reports: Vec::new(),
+            last: None,
+            rate_limited: Vec::new(),
+            deadline_hit: false,
+            started: Instant::now(),
+        }
+    }
+
+    /// `limit`, shortened to what is left of the request's deadline.
+    pub fn remaining(&self, limit: Duration) -> Duration {
+        match self.deadline {
+            Some(d) => limit.min(d.saturating_duration_since(Instant::now())),
+            None => limit,
+        }
+    }
+
+    /// The next candidate with a concurrency slot, waiting out the backoff between passes;
+    /// `None` when the plan, the retries or the deadline are exhausted.
+    pub async fn next(&mut self, access: &mut Access) -> Option<(Candidate<'a>, InFlight)> {
+        loop {
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                self.deadline_hit = true;
+                return None;
+            }
+            if self.model >= self.plan.models.len() {
+                if !self.transient_in_pass || self.pass >= self.retry.attempts {
+                    return None;
+                }
+                self.pass += 1;
+                self.model = 0;
+                self.cand = 0;
+                self.transient_in_pass = false;
+                let cap = self
+                    .retry
+                    .backoff_ms
+                    .saturating_mul(1 << (self.pass - 1).min(20))
+                    .min(self.retry.max_backoff_ms);
+                let wait = self.remaining(Duration::from_millis(rand::rng().random_range(0..=cap)));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let candidates = &self.plan.models[self.model].candidates;
+            let Some(c) = candidates.get(self.cand).cloned() else {
+                self.model += 1;
+                self.cand = 0;
+                continue;
+            };
+            self.cand += 1;
+            let (provider_id, provider) = (c.provider.id(), &c.provider.config);
+            if self.pass > 0 {
+                let view = self
+                    .state
+                    .health
+                    .view(&provider_id, c.upstream_model, Instant::now());
+                if view.cooling.is_some() || view.tier == crate::health::Tier::Ejected {
+                    continue;
+                }
+            }
+            match self
+                .state
+                .health
+                .try_acquire(&provider_id, provider.max_concurrent_requests)
+            {
+                Some(slot) => {
+                    access.attempts += 1;
+                    self.started = Instant::now();
+                    return Some((c, slot));
+                }
+                None => self.reports.push(AttemptReport {
+                    provider: provider.name.clone(),
+                    model: c.upstream_model.to_string(),
+                    ok: false,
+                    error_type: Some("capacity".into()),
+                    status: None,
+                    latency_ms: 0,
+                }),
+            }
+        }
+    }
+
+    /// Records the attempt on `cand` as the one that served: health (time to first token,
+    /// output rate), metrics, and the access record.
+    pub fn succeeded(
+        &mut self,
+        access: &mut Access,
+        cand: &Candidate<'_>,
+        ttft: Option<Duration>,
+        tokens_per_second: Option<f64>,
+    ) {
+        let provider = &cand.provider.config.name;
+        self.state.health.record_success(
+            &cand.provider.id(),
+            cand.upstream_model,
+            Instant::now(),
+            ttft,
+            tokens_per_second,
+        );
+        self.state
+            .metrics
+            .upstream_attempts
+            .with_label_values(&[provider, "ok"])
+            .inc();
+        self.reports.push(AttemptReport {
+            provider: provider.clone(),
+            model: cand.upstream_model.to_string(),
+            ok: true,
+            error_type: None,
+            status: Some(200),
+            latency_ms: self.started.elapsed().as_millis() as u64,
+        });
+        access.provider = Some(provider.clone());
+        access.upstream_model = Some(cand.upstream_model.to_string());
+        access.served_model = Some(cand.public_model.to_string());
+        access.reports = std::mem::take(&mut self.reports);
+    }
+
+    /// Records a failed attempt. `Err` when the failure must go to the client as is; `Ok` when
+    /// the loop should go on.
+    pub fn failed(
+        &mut self,
+        access: &mut Access,
+        cand: &Candidate<'_>,
+        e: AttemptError,
+    ) -> Result<(), ApiError> {
+        let provider_name = cand.provider.config.name.clone();
+        let label = e.label();
+        self.state
+            .metrics
+            .upstream_attempts
+            .with_label_values(&[&provider_name, &label])
+            .inc();
+        let secrets: Vec<&str> = cand.provider.credential_str().into_iter().collect();
+        tracing::warn!(
+            generation_id = %access.generation_id,
+            provider = %provider_name,
+            model = cand.upstream_model,
+            error = %scrub(&e.to_string(), &secrets),
+            "upstream attempt failed"
+        );
+        let status = match &e {
+            AttemptError::Status { status, .. } => Some(*status),
+            _ => None,
+        };
+        self.reports.push(AttemptReport {
+            provider: provider_name.clone(),
+            model: cand.upstream_model.to_string(),
+            ok: false,
+            error_type: Some(label),
+            status,
+            latency_ms: self.started.elapsed().as_millis() as u64,
+        });
+        let raw = match &e {
+            AttemptError::Status { body, .. } => scrub(body, &secrets),
+            other => scrub(&other.to_string(), &secrets),
+        };
+        if e.is_retryable() {
+            let retry_after = match &e {
+                AttemptError::Status { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            self.state.health.record_failure(
+                &cand.provider.id(),
+                cand.upstream_model,
+                Instant::now(),
+                retry_after,
+            );
+            if status == Some(429) {
+                self.rate_limited.push(retry_after);
+            }
+            self.transient_in_pass = true;
+            self.last = Some((e, raw));
+            return Ok(());
+        }
+        // The upstream refused the request itself: another model may accept it, the same
+        // model elsewhere would not.
+        if self.model + 1 < self.plan.models.len() {
+            self.model += 1;
+            self.cand = 0;
+            self.last = Some((e, raw));
+            return Ok(());
+        }
+        access.reports = std::mem::take(&mut self.reports);
+        Err(ApiError::UpstreamRejected {
+            status: status
+                .and_then(|s| http::StatusCode::from_u16(s).ok())
+                .unwrap_or(http::StatusCode::BAD_REQUEST),
+            message: upstream_message(&raw),
+            provider: provider_name,
+            raw,
+        })
+    }
+
+    /// The error for the client once the loop ends without success.
+    pub fn exhausted(mut self, access: &mut Access) -> ApiError {
+        let attempts = std::mem::take(&mut self.reports);
+        access.reports = attempts.clone();
+        let tried = attempts
+            .iter()
+            .filter(|a| a.error_type.as_deref() != Some("capacity"))
+            .count();
+        let Some((e, raw)) = self.last else {
+            return if self.deadline_hit {
+                ApiError::AllAttemptsFailed {
+                    message: "The request's deadline passed before any upstream answered".into(),
+                    timed_out: true,
+                    raw: None,
+                    attempts,
+                }
+            } else {
+                ApiError::NoEligibleProvider(
+                    "Every provider for this model is at its concurrency limit".into(),
+                )
+            };
+        };
+        if !self.rate_limited.is_empty() && self.rate_limited.len() == tried {
+            let retry_after = self
+                .rate_limited
+                .iter()
+                .flatten()
+                .min()
+                .copied()
+                .unwrap_or(Duration::from_secs(1));
+            return ApiError::RateLimited {
+                message: format!(
+                    "Every provider is rate limiting this request: {}",
+                    upstream_message(&raw)
+                ),
+                retry_after,
+                attempts,
+            };
+        }
+        if let (AttemptError::Status { status, .. }, false) = (&e, e.is_retryable()) {
+            return ApiError::UpstreamRejected {
+                status: http::StatusCode::from_u16(*status)
+                    .unwrap_or(http::StatusCode::BAD_REQUEST),
+                message: upstream_message(&raw),
+                provider: attempts
+                    .last()
+                    .map(|a| a.provider.clone())
+                    .unwrap_or_default(),
+                raw,
+            };
+        }
+        ApiError::AllAttemptsFailed {
+            message: format!(
+                "All {tried} upstream attempt(s) failed; the last one: {}",
+                upstream_message(&raw)
+            ),
+            timed_out: self.deadline_hit || matches!(e, AttemptError::Timeout(_)),
+            raw: Some(raw),
+            attempts,
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! Passive health of upstream targets (a provider's model), as this router replica sees it:
+//! outlier ejection with growing backoff and a single probe to return, upstream `Retry-After`,
+//! per-provider concurrency caps, and rolling latency/throughput measurements for `sort`.
+//!
+//! Every function takes `now` so the state machine is testable without sleeping.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// When a target is ejected and for how long.
+#[derive(Clone, Debug)]
+pub struct HealthPolicy {
+    /// Consecutive failures that eject a target.
+    pub consecutive_failures: u32,
+    /// Failure ratio over the window that ejects a target (with at least `min_requests`).
+    pub error_rate: f64,
+    /// Requests in the window before `error_rate` applies.
+    pub min_requests: usize,
+    /// How far back failures count ("recent") and the error rate is measured.
+    pub window: Duration,
+    /// First ejection; each further one doubles, up to `max_ejection`.
+    pub base_ejection: Duration,
+    /// Longest ejection.
+    pub max_ejection: Duration,
+    /// Longest `Retry-After` honoured.
+    pub max_retry_after: Duration,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        HealthPolicy {
+            consecutive_failures: 5,
+            error_rate: 0.5,
+            min_requests: 10,
+            window: Duration::from_secs(30),
+            base_ejection: Duration::from_secs(5),
+            max_ejection: Duration::from_secs(300),
+            max_retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How a target stands for routing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    /// Its ejection is over and this caller holds the one probe: try it first.
+    Probe,
+    /// No failure within the window.
+    Healthy,
+    /// Failed within the window, not ejected.
+    Degraded,
+    /// Ejected: tried only when nothing else is left.
+    Ejected,
+}
+
+/// A target's standing and measurements, read once per request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TargetView {
+    /// Health tier.
+    pub tier: Tier,
+    /// Left of an upstream `Retry-After`; the target is not tried while this runs.
+    pub cooling: Option<Duration>,
+    /// Median time to first token, milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Median output tokens per second.
+    pub throughput: Option<f64>,
+}
+
+impl Default for TargetView {
+    fn default() -> Self {
+        TargetView {
+            tier: Tier::Healthy,
+            cooling: None,
+            latency_ms: None,
+            throughput: None,
+        }
+    }
+}
+
+const SAMPLES: usize = 64;
+const PROBE_CLAIM: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct TargetState {
+    consecutive_failures: u32,
+    outcomes: VecDeque<(Instant, bool)>,
+    last_failure: Option<Instant>,
+    ejections: u32,
+    ejected_until: Option<Instant>,
+    probe_claimed: Option<Instant>,
+    cooling_until: Option<Instant>,
+    ttft_ms: VecDeque<f64>,
+    throughput: VecDeque<f64>,
+}
+
+fn median(samples: &VecDeque<f64>) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut v: Vec<f64> = samples.iter().copied().collect();
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+fn push_sample(samples: &mut VecDeque<f64>, value: f64) {
+    if samples.len() == SAMPLES {
+        samples.pop_front();
+    }
+    samples.push_back(value);
+}
+
+/// Health of every target this replica has talked to, shared by all requests and config versions.
+pub struct Health {
+    policy: HealthPolicy,
+    targets: Mutex<HashMap<(String, String), TargetState>>,
+    in_flight: Mutex<HashMap<String, Arc<AtomicU32>>>,
+}
+
+/// A slot under a provider's concurrency cap, released on drop.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicU32>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Health {
+    /// Empty health state under `policy`.
+    pub fn new(policy: HealthPolicy) -> Health {
+        Health {
+            policy,
+            targets: Mutex::default(),
+            in_flight: Mutex::default(),
+        }
+    }
+
+    fn with<R>(&self, provider: &str, model: &str, f: impl FnOnce(&mut TargetState) -> R) -> R {
+        let mut targets = self.targets.lock().expect("health lock poisoned");
+        let state = targets
+            .entry((provider.to_string(), model.to_string()))
+            .or_default();
+        f(state)
+    }
+
+    /// The target's standing. When its ejection is over and nobody holds the probe, this caller
+    /// gets it ([`Tier::Probe`]); the probe's outcome decides whether the target returns.
+    pub fn view(&self, provider: &str, model: &str, now: Instant) -> TargetView {
+        let window = self.policy.window;
+        self.with(provider, model, |s| {
+            let tier = match s.ejected_until {
+                Some(until) if until > now => Tier::Ejected,
+                Some(_) => match s.probe_claimed {
+                    Some(at) if now.saturating_duration_since(at) < PROBE_CLAIM => Tier::Ejected,
+                    _ => {
+                        s.probe_claimed = Some(now);
+                        Tier::Probe
+                    }
+                },
+                None if s
+                    .last_failure
+                    .is_some_and(|t| now.saturating_duration_since(t) < window) =>
+                {
+                    Tier::Degraded
+                }
+                None => Tier::Healthy,
+            };
+            TargetView {
+                tier,
+                cooling: s
+                    .cooling_until
+                    .and_then(|until| until.checked_duration_since(now))
+                    .filter(|d| !d.is_zero()),
+                latency_ms: median(&s.ttft_ms),
+                throughput: median(&s.throughput),
+            }
+        })
+    }
+
+    /// Records a success with its time to first token and output rate, when measured.
+    pub fn record_success(
+        &self,
+        provider: &str,
+        model: &str,
+        now: Instant,
+        ttft: Option<Duration>,
+        tokens_per_second: Option<f64>,
+    ) {
+        self.with(provider, model, |s| {
+            s.consecutive_failures = 0;
+            s.outcomes.push_back((now, true));
+            if s.ejected_until.is_some() {
+                // The probe succeeded: back in service, backoff reset.
+                s.ejected_until = None;
+                s.probe_claimed = None;
+                s.ejections = 0;
+                s.last_failure = None;
+            }
+            if let Some(t) = ttft {
+                push_sample(&mut s.ttft_ms, t.as_secs_f64() * 1000.0);
+            }
+            if let Some(r) = tokens_per_second.filter(|r| r.is_finite()) {
+                push_sample(&mut s.throughput, r);
+            }
+            self.trim(s, now);
+        });
+    }
+
+    /// Records the output rate of a completed stream.
+    pub fn record_throughput(&self, provider: &str, model: &str, tokens_per_second: f64) {
+        if tokens_per_second.is_finite() {
+            self.with(provider, model, |s| {
+                push_sample(&mut s.throughput, tokens_per_second)
+            });
+        }
+    }
+
+    /// Records a failure; `retry_after` comes from an upstream 429/503. Returns true when this
+    /// failure ejected the target.
+    pub fn record_failure(
+        &self,
+        provider: &str,
+        model: &str,
+        now: Instant,
+        retry_after: Option<Duration>,
+    ) -> bool {
+        let p = &self.policy;
+        self.with(provider, model, |s| {
+            s.consecutive_failures += 1;
+            s.outcomes.push_back((now, false));
+            s.last_failure = Some(now);
+            if let Some(ra) = retry_after {
+                s.cooling_until = Some(now + ra.min(p.max_retry_after));
+            }
+            self.trim(s, now);
+            let failures = s.outcomes.iter().filter(|(_, ok)| !ok).count();
+            let rate_exceeded = s.outcomes.len() >= p.min_requests
+                && failures as f64 / s.outcomes.len() as f64 >= p.error_rate;
+            let probing = s.ejected_until.is_some();
+            if probing || s.consecutive_failures >= p.consecutive_failures || rate_exceeded {
+                let factor = 2u32.saturating_pow(s.ejections.min(16));
+                let backoff = p.base_ejection.saturating_mul(factor).min(p.max_ejection);
+                s.ejected_until = Some(now + backoff);
+                s.probe_claimed = None;
+                s.ejections = s.ejections.saturating_add(1);
+                s.outcomes.clear();
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    fn trim(&self, s: &mut TargetState, now: Instant) {
+        while s
+            .outcomes
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > self.policy.window)
+        {
+            s.outcomes.pop_front();
+        }
+    }
+
+    /// A slot under `cap` concurrent requests to `provider`, or `None` when it is full.
+    pub fn try_acquire(&self, provider: &str, cap: Option<u32>) -> Option<InFlight> {
+        let counter = {
+            let mut map = self.in_flight.lock().expect("in-flight lock poisoned");
+            map.entry(provider.to_string()).or_default().clone()
+        };
+        let limit = cap.unwrap_or(u32::MAX);
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InFlight(counter))
+    }
+}
+
+/// Parses a `Retry-After` header: delay-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> HealthPolicy {
+        HealthPolicy {
+            consecutive_failures: 3,
+            base_ejection: Duration::from_secs(1),
+            ..HealthPolicy::default()
+        }
+    }
+
+    #[test]
+    fn consecutive_failures_eject_and_a_successful_probe_restores() {
+        let h = Health::new(policy());
+        let t0 = Instant::now();
+        assert_eq!(h.view("p", "m", t0).tier, Tier::Healthy);
+        assert!(!h.record_failure("p", "m", t0, None));
+        assert_eq!(h.view("p", "m", t0).tier, Tier::Degraded);
+        assert!(!h.record_failure("p", "m", t0, None));
+        assert!(h.record_failure("p", "m", t0, None), "third failure ejects");
+        assert_eq!(
+            h.view("p", "m", t0 + Duration::from_millis(999)).tier,
+            Tier::Ejected
+        );
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(
+            h.view("p", "m", t1).tier,
+            Tier::Probe,
+            "one caller gets the probe"
+        );
+        assert_eq!(h.view("p", "m", t1).tier, Tier::Ejected, "only one");
+        h.record_success("p", "m", t1, None, None);
+        assert_eq!(h.view("p", "m", t1).tier, Tier::Healthy);
+    }
+
+    #[test]
+    fn a_failed_probe_ejects_again_for_twice_as_long() {
+        let h = Health::new(policy());
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            h.record_failure("p", "m", t0, None);
+        }
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(h.view("p", "m", t1).tier, Tier::Probe);
+        assert!(h.record_failure("p", "m", t1, None));
+        assert_eq!(
+            h.view("p", "m", t1 + Duration::from_millis(1999)).tier,
+            Tier::Ejected
+        );
+        assert_eq!(
+            h.view("p", "m", t1 + Duration::from_secs(2)).tier,
+            Tier::Probe
+        );
+    }
+
+    #[test]
+    fn an_abandoned_probe_is_offered_again_later() {
+        let h = Health::new(policy());
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            h.record_failure("p", "m", t0, None);
+        }
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(h.view("p", "m", t1).tier, Tier::Probe);
+        assert_eq!(h.view("p", "m", t1 + PROBE_CLAIM).tier, Tier::Probe);
+    }
+
+    #[test]
+    fn the_error_rate_ejects_without_consecutive_failures() {
+        let h = Health::new(HealthPolicy {
+            consecutive_failures: 100,
+            ..policy()
+        });
+        let t0 = Instant::now();
+        let mut ejected = false;
+        for i in 0..10 {
+            if i % 2 == 0 {
+                h.record_success("p", "m", t0, None, None);
+            } else {
+                ejected = h.record_failure("p", "m", t0, None);
+            }
+        }
+        assert!(ejected, "5 of 10 failed: 50% ejects");
+    }
+
+    #[test]
+    fn retry_after_cools_a_target_down() {
+        let h = Health::new(policy());
+        let t0 = Instant::now();
+        h.record_failure("p", "m", t0, Some(Duration::from_secs(7)));
+        assert_eq!(h.view("p", "m", t0).cooling, Some(Duration::from_secs(7)));
+        assert_eq!(h.view("p", "m", t0 + Duration::from_secs(7)).cooling, None);
+        assert_eq!(
+            parse_retry_after(
+                "Wed, 21 Oct 2015 07:28:00 GMT",
+                httpdate::parse_http_date("Wed, 21 Oct 2015 07:27:30 GMT").unwrap()
+            ),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("12", std::time::SystemTime::now()),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            parse_retry_after("soon", std::time::SystemTime::now()),
+            None
+        );
+    }
+
+    #[test]
+    fn concurrency_caps_hold_and_release() {
+        let h = Health::new(policy());
+        let a = h.try_acquire("p", Some(2)).unwrap();
+        let _b = h.try_acquire("p", Some(2)).unwrap();
+        assert!(h.try_acquire("p", Some(2)).is_none());
+        drop(a);
+        assert!(h.try_acquire("p", Some(2)).is_some());
+        assert!(h.try_acquire("q", None).is_some());
+    }
+
+    #[test]
+    fn measurements_are_medians_of_recent_samples() {
+        let h = Health::new(policy());
+        let t0 = Instant::now();
+        for ms in [10, 30, 20] {
+            h.record_success(
+                "p",
+                "m",
+                t0,
+                Some(Duration::from_millis(ms)),
+                Some(ms as f64),
+            );
+        }
+        let v = h.view("p", "m", t0);
+        assert_eq!(v.latency_ms, Some(20.0));
+        assert_eq!(v.throughput, Some(20.0));
+    }
+}
