@@ -13,14 +13,22 @@ pub struct Cli {
     /// Manifest file or directory (Provider, ModelRoute, ApiKey, Budget and Secret objects, `---`
     /// separated). May be given more than once; in the environment, comma-separated. Exactly one
     /// of `--manifests` and `--operator-url` is required.
-    #[arg(long = "manifests", env = "SWITCHBOARD_MANIFESTS", value_delimiter = ',')]
+    #[arg(
+        long = "manifests",
+        env = "SWITCHBOARD_MANIFESTS",
+        value_delimiter = ','
+    )]
     pub manifests: Vec<PathBuf>,
     /// Base URL of the operator's config push server (e.g. `http://switchboard-operator:8081`):
     /// the router holds its config stream and serves each snapshot it sends.
     #[arg(long, env = "SWITCHBOARD_OPERATOR_URL")]
     pub operator_url: Option<String>,
     /// File holding the bearer token the operator requires (else `SWITCHBOARD_OPERATOR_TOKEN`).
-    #[arg(long, env = "SWITCHBOARD_OPERATOR_TOKEN_FILE", requires = "operator_url")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OPERATOR_TOKEN_FILE",
+        requires = "operator_url"
+    )]
     pub operator_token_file: Option<PathBuf>,
     /// The operator token itself; prefer the environment variable or the file (a flag value is
     /// visible in the process list).

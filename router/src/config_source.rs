@@ -118,7 +118,9 @@ pub fn admit(running: Option<&RouterConfig>, offered: &RouterConfig) -> Result<A
             offered: offered.version,
             running: r.version,
         }),
-        Some(r) if offered.version == r.version && offered.hash == r.hash => Ok(Admitted::Unchanged),
+        Some(r) if offered.version == r.version && offered.hash == r.hash => {
+            Ok(Admitted::Unchanged)
+        }
         _ => Ok(Admitted::Installed),
     }
 }
@@ -132,7 +134,10 @@ pub fn offer(state: &AppState, config: RouterConfig, origin: &str) -> Result<Adm
             .config_refused
             .with_label_values(&[refusal.metric_label()])
             .inc();
-        tracing::error!(origin, "refused a config snapshot, keeping the current one: {refusal}");
+        tracing::error!(
+            origin,
+            "refused a config snapshot, keeping the current one: {refusal}"
+        );
     }
     result
 }
@@ -161,10 +166,29 @@ pub fn offer_json(state: &AppState, json: &[u8], origin: &str) -> Result<Admitte
                 .config_refused
                 .with_label_values(&[refusal.metric_label()])
                 .inc();
-            tracing::error!(origin, "refused a config snapshot, keeping the current one: {refusal}");
+            tracing::error!(
+                origin,
+                "refused a config snapshot, keeping the current one: {refusal}"
+            );
             Err(refusal)
         }
     }
+}
+
+/// The operator token: the file's content if a file is given, else `value`; trimmed, non-empty.
+pub fn read_token(file: Option<&Path>, value: Option<&str>) -> anyhow::Result<String> {
+    let token = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the operator token file {}", f.display()))?,
+        None => value.unwrap_or_default().to_string(),
+    };
+    let token = token.trim();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "--operator-url needs the operator's token: --operator-token-file FILE or \
+         SWITCHBOARD_OPERATOR_TOKEN"
+    );
+    Ok(token.to_string())
 }
 
 /// Installs the snapshot stored in `path` (the snapshot Secret mounted as a file).
@@ -184,10 +208,7 @@ where
     stream::unfold(Some(inner), move |inner| async move {
         let mut inner = inner?;
         match tokio::time::timeout(idle, inner.next()).await {
-            Err(_) => Some((
-                Err(format!("no data for {}s", idle.as_secs())),
-                None,
-            )),
+            Err(_) => Some((Err(format!("no data for {}s", idle.as_secs())), None)),
             Ok(None) => None,
             Ok(Some(chunk)) => Some((chunk.map_err(|e| e.to_string()), Some(inner))),
         }
@@ -217,7 +238,8 @@ async fn follow_once(
         return Err((false, format!("the operator answered {status}")));
     }
     tracing::info!(url = %source.url, "connected to the operator's config stream");
-    let mut events = with_idle_timeout(resp.bytes_stream(), source.idle_timeout).eventsource();
+    let mut events =
+        Box::pin(with_idle_timeout(resp.bytes_stream(), source.idle_timeout)).eventsource();
     let mut received = false;
     while let Some(event) = events.next().await {
         let event = event.map_err(|e| (received, format!("stream broke: {e}")))?;
@@ -234,7 +256,11 @@ async fn follow_once(
 
 /// Follows the operator forever (until `shutdown` turns true): connects, installs snapshots,
 /// reconnects with backoff.
-pub async fn follow(state: Arc<AppState>, source: OperatorSource, mut shutdown: watch::Receiver<bool>) {
+pub async fn follow(
+    state: Arc<AppState>,
+    source: OperatorSource,
+    mut shutdown: watch::Receiver<bool>,
+) {
     install_crypto_provider();
     let client = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
@@ -259,7 +285,9 @@ pub async fn follow(state: Arc<AppState>, source: OperatorSource, mut shutdown: 
             }
             tracing::warn!(url = %source.url, retry_in = ?backoff, "config stream: {why}; serving the last good config");
         }
-        let jitter = Duration::from_millis(rand::random_range(0..=backoff.as_millis().min(1000) as u64 / 4));
+        let jitter = Duration::from_millis(rand::random_range(
+            0..=backoff.as_millis().min(1000) as u64 / 4,
+        ));
         tokio::select! {
             _ = tokio::time::sleep(backoff + jitter) => {}
             _ = shutdown.wait_for(|s| *s) => return,
@@ -279,7 +307,9 @@ pub fn start(
 ) -> tokio::task::JoinHandle<()> {
     if let Some(path) = &snapshot_file {
         match load_snapshot_file(&state, path) {
-            Ok(version) => tracing::info!(version, file = %path.display(), "serving the stored snapshot until the operator answers"),
+            Ok(version) => {
+                tracing::info!(version, file = %path.display(), "serving the stored snapshot until the operator answers")
+            }
             Err(e) => tracing::warn!("no stored snapshot to start from: {e:#}"),
         }
     }
@@ -341,7 +371,9 @@ mod tests {
         let text = state.metrics.render();
         for reason in ["older", "decode", "invalid"] {
             assert!(
-                text.contains(&format!("switchboard_config_refused_total{{reason=\"{reason}\"}} 1")),
+                text.contains(&format!(
+                    "switchboard_config_refused_total{{reason=\"{reason}\"}} 1"
+                )),
                 "{text}"
             );
         }

@@ -1,4 +1,5 @@
-//! `switchboard-router`: runs the router standalone on manifest files.
+//! `switchboard-router`: runs the router on manifest files (standalone) or on the snapshots the
+//! operator pushes (`--operator-url`).
 
 use std::{
     io::IsTerminal,
@@ -8,6 +9,7 @@ use std::{
 use clap::Parser;
 use switchboard_router::{
     cli::{Cli, LogFormat},
+    config_source,
     health::HealthPolicy,
     load_manifests, server,
     state::{AppState, Settings},
@@ -40,7 +42,23 @@ async fn main() -> anyhow::Result<()> {
         },
     });
     let version = AtomicU64::new(1);
-    load_manifests(&state, &cli.manifests, &cli.namespace, 1)?;
+    let (stop_follower, follower_stop) = tokio::sync::watch::channel(false);
+    match &cli.operator_url {
+        Some(url) => {
+            let token = config_source::read_token(
+                cli.operator_token_file.as_deref(),
+                cli.operator_token.as_deref(),
+            )?;
+            let source = config_source::OperatorSource::new(url, token);
+            config_source::start(
+                state.clone(),
+                source,
+                cli.snapshot_file.clone(),
+                follower_stop,
+            );
+        }
+        None => load_manifests(&state, &cli.manifests, &cli.namespace, 1)?,
+    }
     let server = server::start(
         state.clone(),
         cli.listen,
@@ -56,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => {
+            _ = hup.recv(), if cli.operator_url.is_none() => {
                 let next = version.fetch_add(1, Ordering::SeqCst) + 1;
                 match load_manifests(&state, &cli.manifests, &cli.namespace, next) {
                     Ok(()) => tracing::info!(version = next, "reloaded manifests"),
@@ -66,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down: draining in-flight requests");
+    let _ = stop_follower.send(true);
     server.shutdown().await;
     Ok(())
 }
