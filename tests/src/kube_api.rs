@@ -1,0 +1,638 @@
+//! A small in-memory Kubernetes API server over HTTP, enough for the operator's full loop:
+//! list and watch (JSON lines from a `resourceVersion`, `fieldSelector=metadata.name=`), get,
+//! create, replace (with `resourceVersion` compare-and-swap), JSON merge patch (also used for
+//! strategic-merge and apply patches, which is what they amount to for the objects here), delete
+//! with owner-reference garbage collection, and the `status` subresource kept apart from the main
+//! resource for `switchboard.dev` kinds (as CRDs with `subresources.status` behave). Works for any
+//! path shaped like `/api/v1/...` or `/apis/GROUP/VERSION/...`, so Secrets, Events and Leases
+//! need nothing special.
+//!
+//! Not implemented (the operator does not use them): label selectors, pagination, JSON patch,
+//! namespaces as objects, admission/validation, field managers.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::{Request, State},
+    http::{Method, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use base64::Engine;
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+
+/// (collection, namespace, name); collection is e.g. `api/v1/secrets`.
+type Key = (String, String, String);
+
+#[derive(Clone, Debug)]
+struct WatchEvent {
+    rv: u64,
+    kind: &'static str,
+    collection: String,
+    namespace: String,
+    name: String,
+    object: Value,
+}
+
+#[derive(Default)]
+struct Inner {
+    rv: u64,
+    uid: u64,
+    objects: BTreeMap<Key, Value>,
+    log: Vec<WatchEvent>,
+    requests: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    inner: Arc<Mutex<Inner>>,
+    events: broadcast::Sender<WatchEvent>,
+}
+
+/// A running mock API server.
+pub struct MockKubeApi {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shared: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockKubeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MockKubeApi {
+    /// Starts the server on a free local port.
+    pub async fn start() -> MockKubeApi {
+        let (events, _) = broadcast::channel(4096);
+        let shared = Shared {
+            inner: Arc::default(),
+            events,
+        };
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        MockKubeApi { addr, shared, task }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The stored object, if any (`collection` like `api/v1/secrets`).
+    pub fn get(&self, collection: &str, namespace: &str, name: &str) -> Option<Value> {
+        let inner = self.shared.inner.lock().unwrap();
+        inner
+            .objects
+            .get(&(collection.into(), namespace.into(), name.into()))
+            .cloned()
+    }
+
+    /// Every stored object of a collection.
+    pub fn list(&self, collection: &str) -> Vec<Value> {
+        let inner = self.shared.inner.lock().unwrap();
+        inner
+            .objects
+            .iter()
+            .filter(|((c, _, _), _)| c == collection)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// `METHOD path?query` of every request received, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.shared.inner.lock().unwrap().requests.clone()
+    }
+}
+
+fn status_error(code: StatusCode, reason: &str, message: String) -> Response {
+    (
+        code,
+        axum::Json(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                          "reason": reason, "message": message, "code": code.as_u16()}),
+        ),
+    )
+        .into_response()
+}
+
+fn not_found(key: &Key) -> Response {
+    status_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("{} {}/{} not found", key.0, key.1, key.2),
+    )
+}
+
+/// A parsed request path.
+struct Target {
+    collection: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+fn parse_path(path: &str) -> Option<Target> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (gv, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => (format!("api/{v}"), rest),
+        ["apis", g, v, rest @ ..] => (format!("apis/{g}/{v}"), rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
+        _ => (None, rest),
+    };
+    let (plural, name, status) = match rest {
+        [plural] => (*plural, None, false),
+        [plural, name] => (*plural, Some(name.to_string()), false),
+        [plural, name, "status"] => (*plural, Some(name.to_string()), true),
+        _ => return None,
+    };
+    Some(Target {
+        collection: format!("{gv}/{plural}"),
+        namespace,
+        name,
+        status,
+    })
+}
+
+fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_string(), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// RFC 7386 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            let t = target.as_object_mut().unwrap();
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// Whether the collection's objects have a status subresource (CRDs here).
+fn has_status_subresource(collection: &str) -> bool {
+    collection.starts_with("apis/switchboard.dev/")
+}
+
+/// Everything but metadata and status: a change bumps `metadata.generation`.
+fn spec_part(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("metadata");
+        o.remove("status");
+    }
+    v
+}
+
+/// `stringData` folded into base64 `data`, as the API server stores Secrets.
+fn fold_string_data(obj: &mut Value) {
+    let Some(o) = obj.as_object_mut() else { return };
+    if let Some(Value::Object(sd)) = o.remove("stringData") {
+        let data = o.entry("data").or_insert_with(|| Value::Object(Map::new()));
+        if let Some(d) = data.as_object_mut() {
+            for (k, v) in sd {
+                let s = v.as_str().unwrap_or_default();
+                d.insert(
+                    k,
+                    base64::engine::general_purpose::STANDARD.encode(s).into(),
+                );
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn bump(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    fn record(&mut self, shared: &Shared, kind: &'static str, key: &Key, object: Value) {
+        let event = WatchEvent {
+            rv: self.rv,
+            kind,
+            collection: key.0.clone(),
+            namespace: key.1.clone(),
+            name: key.2.clone(),
+            object,
+        };
+        self.log.push(event.clone());
+        let _ = shared.events.send(event);
+    }
+
+    fn store(&mut self, shared: &Shared, kind: &'static str, key: Key, mut obj: Value) -> Value {
+        let rv = self.bump();
+        obj["metadata"]["resourceVersion"] = rv.to_string().into();
+        self.objects.insert(key.clone(), obj.clone());
+        self.record(shared, kind, &key, obj.clone());
+        obj
+    }
+
+    fn delete(&mut self, shared: &Shared, key: &Key) -> Option<Value> {
+        let obj = self.objects.remove(key)?;
+        self.bump();
+        self.record(shared, "DELETED", key, obj.clone());
+        // Garbage collection: objects owned by the deleted one go too.
+        let uid = obj["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let owned: Vec<Key> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| {
+                o["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid.as_str()))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in owned {
+            self.delete(shared, &k);
+        }
+        Some(obj)
+    }
+}
+
+async fn handle(State(shared): State<Shared>, req: Request) -> Response {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body: Bytes = axum::body::to_bytes(req.into_body(), 16 << 20)
+        .await
+        .unwrap_or_default();
+    shared.inner.lock().unwrap().requests.push(format!(
+        "{method} {}",
+        uri.path_and_query().map_or("", |p| p.as_str())
+    ));
+    let Some(target) = parse_path(uri.path()) else {
+        return status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no route {}", uri.path()),
+        );
+    };
+    let query = query_map(uri.query());
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return status_error(StatusCode::BAD_REQUEST, "BadRequest", e.to_string());
+            }
+        }
+    };
+    match (method, &target.name) {
+        (Method::GET, None)
+            if matches!(query.get("watch").map(String::as_str), Some("1" | "true")) =>
+        {
+            watch(shared, target, query)
+        }
+        (Method::GET, None) => list(&shared, &target, &query),
+        (Method::GET, Some(name)) => {
+            let key = (
+                target.collection.clone(),
+                target.namespace.clone().unwrap_or_default(),
+                name.clone(),
+            );
+            match shared.inner.lock().unwrap().objects.get(&key) {
+                Some(o) => axum::Json(o.clone()).into_response(),
+                None => not_found(&key),
+            }
+        }
+        (Method::POST, None) => create(&shared, &target, body),
+        (Method::PUT, Some(name)) => update(&shared, &target, name, |_| body.clone(), true),
+        (Method::PATCH, Some(name)) => {
+            let _ = content_type;
+            update(
+                &shared,
+                &target,
+                name,
+                |current| {
+                    let mut next = current.clone();
+                    merge_patch(&mut next, &body);
+                    next
+                },
+                false,
+            )
+        }
+        (Method::DELETE, Some(name)) => {
+            let key = (
+                target.collection.clone(),
+                target.namespace.clone().unwrap_or_default(),
+                name.clone(),
+            );
+            let mut inner = shared.inner.lock().unwrap();
+            match inner.delete(&shared, &key) {
+                Some(o) => axum::Json(o).into_response(),
+                None => not_found(&key),
+            }
+        }
+        _ => status_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "not supported".into(),
+        ),
+    }
+}
+
+fn list(shared: &Shared, target: &Target, query: &BTreeMap<String, String>) -> Response {
+    let inner = shared.inner.lock().unwrap();
+    let name_filter = field_name(query);
+    let items: Vec<Value> = inner
+        .objects
+        .iter()
+        .filter(|((c, ns, name), _)| {
+            *c == target.collection
+                && target.namespace.as_ref().is_none_or(|t| t == ns)
+                && name_filter.as_ref().is_none_or(|n| n == name)
+        })
+        .map(|(_, o)| o.clone())
+        .collect();
+    axum::Json(json!({
+        "apiVersion": "v1", "kind": "List",
+        "metadata": {"resourceVersion": inner.rv.to_string()},
+        "items": items,
+    }))
+    .into_response()
+}
+
+fn field_name(query: &BTreeMap<String, String>) -> Option<String> {
+    query
+        .get("fieldSelector")
+        .and_then(|f| f.strip_prefix("metadata.name="))
+        .map(str::to_string)
+}
+
+fn watch(shared: Shared, target: Target, query: BTreeMap<String, String>) -> Response {
+    let from: u64 = query
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(290), Duration::from_secs);
+    let name_filter = field_name(&query);
+    let matches = move |e: &WatchEvent| {
+        e.collection == target.collection
+            && target.namespace.as_ref().is_none_or(|t| *t == e.namespace)
+            && name_filter.as_ref().is_none_or(|n| *n == e.name)
+    };
+    // Subscribe before reading the log so nothing falls between the two.
+    let live = shared.events.subscribe();
+    let backlog: Vec<WatchEvent> = {
+        let inner = shared.inner.lock().unwrap();
+        inner
+            .log
+            .iter()
+            .filter(|e| e.rv > from && matches(e))
+            .cloned()
+            .collect()
+    };
+    let last = backlog.last().map_or(from, |e| e.rv);
+    let live = tokio_stream_from(live).filter(move |e| {
+        let keep = e.rv > last && matches(e);
+        async move { keep }
+    });
+    let line = |e: WatchEvent| {
+        let mut s = serde_json::to_vec(&json!({"type": e.kind, "object": e.object})).unwrap();
+        s.push(b'\n');
+        Ok::<_, std::io::Error>(Bytes::from(s))
+    };
+    let stream = futures_util::stream::iter(backlog)
+        .chain(live)
+        .map(line)
+        .take_until(tokio::time::sleep(timeout));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+fn tokio_stream_from(
+    rx: broadcast::Receiver<WatchEvent>,
+) -> impl futures_util::Stream<Item = WatchEvent> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => return Some((e, rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+fn create(shared: &Shared, target: &Target, mut obj: Value) -> Response {
+    let Some(name) = obj["metadata"]["name"].as_str().map(str::to_string) else {
+        return status_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "metadata.name is required".into(),
+        );
+    };
+    let namespace = target.namespace.clone().unwrap_or_default();
+    let key = (target.collection.clone(), namespace.clone(), name);
+    let mut inner = shared.inner.lock().unwrap();
+    if inner.objects.contains_key(&key) {
+        return status_error(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("{} {}/{} already exists", key.0, key.1, key.2),
+        );
+    }
+    inner.uid += 1;
+    let uid = format!("00000000-0000-0000-0000-{:012}", inner.uid);
+    let meta = &mut obj["metadata"];
+    if !namespace.is_empty() {
+        meta["namespace"] = namespace.into();
+    }
+    meta["uid"] = uid.into();
+    meta["generation"] = 1.into();
+    meta["creationTimestamp"] = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+        .into();
+    if let Some(o) = meta.as_object_mut() {
+        o.remove("resourceVersion");
+    }
+    if has_status_subresource(&key.0)
+        && let Some(o) = obj.as_object_mut()
+    {
+        o.remove("status");
+    }
+    fold_string_data(&mut obj);
+    let stored = inner.store(shared, "ADDED", key, obj);
+    (StatusCode::CREATED, axum::Json(stored)).into_response()
+}
+
+fn update(
+    shared: &Shared,
+    target: &Target,
+    name: &str,
+    next: impl FnOnce(&Value) -> Value,
+    check_rv: bool,
+) -> Response {
+    let key = (
+        target.collection.clone(),
+        target.namespace.clone().unwrap_or_default(),
+        name.to_string(),
+    );
+    let mut inner = shared.inner.lock().unwrap();
+    let Some(current) = inner.objects.get(&key).cloned() else {
+        return not_found(&key);
+    };
+    let mut proposed = next(&current);
+    if check_rv
+        && let Some(rv) = proposed["metadata"]["resourceVersion"].as_str()
+        && rv
+            != current["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("")
+    {
+        return status_error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "the object {name} has been modified; please apply your changes to the latest version and try again"
+            ),
+        );
+    }
+    let mut result = current.clone();
+    if target.status {
+        // The status subresource changes status and nothing else.
+        result["status"] = proposed.get("status").cloned().unwrap_or(Value::Null);
+        if result["status"].is_null()
+            && let Some(o) = result.as_object_mut()
+        {
+            o.remove("status");
+        }
+    } else {
+        fold_string_data(&mut proposed);
+        // Identity and server-set fields stay; the rest is the proposal.
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "namespace",
+            "name",
+        ] {
+            proposed["metadata"][field] = current["metadata"][field].clone();
+        }
+        if has_status_subresource(&key.0) {
+            match current.get("status") {
+                Some(s) => proposed["status"] = s.clone(),
+                None => {
+                    if let Some(o) = proposed.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+        }
+        if spec_part(&proposed) != spec_part(&current) {
+            let generation = current["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+            proposed["metadata"]["generation"] = generation.into();
+        }
+        result = proposed;
+    }
+    if result == current {
+        return axum::Json(current).into_response();
+    }
+    let stored = inner.store(shared, "MODIFIED", key, result);
+    axum::Json(stored).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse() {
+        let t =
+            parse_path("/apis/switchboard.dev/v1alpha1/namespaces/a/providers/p/status").unwrap();
+        assert_eq!(t.collection, "apis/switchboard.dev/v1alpha1/providers");
+        assert_eq!(t.namespace.as_deref(), Some("a"));
+        assert_eq!(t.name.as_deref(), Some("p"));
+        assert!(t.status);
+        let t = parse_path("/api/v1/secrets").unwrap();
+        assert_eq!(
+            (t.collection.as_str(), t.namespace, t.name),
+            ("api/v1/secrets", None, None)
+        );
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut v = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
+        merge_patch(&mut v, &json!({"a": null, "b": {"c": 9}, "e": [2, 3]}));
+        assert_eq!(v, json!({"b": {"c": 9, "d": 3}, "e": [2, 3]}));
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        let q = query_map(Some(
+            "fieldSelector=metadata.name%3Dswitchboard-config&watch=true",
+        ));
+        assert_eq!(q["fieldSelector"], "metadata.name=switchboard-config");
+    }
+}
