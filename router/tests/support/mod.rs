@@ -42,6 +42,10 @@ pub enum Behaviour {
     SseThenSilence(Vec<String>, Duration),
     /// Sends nothing for this long, then a valid completion.
     Stall(Duration),
+    /// HTTP 429 with OpenAI's rate-limit error body and, if given, `Retry-After: <secs>`.
+    RateLimited(Option<u64>),
+    /// Each request takes the next behaviour; the last one repeats.
+    Sequence(Vec<Behaviour>),
 }
 
 /// A request the mock received.
@@ -56,6 +60,29 @@ pub struct Received {
 struct MockState {
     behaviour: Arc<Mutex<Behaviour>>,
     received: Arc<Mutex<Vec<Received>>>,
+    /// SSE responses whose body was dropped before every frame was sent (client went away).
+    cancelled: Arc<AtomicUsize>,
+}
+
+/// Counts a streamed body as cancelled when it is dropped before its last frame.
+struct CancelWatch {
+    done: bool,
+    cancelled: Arc<AtomicUsize>,
+}
+
+impl CancelWatch {
+    /// The body was sent to the end.
+    fn finish(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for CancelWatch {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// A running mock upstream.
@@ -63,6 +90,7 @@ pub struct MockUpstream {
     pub addr: SocketAddr,
     behaviour: Arc<Mutex<Behaviour>>,
     received: Arc<Mutex<Vec<Received>>>,
+    cancelled: Arc<AtomicUsize>,
 }
 
 impl MockUpstream {
@@ -71,6 +99,7 @@ impl MockUpstream {
         let state = MockState {
             behaviour: Arc::new(Mutex::new(behaviour)),
             received: Arc::default(),
+            cancelled: Arc::default(),
         };
         let app = Router::new()
             .route("/v1/chat/completions", post(answer))
@@ -83,6 +112,7 @@ impl MockUpstream {
             addr,
             behaviour: state.behaviour,
             received: state.received,
+            cancelled: state.cancelled,
         }
     }
 
@@ -99,6 +129,16 @@ impl MockUpstream {
     /// Requests received so far.
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// How many requests were received so far.
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    /// Streams whose body was dropped before the last frame (the router hung up).
+    pub fn cancelled(&self) -> usize {
+        self.cancelled.load(Ordering::SeqCst)
     }
 }
 
@@ -126,8 +166,28 @@ async fn answer(
         );
         return (StatusCode::UNAUTHORIZED, body).into_response();
     }
-    let behaviour = state.behaviour.lock().unwrap().clone();
+    let behaviour = {
+        let mut current = state.behaviour.lock().unwrap();
+        match &mut *current {
+            Behaviour::Sequence(steps) if steps.len() > 1 => steps.remove(0),
+            Behaviour::Sequence(steps) => steps[0].clone(),
+            other => other.clone(),
+        }
+    };
     match behaviour {
+        Behaviour::Sequence(_) => unreachable!("sequences hold plain behaviours"),
+        Behaviour::RateLimited(retry_after) => {
+            let mut resp = Response::builder()
+                .status(429)
+                .header("content-type", "application/json");
+            if let Some(secs) = retry_after {
+                resp = resp.header("retry-after", secs.to_string());
+            }
+            resp.body(Body::from(
+                r#"{"error":{"message":"Rate limit reached for requests","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#,
+            ))
+            .unwrap()
+        }
         Behaviour::Json(status, body) => Response::builder()
             .status(status)
             .header("content-type", "application/json")
@@ -143,19 +203,27 @@ async fn answer(
                 Behaviour::SseThenSilence(f, s) => (f, Duration::ZERO, s),
                 _ => unreachable!(),
             };
-            let stream =
-                futures_util::stream::unfold(frames.into_iter(), move |mut it| async move {
+            let watch = CancelWatch {
+                done: false,
+                cancelled: state.cancelled.clone(),
+            };
+            let stream = futures_util::stream::unfold(
+                (frames.into_iter(), watch),
+                move |(mut it, watch)| async move {
                     match it.next() {
                         Some(f) => {
                             tokio::time::sleep(pause).await;
-                            Some((Ok::<_, std::convert::Infallible>(Bytes::from(f)), it))
+                            let frame = Ok::<_, std::convert::Infallible>(Bytes::from(f));
+                            Some((frame, (it, watch)))
                         }
                         None => {
                             tokio::time::sleep(silence).await;
+                            watch.finish();
                             None
                         }
                     }
-                });
+                },
+            );
             Response::builder()
                 .header("content-type", "text/event-stream")
                 .body(Body::from_stream(stream))
