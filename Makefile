@@ -4,7 +4,7 @@ VENV        ?= $(CURDIR)/.venv
 PYTHON      ?= python3
 MANIFESTS   ?= examples/quickstart.yaml
 
-.PHONY: help run build test test-rust venv lint fmt gen check-clean clean
+.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ gen: ## Regenerate the CRD YAML in crds/ from the Rust types
 
 check-clean: gen ## Fail when generated files differ from what is committed
 	@git diff --exit-code -- crds || (echo "crds/ is stale: run 'make gen' and commit" && exit 1)
+
+e2e: ## Operator + router on a real cluster (kind/k3d) when kubectl reaches one; skips otherwise
+	tests/e2e-cluster.sh
 
 clean: ## Remove build outputs and the virtualenv
 	$(CARGO) clean
