@@ -514,3 +514,29 @@ async fn sessions_stick_to_one_target() {
             .all(|r| r.body.get("session_id").is_none())
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_route_deadline_bounds_every_attempt_and_retry() {
+    // Both targets stall longer than the route's 1 s deadline (firstToken alone would allow 1.5 s
+    // each, plus a retry pass).
+    let a = MockUpstream::start(Behaviour::Stall(Duration::from_secs(30))).await;
+    let b = MockUpstream::start(Behaviour::Stall(Duration::from_secs(30))).await;
+    let manifest = manifests(&[a.base_url(), b.base_url()]).replace(
+        "metadata: {name: model}\nspec: {model: test/model,",
+        "metadata: {name: model}\nspec: {timeout: 1s, retries: {attempts: 3, backoff: 10ms}, model: test/model,",
+    );
+    assert!(manifest.contains("timeout: 1s"));
+    let router = TestRouter::start(&manifest).await;
+    let started = Instant::now();
+    let resp = router
+        .chat(json!({"model": "test/model", "messages": hi()}))
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(resp.status(), 504);
+    assert!(
+        elapsed >= Duration::from_millis(950) && elapsed < Duration::from_millis(1600),
+        "{elapsed:?}"
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upstream_timeout");
+}
