@@ -58,7 +58,10 @@ pub struct Generation {
 }
 
 /// Records by id, and ids in insertion order for eviction.
-type Records = (HashMap<String, Arc<Generation>>, VecDeque<(Instant, String)>);
+type Records = (
+    HashMap<String, Arc<Generation>>,
+    VecDeque<(Instant, String)>,
+);
 
 /// Recent generations, bounded in count and age.
 pub struct GenerationStore {

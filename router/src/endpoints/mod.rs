@@ -133,6 +133,8 @@ pub fn check_primary_model(
         return Err(ApiError::UnknownModel(model.to_string()));
     }
     access.model = model.to_string();
+    // From here on the request is recorded for `/api/v1/generation`.
+    access.key_id = Some(caller.key().id());
     if !caller.key().may_use(model) {
         return Err(ApiError::ModelNotAllowed {
             key: caller.key().name.clone(),
