@@ -41,20 +41,63 @@ pub async fn handle(
     body: Body,
 ) -> Response {
     let generation_id = new_generation_id();
-    let access = Access::new(state.clone(), "chat", generation_id.clone());
-    let mut response = match serve(&state, &headers, body, access).await {
-        Ok(resp) => resp,
-        Err((e, mut access)) => {
-            access.status = e.status().as_u16();
-            access.outcome = Some(e.code().to_string());
-            e.into_response()
+    let mut access = Access::new(state.clone(), "chat", generation_id.clone());
+    let intake = async {
+        let caller = authenticate(&state, &headers, &mut access)?;
+        let body = read_json(&state, &headers, body).await?;
+        Ok::<_, ApiError>((caller, body))
+    }
+    .await;
+    let result = match intake {
+        Ok((caller, body)) => run(&state, &caller, body, access).await,
+        Err(e) => Err((e, access)),
+    };
+    let mut response = match result {
+        Ok(ChatOutput::Complete(bytes)) => {
+            let mut resp = (StatusCode::OK, bytes).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
         }
+        Ok(ChatOutput::Stream(frames)) => {
+            let mut resp = Response::new(Body::from_stream(frames));
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            resp
+        }
+        Err((e, access)) => error_response(e, access),
     };
     if let Ok(v) = HeaderValue::from_str(&generation_id) {
         response.headers_mut().insert(GENERATION_ID_HEADER, v);
     }
     response
 }
+
+/// Records the error on the access record and renders it in the OpenAI shape.
+fn error_response(e: ApiError, mut access: Access) -> Response {
+    access.status = e.status().as_u16();
+    access.outcome = Some(e.code().to_string());
+    e.into_response()
+}
+
+/// What a chat completion produced, in OpenAI's wire format.
+pub enum ChatOutput {
+    /// A complete `chat.completion` JSON body.
+    Complete(Bytes),
+    /// SSE frames (`data: <chunk>\n\n` ... `data: [DONE]\n\n`, or an error chunk at the end).
+    Stream(FrameStream),
+}
+
+/// A stream of SSE frames.
+pub type FrameStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, Infallible>> + Send>>;
 
 /// The parts of a chat request the router itself reads; everything else goes upstream as sent.
 struct ChatRequest {
@@ -99,12 +142,15 @@ fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
     })
 }
 
-async fn serve(
+/// Runs an authenticated, parsed chat completion request (OpenAI shape) through routing and the
+/// attempt loop. Shared by `/v1/chat/completions` and the other ingress formats, which translate
+/// to and from it. The access record travels with the result and is written when it drops.
+pub async fn run(
     state: &Arc<AppState>,
-    headers: &HeaderMap,
-    body: Body,
+    caller: &super::Caller,
+    body: RawObject,
     mut access: Access,
-) -> Result<Response, (ApiError, Access)> {
+) -> Result<ChatOutput, (ApiError, Access)> {
     macro_rules! tri {
         ($e:expr) => {
             match $e {
@@ -113,11 +159,9 @@ async fn serve(
             }
         };
     }
-    let caller = tri!(authenticate(state, headers, &mut access));
-    let body = tri!(read_json(state, headers, body).await);
     let req = tri!(parse_request(&body));
     access.stream = req.stream;
-    let plan = tri!(plan_request(state, &caller, &body, &mut access));
+    let plan = tri!(plan_request(state, caller, &body, &mut access));
     let mut attempts = Attempts::new(state, plan);
     if !req.stream {
         while let Some((cand, slot)) = attempts.next(&mut access).await {
@@ -150,12 +194,7 @@ async fn serve(
                     access.usage = Some(done.usage);
                     access.cost = Some(done.cost);
                     access.finish_reason = done.finish_reason;
-                    let mut resp = (StatusCode::OK, done.body).into_response();
-                    resp.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    return Ok(resp);
+                    return Ok(ChatOutput::Complete(done.body));
                 }
                 Err(e) => tri!(attempts.failed(&mut access, &cand, e)),
             }
@@ -209,16 +248,10 @@ async fn serve(
             committed: Instant::now(),
             _slot: slot,
         };
-        let body = Body::from_stream(stream::unfold(relay_state, next_frame));
-        let mut resp = Response::new(body);
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        return Ok(resp);
+        return Ok(ChatOutput::Stream(Box::pin(stream::unfold(
+            relay_state,
+            next_frame,
+        ))));
     }
     let e = attempts.exhausted(&mut access);
     Err((e, access))
