@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod money;
 pub mod resources;
 pub mod snapshot;
+pub mod windows;
 
 pub use compile::{Compiled, ObjectOutcome, ObjectResult, compile};
 pub use manifest::{Object, ObjectRef, parse_manifests};

@@ -14,6 +14,7 @@ pub mod config_source;
 pub mod endpoints;
 pub mod error;
 pub mod health;
+pub mod ledger;
 pub mod metrics;
 pub mod prefs;
 pub mod pricing;
