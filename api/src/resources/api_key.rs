@@ -1,11 +1,11 @@
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{CommonStatus, SecretKeyRef};
 
 /// A client credential for the router, with what it may call and how fast.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "switchboard.dev",
     version = "v1alpha1",
@@ -33,9 +33,15 @@ pub struct ApiKeySpec {
     pub team: Option<String>,
     /// Public model names this key may call, as globs (`openai/*`, `*`). Empty means all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    #[x_kube(validation = Rule::new("self.all(g, size(g) > 0)")
+        .message("allowedModels must not contain an empty glob"))]
     pub allowed_models: Vec<String>,
     /// Public model names this key may never call, as globs; wins over `allowedModels`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    #[x_kube(validation = Rule::new("self.all(g, size(g) > 0)")
+        .message("deniedModels must not contain an empty glob"))]
     pub denied_models: Vec<String>,
     /// Rate limits for this key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,17 +58,23 @@ pub struct ApiKeySpec {
 }
 
 /// Rate limits of one key; unset fields are unlimited.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimits {
     /// Requests per minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1")
+        .message("requestsPerMinute must be at least 1 (leave it unset for no limit)"))]
     pub requests_per_minute: Option<u32>,
     /// Prompt plus completion tokens per minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1")
+        .message("tokensPerMinute must be at least 1 (leave it unset for no limit)"))]
     pub tokens_per_minute: Option<u64>,
     /// Requests in flight at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1")
+        .message("concurrentRequests must be at least 1 (leave it unset for no limit)"))]
     pub concurrent_requests: Option<u32>,
 }
 

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +8,7 @@ use super::CommonStatus;
 use crate::money::UsdAmount;
 
 /// A money limit over a window, for a set of ApiKeys and optionally a set of models.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "switchboard.dev",
     version = "v1alpha1",
@@ -37,6 +37,8 @@ pub struct BudgetSpec {
     pub scope: BudgetScope,
     /// Percentage of the limit at which the budget reports `SoftLimitReached` (1-100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100")
+        .message("softLimitPercent must be between 1 and 100"))]
     pub soft_limit_percent: Option<u8>,
     /// What happens when a request would exceed the limit.
     #[serde(default)]
@@ -62,7 +64,7 @@ pub enum BudgetWindow {
 }
 
 /// Which requests a Budget counts. Conditions combine with AND; an empty scope covers the namespace.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BudgetScope {
     /// ApiKey names (same namespace).
@@ -76,6 +78,9 @@ pub struct BudgetScope {
     pub team: Option<String>,
     /// Public model names, as globs; empty means every model.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    #[x_kube(validation = Rule::new("self.all(g, size(g) > 0)")
+        .message("scope.models must not contain an empty glob"))]
     pub models: Vec<String>,
 }
 

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +8,10 @@ use super::{CommonStatus, SecretKeyRef};
 use crate::money::UsdAmount;
 
 /// One upstream account: where it is, how to authenticate, and which models it offers at what price.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+//
+// The CEL rules repeat, for `kubectl apply`, the cross-field checks of `compile()` (which stays the
+// source of truth); api/tests/crd_cel.rs checks that the two agree.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "switchboard.dev",
     version = "v1alpha1",
@@ -22,6 +25,20 @@ use crate::money::UsdAmount;
     printcolumn = r#"{"name":"Models","type":"integer","jsonPath":".status.models"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(
+    validation = Rule::new("has(self.baseURL) || self.type in ['openai', 'anthropic', 'gemini', 'mock']")
+        .message("baseURL is required for type openaiCompatible, azureOpenAI, vertex or bedrock (they have no default endpoint)")
+        .field_path(".baseURL"),
+    validation = Rule::new("has(self.credentials) || !(self.type in ['openai', 'anthropic', 'gemini', 'azureOpenAI'])")
+        .message("credentials are required for type openai, anthropic, gemini or azureOpenAI (set secretRef or env)")
+        .field_path(".credentials"),
+    validation = Rule::new("!has(self.credentials) || self.type != 'mock'")
+        .message("credentials are not allowed with type mock")
+        .field_path(".credentials"),
+    validation = Rule::new("!has(self.mock) || self.type == 'mock'")
+        .message("mock is only valid with type mock")
+        .field_path(".mock"),
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderSpec {
@@ -45,6 +62,12 @@ pub struct ProviderSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// The models this account offers; ModelRoute targets refer to them by `name`.
+    #[schemars(length(max = 256))]
+    #[x_kube(
+        validation = Rule::new("size(self) > 0").message("models must list at least one model"),
+        validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))")
+            .message("models must not list the same name twice"),
+    )]
     pub models: Vec<ProviderModel>,
     /// What the provider does with prompts; requests that ask for `data_collection: deny` or `zdr`
     /// only go to providers that declare a policy allowing it (a provider without `dataPolicy` is
@@ -58,6 +81,8 @@ pub struct ProviderSpec {
     /// replica; further requests go to other targets (or wait for none: they fail over). Unset
     /// means unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1")
+        .message("maxConcurrentRequests must be at least 1 (leave it unset for no limit)"))]
     pub max_concurrent_requests: Option<u32>,
     /// Behaviour of the built-in `mock` upstream; only valid with `type: mock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,7 +138,9 @@ impl ProviderType {
 }
 
 /// Where a Provider's credential comes from: exactly one of `secretRef` or `env`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.secretRef) != has(self.env)")
+    .message("credentials must set exactly one of secretRef or env"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Credentials {
     /// A key of a Secret in the Provider's namespace holding the API key.
@@ -131,6 +158,7 @@ pub struct Credentials {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderModel {
     /// The upstream's model id, sent as `model` to the provider (e.g. `gpt-4o-mini`).
+    #[schemars(length(max = 256))]
     pub name: String,
     /// USD prices; every field is a decimal string.
     #[serde(default)]
