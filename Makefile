@@ -7,7 +7,7 @@ MANIFESTS   ?= examples/quickstart.yaml
 .PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e
 
 help: ## List targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 run: ## Run the router standalone on $(MANIFESTS) (API :8080, admin :9090)
 	$(CARGO) run -p switchboard-router -- --manifests $(MANIFESTS)
