@@ -40,12 +40,13 @@ use crate::{
     money::UsdAmount,
     resources::{
         ApiKey, Budget, Credentials, MockBehaviour, ModelRoute, Provider, ProviderModel,
-        ProviderTimeouts, ProviderType, SecretKeyRef,
+        ProviderSpec, ProviderTimeouts, ProviderType, SecretKeyRef,
     },
     snapshot::{
-        ApiKeyConfig, BudgetConfig, CredentialSource, MockConfig, ModelConfig, PriceTable,
-        ProviderConfig, RateLimits, RetryConfig, RouteConfig, RouterConfig, SecretValue,
-        TargetConfig, Timeouts, hash_api_key, key_prefix, validate_glob,
+        ApiKeyConfig, AzureConfig, BedrockConfig, BudgetConfig, CredentialSource, MockConfig,
+        ModelConfig, PriceTable, ProviderConfig, RateLimits, RetryConfig, RouteConfig,
+        RouterConfig, SecretValue, TargetConfig, Timeouts, VertexConfig, hash_api_key, key_prefix,
+        validate_glob,
     },
 };
 
@@ -139,6 +140,9 @@ pub mod reason {
     pub const INVALID_BASE_URL: &str = "InvalidBaseURL";
     /// Provider: `mock` is set on a non-mock type or holds a bad value.
     pub const INVALID_MOCK: &str = "InvalidMock";
+    /// Provider: `azure`, `bedrock` or `vertex` is set on another type, missing where required,
+    /// or holds a bad value.
+    pub const INVALID_PROVIDER_SETTINGS: &str = "InvalidProviderSettings";
     /// Provider: a header name or value is invalid or reserved.
     pub const INVALID_HEADER: &str = "InvalidHeader";
     /// Provider: `models` is empty.
@@ -517,6 +521,7 @@ impl<'a> Compiler<'a> {
         let models = models(&spec.models, &mut issues);
         let timeouts = timeouts(spec.timeouts.as_ref(), &mut issues);
         let mock = mock(ty, spec.mock.as_ref(), &mut issues);
+        let (azure, bedrock, vertex) = vendor_settings(spec, &mut issues);
         let max_concurrent_requests = spec.max_concurrent_requests;
         if max_concurrent_requests == Some(0) {
             issues.add(
@@ -538,6 +543,9 @@ impl<'a> Compiler<'a> {
             max_concurrent_requests,
             timeouts,
             mock,
+            azure,
+            bedrock,
+            vertex,
         })
     }
 
@@ -600,7 +608,12 @@ impl<'a> Compiler<'a> {
             }
             (Some(secret_ref), None) => match self.secret_value(namespace, secret_ref) {
                 // The router sends the credential in a header: it must be a valid header value.
-                Ok(value) if value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => {
+                // Vertex (a service-account JSON key) and Bedrock (JSON AWS keys) sign with it
+                // instead, so any text will do there.
+                Ok(value)
+                    if matches!(ty, Vertex | Bedrock)
+                        || value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
+                {
                     Some(CredentialSource::Value(SecretValue::new(value)))
                 }
                 Ok(_) => {
@@ -1431,6 +1444,91 @@ fn timeouts(spec: Option<&ProviderTimeouts>, issues: &mut Issues) -> Timeouts {
         }
     }
     out
+}
+
+/// The `azure`, `bedrock` and `vertex` settings: each only with its own type; Bedrock needs a
+/// region, Vertex a location.
+fn vendor_settings(
+    spec: &ProviderSpec,
+    issues: &mut Issues,
+) -> (
+    Option<AzureConfig>,
+    Option<BedrockConfig>,
+    Option<VertexConfig>,
+) {
+    let ty = spec.provider_type;
+    let mut wrong_type = |field: &str, owner: ProviderType| {
+        issues.add(
+            INVALID_PROVIDER_SETTINGS,
+            format!(
+                "spec.{field}: only valid with type {} (this Provider's type is {})",
+                owner.as_str(),
+                ty.as_str()
+            ),
+        );
+    };
+    if spec.azure.is_some() && ty != ProviderType::AzureOpenAI {
+        wrong_type("azure", ProviderType::AzureOpenAI);
+    }
+    if spec.bedrock.is_some() && ty != ProviderType::Bedrock {
+        wrong_type("bedrock", ProviderType::Bedrock);
+    }
+    if spec.vertex.is_some() && ty != ProviderType::Vertex {
+        wrong_type("vertex", ProviderType::Vertex);
+    }
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    };
+    let azure = (ty == ProviderType::AzureOpenAI).then(|| {
+        let api_version = spec
+            .azure
+            .as_ref()
+            .and_then(|a| a.api_version.clone())
+            .unwrap_or_else(|| "2024-10-21".into());
+        if !token(&api_version) {
+            issues.add(
+                INVALID_PROVIDER_SETTINGS,
+                format!("spec.azure.apiVersion: {api_version:?} is not an API version"),
+            );
+        }
+        AzureConfig { api_version }
+    });
+    let bedrock = match (ty, &spec.bedrock) {
+        (ProviderType::Bedrock, Some(b)) if token(&b.region) => Some(BedrockConfig {
+            region: b.region.clone(),
+        }),
+        (ProviderType::Bedrock, _) => {
+            issues.add(
+                INVALID_PROVIDER_SETTINGS,
+                "spec.bedrock.region: required for type bedrock (the region requests are signed \
+                 for, e.g. us-east-1)",
+            );
+            None
+        }
+        _ => None,
+    };
+    let vertex = match (ty, &spec.vertex) {
+        (ProviderType::Vertex, Some(v))
+            if token(&v.location) && v.project.as_deref().is_none_or(token) =>
+        {
+            Some(VertexConfig {
+                project: v.project.clone(),
+                location: v.location.clone(),
+            })
+        }
+        (ProviderType::Vertex, _) => {
+            issues.add(
+                INVALID_PROVIDER_SETTINGS,
+                "spec.vertex: type vertex needs vertex.location (e.g. us-central1) and, unless \
+                 the service-account key names it, vertex.project",
+            );
+            None
+        }
+        _ => None,
+    };
+    (azure, bedrock, vertex)
 }
 
 fn mock(ty: ProviderType, spec: Option<&MockBehaviour>, issues: &mut Issues) -> Option<MockConfig> {

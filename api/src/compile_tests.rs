@@ -11,9 +11,9 @@ use super::{reason::*, *};
 use crate::{
     manifest::parse_manifests,
     resources::{
-        ApiKeySpec, BudgetAction, BudgetScope, BudgetSpec, BudgetWindow, Capability, Credentials,
-        FailureMode, MockBehaviour, ModelRouteSpec, Pricing, ProviderSpec, ProviderTimeouts,
-        RateLimits, RouteSort, RouteTarget,
+        ApiKeySpec, AzureSettings, BedrockSettings, BudgetAction, BudgetScope, BudgetSpec,
+        BudgetWindow, Capability, Credentials, FailureMode, MockBehaviour, ModelRouteSpec, Pricing,
+        ProviderSpec, ProviderTimeouts, RateLimits, RouteSort, RouteTarget, VertexSettings,
     },
     snapshot::hash_api_key,
 };
@@ -91,6 +91,9 @@ fn provider(name: &str) -> Provider {
             timeouts: None,
             max_concurrent_requests: None,
             mock: None,
+            azure: None,
+            bedrock: None,
+            vertex: None,
         },
     );
     p.metadata = meta(name);
@@ -717,6 +720,41 @@ fn provider_rejections_name_the_reason_and_field() {
             "spec.baseURL: \"http://upstream.test/v1?x=1\" must not contain a query",
         ),
         (
+            |p| {
+                p.spec.bedrock = Some(BedrockSettings {
+                    region: "us-east-1".into(),
+                })
+            },
+            INVALID_PROVIDER_SETTINGS,
+            "spec.bedrock: only valid with type bedrock (this Provider's type is openaiCompatible)",
+        ),
+        (
+            |p| p.spec.provider_type = ProviderType::Bedrock,
+            INVALID_PROVIDER_SETTINGS,
+            "spec.bedrock.region: required for type bedrock",
+        ),
+        (
+            |p| {
+                p.spec.provider_type = ProviderType::Vertex;
+                p.spec.vertex = Some(VertexSettings {
+                    project: Some("bad project".into()),
+                    location: "us-central1".into(),
+                });
+            },
+            INVALID_PROVIDER_SETTINGS,
+            "spec.vertex: type vertex needs vertex.location",
+        ),
+        (
+            |p| {
+                p.spec.provider_type = ProviderType::AzureOpenAI;
+                p.spec.azure = Some(AzureSettings {
+                    api_version: Some("2024 10".into()),
+                });
+            },
+            INVALID_PROVIDER_SETTINGS,
+            "spec.azure.apiVersion: \"2024 10\" is not an API version",
+        ),
+        (
             |p| p.spec.mock = Some(MockBehaviour::default()),
             INVALID_MOCK,
             "spec.mock: only valid with type mock (this Provider's type is openaiCompatible)",
@@ -1031,6 +1069,9 @@ fn provider_types_get_their_defaults_and_credential_rules() {
     bedrock.spec.provider_type = ProviderType::Bedrock;
     bedrock.spec.credentials = None;
     bedrock.spec.base_url = Some("https://bedrock-runtime.us-east-1.amazonaws.com".into());
+    bedrock.spec.bedrock = Some(BedrockSettings {
+        region: "us-east-1".into(),
+    });
     // Mock: no base URL, default behaviour.
     let mut mock = provider("mock");
     mock.spec.provider_type = ProviderType::Mock;
@@ -1065,6 +1106,13 @@ fn provider_types_get_their_defaults_and_credential_rules() {
         Some(CredentialSource::Env("OPENAI_API_KEY".into()))
     );
     assert_eq!(p["default/bedrock"].credential, None);
+    assert_eq!(
+        p["default/bedrock"].bedrock,
+        Some(BedrockConfig {
+            region: "us-east-1".into()
+        })
+    );
+    assert_eq!(p["default/ollama"].bedrock, None);
     assert_eq!(p["default/mock"].base_url, None);
     assert_eq!(
         p["default/mock"].mock,

@@ -125,6 +125,41 @@ pub struct ProviderConfig {
     pub timeouts: Timeouts,
     /// Behaviour of the built-in mock (only for `mock`).
     pub mock: Option<MockConfig>,
+    /// Azure OpenAI settings (only for `azureOpenAI`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureConfig>,
+    /// AWS Bedrock settings (only for `bedrock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<BedrockConfig>,
+    /// Google Vertex AI settings (only for `vertex`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertex: Option<VertexConfig>,
+}
+
+/// Azure OpenAI settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureConfig {
+    /// The `api-version` query parameter.
+    pub api_version: String,
+}
+
+/// AWS Bedrock settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BedrockConfig {
+    /// Region requests are signed for.
+    pub region: String,
+}
+
+/// Google Vertex AI settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VertexConfig {
+    /// Project id; `None` means the service-account key's `project_id`.
+    pub project: Option<String>,
+    /// Location, e.g. `us-central1`.
+    pub location: String,
 }
 
 /// A credential, resolved by the compiler from a Secret or left to the router's environment.

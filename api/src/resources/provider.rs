@@ -87,6 +87,15 @@ pub struct ProviderSpec {
     /// Behaviour of the built-in `mock` upstream; only valid with `type: mock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<MockBehaviour>,
+    /// Azure OpenAI settings; only valid with `type: azureOpenAI`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureSettings>,
+    /// AWS Bedrock settings; required with `type: bedrock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<BedrockSettings>,
+    /// Google Vertex AI settings; required with `type: vertex`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertex: Option<VertexSettings>,
 }
 
 /// The wire format / vendor of a Provider.
@@ -296,6 +305,37 @@ pub struct MockBehaviour {
     /// Dimension of the vectors returned by the embeddings endpoint (default 8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding_dimensions: Option<u32>,
+}
+
+/// Azure OpenAI settings. The deployment name is the model `name`; requests go to
+/// `{baseURL}/openai/deployments/{name}/chat/completions?api-version={apiVersion}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AzureSettings {
+    /// The `api-version` query parameter (default `2024-10-21`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+}
+
+/// AWS Bedrock settings. `baseURL` is the runtime endpoint, e.g.
+/// `https://bedrock-runtime.us-east-1.amazonaws.com`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BedrockSettings {
+    /// The AWS region requests are signed for (SigV4), e.g. `us-east-1`.
+    pub region: String,
+}
+
+/// Google Vertex AI settings. `baseURL` is the regional endpoint, e.g.
+/// `https://us-central1-aiplatform.googleapis.com/v1`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VertexSettings {
+    /// The Google Cloud project id (default: `project_id` of the service-account key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The Vertex AI location, e.g. `us-central1`, `us-east5` or `global`.
+    pub location: String,
 }
 
 /// Observed state of a Provider.
