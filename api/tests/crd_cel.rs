@@ -190,6 +190,11 @@ const CREDENTIALS_REQUIRED: &str = "credentials are required for type openai, an
 const CREDENTIALS_ON_MOCK: &str = "credentials are not allowed with type mock";
 const CREDENTIALS_ONE_OF: &str = "credentials must set exactly one of secretRef or env";
 const MOCK_ONLY: &str = "mock is only valid with type mock";
+const AZURE_ONLY: &str = "azure is only valid with type azureOpenAI";
+const BEDROCK: &str =
+    "bedrock (with its region) is required for type bedrock and only valid with it";
+const VERTEX: &str =
+    "vertex (with its location) is required for type vertex and only valid with it";
 const NO_MODELS_MSG: &str = "models must list at least one model";
 const MODELS_UNIQUE: &str = "models must not list the same name twice";
 const CONCURRENCY: &str = "maxConcurrentRequests must be at least 1 (leave it unset for no limit)";
@@ -239,6 +244,60 @@ const CASES: &[Case] = &[
         "Provider",
         "{type: azureOpenAI, baseURL: 'https://x.openai.azure.com/openai', credentials: {env: AZURE_KEY}, models: [{name: a}]}",
     ),
+    ok(
+        "azureOpenAI with settings",
+        "Provider",
+        "{type: azureOpenAI, baseURL: 'https://x.openai.azure.com', credentials: {env: AZURE_KEY}, \
+          azure: {apiVersion: '2024-10-21'}, models: [{name: a}]}",
+    ),
+    ok(
+        "bedrock with region",
+        "Provider",
+        "{type: bedrock, baseURL: 'https://bedrock-runtime.us-east-1.amazonaws.com', \
+          bedrock: {region: us-east-1}, models: [{name: a}]}",
+    ),
+    ok(
+        "vertex with location",
+        "Provider",
+        "{type: vertex, baseURL: 'https://us-central1-aiplatform.googleapis.com/v1', \
+          vertex: {project: p, location: us-central1}, models: [{name: a}]}",
+    ),
+    bad(
+        "azure settings on openai",
+        "Provider",
+        "{type: openai, credentials: {env: KEY}, azure: {}, models: [{name: a}]}",
+        &[AZURE_ONLY],
+        INVALID_PROVIDER_SETTINGS,
+    ),
+    bad(
+        "bedrock without region",
+        "Provider",
+        "{type: bedrock, baseURL: 'https://bedrock-runtime.us-east-1.amazonaws.com', models: [{name: a}]}",
+        &[BEDROCK],
+        INVALID_PROVIDER_SETTINGS,
+    ),
+    bad(
+        "bedrock settings on mock",
+        "Provider",
+        "{type: mock, bedrock: {region: us-east-1}, models: [{name: a}]}",
+        &[BEDROCK],
+        INVALID_PROVIDER_SETTINGS,
+    ),
+    bad(
+        "vertex without location",
+        "Provider",
+        "{type: vertex, baseURL: 'https://us-central1-aiplatform.googleapis.com/v1', models: [{name: a}]}",
+        &[VERTEX],
+        INVALID_PROVIDER_SETTINGS,
+    ),
+    bad(
+        "vertex settings on openaiCompatible",
+        "Provider",
+        "{type: openaiCompatible, baseURL: 'http://vllm:8000/v1', vertex: {location: us-central1}, \
+          models: [{name: a}]}",
+        &[VERTEX],
+        INVALID_PROVIDER_SETTINGS,
+    ),
     bad(
         "openaiCompatible without baseURL",
         "Provider",
@@ -256,14 +315,14 @@ const CASES: &[Case] = &[
     bad(
         "vertex without baseURL",
         "Provider",
-        "{type: vertex, models: [{name: a}]}",
+        "{type: vertex, vertex: {location: us-central1}, models: [{name: a}]}",
         &[BASE_URL],
         MISSING_BASE_URL,
     ),
     bad(
         "bedrock without baseURL",
         "Provider",
-        "{type: bedrock, models: [{name: a}]}",
+        "{type: bedrock, bedrock: {region: us-east-1}, models: [{name: a}]}",
         &[BASE_URL],
         MISSING_BASE_URL,
     ),

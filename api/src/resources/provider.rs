@@ -39,6 +39,15 @@ use crate::money::UsdAmount;
     validation = Rule::new("!has(self.mock) || self.type == 'mock'")
         .message("mock is only valid with type mock")
         .field_path(".mock"),
+    validation = Rule::new("!has(self.azure) || self.type == 'azureOpenAI'")
+        .message("azure is only valid with type azureOpenAI")
+        .field_path(".azure"),
+    validation = Rule::new("has(self.bedrock) == (self.type == 'bedrock')")
+        .message("bedrock (with its region) is required for type bedrock and only valid with it")
+        .field_path(".bedrock"),
+    validation = Rule::new("has(self.vertex) == (self.type == 'vertex')")
+        .message("vertex (with its location) is required for type vertex and only valid with it")
+        .field_path(".vertex"),
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderSpec {
