@@ -7,7 +7,11 @@ use std::{sync::Arc, time::Instant};
 use rust_decimal::Decimal;
 
 use crate::{
-    endpoints::generation::Generation, error::AttemptReport, pricing::Usage, state::AppState,
+    endpoints::generation::Generation,
+    error::AttemptReport,
+    pricing::Usage,
+    spend::{SpendPlan, settlement, to_nanos},
+    state::AppState,
 };
 
 /// The record of one request.
@@ -24,6 +28,10 @@ pub struct Access {
     pub key: Option<String>,
     /// ApiKey id (`namespace/name`): who may read the generation record.
     pub key_id: Option<String>,
+    /// The key's team.
+    pub team: Option<String>,
+    /// The ledger reservation to settle when the request ends.
+    pub spend: Option<SpendPlan>,
     /// Provider that served.
     pub provider: Option<String>,
     /// Upstream model id that served.
@@ -59,6 +67,8 @@ impl Access {
             model: "unknown".into(),
             key: None,
             key_id: None,
+            team: None,
+            spend: None,
             provider: None,
             upstream_model: None,
             served_model: None,
@@ -78,6 +88,28 @@ impl Drop for Access {
     fn drop(&mut self) {
         let elapsed = self.started.elapsed();
         let m = &self.state.metrics;
+        if let Some(plan) = self.spend.take() {
+            // Settle whatever happened: the cost of what was served (zero on failure) and the
+            // tokens used; releases the rest of the reservation.
+            let cost = self.cost.unwrap_or_default();
+            let tokens = self.usage.map_or(0, |u| u.total_tokens());
+            self.state
+                .settler
+                .submit(settlement(&plan, to_nanos(cost), tokens));
+            m.reservations_outstanding.dec();
+            if let Some(usd) =
+                rust_decimal::prelude::ToPrimitive::to_f64(&cost).filter(|c| *c > 0.0)
+            {
+                m.spend_usd
+                    .with_label_values(&[
+                        self.key.as_deref().unwrap_or("-"),
+                        self.team.as_deref().unwrap_or("-"),
+                        self.served_model.as_deref().unwrap_or(&self.model),
+                        self.provider.as_deref().unwrap_or("-"),
+                    ])
+                    .inc_by(usd);
+            }
+        }
         let status = self.status.to_string();
         m.requests
             .with_label_values(&[self.endpoint, &self.model, &status])

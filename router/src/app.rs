@@ -19,8 +19,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(endpoints::chat::handle))
         .route("/embeddings", post(endpoints::embeddings::handle))
+        .route("/messages", post(endpoints::messages::handle))
         .route("/models", get(endpoints::models::handle))
-        .route("/generation", get(endpoints::generation::handle));
+        .route("/generation", get(endpoints::generation::handle))
+        .route("/key", get(endpoints::key::handle));
     Router::new()
         .nest("/v1", api.clone())
         .nest("/api/v1", api)

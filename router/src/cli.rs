@@ -62,6 +62,13 @@ pub struct Cli {
     /// How long in-flight requests may run after SIGTERM (e.g. `30s`).
     #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Redis URL of the shared spend and rate-limit ledger (`redis://host:6379/0`). Required when
+    /// more than one router replica serves the same keys; without it counters are in-process.
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL", conflicts_with = "state_file")]
+    pub redis_url: Option<String>,
+    /// File the in-process ledger persists settled spend to, so a restart keeps it (standalone).
+    #[arg(long, env = "SWITCHBOARD_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
     /// Consecutive failures that eject an upstream target from routing.
     #[arg(long, env = "SWITCHBOARD_EJECT_AFTER_FAILURES", default_value_t = 5)]
     pub eject_after_failures: u32,

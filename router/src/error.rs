@@ -95,6 +95,38 @@ pub enum ApiError {
         /// Upstream body, scrubbed of credentials.
         raw: String,
     },
+    /// A Budget in scope cannot cover the request's worst case.
+    #[error(
+        "Budget {budget} has ${remaining} left{window}; this request could cost up to ${cost}. \
+         It requires more credits, or fewer max_tokens."
+    )]
+    BudgetExceeded {
+        /// Budget id.
+        budget: String,
+        /// USD left in the window.
+        remaining: rust_decimal::Decimal,
+        /// Worst-case USD of the request.
+        cost: rust_decimal::Decimal,
+        /// ` in this window (resets at ...)` or empty.
+        window: String,
+    },
+    /// The key's own rate limit is reached.
+    #[error("Rate limit of {max} {what} reached for API key {key}; retry after {}s", retry_after.as_secs().max(1))]
+    KeyRateLimited {
+        /// Key name.
+        key: String,
+        /// `requests per minute`, `tokens per minute`, `concurrent requests`.
+        what: &'static str,
+        /// The limit.
+        max: u64,
+        /// Header family (`requests`, `tokens`) for `X-RateLimit-*`, if any.
+        header: Option<&'static str>,
+        /// When to retry.
+        retry_after: std::time::Duration,
+    },
+    /// The spend ledger cannot be reached and a budget in scope fails closed.
+    #[error("The spend ledger is unavailable and budget {0} does not admit uncounted requests")]
+    LedgerUnavailable(String),
     /// Every eligible upstream is rate limited; retry after the given time.
     #[error("{message}")]
     RateLimited {
@@ -145,6 +177,9 @@ impl ApiError {
             ApiError::NoEligibleProvider(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
             ApiError::UpstreamRejected { status, .. } => *status,
+            ApiError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::KeyRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::LedgerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::AllAttemptsFailed { timed_out, .. } => {
                 if *timed_out {
@@ -172,7 +207,9 @@ impl ApiError {
             ApiError::NoEligibleProvider(_)
             | ApiError::NotImplemented { .. }
             | ApiError::AllAttemptsFailed { .. } => "upstream_error",
-            ApiError::RateLimited { .. } => "rate_limit_error",
+            ApiError::RateLimited { .. } | ApiError::KeyRateLimited { .. } => "rate_limit_error",
+            ApiError::BudgetExceeded { .. } => "insufficient_quota",
+            ApiError::LedgerUnavailable(_) => "api_error",
             ApiError::Internal(_) => "api_error",
         }
     }
@@ -193,6 +230,9 @@ impl ApiError {
             ApiError::NotImplemented { .. } => "provider_not_implemented",
             ApiError::UpstreamRejected { .. } => "upstream_rejected",
             ApiError::RateLimited { .. } => "upstream_rate_limited",
+            ApiError::BudgetExceeded { .. } => "budget_exceeded",
+            ApiError::KeyRateLimited { .. } => "rate_limit_exceeded",
+            ApiError::LedgerUnavailable(_) => "ledger_unavailable",
             ApiError::AllAttemptsFailed {
                 timed_out: true, ..
             } => "upstream_timeout",
@@ -218,6 +258,16 @@ impl ApiError {
                 "raw": raw,
                 "error_type": attempts.last().and_then(|a| a.error_type.clone()),
                 "attempts": attempts,
+            })),
+            ApiError::BudgetExceeded {
+                budget,
+                remaining,
+                cost,
+                ..
+            } => Some(json!({
+                "budget": budget,
+                "remaining_usd": remaining.to_string(),
+                "request_cost_usd": cost.to_string(),
             })),
             ApiError::RateLimited { attempts, .. } => Some(json!({
                 "provider_name": attempts.last().map(|a| a.provider.clone()),
@@ -250,10 +300,31 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut resp = (status, axum::Json(json!({ "error": self.body() }))).into_response();
-        if let ApiError::RateLimited { retry_after, .. } = &self {
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        if let ApiError::RateLimited { retry_after, .. }
+        | ApiError::KeyRateLimited { retry_after, .. } = &self
+        {
+            let secs = (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1);
+            let h = resp.headers_mut();
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            if let ApiError::KeyRateLimited {
+                max,
+                header: Some(family),
+                ..
+            } = &self
+            {
+                for (name, value) in [
+                    (format!("x-ratelimit-limit-{family}"), max.to_string()),
+                    (format!("x-ratelimit-remaining-{family}"), "0".to_string()),
+                    (format!("x-ratelimit-reset-{family}"), format!("{secs}s")),
+                ] {
+                    if let (Ok(n), Ok(v)) = (
+                        http::HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(&value),
+                    ) {
+                        h.insert(n, v);
+                    }
+                }
+            }
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

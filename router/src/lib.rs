@@ -23,6 +23,7 @@ pub mod raw_json;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod spend;
 pub mod standalone;
 pub mod state;
 pub mod stream_relay;

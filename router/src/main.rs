@@ -3,7 +3,10 @@
 
 use std::{
     io::IsTerminal,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use clap::Parser;
@@ -11,6 +14,7 @@ use switchboard_router::{
     cli::{Cli, LogFormat},
     config_source,
     health::HealthPolicy,
+    ledger::{Ledger, local::LocalLedger, redis::RedisLedger},
     load_manifests, server,
     state::{AppState, Settings},
 };
@@ -33,14 +37,26 @@ fn init_logging(cli: &Cli) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli);
-    let state = AppState::new(Settings {
+    let settings = Settings {
         max_request_bytes: cli.max_request_bytes,
         health: HealthPolicy {
             consecutive_failures: cli.eject_after_failures.max(1),
             base_ejection: cli.ejection_time,
             ..HealthPolicy::default()
         },
-    });
+    };
+    let mut local_ledger = None;
+    let ledger: Arc<dyn Ledger> = match (&cli.redis_url, &cli.state_file) {
+        (Some(url), _) => Arc::new(RedisLedger::new(url)?),
+        (None, Some(path)) => {
+            let l = LocalLedger::open(path)?;
+            local_ledger = Some(l.clone());
+            l
+        }
+        (None, None) => LocalLedger::in_memory(),
+    };
+    tracing::info!(ledger = ledger.kind(), "spend ledger ready");
+    let state = AppState::with_ledger(settings, ledger);
     let version = AtomicU64::new(1);
     let (stop_follower, follower_stop) = tokio::sync::watch::channel(false);
     match &cli.operator_url {
@@ -86,5 +102,10 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("shutting down: draining in-flight requests");
     let _ = stop_follower.send(true);
     server.shutdown().await;
+    // Every request has ended; record what they spent before exiting.
+    state.settler.drain(cli.drain_timeout).await;
+    if let Some(l) = local_ledger {
+        l.flush()?;
+    }
     Ok(())
 }

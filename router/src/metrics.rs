@@ -2,7 +2,8 @@
 //! from the config (or `unknown`), never free-form client input.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// The router's metrics.
@@ -18,6 +19,16 @@ pub struct Metrics {
     pub tokens: IntCounterVec,
     /// Version of the config snapshot being served.
     pub config_version: IntGauge,
+    /// USD spent, by key, team, model and provider.
+    pub spend_usd: CounterVec,
+    /// USD left in each budget's current window, as of the last request it admitted.
+    pub budget_remaining_usd: GaugeVec,
+    /// Reservations held by requests in flight on this replica.
+    pub reservations_outstanding: IntGauge,
+    /// Ledger operations that failed, by operation.
+    pub ledger_errors: IntCounterVec,
+    /// Requests refused by a budget or a key limit, by reason.
+    pub limit_rejections: IntCounterVec,
     /// Config snapshots refused (the last good one kept serving), by reason.
     pub config_refused: IntCounterVec,
 }
@@ -75,6 +86,43 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let spend_usd = CounterVec::new(
+            Opts::new(
+                "switchboard_spend_usd_total",
+                "USD spent by key, team, model and provider",
+            ),
+            &["key", "team", "model", "provider"],
+        )
+        .expect("valid metric");
+        let budget_remaining_usd = GaugeVec::new(
+            Opts::new(
+                "switchboard_budget_remaining_usd",
+                "USD left in the budget's current window (spent and reserved subtracted)",
+            ),
+            &["budget"],
+        )
+        .expect("valid metric");
+        let reservations_outstanding = IntGauge::new(
+            "switchboard_reservations_outstanding",
+            "Ledger reservations held by requests in flight on this replica",
+        )
+        .expect("valid metric");
+        let ledger_errors = IntCounterVec::new(
+            Opts::new(
+                "switchboard_ledger_errors_total",
+                "Failed ledger operations",
+            ),
+            &["op"],
+        )
+        .expect("valid metric");
+        let limit_rejections = IntCounterVec::new(
+            Opts::new(
+                "switchboard_limit_rejections_total",
+                "Requests refused by a budget or a key rate limit",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -82,6 +130,11 @@ impl Metrics {
             Box::new(tokens.clone()),
             Box::new(config_version.clone()),
             Box::new(config_refused.clone()),
+            Box::new(spend_usd.clone()),
+            Box::new(budget_remaining_usd.clone()),
+            Box::new(reservations_outstanding.clone()),
+            Box::new(ledger_errors.clone()),
+            Box::new(limit_rejections.clone()),
         ] {
             registry.register(m).expect("unique metric names");
         }
@@ -93,6 +146,11 @@ impl Metrics {
             tokens,
             config_version,
             config_refused,
+            spend_usd,
+            budget_remaining_usd,
+            reservations_outstanding,
+            ledger_errors,
+            limit_rejections,
         }
     }
 

@@ -43,8 +43,10 @@ impl Usage {
     }
 }
 
-/// The exact USD cost of `usage` at `prices`: uncached input, cached input, cache writes, plain
-/// output and reasoning output each at their own price, plus the per-request price.
+/// The USD cost of `usage` at `prices`: uncached input, cached input, cache writes, plain output
+/// and reasoning output each at their own price, plus the per-request price — computed exactly,
+/// then rounded *up* to the nano-dollar (the ledger's unit), so what a client is told it spent is
+/// exactly what the ledger records and no charge rounds to zero.
 pub fn cost(prices: &PriceTable, usage: &Usage) -> Decimal {
     let million = Decimal::from(1_000_000u32);
     let cache_read = usage.cached_tokens.min(usage.prompt_tokens);
@@ -59,7 +61,9 @@ pub fn cost(prices: &PriceTable, usage: &Usage) -> Decimal {
         + Decimal::from(cache_write) * prices.cache_write_per_million
         + Decimal::from(plain_output) * prices.output_per_million
         + Decimal::from(reasoning) * prices.reasoning_per_million;
-    (per_million / million + prices.per_request).normalize()
+    (per_million / million + prices.per_request)
+        .round_dp_with_strategy(9, rust_decimal::RoundingStrategy::AwayFromZero)
+        .normalize()
 }
 
 /// A rough token count for text: a quarter of its characters, at least 1 for non-empty text. Used
@@ -115,6 +119,24 @@ mod tests {
             ..Usage::default()
         };
         assert_eq!(cost(&p, &usage), d("0.00000001"));
+    }
+
+    #[test]
+    fn costs_below_a_nano_dollar_round_up_to_one() {
+        let p = PriceTable {
+            input_per_million: d("0.0001"),
+            ..PriceTable::default()
+        };
+        let one = Usage {
+            prompt_tokens: 1,
+            ..Usage::default()
+        };
+        assert_eq!(cost(&p, &one), d("0.000000001"));
+        assert_eq!(
+            cost(&PriceTable::default(), &one),
+            Decimal::ZERO,
+            "free stays free"
+        );
     }
 
     #[test]

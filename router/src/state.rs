@@ -7,6 +7,7 @@ use arc_swap::ArcSwapOption;
 use crate::{
     endpoints::generation::GenerationStore,
     health::{Health, HealthPolicy},
+    ledger::{Ledger, local::LocalLedger, settler::Settler},
     metrics::Metrics,
     runtime::{ClientPool, Runtime},
 };
@@ -40,19 +41,27 @@ pub struct AppState {
     pub health: Health,
     /// Recent generations for `/api/v1/generation`.
     pub generations: GenerationStore,
+    /// The spend and rate-limit ledger, with background settlement.
+    pub settler: Arc<Settler>,
     /// Process settings.
     pub settings: Settings,
 }
 
 impl AppState {
-    /// State with no config yet (not ready).
+    /// State with no config yet (not ready), counting spend in memory only.
     pub fn new(settings: Settings) -> Arc<AppState> {
+        AppState::with_ledger(settings, LocalLedger::in_memory())
+    }
+
+    /// State with no config yet, counting spend in `ledger`.
+    pub fn with_ledger(settings: Settings, ledger: Arc<dyn Ledger>) -> Arc<AppState> {
         Arc::new(AppState {
             runtime: ArcSwapOption::empty(),
             metrics: Metrics::new(),
             clients: ClientPool::default(),
             health: Health::new(settings.health.clone()),
             generations: GenerationStore::default(),
+            settler: Settler::start(ledger),
             settings,
         })
     }

@@ -18,7 +18,7 @@ use futures_util::{StreamExt, stream};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::{Attempts, authenticate, field, new_generation_id, plan_request, read_json};
+use super::{Attempts, admit, authenticate, field, new_generation_id, plan_request, read_json};
 use crate::{
     access::Access,
     error::{ApiError, scrub},
@@ -103,6 +103,8 @@ pub type FrameStream =
 struct ChatRequest {
     stream: bool,
     prompt_estimate: u64,
+    prompt_bytes: u64,
+    max_tokens: Option<u64>,
 }
 
 fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
@@ -127,8 +129,9 @@ fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
         }
     }
     let stream = field::<bool>(body, "stream", "a boolean")?.unwrap_or(false);
+    let mut max_tokens = None;
     for name in ["max_tokens", "max_completion_tokens"] {
-        field::<u64>(body, name, "a non-negative integer")?;
+        max_tokens = field::<u64>(body, name, "a non-negative integer")?.or(max_tokens);
     }
     if body
         .get("stream_options")
@@ -139,6 +142,8 @@ fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
     Ok(ChatRequest {
         stream,
         prompt_estimate: estimate_tokens(messages.get()).max(1),
+        prompt_bytes: messages.get().len() as u64,
+        max_tokens,
     })
 }
 
@@ -162,6 +167,17 @@ pub async fn run(
     let req = tri!(parse_request(&body));
     access.stream = req.stream;
     let plan = tri!(plan_request(state, caller, &body, &mut access));
+    tri!(
+        admit(
+            state,
+            caller,
+            &plan,
+            req.prompt_bytes,
+            req.max_tokens,
+            &mut access
+        )
+        .await
+    );
     let mut attempts = Attempts::new(state, plan);
     if !req.stream {
         while let Some((cand, slot)) = attempts.next(&mut access).await {

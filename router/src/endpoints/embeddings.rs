@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use rust_decimal::Decimal;
 
-use super::{Attempts, authenticate, new_generation_id, plan_request, read_json};
+use super::{Attempts, admit, authenticate, new_generation_id, plan_request, read_json};
 use crate::{
     access::Access,
     endpoints::chat::GENERATION_ID_HEADER,
@@ -85,6 +85,8 @@ async fn serve(
     let body = read_json(state, headers, body).await?;
     check_input(&body)?;
     let plan = plan_request(state, &caller, &body, access)?;
+    let input_bytes = body.get("input").map_or(0, |i| i.get().len() as u64);
+    admit(state, &caller, &plan, input_bytes, Some(0), access).await?;
     let mut attempts = Attempts::new(state, plan);
     while let Some((cand, slot)) = attempts.next(access).await {
         let started = std::time::Instant::now();

@@ -1,10 +1,13 @@
 //! The client-facing API (`/v1/...` and `/api/v1/...`): request intake shared by every endpoint
 //! (auth, body limits, JSON parsing) and the attempt loop shared by chat and embeddings.
 
+mod admission;
 mod attempts;
 pub mod chat;
 pub mod embeddings;
 pub mod generation;
+pub mod key;
+pub mod messages;
 pub mod models;
 
 use std::{
@@ -21,6 +24,7 @@ use crate::{
     access::Access, auth, error::ApiError, raw_json::RawObject, runtime::Runtime, state::AppState,
 };
 
+pub use admission::admit;
 pub use attempts::{Attempts, plan_request};
 
 /// A fresh generation id, `gen-` and 24 random alphanumerics.
@@ -65,6 +69,7 @@ pub fn authenticate(
     })?;
     let key = auth::authenticate(&runtime.config, headers, now_unix())?;
     access.key = Some(key.name.clone());
+    access.team = key.team.clone();
     let key_hash = key.key_hash.clone();
     Ok(Caller { runtime, key_hash })
 }

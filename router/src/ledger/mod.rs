@@ -14,6 +14,7 @@
 
 pub mod local;
 pub mod redis;
+pub mod settler;
 
 use std::{future::Future, pin::Pin, time::Duration};
 
@@ -127,7 +128,7 @@ pub(crate) mod contract_tests {
 
     fn req(id: &str, charges: Vec<Charge>) -> ReserveRequest {
         ReserveRequest {
-            id: id.into(),
+            id: id.to_string(),
             charges,
             hold_for: Duration::from_secs(60),
         }
@@ -140,20 +141,23 @@ pub(crate) mod contract_tests {
         // limit 100: 60 fits, then 40 fits exactly, then 1 does not.
         let r = ledger
             .reserve(&req(
-                "r1",
+                &format!("{prefix}r1"),
                 vec![charge(&b, Some(100), 60), charge(&k, None, 60)],
             ))
             .await
             .unwrap();
         assert_eq!(r, Reserved::Admitted { used: vec![60, 60] });
         let r = ledger
-            .reserve(&req("r2", vec![charge(&b, Some(100), 40)]))
+            .reserve(&req(
+                &format!("{prefix}r2"),
+                vec![charge(&b, Some(100), 40)],
+            ))
             .await
             .unwrap();
         assert_eq!(r, Reserved::Admitted { used: vec![100] });
         let r = ledger
             .reserve(&req(
-                "r3",
+                &format!("{prefix}r3"),
                 vec![charge(&k, None, 1), charge(&b, Some(100), 1)],
             ))
             .await
@@ -168,7 +172,7 @@ pub(crate) mod contract_tests {
         );
         // The refused request held nothing on the unlimited counter either.
         assert_eq!(
-            ledger.read(&[k.clone()]).await.unwrap()[0],
+            ledger.read(std::slice::from_ref(&k)).await.unwrap()[0],
             CounterState {
                 spent: 0,
                 reserved: 60
@@ -177,7 +181,7 @@ pub(crate) mod contract_tests {
         // r1 really cost 25: 75 is now in use.
         ledger
             .settle(&Settlement {
-                id: "r1".into(),
+                id: format!("{prefix}r1"),
                 counters: vec![(b.clone(), 25, None), (k.clone(), 25, None)],
             })
             .await
@@ -185,7 +189,7 @@ pub(crate) mod contract_tests {
         // Settling twice changes nothing.
         ledger
             .settle(&Settlement {
-                id: "r1".into(),
+                id: format!("{prefix}r1"),
                 counters: vec![(b.clone(), 25, None), (k.clone(), 25, None)],
             })
             .await
@@ -205,26 +209,29 @@ pub(crate) mod contract_tests {
             ]
         );
         let r = ledger
-            .reserve(&req("r4", vec![charge(&b, Some(100), 35)]))
+            .reserve(&req(
+                &format!("{prefix}r4"),
+                vec![charge(&b, Some(100), 35)],
+            ))
             .await
             .unwrap();
         assert_eq!(r, Reserved::Admitted { used: vec![100] });
         let r = ledger
-            .reserve(&req("r5", vec![charge(&b, Some(100), 1)]))
+            .reserve(&req(&format!("{prefix}r5"), vec![charge(&b, Some(100), 1)]))
             .await
             .unwrap();
         assert!(matches!(r, Reserved::Refused { .. }));
         // A failed request releases everything.
         ledger
             .settle(&Settlement {
-                id: "r4".into(),
+                id: format!("{prefix}r4"),
                 counters: vec![(b.clone(), 0, None)],
             })
             .await
             .unwrap();
         ledger
             .settle(&Settlement {
-                id: "r2".into(),
+                id: format!("{prefix}r2"),
                 counters: vec![(b.clone(), 40, None)],
             })
             .await
@@ -241,13 +248,13 @@ pub(crate) mod contract_tests {
     /// A reservation that is never settled lapses after `hold_for`.
     pub async fn reservations_lapse(ledger: &dyn Ledger, prefix: &str) {
         let b = format!("{prefix}lapse");
-        let mut r = req("lapse1", vec![charge(&b, Some(10), 10)]);
+        let mut r = req(&format!("{prefix}lapse1"), vec![charge(&b, Some(10), 10)]);
         r.hold_for = Duration::from_millis(300);
         assert!(matches!(
             ledger.reserve(&r).await.unwrap(),
             Reserved::Admitted { .. }
         ));
-        let again = req("lapse2", vec![charge(&b, Some(10), 10)]);
+        let again = req(&format!("{prefix}lapse2"), vec![charge(&b, Some(10), 10)]);
         assert!(matches!(
             ledger.reserve(&again).await.unwrap(),
             Reserved::Refused { .. }
@@ -260,7 +267,7 @@ pub(crate) mod contract_tests {
         // A late settlement of the lapsed reservation still records its spend.
         ledger
             .settle(&Settlement {
-                id: "lapse1".into(),
+                id: format!("{prefix}lapse1"),
                 counters: vec![(b.clone(), 3, None)],
             })
             .await

@@ -7,7 +7,7 @@
 //! reservation ids are remembered for an hour so a retried settlement is not counted twice.
 //! Not for Redis Cluster (a request's keys span hash slots).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::{
     Script,
@@ -33,21 +33,28 @@ local function purge(z, h, t, now)
     redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
   end
 end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local function keep(key, ttl)
   if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
 end
 "#;
 
-/// KEYS: 4 per charge (s, r, z, h). ARGV: id, now_ms, until_ms, then per charge: limit (-1 for
-/// none), amount, keep_ms (0 forever). Returns {1, used...} or {0, index, used, limit}.
+/// KEYS: 4 per charge (s, r, z, h). ARGV: id, hold_ms, then per charge: limit (-1 for none),
+/// amount, keep_ms (0 forever). Returns {1, used...} or {0, index, used, limit}. Time is Redis's
+/// own clock, so replicas with skewed clocks agree on when reservations lapse.
 const RESERVE: &str = r#"
-local id, now, untl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local id = ARGV[1]
+local now = now_ms()
+local untl = now + tonumber(ARGV[2])
 local n = #KEYS / 4
 local used = {}
 for i = 0, n - 1 do
   local s, t, z, h = KEYS[4*i+1], KEYS[4*i+2], KEYS[4*i+3], KEYS[4*i+4]
   purge(z, h, t, now)
-  local limit, amount = tonumber(ARGV[4+3*i]), tonumber(ARGV[5+3*i])
+  local limit, amount = tonumber(ARGV[3+3*i]), tonumber(ARGV[4+3*i])
   local cur = (tonumber(redis.call('GET', s)) or 0) + (tonumber(redis.call('GET', t)) or 0)
   if limit >= 0 and cur + amount > limit then
     return {0, i, cur, limit}
@@ -56,7 +63,7 @@ for i = 0, n - 1 do
 end
 for i = 0, n - 1 do
   local s, t, z, h = KEYS[4*i+1], KEYS[4*i+2], KEYS[4*i+3], KEYS[4*i+4]
-  local amount, ttl = ARGV[5+3*i], tonumber(ARGV[6+3*i])
+  local amount, ttl = ARGV[4+3*i], tonumber(ARGV[5+3*i])
   redis.call('ZADD', z, untl, id)
   redis.call('HSET', h, id, amount)
   redis.call('INCRBY', t, amount)
@@ -66,9 +73,9 @@ end
 return {1, unpack(used)}
 "#;
 
-/// KEYS: settled marker, then 4 per counter. ARGV: id, now_ms, then per counter: actual, keep_ms.
+/// KEYS: settled marker, then 4 per counter. ARGV: id, then per counter: actual, keep_ms.
 const SETTLE: &str = r#"
-local id, now = ARGV[1], tonumber(ARGV[2])
+local id = ARGV[1]
 if redis.call('SET', KEYS[1], 1, 'NX', 'PX', 3600000) == false then
   return 0
 end
@@ -81,16 +88,16 @@ for i = 0, n - 1 do
     redis.call('HDEL', h, id)
     redis.call('ZREM', z, id)
   end
-  local actual, ttl = tonumber(ARGV[3+2*i]), tonumber(ARGV[4+2*i])
+  local actual, ttl = tonumber(ARGV[2+2*i]), tonumber(ARGV[3+2*i])
   redis.call('INCRBY', s, actual)
   keep(s, ttl)
 end
 return 1
 "#;
 
-/// KEYS: 4 per counter. ARGV: now_ms. Returns spent, reserved pairs.
+/// KEYS: 4 per counter. Returns spent, reserved pairs.
 const READ: &str = r#"
-local now = tonumber(ARGV[1])
+local now = now_ms()
 local out = {}
 for i = 0, #KEYS / 4 - 1 do
   local s, t, z, h = KEYS[4*i+1], KEYS[4*i+2], KEYS[4*i+3], KEYS[4*i+4]
@@ -103,13 +110,6 @@ return out
 
 fn keys(counter: &str) -> [String; 4] {
     ["s", "r", "z", "h"].map(|suffix| format!("sb:{{{counter}}}:{suffix}"))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn keep_ms(keep_for: Option<Duration>) -> i64 {
@@ -178,9 +178,8 @@ impl Ledger for RedisLedger {
         req: &'a ReserveRequest,
     ) -> BoxFuture<'a, Result<Reserved, LedgerError>> {
         Box::pin(async move {
-            let now = now_ms();
             let mut inv = self.reserve.prepare_invoke();
-            inv.arg(&req.id).arg(now).arg(now + millis(req.hold_for));
+            inv.arg(&req.id).arg(millis(req.hold_for));
             for c in &req.charges {
                 for k in keys(&c.counter) {
                     inv.key(k);
@@ -208,7 +207,7 @@ impl Ledger for RedisLedger {
         Box::pin(async move {
             let mut inv = self.settle.prepare_invoke();
             inv.key(format!("sb:settled:{}", s.id));
-            inv.arg(&s.id).arg(now_ms());
+            inv.arg(&s.id);
             for (counter, actual, keep_for) in &s.counters {
                 for k in keys(counter) {
                     inv.key(k);
@@ -226,7 +225,6 @@ impl Ledger for RedisLedger {
     ) -> BoxFuture<'a, Result<Vec<CounterState>, LedgerError>> {
         Box::pin(async move {
             let mut inv = self.read.prepare_invoke();
-            inv.arg(now_ms());
             for c in counters {
                 for k in keys(c) {
                     inv.key(k);
@@ -262,7 +260,7 @@ mod tests {
             return;
         };
         let l = RedisLedger::new(&url).unwrap();
-        let prefix = format!("test:{}:{}:", std::process::id(), now_ms());
+        let prefix = format!("test:{}:{}:", std::process::id(), rand::random::<u64>());
         contract_tests::admission_is_exact_and_atomic(&l, &prefix).await;
         contract_tests::reservations_lapse(&l, &prefix).await;
     }

@@ -1,0 +1,416 @@
+//! What a request is charged against, and for how much. Pure: from the config, the caller's key,
+//! the requested model and the candidate models' prices, it derives the ledger charges (budgets in
+//! scope, the key's usage counters, its rate limits) and, after the response, the settlement.
+//!
+//! Worst case reserved up front: input tokens bounded by the UTF-8 byte length of the prompt (no
+//! tokenizer produces more tokens than bytes), capped at the model's context length; output tokens
+//! = the request's `max_tokens` / `max_completion_tokens`, else the model's `maxOutputTokens`, else
+//! 4096; priced at the most expensive candidate (fallbacks may serve), reasoning at the higher of
+//! the output and reasoning prices, plus the per-request price.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rust_decimal::{Decimal, RoundingStrategy, prelude::ToPrimitive};
+use switchboard_api::{
+    snapshot::{
+        ApiKeyConfig, BudgetAction, BudgetWindow, FailureMode, ModelConfig, RouterConfig,
+        glob_matches,
+    },
+    windows::{window_bounds, window_label},
+};
+
+use crate::{
+    ledger::{Charge, ReserveRequest, Settlement},
+    pricing::{Usage, cost},
+};
+
+/// Nano-dollars in a dollar.
+pub const NANOS_PER_USD: i64 = 1_000_000_000;
+
+/// A cost in nano-dollars, rounded up (so no charge rounds to zero).
+pub fn to_nanos(usd: Decimal) -> i64 {
+    (usd * Decimal::from(NANOS_PER_USD))
+        .round_dp_with_strategy(0, RoundingStrategy::AwayFromZero)
+        .to_i64()
+        .unwrap_or(i64::MAX)
+}
+
+/// Nano-dollars as an exact USD decimal.
+pub fn from_nanos(nanos: i64) -> Decimal {
+    Decimal::new(nanos, 9).normalize()
+}
+
+/// Output tokens assumed when neither the request nor the model bounds them.
+pub const DEFAULT_MAX_OUTPUT: u64 = 4096;
+
+/// The most a request can cost on any of `models`, in nano-dollars.
+pub fn worst_case_nanos<'a>(
+    models: impl IntoIterator<Item = &'a ModelConfig>,
+    prompt_bytes: u64,
+    max_tokens: Option<u64>,
+) -> i64 {
+    models
+        .into_iter()
+        .map(|m| {
+            let input = m
+                .context_length
+                .map_or(prompt_bytes, |c| prompt_bytes.min(u64::from(c)));
+            let output = max_tokens
+                .or(m.max_output_tokens.map(u64::from))
+                .unwrap_or(DEFAULT_MAX_OUTPUT);
+            let reasoning_dearer = m.pricing.reasoning_per_million > m.pricing.output_per_million;
+            let cache_write_dearer =
+                m.pricing.cache_write_per_million > m.pricing.input_per_million;
+            let usage = Usage {
+                prompt_tokens: input,
+                completion_tokens: output,
+                cached_tokens: 0,
+                cache_write_tokens: if cache_write_dearer { input } else { 0 },
+                reasoning_tokens: if reasoning_dearer { output } else { 0 },
+            };
+            to_nanos(cost(&m.pricing, &usage))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// What a charge stands for, to read refusals and build the settlement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A Budget (id `namespace/name`).
+    Budget {
+        /// Budget id.
+        id: String,
+        /// Limit in nano-dollars.
+        limit: i64,
+        /// Behaviour when the ledger is unreachable.
+        failure_mode: FailureMode,
+        /// When the window resets (None: never).
+        resets_at: Option<Timestamp>,
+    },
+    /// The key's own spend in one window (no limit; for `/api/v1/key` and status).
+    KeyUsage(BudgetWindow),
+    /// Requests per minute.
+    RequestsPerMinute(u32),
+    /// Tokens per minute.
+    TokensPerMinute(u64),
+    /// Requests in flight.
+    Concurrent(u32),
+}
+
+/// The ledger side of one request.
+#[derive(Clone, Debug)]
+pub struct SpendPlan {
+    /// The reservation to make.
+    pub request: ReserveRequest,
+    /// What each charge stands for.
+    pub roles: Vec<Role>,
+    /// Worst-case cost reserved on money counters, in nano-dollars.
+    pub worst_case: i64,
+    /// Start of the current minute (rate windows).
+    pub minute_resets_at: Timestamp,
+}
+
+fn until(end: Option<Timestamp>, now: Timestamp, grace: Duration) -> Option<Duration> {
+    end.map(|e| {
+        let left = e.duration_since(now).unsigned_abs();
+        Duration::from_secs(left.as_secs()) + grace
+    })
+}
+
+/// Counter name of a key's usage in the window containing `now`.
+pub fn key_usage_counter(key_id: &str, window: BudgetWindow, now: Timestamp) -> String {
+    format!("k:{key_id}:{}", window_label(window, now))
+}
+
+/// Counter name of a budget in the window containing `now`.
+pub fn budget_counter(budget_id: &str, window: BudgetWindow, now: Timestamp) -> String {
+    format!("b:{budget_id}:{}", window_label(window, now))
+}
+
+/// The budgets that apply to `key` calling `model`.
+pub fn budgets_in_scope<'a>(
+    config: &'a RouterConfig,
+    key: &ApiKeyConfig,
+    model: &str,
+) -> impl Iterator<Item = (&'a String, &'a switchboard_api::snapshot::BudgetConfig)> {
+    let key_id = key.id();
+    config.budgets.iter().filter(move |(_, b)| {
+        b.api_keys.contains(&key_id)
+            && (b.models.is_empty() || b.models.iter().any(|g| glob_matches(g, model)))
+    })
+}
+
+/// The charges of a request with id `id` by `key` for `model`.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_spend(
+    config: &RouterConfig,
+    key: &ApiKeyConfig,
+    model: &str,
+    id: &str,
+    worst_case: i64,
+    token_estimate: u64,
+    hold_for: Duration,
+    now: Timestamp,
+) -> SpendPlan {
+    let grace = Duration::from_secs(7 * 24 * 3600);
+    let mut charges = Vec::new();
+    let mut roles = Vec::new();
+    let key_id = key.id();
+    let minute =
+        Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(60)).unwrap_or(now);
+    let minute_end = Timestamp::from_second(minute.as_second() + 60).unwrap_or(now);
+    let rate_keep = Some(Duration::from_secs(120));
+    let limits = &key.rate_limits;
+    if let Some(n) = limits.concurrent_requests {
+        charges.push(Charge {
+            counter: format!("c:{key_id}"),
+            limit: Some(i64::from(n)),
+            reserve: 1,
+            keep_for: Some(Duration::from_secs(24 * 3600)),
+        });
+        roles.push(Role::Concurrent(n));
+    }
+    if let Some(n) = limits.requests_per_minute {
+        charges.push(Charge {
+            counter: format!("rpm:{key_id}:{}", minute.as_second()),
+            limit: Some(i64::from(n)),
+            reserve: 1,
+            keep_for: rate_keep,
+        });
+        roles.push(Role::RequestsPerMinute(n));
+    }
+    if let Some(n) = limits.tokens_per_minute {
+        charges.push(Charge {
+            counter: format!("tpm:{key_id}:{}", minute.as_second()),
+            limit: Some(i64::try_from(n).unwrap_or(i64::MAX)),
+            reserve: i64::try_from(token_estimate).unwrap_or(i64::MAX),
+            keep_for: rate_keep,
+        });
+        roles.push(Role::TokensPerMinute(n));
+    }
+    for (id, b) in budgets_in_scope(config, key, model) {
+        let (_, end) = window_bounds(b.window, now);
+        let limit = to_nanos(b.limit_usd);
+        charges.push(Charge {
+            counter: budget_counter(id, b.window, now),
+            limit: (b.action == BudgetAction::Block).then_some(limit),
+            reserve: worst_case,
+            keep_for: until(end, now, grace),
+        });
+        roles.push(Role::Budget {
+            id: id.clone(),
+            limit,
+            failure_mode: b.failure_mode,
+            resets_at: end,
+        });
+    }
+    for window in [
+        BudgetWindow::Daily,
+        BudgetWindow::Weekly,
+        BudgetWindow::Monthly,
+        BudgetWindow::Total,
+    ] {
+        let (_, end) = window_bounds(window, now);
+        charges.push(Charge {
+            counter: key_usage_counter(&key_id, window, now),
+            limit: None,
+            reserve: worst_case,
+            keep_for: until(end, now, grace),
+        });
+        roles.push(Role::KeyUsage(window));
+    }
+    SpendPlan {
+        request: ReserveRequest {
+            id: id.to_string(),
+            charges,
+            hold_for,
+        },
+        roles,
+        worst_case,
+        minute_resets_at: minute_end,
+    }
+}
+
+/// The settlement of `plan` once the request cost `cost_nanos` and used `tokens`: money counters
+/// get the cost, the request counter one request, the token counter the tokens, the concurrency
+/// counter nothing (its slot is released).
+pub fn settlement(plan: &SpendPlan, cost_nanos: i64, tokens: u64) -> Settlement {
+    let counters = plan
+        .request
+        .charges
+        .iter()
+        .zip(&plan.roles)
+        .map(|(c, role)| {
+            let actual = match role {
+                Role::Budget { .. } | Role::KeyUsage(_) => cost_nanos,
+                Role::RequestsPerMinute(_) => 1,
+                Role::TokensPerMinute(_) => i64::try_from(tokens).unwrap_or(i64::MAX),
+                Role::Concurrent(_) => 0,
+            };
+            (c.counter.clone(), actual, c.keep_for)
+        })
+        .collect();
+    Settlement {
+        id: plan.request.id.clone(),
+        counters,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use switchboard_api::snapshot::{BudgetConfig, PriceTable};
+
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn nanos_round_up_so_nothing_is_free_by_accident() {
+        assert_eq!(
+            to_nanos(d("0.0000000001")),
+            1,
+            "a tenth of a nano-dollar is charged as one"
+        );
+        assert_eq!(to_nanos(d("0.000000001")), 1);
+        assert_eq!(to_nanos(d("1.5")), 1_500_000_000);
+        assert_eq!(to_nanos(Decimal::ZERO), 0);
+        assert_eq!(from_nanos(1), d("0.000000001"));
+    }
+
+    fn model(input: &str, output: &str, max_out: Option<u32>, ctx: Option<u32>) -> ModelConfig {
+        ModelConfig {
+            pricing: PriceTable {
+                input_per_million: d(input),
+                output_per_million: d(output),
+                cached_input_per_million: d(input),
+                cache_write_per_million: d(input),
+                reasoning_per_million: d(output),
+                per_request: Decimal::ZERO,
+                per_image: Decimal::ZERO,
+            },
+            context_length: ctx,
+            max_output_tokens: max_out,
+            capabilities: Default::default(),
+        }
+    }
+
+    #[test]
+    fn worst_case_takes_the_dearest_candidate_and_the_output_bound() {
+        let cheap = model("1", "2", Some(100), None);
+        let dear = model("3", "6", Some(50), None);
+        // cheap: 1000*1 + 100*2 = 1200 per million; dear: 1000*3 + 50*6 = 3300 per million.
+        assert_eq!(worst_case_nanos([&cheap, &dear], 1000, None), 3_300_000);
+        // An explicit max_tokens wins over the model's maximum: dear: 3000 + 10*6 = 3060.
+        assert_eq!(worst_case_nanos([&cheap, &dear], 1000, Some(10)), 3_060_000);
+        // The context length caps the input bound.
+        let small_ctx = model("1", "0", Some(1), Some(10));
+        assert_eq!(worst_case_nanos([&small_ctx], 1000, None), 10_000);
+        // Unknown output bound: 4096 tokens.
+        let unbounded = model("0", "1", None, None);
+        assert_eq!(worst_case_nanos([&unbounded], 0, None), 4_096_000);
+    }
+
+    #[test]
+    fn charges_cover_budgets_in_scope_rate_limits_and_key_usage() {
+        let mut config = RouterConfig::default();
+        let key = ApiKeyConfig {
+            namespace: "default".into(),
+            name: "k".into(),
+            team: Some("a".into()),
+            key_hash: String::new(),
+            prefix: String::new(),
+            allowed_models: vec![],
+            denied_models: vec![],
+            rate_limits: switchboard_api::snapshot::RateLimits {
+                requests_per_minute: Some(10),
+                tokens_per_minute: Some(1000),
+                concurrent_requests: Some(2),
+            },
+            provider_policy: Default::default(),
+            expires_at: None,
+            disabled: false,
+        };
+        let budget = |models: Vec<String>, action| BudgetConfig {
+            namespace: "default".into(),
+            name: "b".into(),
+            limit_usd: d("5"),
+            window: BudgetWindow::Monthly,
+            api_keys: ["default/k".to_string()].into(),
+            models,
+            soft_limit_percent: None,
+            action,
+            failure_mode: FailureMode::Closed,
+        };
+        config
+            .budgets
+            .insert("default/all".into(), budget(vec![], BudgetAction::Block));
+        config.budgets.insert(
+            "default/gpt".into(),
+            budget(vec!["openai/*".into()], BudgetAction::AlertOnly),
+        );
+        config.budgets.insert("default/other".into(), {
+            let mut b = budget(vec![], BudgetAction::Block);
+            b.api_keys.clear();
+            b
+        });
+        let now: Timestamp = "2026-11-21T10:20:30Z".parse().unwrap();
+        let plan = plan_spend(
+            &config,
+            &key,
+            "anthropic/claude",
+            "gen-1",
+            777,
+            50,
+            Duration::from_secs(60),
+            now,
+        );
+        let names: Vec<&str> = plan
+            .request
+            .charges
+            .iter()
+            .map(|c| c.counter.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "c:default/k",
+                "rpm:default/k:1795256400",
+                "tpm:default/k:1795256400",
+                "b:default/all:m2026-11",
+                "k:default/k:d2026-11-21",
+                "k:default/k:w2026-11-16",
+                "k:default/k:m2026-11",
+                "k:default/k:total",
+            ]
+        );
+        assert_eq!(plan.request.charges[3].limit, Some(5_000_000_000));
+        assert_eq!(plan.request.charges[3].reserve, 777);
+        assert_eq!(plan.request.charges[2].reserve, 50);
+        let openai = plan_spend(
+            &config,
+            &key,
+            "openai/gpt-4o",
+            "gen-2",
+            777,
+            50,
+            Duration::from_secs(60),
+            now,
+        );
+        let gpt = openai
+            .request
+            .charges
+            .iter()
+            .find(|c| c.counter.starts_with("b:default/gpt"))
+            .unwrap();
+        assert_eq!(gpt.limit, None, "alertOnly budgets count without refusing");
+        let s = settlement(&plan, 123, 40);
+        let actual: Vec<i64> = s.counters.iter().map(|(_, a, _)| *a).collect();
+        assert_eq!(actual, [0, 1, 40, 123, 123, 123, 123, 123]);
+    }
+}

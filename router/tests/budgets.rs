@@ -1,0 +1,277 @@
+//! Money and limits through real sockets on the in-process ledger: exact admission at the limit,
+//! 402s that say why, spend that equals the sum of `usage.cost`, alert-only budgets, key rate
+//! limits with their headers, and `GET /api/v1/key`.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::TestRouter;
+
+const KEY: &str = "sk-sb-budget-test-0123456789";
+
+/// The mock provider at $1 / $2 per million input/output tokens; key `main` (team a) with
+/// `rate_limits`; budgets from `budgets`.
+fn manifest(rate_limits: &str, budgets: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: keys}}
+stringData: {{main: {KEY}}}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Provider
+metadata: {{name: mock}}
+spec:
+  type: mock
+  mock: {{chunkChars: 2, chunkDelay: 30ms}}
+  models: [{{name: m, pricing: {{inputUSDPerMillion: "1", outputUSDPerMillion: "2"}}, maxOutputTokens: 100}}]
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: r}}
+spec: {{model: test/r, targets: [{{provider: mock, model: m}}]}}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: other}}
+spec: {{model: other/r, targets: [{{provider: mock, model: m}}]}}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ApiKey
+metadata: {{name: main, labels: {{team: a}}}}
+spec: {{secretRef: {{name: keys, key: main}}, rateLimits: {{{rate_limits}}}}}
+{budgets}
+"#
+    )
+}
+
+fn budget(name: &str, limit: &str, extra: &str) -> String {
+    format!(
+        "---\napiVersion: switchboard.dev/v1alpha1\nkind: Budget\nmetadata: {{name: {name}}}\nspec: {{limitUSD: \"{limit}\", window: monthly{extra}}}\n"
+    )
+}
+
+/// `[{"role":"user","content":"hi"}]` is 32 bytes: worst case 32 input tokens at $1/M plus
+/// `max_tokens` 10 at $2/M = $0.000052. The mock answers "echo: hi": 1 + 2 tokens = $0.000005.
+fn request(stream: bool) -> Value {
+    json!({"model": "test/r", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10, "stream": stream})
+}
+
+/// Rate windows are calendar minutes: start a rate test early in one so it does not straddle two.
+async fn avoid_minute_edge() {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        % 60.0;
+    if secs > 50.0 {
+        tokio::time::sleep(Duration::from_secs_f64(60.5 - secs)).await;
+    }
+}
+
+async fn chat(router: &TestRouter, body: Value) -> reqwest::Response {
+    router
+        .http
+        .post(router.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn key_info(router: &TestRouter) -> Value {
+    let v: Value = router
+        .http
+        .get(router.url("/api/v1/key"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["data"].clone()
+}
+
+/// Settlement runs in the background when a request ends; wait until the ledger shows `spent`.
+async fn wait_for_spent(router: &TestRouter, budget: usize, spent: &str) -> Value {
+    for _ in 0..100 {
+        let data = key_info(router).await;
+        if data["budgets"][budget]["spent_usd"] == spent
+            && data["budgets"][budget]["reserved_usd"] == "0"
+        {
+            return data;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "budget {budget} never reached spent {spent}: {}",
+        key_info(router).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admission_is_exact_at_the_limit() {
+    // Exactly one worst case fits.
+    let router = TestRouter::start(&manifest(
+        "",
+        &budget("exact", "0.000052", ", scope: {apiKeys: [main]}"),
+    ))
+    .await;
+    let resp = chat(&router, request(false)).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["usage"]["cost"].as_f64(), Some(0.000005));
+    let data = wait_for_spent(&router, 0, "0.000005").await;
+    assert_eq!(data["budgets"][0]["remaining_usd"], "0.000047");
+    // Now 0.000005 is spent: another worst case (0.000052) no longer fits.
+    let resp = chat(&router, request(false)).await;
+    assert_eq!(resp.status(), 402);
+    let v: Value = resp.json().await.unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("default/exact has $0.000047 left"), "{msg}");
+    assert!(
+        msg.contains("could cost up to $0.000052") && msg.contains("fewer max_tokens"),
+        "{msg}"
+    );
+    assert_eq!(v["error"]["code"], "budget_exceeded");
+    assert_eq!(v["error"]["metadata"]["remaining_usd"], "0.000047");
+    // Asking for fewer tokens fits again: 32 + 2*7 = 46 ≤ 47.
+    let mut fewer = request(false);
+    fewer["max_tokens"] = json!(7);
+    assert_eq!(chat(&router, fewer).await.status(), 200);
+
+    // One nano-dollar less than a worst case: refused outright.
+    let router = TestRouter::start(&manifest("", &budget("short", "0.000051999", ""))).await;
+    assert_eq!(chat(&router, request(false)).await.status(), 402);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spend_equals_the_sum_of_reported_costs_streamed_or_not() {
+    let router = TestRouter::start(&manifest("", &budget("all", "1", ""))).await;
+    let mut total = rust_decimal::Decimal::ZERO;
+    for i in 0..6 {
+        let stream = i % 2 == 0;
+        let resp = chat(&router, request(stream)).await;
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        let cost_text = text
+            .split(r#""cost":"#)
+            .nth(1)
+            .unwrap()
+            .split(['}', ','])
+            .next()
+            .unwrap();
+        total += cost_text.parse::<rust_decimal::Decimal>().unwrap();
+    }
+    assert_eq!(total.to_string(), "0.000030");
+    let data = wait_for_spent(&router, 0, "0.00003").await;
+    assert_eq!(data["usage"].as_f64(), Some(0.00003));
+    assert_eq!(data["usage_monthly"].as_f64(), Some(0.00003));
+    assert_eq!(data["limit"].as_f64(), Some(1.0));
+    assert_eq!(data["team"], "a");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn budgets_scoped_by_model_team_or_alert_only_do_not_block_the_rest() {
+    let budgets = [
+        budget(
+            "other-models",
+            "0.000001",
+            ", scope: {models: [\"other/*\"]}",
+        ),
+        budget("team-b", "0.000001", ", scope: {team: b}"),
+        budget("watch", "0.000001", ", action: alertOnly"),
+    ]
+    .concat();
+    let router = TestRouter::start(&manifest("", &budgets)).await;
+    assert_eq!(
+        chat(&router, request(false)).await.status(),
+        200,
+        "none of these blocks test/r for team a"
+    );
+    let mut other = request(false);
+    other["model"] = json!("other/r");
+    assert_eq!(chat(&router, other).await.status(), 402);
+    let data = key_info(&router).await;
+    let names: Vec<&str> = data["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["default/other-models", "default/watch"],
+        "team-b does not cover this key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_per_minute_are_limited_with_headers() {
+    avoid_minute_edge().await;
+    let router = TestRouter::start(&manifest("requestsPerMinute: 2", "")).await;
+    for _ in 0..2 {
+        assert_eq!(chat(&router, request(false)).await.status(), 200);
+    }
+    let resp = chat(&router, request(false)).await;
+    assert_eq!(resp.status(), 429);
+    let h = resp.headers();
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(h["x-ratelimit-limit-requests"], "2");
+    assert_eq!(h["x-ratelimit-remaining-requests"], "0");
+    assert_eq!(
+        h["x-ratelimit-reset-requests"],
+        format!("{retry}s").as_str()
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 requests per minute")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_requests_are_limited_and_released() {
+    let router = TestRouter::start(&manifest("concurrentRequests: 1", "")).await;
+    // A stream of "echo: hi" in 2-character chunks, 30 ms apart, holds the slot for a while.
+    let streaming = chat(&router, request(true)).await;
+    assert_eq!(streaming.status(), 200);
+    let resp = chat(&router, request(false)).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().get("x-ratelimit-limit-requests").is_none());
+    streaming.text().await.unwrap();
+    // The slot is released when the stream ends (settled in the background).
+    let mut ok = false;
+    for _ in 0..50 {
+        if chat(&router, request(false)).await.status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "the concurrency slot was never released");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_per_minute_charge_actual_tokens() {
+    // Each request is estimated at 32/4 + 10 = 18 tokens up front and charged 3 real tokens.
+    avoid_minute_edge().await;
+    let router = TestRouter::start(&manifest("tokensPerMinute: 29", "")).await;
+    for _ in 0..4 {
+        assert_eq!(chat(&router, request(false)).await.status(), 200);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // 4 × 3 = 12 used; another estimate of 18 exceeds 29.
+    let resp = chat(&router, request(false)).await;
+    assert_eq!(resp.status(), 429, "12 + 18 > 29");
+    assert_eq!(resp.headers()["x-ratelimit-limit-tokens"], "29");
+}
