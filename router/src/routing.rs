@@ -7,6 +7,7 @@
 //!    are skipped.
 //! 2. Per model, targets are filtered: adapter exists, `only`/`ignore`, `data_collection: deny`
 //!    and `zdr` (the provider must declare a policy that allows it), `max_price`, `:free`,
+//!    tools and images only to models that declare them (when they declare any capabilities),
 //!    `require_parameters` (declared capabilities cover the request), and not cooling down after
 //!    an upstream `Retry-After`.
 //! 3. Per model, the survivors are ordered: with `provider.order`, the named providers first in
@@ -181,6 +182,21 @@ fn exclusion(
     }
     if variant == Some(Variant::Free) && !is_free(model) {
         return Some("not free (:free)");
+    }
+    // Tools and images are never sent to a model whose declared capabilities lack them (it
+    // would fail or silently ignore them); a model that declares no capabilities at all is not
+    // judged. Other capabilities are enforced only under `require_parameters`.
+    if !model.capabilities.is_empty() {
+        if req.needs.contains(&Capability::Tools)
+            && !model.capabilities.contains(&Capability::Tools)
+        {
+            return Some("does not support tools (its capabilities do not list `tools`)");
+        }
+        if req.needs.contains(&Capability::Vision)
+            && !model.capabilities.contains(&Capability::Vision)
+        {
+            return Some("does not accept images (its capabilities do not list `vision`)");
+        }
     }
     if prefs.require_parameters && !req.needs.iter().all(|c| model.capabilities.contains(c)) {
         return Some("lacks a capability the request uses (require_parameters)");

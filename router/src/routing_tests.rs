@@ -261,7 +261,7 @@ fn filters_choose_exactly_the_eligible_targets() {
     p.require_parameters = true;
     for (needs, expected) in [
         (vec![Capability::Tools], 5),
-        (vec![Capability::Tools, Capability::Vision], 0),
+        (vec![Capability::Tools, Capability::JsonSchema], 0),
     ] {
         let req = RoutingRequest {
             chain: &chain,
@@ -280,6 +280,51 @@ fn filters_choose_exactly_the_eligible_targets() {
             );
         }
     }
+}
+
+#[test]
+fn tools_and_images_only_go_to_models_that_declare_them() {
+    // `a` declares `[tools]`; `bare` declares nothing.
+    let yaml = "---\napiVersion: switchboard.dev/v1alpha1\nkind: Provider\nmetadata: {name: a}\nspec: {type: openaiCompatible, baseURL: http://a.test/v1, models: [{name: m, capabilities: [tools]}]}\n---\napiVersion: switchboard.dev/v1alpha1\nkind: Provider\nmetadata: {name: bare}\nspec: {type: openaiCompatible, baseURL: http://bare.test/v1, models: [{name: m}]}\n---\napiVersion: switchboard.dev/v1alpha1\nkind: ModelRoute\nmetadata: {name: r}\nspec: {model: r, targets: [{provider: a, model: m}, {provider: bare, model: m}]}\n";
+    let objects = parse_manifests(yaml, "default").unwrap().objects;
+    let rt = Runtime::build(
+        compile(&objects).config,
+        vec![],
+        &ClientPool::default(),
+        &|_| None,
+    )
+    .unwrap();
+    let chain = [model_choice("r", |_| true)];
+    let p = prefs();
+    let mut rng = StdRng::seed_from_u64(7);
+    let names = |needs: &[Capability], rng: &mut StdRng| {
+        let req = RoutingRequest {
+            chain: &chain,
+            prefs: &p,
+            needs,
+            sticky: None,
+        };
+        let plan = plan(&rt, &key(), &req, &healthy, rng);
+        let mut names: Vec<String> = plan.models[0]
+            .candidates
+            .iter()
+            .map(|c| c.provider.config.name.clone())
+            .collect();
+        names.sort();
+        (names, plan.excluded)
+    };
+    // Tools: `a` declares them, `bare` declares nothing and keeps today's behaviour.
+    assert_eq!(names(&[Capability::Tools], &mut rng).0, ["a", "bare"]);
+    // Images: `a` declares capabilities without `vision`, so it is left out, with the reason.
+    let (got, excluded) = names(&[Capability::Vision], &mut rng);
+    assert_eq!(got, ["bare"]);
+    assert_eq!(
+        excluded,
+        ["a/m: does not accept images (its capabilities do not list `vision`)"]
+    );
+    // JSON schema is not judged without require_parameters.
+    let (got, excluded) = names(&[Capability::JsonSchema], &mut rng);
+    assert_eq!(got, ["a", "bare"], "{excluded:?}");
 }
 
 #[test]

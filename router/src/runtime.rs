@@ -8,20 +8,32 @@ use std::{
     time::Duration,
 };
 
+use crate::providers;
 use switchboard_api::{
     compile::ObjectOutcome,
     manifest::ObjectRef,
     snapshot::{CredentialSource, ProviderConfig, ProviderType, RouterConfig, SecretValue},
 };
 
-/// How a provider is spoken to.
+/// How a provider is spoken to: one variant per wire format.
 #[derive(Clone, Debug)]
 pub enum Adapter {
     /// OpenAI Chat Completions over HTTP (`openai`, `openaiCompatible`).
     OpenAi,
+    /// OpenAI Chat Completions at Azure deployment URLs (`azureOpenAI`).
+    Azure,
+    /// Anthropic Messages (`anthropic`).
+    Anthropic,
+    /// Google AI generateContent (`gemini`).
+    Gemini,
+    /// Vertex AI: Gemini and Anthropic models, with the provider's OAuth2 token cache.
+    Vertex(providers::vertex::Auth),
+    /// Bedrock Converse, with the provider's AWS credentials.
+    Bedrock(providers::bedrock::Auth),
     /// The built-in deterministic mock.
     Mock,
-    /// A type whose adapter is not built yet: requests get a 501.
+    /// A type whose adapter is not built: requests get a 501. Every type has one today; kept so
+    /// a type added to the API before its adapter is refused cleanly.
     Unsupported(ProviderType),
 }
 
@@ -135,11 +147,6 @@ impl Runtime {
     ) -> Result<Runtime, String> {
         let mut providers = HashMap::new();
         for (id, p) in &config.providers {
-            let adapter = match p.provider_type {
-                ProviderType::Openai | ProviderType::OpenaiCompatible => Adapter::OpenAi,
-                ProviderType::Mock => Adapter::Mock,
-                other => Adapter::Unsupported(other),
-            };
             let credential = match &p.credential {
                 None => Ok(None),
                 Some(CredentialSource::Value(v)) => Ok(Some(v.clone())),
@@ -155,6 +162,19 @@ impl Runtime {
             if let Err(why) = &credential {
                 tracing::warn!(provider = %id, "{why}");
             }
+            let adapter = match p.provider_type {
+                ProviderType::Openai | ProviderType::OpenaiCompatible => Adapter::OpenAi,
+                ProviderType::AzureOpenAI => Adapter::Azure,
+                ProviderType::Anthropic => Adapter::Anthropic,
+                ProviderType::Gemini => Adapter::Gemini,
+                ProviderType::Vertex => {
+                    Adapter::Vertex(providers::vertex::Auth::from_credential(&credential))
+                }
+                ProviderType::Bedrock => {
+                    Adapter::Bedrock(providers::bedrock::Auth::from_credential(&credential))
+                }
+                ProviderType::Mock => Adapter::Mock,
+            };
             providers.insert(
                 id.clone(),
                 Arc::new(ProviderRuntime {

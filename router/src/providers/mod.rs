@@ -2,8 +2,15 @@
 //! client's OpenAI-shaped request into an upstream call and the upstream's answer back into
 //! OpenAI-shaped JSON or SSE `data` payloads. Translation is pure; only `call_*` does I/O.
 
+pub mod anthropic;
+pub mod azure;
+pub mod bedrock;
+pub mod gemini;
 pub mod mock;
 pub mod openai;
+pub mod openai_wire;
+pub mod upstream;
+pub mod vertex;
 
 use std::{pin::Pin, time::Duration};
 
@@ -131,6 +138,11 @@ pub const EXTENSION_FIELDS: &[&str] = &[
 pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
     match &call.provider.adapter {
         Adapter::OpenAi => openai::chat(call).await,
+        Adapter::Azure => azure::chat(call).await,
+        Adapter::Anthropic => anthropic::chat(call).await,
+        Adapter::Gemini => gemini::chat(call).await,
+        Adapter::Vertex(auth) => vertex::chat(call, auth).await,
+        Adapter::Bedrock(auth) => bedrock::chat(call, auth).await,
         Adapter::Mock => mock::chat(&call),
         Adapter::Unsupported(_) => unreachable!("filtered out when planning"),
     }
@@ -140,6 +152,13 @@ pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
 pub async fn embeddings(call: Call<'_>) -> Result<Bytes, AttemptError> {
     match &call.provider.adapter {
         Adapter::OpenAi => openai::embeddings(call).await,
+        Adapter::Azure => azure::embeddings(call).await,
+        Adapter::Gemini => gemini::embeddings(call).await,
+        Adapter::Vertex(auth) => vertex::embeddings(call, auth).await,
+        Adapter::Bedrock(auth) => bedrock::embeddings(call, auth).await,
+        Adapter::Anthropic => Err(openai_wire::client_error(
+            "Anthropic has no embeddings API; route embeddings to another provider",
+        )),
         Adapter::Mock => mock::embeddings(&call),
         Adapter::Unsupported(_) => unreachable!("filtered out when planning"),
     }

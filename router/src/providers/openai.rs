@@ -7,7 +7,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use http::header;
 
-use super::{AttemptError, Call, EXTENSION_FIELDS, Reply};
+use super::{AttemptError, Call, EXTENSION_FIELDS, Reply, upstream};
 use crate::raw_json::RawObject;
 
 /// The upstream request body: the client's fields, `model` replaced, extensions removed, and
@@ -48,7 +48,6 @@ async fn post(
         .client
         .post(format!("{base}{path}"))
         .header(header::CONTENT_TYPE, "application/json")
-        .timeout(std::time::Duration::from_millis(p.config.timeouts.total_ms))
         .body(body);
     if call.stream {
         req = req.header(header::ACCEPT, "text/event-stream");
@@ -56,48 +55,12 @@ async fn post(
     if let Some(key) = &credential {
         req = req.bearer_auth(key.expose());
     }
-    for (k, v) in &p.config.headers {
-        req = req.header(k, v);
-    }
-    let resp = tokio::time::timeout(call.first_token_timeout, req.send())
-        .await
-        .map_err(|_| AttemptError::Timeout("first_token"))?
-        .map_err(AttemptError::from_reqwest)?;
-    let status = resp.status();
-    if !status.is_success() {
-        let retry_after = resp
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| crate::health::parse_retry_after(v, std::time::SystemTime::now()));
-        let body = read_error_body(resp).await;
-        return Err(AttemptError::Status {
-            status: status.as_u16(),
-            body,
-            retry_after,
-        });
-    }
-    Ok(resp)
+    upstream::send(call, req, upstream::same_status).await
 }
 
-/// Reads at most 64 KiB of an error body.
-async fn read_error_body(mut resp: reqwest::Response) -> String {
-    let mut buf = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        buf.extend_from_slice(&chunk);
-        if buf.len() >= 64 * 1024 {
-            buf.truncate(64 * 1024);
-            break;
-        }
-    }
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// A chat completion attempt.
-pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
-    let body = upstream_body(call.request, call.upstream_model, call.stream);
-    let resp = post(&call, "/chat/completions", body).await?;
-    if call.stream {
+/// Relays a successful OpenAI-format response (shared with Azure OpenAI).
+pub async fn reply(stream: bool, resp: reqwest::Response) -> Result<Reply, AttemptError> {
+    if stream {
         let events = resp.bytes_stream().eventsource().map(|ev| match ev {
             Ok(ev) => Ok(ev.data),
             Err(e) => Err(AttemptError::Protocol(format!("stream broke: {e}"))),
@@ -107,6 +70,13 @@ pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
         let bytes = resp.bytes().await.map_err(AttemptError::from_reqwest)?;
         Ok(Reply::Complete(bytes))
     }
+}
+
+/// A chat completion attempt.
+pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
+    let body = upstream_body(call.request, call.upstream_model, call.stream);
+    let resp = post(&call, "/chat/completions", body).await?;
+    reply(call.stream, resp).await
 }
 
 /// An embeddings attempt.
