@@ -275,3 +275,94 @@ async fn tokens_per_minute_charge_actual_tokens() {
     assert_eq!(resp.status(), 429, "12 + 18 > 29");
     assert_eq!(resp.headers()["x-ratelimit-limit-tokens"], "29");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fallback_is_billed_at_the_model_that_served() {
+    // The first target (priced 100×) refuses connections; the mock serves at $1/$2.
+    let dead = format!("http://127.0.0.1:{}/v1", support::free_port());
+    let manifest = manifest("", &budget("all", "1", "")).replace(
+        "spec: {model: test/r, targets: [{provider: mock, model: m}]}",
+        "spec: {model: test/r, targets: [{provider: dead, model: m, priority: 0}, {provider: mock, model: m, priority: 1}]}",
+    ) + &format!(
+        "---\napiVersion: switchboard.dev/v1alpha1\nkind: Provider\nmetadata: {{name: dead}}\nspec: {{type: openaiCompatible, baseURL: \"{dead}\", models: [{{name: m, pricing: {{inputUSDPerMillion: \"100\", outputUSDPerMillion: \"200\"}}}}]}}\n"
+    );
+    let router = TestRouter::start(&manifest).await;
+    let resp = chat(&router, request(false)).await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert!(
+        body.contains(r#""cost":0.000005}"#),
+        "billed at the mock's price: {body}"
+    );
+    assert!(body.contains(r#""provider":"mock""#));
+    wait_for_spent(&router, 0, "0.000005").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spend_survives_a_restart_with_a_state_file() {
+    let state_file = std::env::temp_dir().join(format!(
+        "sb-state-{}-{}.json",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let _ = std::fs::remove_file(&state_file);
+    let manifest = manifest("", &budget("all", "1", ""));
+    let env = [("SWITCHBOARD_STATE_FILE", state_file.to_str().unwrap())];
+    let client = support::http();
+    let key_usage = |api: String| {
+        let client = client.clone();
+        async move {
+            let v: Value = client
+                .get(format!("{api}/api/v1/key"))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["data"]["budgets"][0]["spent_usd"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let post = |api: String| {
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("{api}/v1/chat/completions"))
+                .bearer_auth(KEY)
+                .json(&request(false))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // A clean shutdown (SIGTERM) flushes everything.
+    let mut router = support::RouterProcess::spawn_with_env(&manifest, &env).await;
+    for _ in 0..3 {
+        assert_eq!(post(router.api.clone()).await, 200);
+    }
+    router.sigterm();
+    assert!(router.wait_exit(Duration::from_secs(10)).await.success());
+    let mut router = support::RouterProcess::spawn_with_env(&manifest, &env).await;
+    assert_eq!(key_usage(router.api.clone()).await, "0.000015");
+    // A crash (SIGKILL) loses at most the last ~100 ms: spend settled before that is kept.
+    assert_eq!(post(router.api.clone()).await, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    router.child.kill().unwrap();
+    router.child.wait().unwrap();
+    let router = support::RouterProcess::spawn_with_env(&manifest, &env).await;
+    assert_eq!(key_usage(router.api.clone()).await, "0.00002");
+    let _ = std::fs::remove_file(&state_file);
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        .into()
+}
