@@ -23,6 +23,11 @@ pub struct Metrics {
     pub spend_usd: CounterVec,
     /// USD left in each budget's current window, as of the last request it admitted.
     pub budget_remaining_usd: GaugeVec,
+    /// Spent plus reserved over the limit, per budget (≥ softLimitPercent/100: soft limit reached;
+    /// ≥ 1: exhausted, or exceeded for alert-only budgets).
+    pub budget_used_ratio: GaugeVec,
+    /// Budgets' soft limit as a ratio of the limit, for alert rules.
+    pub budget_soft_limit_ratio: GaugeVec,
     /// Reservations held by requests in flight on this replica.
     pub reservations_outstanding: IntGauge,
     /// Ledger operations that failed, by operation.
@@ -102,6 +107,22 @@ impl Metrics {
             &["budget"],
         )
         .expect("valid metric");
+        let budget_used_ratio = GaugeVec::new(
+            Opts::new(
+                "switchboard_budget_used_ratio",
+                "Spent plus reserved over the limit, per budget, as of the last admitted request",
+            ),
+            &["budget"],
+        )
+        .expect("valid metric");
+        let budget_soft_limit_ratio = GaugeVec::new(
+            Opts::new(
+                "switchboard_budget_soft_limit_ratio",
+                "A budget's softLimitPercent as a ratio (absent when none is set)",
+            ),
+            &["budget"],
+        )
+        .expect("valid metric");
         let reservations_outstanding = IntGauge::new(
             "switchboard_reservations_outstanding",
             "Ledger reservations held by requests in flight on this replica",
@@ -132,6 +153,8 @@ impl Metrics {
             Box::new(config_refused.clone()),
             Box::new(spend_usd.clone()),
             Box::new(budget_remaining_usd.clone()),
+            Box::new(budget_used_ratio.clone()),
+            Box::new(budget_soft_limit_ratio.clone()),
             Box::new(reservations_outstanding.clone()),
             Box::new(ledger_errors.clone()),
             Box::new(limit_rejections.clone()),
@@ -148,6 +171,8 @@ impl Metrics {
             config_refused,
             spend_usd,
             budget_remaining_usd,
+            budget_used_ratio,
+            budget_soft_limit_ratio,
             reservations_outstanding,
             ledger_errors,
             limit_rejections,

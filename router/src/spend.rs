@@ -86,6 +86,8 @@ pub enum Role {
         limit: i64,
         /// Behaviour when the ledger is unreachable.
         failure_mode: FailureMode,
+        /// `softLimitPercent`, if set.
+        soft_limit_percent: Option<u8>,
         /// When the window resets (None: never).
         resets_at: Option<Timestamp>,
     },
@@ -203,6 +205,7 @@ pub fn plan_spend(
             id: id.clone(),
             limit,
             failure_mode: b.failure_mode,
+            soft_limit_percent: b.soft_limit_percent,
             resets_at: end,
         });
     }

@@ -128,6 +128,19 @@ async fn admission_is_exact_at_the_limit() {
     assert_eq!(v["usage"]["cost"].as_f64(), Some(0.000005));
     let data = wait_for_spent(&router, 0, "0.000005").await;
     assert_eq!(data["budgets"][0]["remaining_usd"], "0.000047");
+    let metrics = router
+        .http
+        .get(router.admin("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"switchboard_budget_used_ratio{budget="default/exact"} 1"#),
+        "the admitted worst case filled the budget: {metrics}"
+    );
     // Now 0.000005 is spent: another worst case (0.000052) no longer fits.
     let resp = chat(&router, request(false)).await;
     assert_eq!(resp.status(), 402);
