@@ -58,12 +58,31 @@ pub async fn admit(
     match state.settler.ledger().reserve(&spend.request).await {
         Ok(Reserved::Admitted { used }) => {
             for (role, used) in spend.roles.iter().zip(&used) {
-                if let Role::Budget { id, limit, .. } = role {
+                if let Role::Budget {
+                    id,
+                    limit,
+                    soft_limit_percent,
+                    ..
+                } = role
+                {
                     let left =
                         rust_decimal::prelude::ToPrimitive::to_f64(&from_nanos(limit - used));
                     m.budget_remaining_usd
                         .with_label_values(&[id])
                         .set(left.unwrap_or(0.0));
+                    let ratio = if *limit > 0 {
+                        *used as f64 / *limit as f64
+                    } else {
+                        1.0
+                    };
+                    m.budget_used_ratio.with_label_values(&[id]).set(ratio);
+                    if let Some(p) = soft_limit_percent {
+                        let soft = f64::from(*p) / 100.0;
+                        m.budget_soft_limit_ratio.with_label_values(&[id]).set(soft);
+                        if ratio >= soft {
+                            tracing::warn!(budget = %id, used_ratio = ratio, "budget soft limit reached");
+                        }
+                    }
                 }
             }
             m.reservations_outstanding.inc();
