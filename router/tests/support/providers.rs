@@ -38,6 +38,8 @@ pub enum Wire {
     Gemini,
     Bedrock,
     Azure,
+    /// Plain OpenAI Chat Completions (`openaiCompatible`), the Azure mock's answers with a bearer key.
+    OpenAi,
 }
 
 /// A request a mock received.
@@ -184,7 +186,7 @@ fn facts(wire: Wire, path: &str, b: &Value) -> Facts {
             stream: path.ends_with("converse-stream"),
             model: path.to_string(),
         },
-        Wire::Azure => Facts {
+        Wire::Azure | Wire::OpenAi => Facts {
             has_tool_result: raw.contains("\"tool\""),
             first_tool: b["tools"][0]["function"]["name"]
                 .as_str()
@@ -194,7 +196,8 @@ fn facts(wire: Wire, path: &str, b: &Value) -> Facts {
             thinking: false,
             has_image: raw.contains("image_url"),
             stream: b["stream"] == true,
-            model: path.to_string(),
+            // Azure names the deployment in the path, OpenAI the model in the body.
+            model: format!("{path} {}", b["model"].as_str().unwrap_or("")),
         },
     }
 }
@@ -235,6 +238,7 @@ fn authorised(wire: Wire, h: &HeaderMap, path: &str) -> bool {
         }
         Wire::Gemini => get("x-goog-api-key") == PROVIDER_KEY,
         Wire::Azure => get("api-key") == PROVIDER_KEY,
+        Wire::OpenAi => get("authorization") == format!("Bearer {PROVIDER_KEY}"),
         Wire::Bedrock => {
             let auth = get("authorization");
             auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDMOCK/")
@@ -319,22 +323,22 @@ fn error(wire: Wire, kind: &str) -> Response {
                 "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/",
             )],
         ),
-        (Wire::Azure, "auth") => (
+        (Wire::Azure | Wire::OpenAi, "auth") => (
             401,
             json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint."}}),
             vec![],
         ),
-        (Wire::Azure, "rate-limited") => (
+        (Wire::Azure | Wire::OpenAi, "rate-limited") => (
             429,
             json!({"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation have exceeded call rate limit."}}),
             vec![("retry-after", "3")],
         ),
-        (Wire::Azure, "overloaded") => (
+        (Wire::Azure | Wire::OpenAi, "overloaded") => (
             503,
             json!({"error": {"code": "ServiceUnavailable", "message": "The service is temporarily unable to process your request."}}),
             vec![],
         ),
-        (Wire::Azure, _) => (
+        (Wire::Azure | Wire::OpenAi, _) => (
             400,
             json!({"error": {"message": "This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
             vec![],
@@ -413,8 +417,8 @@ async fn answer(State(st): State<St>, uri: Uri, headers: HeaderMap, body: Bytes)
         (Wire::Gemini, true) => sse(gemini_chunks(&a)),
         (Wire::Bedrock, false) => axum::Json(bedrock_response(&a, &f)).into_response(),
         (Wire::Bedrock, true) => eventstream(bedrock_events(&a, &f)),
-        (Wire::Azure, false) => axum::Json(azure_completion(&a)).into_response(),
-        (Wire::Azure, true) => sse(azure_chunks(&a)),
+        (Wire::Azure | Wire::OpenAi, false) => axum::Json(azure_completion(&a)).into_response(),
+        (Wire::Azure | Wire::OpenAi, true) => sse(azure_chunks(&a)),
     }
 }
 
