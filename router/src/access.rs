@@ -52,6 +52,10 @@ pub struct Access {
     pub cost: Option<Decimal>,
     /// Streamed or not.
     pub stream: bool,
+    /// Time spent waiting on upstream attempts (until the stream committed, for streams).
+    pub upstream_time: std::time::Duration,
+    /// For streams: time from the request to the first content sent.
+    pub time_to_first_token: Option<std::time::Duration>,
     /// How it ended when it is not plain success (`client_disconnected`, `stream_error`, an error code).
     pub outcome: Option<String>,
 }
@@ -79,8 +83,17 @@ impl Access {
             usage: None,
             cost: None,
             stream: false,
+            upstream_time: std::time::Duration::ZERO,
+            time_to_first_token: None,
             outcome: None,
         }
+    }
+}
+
+impl Access {
+    /// Time since the request arrived.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 }
 
@@ -117,6 +130,44 @@ impl Drop for Access {
         m.request_duration
             .with_label_values(&[self.endpoint, &self.model])
             .observe(elapsed.as_secs_f64());
+        let operation = match self.endpoint {
+            "embeddings" => "embeddings",
+            _ => "chat",
+        };
+        if matches!(self.endpoint, "chat" | "embeddings" | "messages") {
+            let provider = self.provider.as_deref().unwrap_or("-");
+            let error_type = if self.status < 400 {
+                String::new()
+            } else {
+                self.status.to_string()
+            };
+            m.gen_ai_operation_duration
+                .with_label_values(&[operation, provider, &self.model, &error_type])
+                .observe(elapsed.as_secs_f64());
+            if let Some(u) = &self.usage {
+                for (kind, n) in [("input", u.prompt_tokens), ("output", u.completion_tokens)] {
+                    m.gen_ai_token_usage
+                        .with_label_values(&[operation, provider, &self.model, kind])
+                        .observe(n as f64);
+                }
+            }
+            if !self.stream && self.status < 400 {
+                m.gateway_overhead
+                    .with_label_values(&[self.endpoint])
+                    .observe(elapsed.saturating_sub(self.upstream_time).as_secs_f64());
+            }
+            if let (Some(ttft), Some(u), Some(p)) =
+                (self.time_to_first_token, &self.usage, &self.provider)
+                && u.completion_tokens > 1
+            {
+                m.time_per_output_token
+                    .with_label_values(&[&self.model, p])
+                    .observe(
+                        elapsed.saturating_sub(ttft).as_secs_f64()
+                            / (u.completion_tokens - 1) as f64,
+                    );
+            }
+        }
         if let (Some(u), Some(p)) = (&self.usage, &self.provider) {
             m.tokens
                 .with_label_values(&[&self.model, p, "input"])

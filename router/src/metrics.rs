@@ -28,6 +28,22 @@ pub struct Metrics {
     pub budget_used_ratio: GaugeVec,
     /// Budgets' soft limit as a ratio of the limit, for alert rules.
     pub budget_soft_limit_ratio: GaugeVec,
+    /// OpenTelemetry GenAI `gen_ai.client.token.usage`: tokens per request, by token type.
+    pub gen_ai_token_usage: HistogramVec,
+    /// OpenTelemetry GenAI `gen_ai.client.operation.duration`, seconds.
+    pub gen_ai_operation_duration: HistogramVec,
+    /// Time from the request to the first content byte of a stream.
+    pub time_to_first_token: HistogramVec,
+    /// Time per output token after the first, for streams.
+    pub time_per_output_token: HistogramVec,
+    /// Streams being relayed now.
+    pub open_streams: IntGauge,
+    /// Requests served by another target or model than the first one tried.
+    pub fallbacks: IntCounterVec,
+    /// Extra passes over a route's targets (`retries`).
+    pub retries: IntCounterVec,
+    /// Gateway overhead: time spent in the router, not waiting on upstreams.
+    pub gateway_overhead: HistogramVec,
     /// Reservations held by requests in flight on this replica.
     pub reservations_outstanding: IntGauge,
     /// Ledger operations that failed, by operation.
@@ -123,6 +139,98 @@ impl Metrics {
             &["budget"],
         )
         .expect("valid metric");
+        let genai_labels = &[
+            "gen_ai_operation_name",
+            "gen_ai_provider_name",
+            "gen_ai_request_model",
+        ];
+        let gen_ai_token_usage = HistogramVec::new(
+            HistogramOpts::new(
+                "gen_ai_client_token_usage",
+                "Tokens used per request (OpenTelemetry GenAI semantic conventions)",
+            )
+            .buckets(vec![
+                1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+                4194304.0, 16777216.0, 67108864.0,
+            ]),
+            &[
+                genai_labels[0],
+                genai_labels[1],
+                genai_labels[2],
+                "gen_ai_token_type",
+            ],
+        )
+        .expect("valid metric");
+        let gen_ai_operation_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "gen_ai_client_operation_duration_seconds",
+                "Duration of GenAI operations (OpenTelemetry GenAI semantic conventions)",
+            )
+            .buckets(vec![
+                0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96,
+                81.92,
+            ]),
+            &[
+                genai_labels[0],
+                genai_labels[1],
+                genai_labels[2],
+                "error_type",
+            ],
+        )
+        .expect("valid metric");
+        let latency_buckets = vec![
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ];
+        let time_to_first_token = HistogramVec::new(
+            HistogramOpts::new(
+                "switchboard_time_to_first_token_seconds",
+                "Time from the request to the first content sent to the client (streams)",
+            )
+            .buckets(latency_buckets.clone()),
+            &["model", "provider"],
+        )
+        .expect("valid metric");
+        let time_per_output_token = HistogramVec::new(
+            HistogramOpts::new(
+                "switchboard_time_per_output_token_seconds",
+                "Time per output token after the first (streams)",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+            &["model", "provider"],
+        )
+        .expect("valid metric");
+        let open_streams = IntGauge::new("switchboard_open_streams", "Streams being relayed now")
+            .expect("valid metric");
+        let fallbacks = IntCounterVec::new(
+            Opts::new(
+                "switchboard_fallbacks_total",
+                "Requests served after the first target or model tried failed",
+            ),
+            &["model"],
+        )
+        .expect("valid metric");
+        let retries = IntCounterVec::new(
+            Opts::new(
+                "switchboard_retries_total",
+                "Extra passes over a route's targets after all failed transiently",
+            ),
+            &["model"],
+        )
+        .expect("valid metric");
+        let gateway_overhead = HistogramVec::new(
+            HistogramOpts::new(
+                "switchboard_gateway_overhead_seconds",
+                "Time spent in the router itself: total (or, for streams, time to first content) \
+                 minus time waiting on upstreams",
+            )
+            .buckets(vec![
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+            ]),
+            &["endpoint"],
+        )
+        .expect("valid metric");
         let reservations_outstanding = IntGauge::new(
             "switchboard_reservations_outstanding",
             "Ledger reservations held by requests in flight on this replica",
@@ -155,6 +263,14 @@ impl Metrics {
             Box::new(budget_remaining_usd.clone()),
             Box::new(budget_used_ratio.clone()),
             Box::new(budget_soft_limit_ratio.clone()),
+            Box::new(gen_ai_token_usage.clone()),
+            Box::new(gen_ai_operation_duration.clone()),
+            Box::new(time_to_first_token.clone()),
+            Box::new(time_per_output_token.clone()),
+            Box::new(open_streams.clone()),
+            Box::new(fallbacks.clone()),
+            Box::new(retries.clone()),
+            Box::new(gateway_overhead.clone()),
             Box::new(reservations_outstanding.clone()),
             Box::new(ledger_errors.clone()),
             Box::new(limit_rejections.clone()),
@@ -173,6 +289,14 @@ impl Metrics {
             budget_remaining_usd,
             budget_used_ratio,
             budget_soft_limit_ratio,
+            gen_ai_token_usage,
+            gen_ai_operation_duration,
+            time_to_first_token,
+            time_per_output_token,
+            open_streams,
+            fallbacks,
+            retries,
+            gateway_overhead,
             reservations_outstanding,
             ledger_errors,
             limit_rejections,

@@ -157,6 +157,11 @@ impl<'s, 'a> Attempts<'s, 'a> {
                     return None;
                 }
                 self.pass += 1;
+                self.state
+                    .metrics
+                    .retries
+                    .with_label_values(&[&access.model])
+                    .inc();
                 self.model = 0;
                 self.cand = 0;
                 self.transient_in_pass = false;
@@ -238,6 +243,14 @@ impl<'s, 'a> Attempts<'s, 'a> {
             status: Some(200),
             latency_ms: self.started.elapsed().as_millis() as u64,
         });
+        access.upstream_time += self.started.elapsed();
+        if self.reports.len() > 1 {
+            self.state
+                .metrics
+                .fallbacks
+                .with_label_values(&[&access.model])
+                .inc();
+        }
         access.provider = Some(provider.clone());
         access.upstream_model = Some(cand.upstream_model.to_string());
         access.served_model = Some(cand.public_model.to_string());
@@ -252,6 +265,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
         cand: &Candidate<'_>,
         e: AttemptError,
     ) -> Result<(), ApiError> {
+        access.upstream_time += self.started.elapsed();
         let provider_name = cand.provider.config.name.clone();
         let label = e.label();
         self.state

@@ -235,6 +235,18 @@ pub async fn run(
             }
         };
         attempts.succeeded(&mut access, &cand, Some(started.elapsed()), None);
+        // The first content is about to be sent: the client's time to first token, and the
+        // router's own share of it.
+        let ttft = access.elapsed();
+        access.time_to_first_token = Some(ttft);
+        let m = &state.metrics;
+        m.time_to_first_token
+            .with_label_values(&[&access.model, &cand.provider.config.name])
+            .observe(ttft.as_secs_f64());
+        m.gateway_overhead
+            .with_label_values(&[access.endpoint])
+            .observe(ttft.saturating_sub(access.upstream_time).as_secs_f64());
+        m.open_streams.inc();
         let relay = StreamRelay::new(
             &cand.provider.config.name,
             cand.model.pricing.clone(),
@@ -395,6 +407,7 @@ struct RelayState {
 impl Drop for RelayState {
     fn drop(&mut self) {
         // Runs when the stream ends and when the client goes away mid-stream.
+        self.target.0.metrics.open_streams.dec();
         let usage = self.relay.final_usage();
         self.access.usage = Some(usage);
         self.access.cost = Some(self.relay.final_cost());
