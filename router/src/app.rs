@@ -47,13 +47,14 @@ async fn method_not_allowed() -> Response {
     (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
 
-/// The admin API: `/healthz`, `/readyz`, `/metrics`, `/config` (secrets redacted).
+/// The admin API: `/healthz`, `/readyz`, `/metrics`, `/config` (secrets redacted), `/loglevel`.
 pub fn admin_app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/config", get(config))
+        .route("/loglevel", get(get_log_level).put(set_log_level))
         .with_state(state)
 }
 
@@ -94,5 +95,31 @@ async fn config(State(state): State<Arc<AppState>>) -> Response {
         }))
         .into_response(),
         None => ApiError::NoEligibleProvider("no config loaded".into()).into_response(),
+    }
+}
+
+async fn get_log_level(State(state): State<Arc<AppState>>) -> Response {
+    match state.log_level.get() {
+        Some(l) => (StatusCode::OK, format!("{}\n", l.get())).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "no live log filter in this process\n",
+        )
+            .into_response(),
+    }
+}
+
+/// `PUT /loglevel` with a tracing filter as the body (`debug`, `info,switchboard=debug`).
+async fn set_log_level(State(state): State<Arc<AppState>>, body: String) -> Response {
+    match state.log_level.get() {
+        Some(l) => match l.set(body.trim()) {
+            Ok(()) => (StatusCode::OK, format!("{}\n", l.get())).into_response(),
+            Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        },
+        None => (
+            StatusCode::NOT_FOUND,
+            "no live log filter in this process\n",
+        )
+            .into_response(),
     }
 }

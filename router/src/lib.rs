@@ -15,6 +15,7 @@ pub mod endpoints;
 pub mod error;
 pub mod health;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod prefs;
 pub mod pricing;

@@ -1,42 +1,26 @@
 //! `switchboard-router`: runs the router on manifest files (standalone) or on the snapshots the
 //! operator pushes (`--operator-url`).
 
-use std::{
-    io::IsTerminal,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
 };
 
 use clap::Parser;
 use switchboard_router::{
-    cli::{Cli, LogFormat},
+    cli::Cli,
     config_source,
     health::HealthPolicy,
     ledger::{Ledger, local::LocalLedger, redis::RedisLedger},
-    load_manifests, server,
+    load_manifests, logging, server,
     state::{AppState, Settings},
 };
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
-
-fn init_logging(cli: &Cli) {
-    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(&cli);
+    let log_level = logging::init(cli.log_format, &cli.log);
     let settings = Settings {
         max_request_bytes: cli.max_request_bytes,
         health: HealthPolicy {
@@ -57,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing::info!(ledger = ledger.kind(), "spend ledger ready");
     let state = AppState::with_ledger(settings, ledger);
+    let _ = state.log_level.set(log_level);
     let version = AtomicU64::new(1);
     let (stop_follower, follower_stop) = tokio::sync::watch::channel(false);
     match &cli.operator_url {

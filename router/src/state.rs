@@ -45,6 +45,8 @@ pub struct AppState {
     pub settler: Arc<Settler>,
     /// Process settings.
     pub settings: Settings,
+    /// The live log filter, when this process installed one (the binary does; tests need not).
+    pub log_level: std::sync::OnceLock<crate::logging::LogLevel>,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
             health: Health::new(settings.health.clone()),
             generations: GenerationStore::default(),
             settler: Settler::start(ledger),
+            log_level: std::sync::OnceLock::new(),
             settings,
         })
     }

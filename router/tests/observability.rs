@@ -284,3 +284,78 @@ async fn no_secret_reaches_logs_or_metrics_even_when_things_fail() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_level_changes_at_runtime_from_the_admin_port() {
+    let log_path = temp_manifest("");
+    let manifest_path = temp_manifest(&manifests(&[]));
+    let (api, admin) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-router"))
+        .args(["--manifests", manifest_path.to_str().unwrap()])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{api}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .args(["--log", "warn"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let client = http();
+    let admin_url = format!("http://127.0.0.1:{admin}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("{admin_url}/readyz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "router did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let chat = || {
+        client
+            .post(format!("http://127.0.0.1:{api}/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .json(&json!({"model": "test/mock", "messages": hi()}))
+            .send()
+    };
+    assert_eq!(chat().await.unwrap().status(), 200);
+    let level = client
+        .get(format!("{admin_url}/loglevel"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(level.trim(), "warn");
+    let bad = client
+        .put(format!("{admin_url}/loglevel"))
+        .body("info,[[")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let ok = client
+        .put(format!("{admin_url}/loglevel"))
+        .body("info")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(chat().await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(
+        logs.matches("switchboard::access").count(),
+        1,
+        "only the request after the change is logged at info: {logs}"
+    );
+}
