@@ -445,7 +445,9 @@ async fn malformed_bodies_are_400_with_the_position_and_oversized_ones_413() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn provider_types_without_an_adapter_answer_501() {
+async fn every_provider_type_has_an_adapter() {
+    // `test/anthropic` is an Anthropic provider at a closed port: the adapter is called (no 501)
+    // and the connection failure is reported like any other.
     let router = TestRouter::start(&manifests(&[])).await;
     let (s, v) = error_of(
         router
@@ -453,9 +455,9 @@ async fn provider_types_without_an_adapter_answer_501() {
             .await,
     )
     .await;
-    assert_eq!(s, 501);
-    assert_eq!(v["error"]["code"], "provider_not_implemented");
-    assert_eq!(v["error"]["metadata"]["provider_type"], "anthropic");
+    assert_eq!(s, 502, "{v}");
+    assert_eq!(v["error"]["metadata"]["provider_name"], "claude");
+    assert_eq!(v["error"]["metadata"]["error_type"], "connect");
 }
 
 #[tokio::test(flavor = "multi_thread")]

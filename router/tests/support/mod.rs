@@ -253,7 +253,7 @@ pub fn temp_manifest(contents: &str) -> PathBuf {
 /// Manifests: Provider(s) of type openaiCompatible pointing at `upstreams` (named `up0`, `up1`, ...
 /// in order, each offering model `m`, priced 0.15/0.60 per million), a route `test/model` over
 /// them in that order (as priorities 0, 1, ...), a mock-provider route `test/mock`, a route on an `anthropic` provider
-/// `test/anthropic` (no adapter yet), and client keys: `CLIENT_KEY` (allowed `test/*`), a disabled
+/// `test/anthropic` (an Anthropic provider at a closed port), and client keys: `CLIENT_KEY` (allowed `test/*`), a disabled
 /// one, an expired one.
 pub fn manifests(upstreams: &[String]) -> String {
     let mut out = format!(
@@ -307,6 +307,7 @@ kind: Provider
 metadata: {{name: claude}}
 spec:
   type: anthropic
+  baseURL: http://127.0.0.1:9/v1
   credentials: {{secretRef: {{name: upstream, key: key}}}}
   models: [{{name: claude-x}}]
 ---
