@@ -3,8 +3,12 @@ CARGO       ?= cargo
 VENV        ?= $(CURDIR)/.venv
 PYTHON      ?= python3
 MANIFESTS   ?= examples/quickstart.yaml
+# Container images: `make images` uses docker, else podman (override with CONTAINER_ENGINE=...).
+CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+IMAGE_PREFIX ?= ghcr.io/switchboard-dev/
+IMAGE_TAG    ?= $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 
-.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e
+.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e chart-crds images
 
 help: ## List targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,6 +44,20 @@ check-clean: gen ## Fail when generated files differ from what is committed
 
 e2e: ## Operator + router on a real cluster (kind/k3d) when kubectl reaches one; skips otherwise
 	tests/e2e-cluster.sh
+
+chart-crds: ## Copy crds/ into the Helm chart (run after `make gen`; a test fails when they differ)
+	rm -f charts/switchboard/crds/*.yaml
+	cp crds/*.yaml charts/switchboard/crds/
+
+images: ## Build the router and operator images with docker or podman (IMAGE_PREFIX, IMAGE_TAG)
+	@if [ -z "$(CONTAINER_ENGINE)" ] || ! $(CONTAINER_ENGINE) info >/dev/null 2>&1; then \
+	  echo "images: no working container engine (docker or podman) on this machine; nothing was built."; \
+	  echo "        Install one, or set CONTAINER_ENGINE=/path/to/docker, then run 'make images' again."; \
+	  exit 1; \
+	fi
+	for c in router operator; do \
+	  $(CONTAINER_ENGINE) build -f docker/$$c.Dockerfile -t $(IMAGE_PREFIX)switchboard-$$c:$(IMAGE_TAG) . || exit 1; \
+	done
 
 clean: ## Remove build outputs and the virtualenv
 	$(CARGO) clean
