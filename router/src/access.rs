@@ -56,6 +56,13 @@ pub struct Access {
     pub upstream_time: std::time::Duration,
     /// For streams: time from the request to the first content sent.
     pub time_to_first_token: Option<std::time::Duration>,
+    /// The request's server span, started once the model is known (GenAI attributes are
+    /// recorded on it when the request ends).
+    pub span: tracing::Span,
+    /// The client's trace context, continued by the span.
+    trace_parent: Option<opentelemetry::Context>,
+    /// The upstream response id (`gen_ai.response.id`).
+    pub response_id: Option<String>,
     /// How it ended when it is not plain success (`client_disconnected`, `stream_error`, an error code).
     pub outcome: Option<String>,
 }
@@ -64,6 +71,9 @@ impl Access {
     /// Starts a record.
     pub fn new(state: Arc<AppState>, endpoint: &'static str, generation_id: String) -> Access {
         Access {
+            span: tracing::Span::none(),
+            trace_parent: None,
+            response_id: None,
             state,
             started: Instant::now(),
             endpoint,
@@ -91,6 +101,109 @@ impl Access {
 }
 
 impl Access {
+    /// Continues the client's W3C trace (`traceparent`) in this request's span.
+    pub fn continue_trace(&mut self, headers: &http::HeaderMap) {
+        self.trace_parent = Some(crate::telemetry::extract(headers));
+    }
+
+    fn operation(&self) -> &'static str {
+        if self.endpoint == "embeddings" {
+            "embeddings"
+        } else {
+            "chat"
+        }
+    }
+
+    /// Starts the request's span, named `{operation} {model}` as the GenAI conventions ask.
+    pub fn start_span(&mut self, model: &str) {
+        if !self.span.is_none() {
+            return;
+        }
+        let operation = self.operation();
+        let span = tracing::info_span!(
+            target: crate::telemetry::TARGET,
+            "request",
+            otel.name = %format!("{operation} {model}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            gen_ai.operation.name = operation,
+            gen_ai.provider.name = tracing::field::Empty,
+            gen_ai.request.model = model,
+            gen_ai.request.max_tokens = tracing::field::Empty,
+            gen_ai.request.temperature = tracing::field::Empty,
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.response.id = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            switchboard.generation_id = %self.generation_id,
+            switchboard.api_key = tracing::field::Empty,
+            switchboard.team = tracing::field::Empty,
+            switchboard.model = tracing::field::Empty,
+            switchboard.cost_usd = tracing::field::Empty,
+            switchboard.attempts = tracing::field::Empty,
+            switchboard.fallbacks = tracing::field::Empty,
+            switchboard.streamed = tracing::field::Empty,
+        );
+        if let Some(parent) = self.trace_parent.take() {
+            crate::telemetry::set_parent(&span, parent);
+        }
+        self.span = span;
+    }
+
+    /// Writes what is known about the request onto its span (called once, when it ends).
+    fn record_span(&mut self) {
+        if self.span.is_none() {
+            let model = self.model.clone();
+            self.start_span(&model);
+        }
+        let s = &self.span;
+        let model = self.served_model.as_deref().unwrap_or(&self.model);
+        s.record("switchboard.model", model);
+        if let Some(p) = &self.provider {
+            s.record("gen_ai.provider.name", p.as_str());
+        }
+        if let Some(m) = &self.upstream_model {
+            s.record("gen_ai.response.model", m.as_str());
+        }
+        if let Some(id) = &self.response_id {
+            s.record("gen_ai.response.id", id.as_str());
+        }
+        if let Some(f) = &self.finish_reason {
+            s.record("gen_ai.response.finish_reasons", f.as_str());
+        }
+        if let Some(u) = &self.usage {
+            s.record("gen_ai.usage.input_tokens", u.prompt_tokens);
+            s.record("gen_ai.usage.output_tokens", u.completion_tokens);
+        }
+        if let Some(c) = &self.cost {
+            s.record("switchboard.cost_usd", c.to_string().as_str());
+        }
+        if let Some(k) = &self.key {
+            s.record("switchboard.api_key", k.as_str());
+        }
+        if let Some(t) = &self.team {
+            s.record("switchboard.team", t.as_str());
+        }
+        s.record("switchboard.attempts", self.attempts);
+        s.record("switchboard.fallbacks", self.attempts.saturating_sub(1));
+        s.record("switchboard.streamed", self.stream);
+        s.record("http.response.status_code", self.status);
+        match (&self.outcome, self.status) {
+            (_, s_) if s_ >= 400 => {
+                s.record("otel.status_code", "ERROR");
+                s.record("error.type", self.outcome.as_deref().unwrap_or("error"));
+            }
+            (Some(o), _) => {
+                s.record("otel.status_code", "ERROR");
+                s.record("error.type", o.as_str());
+            }
+            _ => {}
+        }
+    }
+
     /// Time since the request arrived.
     pub fn elapsed(&self) -> std::time::Duration {
         self.started.elapsed()
@@ -100,6 +213,7 @@ impl Access {
 impl Drop for Access {
     fn drop(&mut self) {
         let elapsed = self.started.elapsed();
+        self.record_span();
         let m = &self.state.metrics;
         if let Some(plan) = self.spend.take() {
             // Settle whatever happened: the cost of what was served (zero on failure) and the

@@ -75,6 +75,13 @@ pub struct Cli {
     /// First ejection time of a failing target (doubles on each further ejection, up to 5m).
     #[arg(long, env = "SWITCHBOARD_EJECTION_TIME", default_value = "5s", value_parser = parse_duration)]
     pub ejection_time: Duration,
+    /// OTLP endpoint for traces (e.g. `http://otel-collector:4318`); the standard
+    /// `OTEL_EXPORTER_OTLP_*` variables work as well. Unset: no traces are exported.
+    #[arg(long, env = "SWITCHBOARD_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP protocol: `http/protobuf` (default) or `grpc`.
+    #[arg(long, env = "SWITCHBOARD_OTLP_PROTOCOL")]
+    pub otlp_protocol: Option<String>,
     /// Log format.
     #[arg(
         long,

@@ -28,6 +28,7 @@ pub mod spend;
 pub mod standalone;
 pub mod state;
 pub mod stream_relay;
+pub mod telemetry;
 
 use std::{path::PathBuf, sync::Arc};
 

@@ -17,6 +17,17 @@ use crate::cli::LogFormat;
 pub struct LogLevel {
     handle: reload::Handle<EnvFilter, Registry>,
     current: Mutex<String>,
+    tracing: bool,
+}
+
+/// The filter actually installed: the user's, plus request spans when traces are exported.
+fn effective(filter: &str, tracing: bool) -> Result<EnvFilter, String> {
+    let full = if tracing {
+        format!("{filter},{}=info", crate::telemetry::TARGET)
+    } else {
+        filter.to_string()
+    };
+    EnvFilter::try_new(full).map_err(|e| format!("invalid log filter {filter:?}: {e}"))
 }
 
 impl LogLevel {
@@ -30,8 +41,7 @@ impl LogLevel {
 
     /// Replaces the filter, e.g. `debug` or `info,switchboard=debug`.
     pub fn set(&self, filter: &str) -> Result<(), String> {
-        let parsed = EnvFilter::try_new(filter)
-            .map_err(|e| format!("invalid log filter {filter:?}: {e}"))?;
+        let parsed = effective(filter, self.tracing)?;
         self.handle.reload(parsed).map_err(|e| e.to_string())?;
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = filter.to_string();
         tracing::info!(filter, "log filter changed");
@@ -39,11 +49,20 @@ impl LogLevel {
     }
 }
 
-/// Installs the global subscriber; an invalid `filter` falls back to `info`.
-pub fn init(format: LogFormat, filter: &str) -> LogLevel {
-    let (filter, current) = match EnvFilter::try_new(filter) {
+/// Installs the global subscriber; an invalid `filter` falls back to `info`. With `traces`, spans
+/// also go to OpenTelemetry.
+pub fn init(
+    format: LogFormat,
+    filter: &str,
+    traces: Option<&opentelemetry_sdk::trace::SdkTracerProvider>,
+) -> LogLevel {
+    let tracing = traces.is_some();
+    let (filter, current) = match effective(filter, tracing) {
         Ok(f) => (f, filter.to_string()),
-        Err(_) => (EnvFilter::new("info"), "info".to_string()),
+        Err(_) => (
+            effective("info", tracing).expect("valid"),
+            "info".to_string(),
+        ),
     };
     let (filter, handle) = reload::Layer::new(filter);
     let output = match format {
@@ -57,12 +76,15 @@ pub fn init(format: LogFormat, filter: &str) -> LogLevel {
             .with_writer(std::io::stderr)
             .boxed(),
     };
+    let otel = traces.map(crate::telemetry::layer);
     tracing_subscriber::registry()
         .with(filter)
         .with(output)
+        .with(otel)
         .init();
     LogLevel {
         handle,
         current: Mutex::new(current),
+        tracing,
     }
 }

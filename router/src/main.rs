@@ -14,13 +14,22 @@ use switchboard_router::{
     ledger::{Ledger, local::LocalLedger, redis::RedisLedger},
     load_manifests, logging, server,
     state::{AppState, Settings},
+    telemetry,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let log_level = logging::init(cli.log_format, &cli.log);
+    let otlp = telemetry::OtlpOptions {
+        endpoint: cli.otlp_endpoint.clone(),
+        protocol: cli.otlp_protocol.clone(),
+        service_name: "switchboard-router".into(),
+    };
+    let traces = telemetry::enabled(&otlp)
+        .then(|| telemetry::tracer_provider(&otlp))
+        .transpose()?;
+    let log_level = logging::init(cli.log_format, &cli.log, traces.as_ref());
     let settings = Settings {
         max_request_bytes: cli.max_request_bytes,
         health: HealthPolicy {
@@ -91,6 +100,10 @@ async fn main() -> anyhow::Result<()> {
     state.settler.drain(cli.drain_timeout).await;
     if let Some(l) = local_ledger {
         l.flush()?;
+    }
+    if let Some(t) = traces {
+        // Export what is still buffered.
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
     }
     Ok(())
 }

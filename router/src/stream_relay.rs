@@ -272,6 +272,11 @@ impl StreamRelay {
         self.end
     }
 
+    /// The upstream's response id, once a chunk carried one.
+    pub fn response_id(&self) -> Option<&str> {
+        (!self.id.is_empty()).then_some(self.id.as_str())
+    }
+
     /// The last finish reason seen.
     pub fn finish_reason(&self) -> Option<&str> {
         self.finish_reason.as_deref()

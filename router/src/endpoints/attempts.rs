@@ -111,6 +111,7 @@ pub struct Attempts<'s, 'a> {
     rate_limited: Vec<Option<Duration>>,
     deadline_hit: bool,
     started: Instant,
+    span: tracing::Span,
 }
 
 impl<'s, 'a> Attempts<'s, 'a> {
@@ -133,7 +134,14 @@ impl<'s, 'a> Attempts<'s, 'a> {
             rate_limited: Vec::new(),
             deadline_hit: false,
             started: Instant::now(),
+            span: tracing::Span::none(),
         }
+    }
+
+    /// The span of the attempt in progress: run the upstream call in it
+    /// (`.instrument(attempts.span())`) so the provider sees its trace context.
+    pub fn span(&self) -> tracing::Span {
+        self.span.clone()
     }
 
     /// `limit`, shortened to what is left of the request's deadline.
@@ -199,6 +207,19 @@ impl<'s, 'a> Attempts<'s, 'a> {
                 Some(slot) => {
                     access.attempts += 1;
                     self.started = Instant::now();
+                    self.span = tracing::info_span!(
+                        target: crate::telemetry::TARGET,
+                        parent: &access.span,
+                        "attempt",
+                        otel.name = format!("chat {}", c.upstream_model).as_str(),
+                        otel.kind = "client",
+                        otel.status_code = tracing::field::Empty,
+                        gen_ai.operation.name = "chat",
+                        gen_ai.provider.name = provider.name.as_str(),
+                        gen_ai.request.model = c.upstream_model,
+                        error.type = tracing::field::Empty,
+                        http.response.status_code = tracing::field::Empty,
+                    );
                     return Some((c, slot));
                 }
                 None => self.reports.push(AttemptReport {
@@ -244,6 +265,8 @@ impl<'s, 'a> Attempts<'s, 'a> {
             latency_ms: self.started.elapsed().as_millis() as u64,
         });
         access.upstream_time += self.started.elapsed();
+        self.span.record("http.response.status_code", 200u16);
+        self.span = tracing::Span::none();
         if self.reports.len() > 1 {
             self.state
                 .metrics
@@ -268,6 +291,13 @@ impl<'s, 'a> Attempts<'s, 'a> {
         access.upstream_time += self.started.elapsed();
         let provider_name = cand.provider.config.name.clone();
         let label = e.label();
+        let span = std::mem::replace(&mut self.span, tracing::Span::none());
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", label.as_str());
+        if let AttemptError::Status { status, .. } = &e {
+            span.record("http.response.status_code", *status);
+        }
+        drop(span);
         self.state
             .metrics
             .upstream_attempts

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use rust_decimal::Decimal;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::{Attempts, admit, authenticate, field, new_generation_id, plan_request, read_json};
 use crate::{
@@ -42,6 +43,7 @@ pub async fn handle(
 ) -> Response {
     let generation_id = new_generation_id();
     let mut access = Access::new(state.clone(), "chat", generation_id.clone());
+    access.continue_trace(&headers);
     let intake = async {
         let caller = authenticate(&state, &headers, &mut access)?;
         let body = read_json(&state, &headers, body).await?;
@@ -167,6 +169,12 @@ pub async fn run(
     let req = tri!(parse_request(&body));
     access.stream = req.stream;
     let plan = tri!(plan_request(state, caller, &body, &mut access));
+    if let Some(n) = req.max_tokens {
+        access.span.record("gen_ai.request.max_tokens", n);
+    }
+    if let Ok(Some(t)) = field::<f64>(&body, "temperature", "a number") {
+        access.span.record("gen_ai.request.temperature", t);
+    }
     tri!(
         admit(
             state,
@@ -191,7 +199,7 @@ pub async fn run(
             );
             let result = match tokio::time::timeout(
                 attempts.remaining(ms(timeouts.total_ms)),
-                providers::chat(call),
+                providers::chat(call).instrument(attempts.span()),
             )
             .await
             {
@@ -210,6 +218,7 @@ pub async fn run(
                     access.usage = Some(done.usage);
                     access.cost = Some(done.cost);
                     access.finish_reason = done.finish_reason;
+                    access.response_id = done.id;
                     return Ok(ChatOutput::Complete(done.body));
                 }
                 Err(e) => tri!(attempts.failed(&mut access, &cand, e)),
@@ -221,11 +230,14 @@ pub async fn run(
     while let Some((cand, slot)) = attempts.next(&mut access).await {
         let started = Instant::now();
         let first_token = attempts.remaining(ms(cand.provider.config.timeouts.first_token_ms));
-        let result = match providers::chat(call_for(&cand, &body, true, first_token)).await {
-            Ok(Reply::Stream(s)) => hold_back(s, first_token).await,
-            Ok(Reply::Complete(_)) => Err(AttemptError::Protocol("expected a stream".into())),
-            Err(e) => Err(e),
+        let opened = async {
+            match providers::chat(call_for(&cand, &body, true, first_token)).await {
+                Ok(Reply::Stream(s)) => hold_back(s, first_token).await,
+                Ok(Reply::Complete(_)) => Err(AttemptError::Protocol("expected a stream".into())),
+                Err(e) => Err(e),
+            }
         };
+        let result = opened.instrument(attempts.span()).await;
         let (buffered, upstream) = match result {
             Ok(opened) => opened,
             Err(e) => {
@@ -306,6 +318,7 @@ fn call_for<'a>(
 
 /// A priced complete response.
 struct Completed {
+    id: Option<String>,
     body: Bytes,
     usage: Usage,
     cost: Decimal,
@@ -348,7 +361,11 @@ fn complete_body(bytes: &[u8], cand: &Candidate<'_>) -> Result<Completed, Attemp
         .get("choices")
         .and_then(|c| serde_json::from_str::<Vec<FinishView>>(c.get()).ok())
         .and_then(|c| c.into_iter().find_map(|c| c.finish_reason));
+    let id = obj
+        .get("id")
+        .and_then(|v| serde_json::from_str::<String>(v.get()).ok());
     Ok(Completed {
+        id,
         body: Bytes::from(obj.to_vec()),
         usage,
         cost,
@@ -412,6 +429,7 @@ impl Drop for RelayState {
         self.access.usage = Some(usage);
         self.access.cost = Some(self.relay.final_cost());
         self.access.finish_reason = self.relay.finish_reason().map(str::to_string);
+        self.access.response_id = self.relay.response_id().map(str::to_string);
         let (state, provider, model) = &self.target;
         match self.relay.end() {
             Some(StreamEnd::Completed) => {

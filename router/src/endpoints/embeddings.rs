@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use rust_decimal::Decimal;
+use tracing::Instrument;
 
 use super::{Attempts, admit, authenticate, new_generation_id, plan_request, read_json};
 use crate::{
@@ -33,6 +34,7 @@ pub async fn handle(
 ) -> Response {
     let generation_id = new_generation_id();
     let mut access = Access::new(state.clone(), "embeddings", generation_id.clone());
+    access.continue_trace(&headers);
     let mut response = match serve(&state, &headers, body, &mut access).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -96,9 +98,12 @@ async fn serve(
         let first_token = attempts.remaining(Duration::from_millis(
             cand.provider.config.timeouts.first_token_ms,
         ));
-        let result = tokio::time::timeout(total, attempt(&cand, &body, first_token))
-            .await
-            .unwrap_or(Err(AttemptError::Timeout("total")));
+        let result = tokio::time::timeout(
+            total,
+            attempt(&cand, &body, first_token).instrument(attempts.span()),
+        )
+        .await
+        .unwrap_or(Err(AttemptError::Timeout("total")));
         drop(slot);
         match result {
             Ok((bytes, usage, cost)) => {

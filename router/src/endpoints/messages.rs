@@ -32,6 +32,7 @@ pub async fn handle(
 ) -> Response {
     let generation_id = new_generation_id();
     let mut access = Access::new(state.clone(), "messages", generation_id.clone());
+    access.continue_trace(&headers);
     let intake = async {
         let caller = authenticate(&state, &headers, &mut access)?;
         let body = read_json(&state, &headers, body).await?;

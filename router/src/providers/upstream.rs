@@ -24,6 +24,10 @@ pub async fn send(
     for (k, v) in &p.config.headers {
         req = req.header(k, v);
     }
+    // W3C trace context of the attempt span this request runs in.
+    for (k, v) in crate::telemetry::outgoing_headers() {
+        req = req.header(k, v);
+    }
     let resp = tokio::time::timeout(call.first_token_timeout, req.send())
         .await
         .map_err(|_| AttemptError::Timeout("first_token"))?

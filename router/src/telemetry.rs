@@ -1,0 +1,141 @@
+//! OpenTelemetry traces: one server span per request and one client span per upstream attempt,
+//! named and attributed after the OpenTelemetry GenAI semantic conventions, exported over OTLP
+//! (HTTP/protobuf or gRPC) when an endpoint is configured by the standard environment variables
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `..._PROTOCOL`,
+//! `..._HEADERS`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`) or
+//! `--otlp-endpoint`. W3C `traceparent`/`tracestate` from clients continue their trace and are
+//! sent on to providers. Prompts and completions are never recorded.
+//!
+//! Spans use the tracing target [`TARGET`], which stays enabled whatever the log filter says, so
+//! turning logs down never turns tracing off (the log output shows no span lines by itself).
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::{
+    global,
+    propagation::{Extractor, Injector},
+    trace::TracerProvider as _,
+};
+use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    runtime::Tokio,
+    trace::{SdkTracerProvider, span_processor_with_async_runtime::BatchSpanProcessor},
+};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// The tracing target of request and attempt spans.
+pub const TARGET: &str = "switchboard::trace";
+
+/// Where and how to export spans.
+#[derive(Clone, Debug, Default)]
+pub struct OtlpOptions {
+    /// Endpoint given on the command line; otherwise the `OTEL_EXPORTER_OTLP_*` variables decide.
+    pub endpoint: Option<String>,
+    /// `grpc` or `http/protobuf`; otherwise `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL`, default
+    /// `http/protobuf`.
+    pub protocol: Option<String>,
+    /// Service name when `OTEL_SERVICE_NAME` is unset.
+    pub service_name: String,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Whether an OTLP endpoint is configured.
+pub fn enabled(options: &OtlpOptions) -> bool {
+    options.endpoint.is_some()
+        || env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+        || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
+}
+
+/// Builds the tracer provider exporting over OTLP, and installs the W3C trace-context propagator.
+/// Must run inside the Tokio runtime.
+pub fn tracer_provider(options: &OtlpOptions) -> anyhow::Result<SdkTracerProvider> {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let protocol = options
+        .protocol
+        .clone()
+        .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"))
+        .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_else(|| "http/protobuf".into());
+    let exporter = match protocol.as_str() {
+        "grpc" => {
+            let mut b = SpanExporter::builder().with_tonic();
+            if let Some(e) = &options.endpoint {
+                b = b.with_endpoint(e);
+            }
+            b.build()?
+        }
+        "http/protobuf" => {
+            let mut b = SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary);
+            if let Some(e) = &options.endpoint {
+                b = b.with_endpoint(format!("{}/v1/traces", e.trim_end_matches('/')));
+            }
+            b.build()?
+        }
+        other => anyhow::bail!("unsupported OTLP protocol {other:?} (use grpc or http/protobuf)"),
+    };
+    let mut resource = Resource::builder();
+    if env("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name(options.service_name.clone());
+    }
+    Ok(SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(exporter, Tokio).build())
+        .with_resource(resource.build())
+        .build())
+}
+
+/// The `tracing` layer that turns spans into OpenTelemetry spans of `provider`.
+pub fn layer<S>(provider: &SdkTracerProvider) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer().with_tracer(provider.tracer("switchboard-router"))
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut Vec<(HeaderName, HeaderValue)>);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            self.0.push((k, v));
+        }
+    }
+}
+
+/// The client's trace context (`traceparent`, `tracestate`), empty when it sent none.
+pub fn extract(headers: &HeaderMap) -> opentelemetry::Context {
+    global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+}
+
+/// Makes `span` continue `parent`.
+pub fn set_parent(span: &tracing::Span, parent: opentelemetry::Context) {
+    let _ = span.set_parent(parent);
+}
+
+/// The trace-context headers for an upstream request made inside the current span.
+pub fn outgoing_headers() -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::new();
+    let cx = tracing::Span::current().context();
+    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(&mut out)));
+    out
+}
