@@ -37,6 +37,27 @@ pub enum Adapter {
     Unsupported(ProviderType),
 }
 
+/// The secret values of a JSON-object credential: string fields whose name says key, secret,
+/// token or password (`private_key`, `secretAccessKey`, `sessionToken`, ...), 8+ characters.
+fn json_secret_parts(credential: &str) -> Option<Vec<String>> {
+    let serde_json::Value::Object(map) = serde_json::from_str(credential).ok()? else {
+        return None;
+    };
+    Some(
+        map.iter()
+            .filter(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                ["key", "secret", "token", "password"]
+                    .iter()
+                    .any(|w| k.contains(w))
+            })
+            .filter_map(|(_, v)| v.as_str())
+            .filter(|s| s.len() >= 8)
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
 /// A provider ready to be called.
 #[derive(Debug)]
 pub struct ProviderRuntime {
@@ -48,12 +69,25 @@ pub struct ProviderRuntime {
     pub credential: Result<Option<SecretValue>, String>,
     /// Pooled HTTP client (HTTP/1.1 and HTTP/2, rustls), shared with providers of equal settings.
     pub client: reqwest::Client,
+    /// Secret parts of a JSON credential (see [`ProviderRuntime::secrets`]).
+    secret_parts: Vec<String>,
 }
 
 impl ProviderRuntime {
     /// `namespace/name`, the key of the provider in the snapshot.
     pub fn id(&self) -> String {
         format!("{}/{}", self.config.namespace, self.config.name)
+    }
+
+    /// Every string that must never be shown: the credential itself and, for JSON credentials
+    /// (a GCP service-account key, AWS keys), each of its string values long enough to be secret.
+    pub fn secrets(&self) -> Vec<&str> {
+        let Some(cred) = self.credential_str() else {
+            return Vec::new();
+        };
+        let mut out = vec![cred];
+        out.extend(self.secret_parts.iter().map(String::as_str));
+        out
     }
 
     /// The credential as a string slice, if resolved.
@@ -180,6 +214,12 @@ impl Runtime {
                 Arc::new(ProviderRuntime {
                     config: p.clone(),
                     adapter,
+                    secret_parts: credential
+                        .as_ref()
+                        .ok()
+                        .and_then(|c| c.as_ref())
+                        .and_then(|c| json_secret_parts(c.expose()))
+                        .unwrap_or_default(),
                     credential,
                     client: clients.get(p.timeouts.connect_ms)?,
                 }),
@@ -190,5 +230,26 @@ impl Runtime {
             providers,
             objects,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_secret_parts;
+
+    #[test]
+    fn json_credentials_yield_each_secret_value() {
+        let parts = json_secret_parts(
+            r#"{"type":"service_account","private_key":"-----BEGIN PRIVATE KEY-----\nMIIE","client_email":"sa@p.iam","accessKeyId":"AKIAXXXXXXXX"}"#,
+        )
+        .unwrap();
+        assert!(parts.contains(&"-----BEGIN PRIVATE KEY-----\nMIIE".to_string()));
+        assert!(parts.contains(&"AKIAXXXXXXXX".to_string()));
+        assert!(
+            !parts.contains(&"sa@p.iam".to_string()),
+            "only key/secret/token fields"
+        );
+        assert!(!parts.contains(&"service_account".to_string()));
+        assert!(json_secret_parts("sk-plain-key-0123456789").is_none());
     }
 }

@@ -303,7 +303,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
             .upstream_attempts
             .with_label_values(&[&provider_name, &label])
             .inc();
-        let secrets: Vec<&str> = cand.provider.credential_str().into_iter().collect();
+        let secrets = cand.provider.secrets();
         tracing::warn!(
             generation_id = %access.generation_id,
             provider = %provider_name,

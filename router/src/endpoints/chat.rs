@@ -267,9 +267,9 @@ pub async fn run(
         );
         let secrets: Vec<String> = cand
             .provider
-            .credential_str()
-            .map(str::to_string)
+            .secrets()
             .into_iter()
+            .map(str::to_string)
             .collect();
         access.outcome = Some("client_disconnected".into());
         let relay_state = RelayState {
