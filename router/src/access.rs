@@ -146,6 +146,8 @@ impl Access {
             switchboard.attempts = tracing::field::Empty,
             switchboard.fallbacks = tracing::field::Empty,
             switchboard.streamed = tracing::field::Empty,
+            gen_ai.input.messages = tracing::field::Empty,
+            gen_ai.output.messages = tracing::field::Empty,
         );
         if let Some(parent) = self.trace_parent.take() {
             crate::telemetry::set_parent(&span, parent);

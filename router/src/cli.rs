@@ -79,6 +79,10 @@ pub struct Cli {
     /// `OTEL_EXPORTER_OTLP_*` variables work as well. Unset: no traces are exported.
     #[arg(long, env = "SWITCHBOARD_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Record prompts and completions on traces, as span events (`gen_ai.input.messages`,
+    /// `gen_ai.output.messages`). Off by default: they are never recorded otherwise.
+    #[arg(long, env = "SWITCHBOARD_TRACE_CONTENT")]
+    pub trace_content: bool,
     /// OTLP protocol: `http/protobuf` (default) or `grpc`.
     #[arg(long, env = "SWITCHBOARD_OTLP_PROTOCOL")]
     pub otlp_protocol: Option<String>,

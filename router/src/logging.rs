@@ -76,6 +76,11 @@ pub fn init(
             .with_writer(std::io::stderr)
             .boxed(),
     };
+    // Request and attempt spans (which carry prompts when content recording is on) go to traces
+    // only, never into log lines.
+    let output = output.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+        meta.target() != crate::telemetry::TARGET
+    }));
     let otel = traces.map(crate::telemetry::layer);
     tracing_subscriber::registry()
         .with(filter)

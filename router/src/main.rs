@@ -37,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
             base_ejection: cli.ejection_time,
             ..HealthPolicy::default()
         },
+        trace_content: cli.trace_content,
     };
     let mut local_ledger = None;
     let ledger: Arc<dyn Ledger> = match (&cli.redis_url, &cli.state_file) {

@@ -19,6 +19,8 @@ pub struct Settings {
     pub max_request_bytes: usize,
     /// When targets are ejected.
     pub health: HealthPolicy,
+    /// Record prompts and completions on traces (span events); off by default.
+    pub trace_content: bool,
 }
 
 impl Default for Settings {
@@ -26,6 +28,7 @@ impl Default for Settings {
         Settings {
             max_request_bytes: 10 * 1024 * 1024,
             health: HealthPolicy::default(),
+            trace_content: false,
         }
     }
 }

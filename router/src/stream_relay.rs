@@ -272,6 +272,11 @@ impl StreamRelay {
         self.end
     }
 
+    /// The text content relayed so far.
+    pub fn completion_text(&self) -> &str {
+        &self.completion_chars
+    }
+
     /// The upstream's response id, once a chunk carried one.
     pub fn response_id(&self) -> Option<&str> {
         (!self.id.is_empty()).then_some(self.id.as_str())

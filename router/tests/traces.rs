@@ -201,3 +201,43 @@ async fn a_streaming_request_that_falls_back_once_is_traced_end_to_end() {
         "a key was recorded"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn content_is_recorded_on_traces_only_when_asked_for() {
+    let (endpoint, spans) = collector().await;
+    let router = RouterProcess::spawn_with_env(
+        &manifests(&[]),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("SWITCHBOARD_TRACE_CONTENT", "true"),
+        ],
+    )
+    .await;
+    let resp = http()
+        .post(format!("{}/v1/chat/completions", router.api))
+        .bearer_auth(CLIENT_KEY)
+        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
+        .json(&json!({"model": "test/mock", "messages": [{"role": "user", "content": PROMPT}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let trace_id = hex::decode(TRACE_ID).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let server = loop {
+        let found = spans
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.trace_id == trace_id && s.kind == SpanKind::Server as i32)
+            .cloned();
+        if let Some(s) = found {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no server span arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(text(&server, "gen_ai.input.messages").contains(PROMPT));
+    assert!(text(&server, "gen_ai.output.messages").contains(&format!("echo: {PROMPT}")));
+}

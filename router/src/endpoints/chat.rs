@@ -175,6 +175,11 @@ pub async fn run(
     if let Ok(Some(t)) = field::<f64>(&body, "temperature", "a number") {
         access.span.record("gen_ai.request.temperature", t);
     }
+    if state.settings.trace_content
+        && let Some(messages) = body.get("messages")
+    {
+        access.span.record("gen_ai.input.messages", messages.get());
+    }
     tri!(
         admit(
             state,
@@ -219,6 +224,12 @@ pub async fn run(
                     access.cost = Some(done.cost);
                     access.finish_reason = done.finish_reason;
                     access.response_id = done.id;
+                    if state.settings.trace_content {
+                        access.span.record(
+                            "gen_ai.output.messages",
+                            done.choices.as_deref().unwrap_or(""),
+                        );
+                    }
                     return Ok(ChatOutput::Complete(done.body));
                 }
                 Err(e) => tri!(attempts.failed(&mut access, &cand, e)),
@@ -319,6 +330,8 @@ fn call_for<'a>(
 /// A priced complete response.
 struct Completed {
     id: Option<String>,
+    /// The raw `choices`, kept only for content recording.
+    choices: Option<String>,
     body: Bytes,
     usage: Usage,
     cost: Decimal,
@@ -364,8 +377,10 @@ fn complete_body(bytes: &[u8], cand: &Candidate<'_>) -> Result<Completed, Attemp
     let id = obj
         .get("id")
         .and_then(|v| serde_json::from_str::<String>(v.get()).ok());
+    let choices = obj.get("choices").map(|c| c.get().to_string());
     Ok(Completed {
         id,
+        choices,
         body: Bytes::from(obj.to_vec()),
         usage,
         cost,
@@ -430,6 +445,11 @@ impl Drop for RelayState {
         self.access.cost = Some(self.relay.final_cost());
         self.access.finish_reason = self.relay.finish_reason().map(str::to_string);
         self.access.response_id = self.relay.response_id().map(str::to_string);
+        if self.target.0.settings.trace_content {
+            self.access
+                .span
+                .record("gen_ai.output.messages", self.relay.completion_text());
+        }
         let (state, provider, model) = &self.target;
         match self.relay.end() {
             Some(StreamEnd::Completed) => {
