@@ -1111,3 +1111,47 @@ fn helm_lints_and_renders_the_chart_with_default_and_ci_values() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs the shared Redis ledger"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// docs/install.md
+
+/// Dotted paths of every value; Kubernetes objects passed through as written count as one value.
+fn value_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    const PASSED_THROUGH: &[&str] = &[
+        "resources",
+        "livenessProbe",
+        "readinessProbe",
+        "podSecurityContext",
+        "securityContext",
+    ];
+    let Value::Object(map) = value else { return };
+    for (k, v) in map {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Object(inner) if !inner.is_empty() && !PASSED_THROUGH.contains(&k.as_str()) => {
+                value_paths(v, &path, out)
+            }
+            _ => out.push(path),
+        }
+    }
+}
+
+#[test]
+fn install_md_documents_every_value() {
+    let doc = read(&repo().join("docs/install.md"));
+    let mut paths = Vec::new();
+    value_paths(&default_values(), "", &mut paths);
+    assert!(paths.len() > 100, "{paths:?}");
+    let missing: Vec<_> = paths
+        .iter()
+        .filter(|p| !doc.contains(&format!("| `{p}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/install.md has no table row for {missing:?}"
+    );
+}
