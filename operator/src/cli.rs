@@ -65,6 +65,14 @@ pub struct Cli {
     /// Quiet period after a change before compiling, so a burst of changes compiles once.
     #[arg(long, env = "SWITCHBOARD_OPERATOR_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
     pub debounce: Duration,
+    /// Redis the routers share as their spend ledger (`redis://host:6379/0`, the routers'
+    /// `--redis-url`). Spend is written into Budget and ApiKey status only with it.
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// How often the leader reads spend from the ledger (besides reads for new Budgets and
+    /// ApiKeys).
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_SPEND_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub spend_interval: Duration,
     /// Log format.
     #[arg(
         long,

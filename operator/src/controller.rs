@@ -1,7 +1,8 @@
 //! The reconcile loop: reflectors keep in-memory copies of every Provider, ModelRoute, ApiKey,
 //! Budget and Secret; any change (debounced) gathers them, runs the pure `compile()`, publishes a
 //! new snapshot version when the content changed, and — on the leader only — writes the snapshot
-//! Secret, generated key Secrets, status and Events.
+//! Secret, generated key Secrets, status and Events. With a ledger, the leader also reads spend
+//! (one `Ledger::read` for every counter) and passes the figures to the pure status decision.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -30,6 +31,7 @@ use switchboard_api::{
     compile::generated_key_secret_name,
     resources::{ApiKey, Budget, Credentials, ModelRoute, Provider},
 };
+use switchboard_router::ledger::Ledger;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::{
@@ -37,13 +39,17 @@ use crate::{
     metrics::Metrics,
     publish::{Versioner, stored_snapshot},
     push::Published,
-    status::{self, StatusChange},
+    status::{self, SpendFigures, StatusChange},
     writer::Writer,
 };
 
 /// How long a status write is assumed to be in flight (the watch has not echoed it yet), during
 /// which the same write is not repeated.
 const IN_FLIGHT: Duration = Duration::from_secs(10);
+
+/// Longest a spend read may hold up a leader round (the Redis ledger gives up within about 2 s
+/// itself).
+const SPEND_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the controller needs to know.
 #[derive(Clone, Debug)]
@@ -58,6 +64,9 @@ pub struct Settings {
     pub debounce: Duration,
     /// Compile (and retry failed writes) at least this often.
     pub resync: Duration,
+    /// With a ledger, the leader reads spend at least this often (and at once when the config
+    /// holds a Budget or ApiKey the last read did not cover).
+    pub spend_interval: Duration,
 }
 
 /// The in-memory copies of the watched objects.
@@ -230,6 +239,12 @@ pub struct Controller {
     versioner: Versioner,
     /// Status writes recently made, by object, so a write is not repeated before its watch event.
     recent: HashMap<ObjectRef, (Value, Instant)>,
+    /// Where spend is read from; `None`: spend fields are not written.
+    ledger: Option<Arc<dyn Ledger>>,
+    /// The last spend read that succeeded, unless a later one failed.
+    spend: Option<SpendFigures>,
+    /// When spend was last read (or tried).
+    spend_read_at: Option<Instant>,
 }
 
 impl Controller {
@@ -250,7 +265,16 @@ impl Controller {
             leader,
             versioner: Versioner::default(),
             recent: HashMap::new(),
+            ledger: None,
+            spend: None,
+            spend_read_at: None,
         }
+    }
+
+    /// Reads spend from `ledger` and writes it into Budget and ApiKey status (leader only).
+    pub fn with_ledger(mut self, ledger: Arc<dyn Ledger>) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// Runs until `shutdown` turns true.
@@ -288,6 +312,14 @@ impl Controller {
 
         loop {
             self.reconcile(&stores).await;
+            // Wake for the next spend read only when there is something to read it for.
+            let spend_due = self.spend_due_in();
+            let spend_tick = async move {
+                match spend_due {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = notify.notified() => {
                     // Let a burst of changes (an `kubectl apply -f dir/`) settle into one compile.
@@ -300,7 +332,75 @@ impl Controller {
                 }
                 Ok(()) = self.leader.changed() => {}
                 _ = tokio::time::sleep(self.settings.resync) => {}
+                _ = spend_tick => {}
                 _ = crate::stopped(&mut shutdown) => return Ok(()),
+            }
+        }
+    }
+
+    /// Time until spend is due to be read again; `None` when this replica reads none (no ledger,
+    /// or not the leader).
+    fn spend_due_in(&self) -> Option<Duration> {
+        if self.ledger.is_none() || !*self.leader.borrow() {
+            return None;
+        }
+        Some(self.spend_read_at.map_or(Duration::ZERO, |at| {
+            self.settings.spend_interval.saturating_sub(at.elapsed())
+        }))
+    }
+
+    /// Reads spend for `config` when due: the interval has passed since the last read, or the
+    /// last successful read did not cover every Budget and ApiKey of `config`. A failed read is
+    /// logged, counted, and forgets the figures (status keeps what it says) until the next
+    /// interval. Rounds in between reuse the figures: the leader's own status writes wake it, and
+    /// reading afresh each time would turn spend under traffic into a stream of status writes.
+    async fn refresh_spend(&mut self, config: &RouterConfig) {
+        let Some(ledger) = self.ledger.clone() else {
+            return;
+        };
+        let due = self
+            .spend_read_at
+            .is_none_or(|at| at.elapsed() >= self.settings.spend_interval);
+        let uncovered = self.spend.as_ref().is_some_and(|f| !f.covers(config));
+        if !due && !uncovered {
+            return;
+        }
+        self.spend_read_at = Some(Instant::now());
+        let at = Timestamp::now();
+        let counters = status::spend_counters(config, at);
+        let states = if counters.is_empty() {
+            Ok(Vec::new())
+        } else {
+            match tokio::time::timeout(SPEND_READ_TIMEOUT, ledger.read(&counters)).await {
+                Ok(Ok(states)) if states.len() == counters.len() => Ok(states),
+                Ok(Ok(states)) => Err(format!(
+                    "the ledger answered {} counters for {}",
+                    states.len(),
+                    counters.len()
+                )),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the spend ledger did not answer in time".into()),
+            }
+        };
+        self.metrics.spend_read(states.is_ok());
+        match states {
+            Ok(states) => {
+                if self.spend.is_none() {
+                    tracing::info!(
+                        ledger = ledger.kind(),
+                        counters = counters.len(),
+                        "reading spend from the ledger"
+                    );
+                }
+                self.spend = Some(SpendFigures::new(at, counters, states));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    ledger = ledger.kind(),
+                    "reading spend failed; spend status left as it is until the next try in {:?}: {e}",
+                    self.settings.spend_interval
+                );
+                self.spend = None;
             }
         }
     }
@@ -426,9 +526,10 @@ impl Controller {
             }
         }
 
-        let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        self.refresh_spend(&compiled.config).await;
+        let now = status::rfc3339(Timestamp::now());
         self.recent.retain(|_, (_, at)| at.elapsed() < IN_FLIGHT);
-        for (r, desired) in status::desired_all(compiled) {
+        for (r, desired) in status::desired_all(compiled, self.spend.as_ref()) {
             if r.kind == "ApiKey" && generating.contains(&(r.namespace.clone(), r.name.clone())) {
                 continue;
             }
@@ -463,7 +564,7 @@ impl Controller {
         }
         self.recent
             .insert(r.clone(), (change.patch.clone(), Instant::now()));
-        if let Some(event) = &change.event {
+        for event in &change.events {
             let result = self.writer.event(reference, event).await;
             self.metrics.write("event", result.is_ok());
             if let Err(e) = result {

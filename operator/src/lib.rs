@@ -2,7 +2,8 @@
 //! Secrets they reference), compiles them with the pure `switchboard_api::compile()` into the
 //! router snapshot, pushes every new version to routers over an authenticated stream, stores it in
 //! a Secret for routers starting while the operator is down, and — on the elected leader only —
-//! writes status, Events and generated client keys.
+//! writes status, Events and generated client keys, and (with `--redis-url`) the spend the routers
+//! recorded in the shared ledger into Budget and ApiKey status.
 //!
 //! Layout: [`status`], [`keys`], [`publish`] and [`leader::decide`] decide (pure, unit-tested);
 //! [`writer`] and [`leader::Elector`] talk to the API server; [`controller`] runs the loop;
@@ -24,6 +25,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use kube::Client;
+use switchboard_router::ledger::redis::RedisLedger;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
@@ -53,6 +55,9 @@ pub struct Config {
     pub router_token: String,
     /// Keep-alive interval on the config stream.
     pub keep_alive: Duration,
+    /// Redis ledger the routers share (`redis://host:port/db`); spend is written into status only
+    /// with one.
+    pub redis_url: Option<String>,
 }
 
 /// A running operator.
@@ -87,6 +92,11 @@ pub async fn start(client: Client, config: Config) -> anyhow::Result<Running> {
     let admin = TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
+    let ledger = config
+        .redis_url
+        .as_deref()
+        .map(RedisLedger::new)
+        .transpose()?;
     let push_addr = push.local_addr()?;
     let admin_addr = admin.local_addr()?;
 
@@ -128,13 +138,16 @@ pub async fn start(client: Client, config: Config) -> anyhow::Result<Running> {
     let elector = Elector::new(client.clone(), config.lease.clone());
     tasks.push(tokio::spawn(elector.run(leader_tx, shutdown_rx.clone())));
 
-    let controller = Controller::new(
+    let mut controller = Controller::new(
         client,
         config.controller.clone(),
         metrics,
         snapshots_tx,
         leader,
     );
+    if let Some(ledger) = ledger {
+        controller = controller.with_ledger(Arc::new(ledger));
+    }
     let rx = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = controller.run(rx).await {

@@ -65,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
             identity: identity.clone(),
             debounce: cli.debounce,
             resync: Duration::from_secs(60),
+            spend_interval: cli.spend_interval.max(Duration::from_millis(100)),
         },
         lease: LeaseSettings {
             namespace: cli
@@ -81,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         admin_listen: cli.admin_listen,
         router_token: router_token(&cli)?,
         keep_alive: Duration::from_secs(15),
+        redis_url: cli.redis_url.clone(),
     };
     let client = kube::Client::try_default()
         .await

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub rejected_objects: IntGaugeVec,
     /// Routers connected to the config stream.
     pub stream_clients: IntGauge,
+    /// Spend reads from the ledger, by result.
+    pub spend_reads: IntCounterVec,
 }
 
 impl Metrics {
@@ -62,6 +64,14 @@ impl Metrics {
             "Routers connected to the config stream",
         )
         .expect("valid metric");
+        let spend_reads = IntCounterVec::new(
+            Opts::new(
+                "switchboard_operator_spend_reads_total",
+                "Reads of spend from the ledger (leader only), by result (ok, error)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(snapshot_version.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(leader.clone()),
@@ -69,6 +79,7 @@ impl Metrics {
             Box::new(writes.clone()),
             Box::new(rejected_objects.clone()),
             Box::new(stream_clients.clone()),
+            Box::new(spend_reads.clone()),
         ] {
             registry.register(m).expect("unique metric names");
         }
@@ -80,6 +91,7 @@ impl Metrics {
             writes,
             rejected_objects,
             stream_clients,
+            spend_reads,
         }
     }
 
@@ -87,6 +99,13 @@ impl Metrics {
     pub fn write(&self, kind: &str, ok: bool) {
         self.writes
             .with_label_values(&[kind, if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// Counts one spend read.
+    pub fn spend_read(&self, ok: bool) {
+        self.spend_reads
+            .with_label_values(&[if ok { "ok" } else { "error" }])
             .inc();
     }
 

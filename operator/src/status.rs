@@ -5,21 +5,44 @@
 //! - The operator owns the `Ready` condition, `observedGeneration` and the kind-specific counters
 //!   (Provider `models`, ModelRoute `readyTargets`, ApiKey `prefix`). Other condition types already
 //!   on the object are kept as they are.
-//! - `lastTransitionTime` changes only when `Ready` flips; a new reason or message alone keeps it.
+//! - Spend comes from the ledger as [`SpendFigures`] read at one instant (the controller reads; this
+//!   module only takes the numbers). With figures for a Budget, the operator also owns its
+//!   `spentUSD`, `remainingUSD`, `windowStart`, `resetsAt` and the `SoftLimitReached` (only while
+//!   `softLimitPercent` is set) and `Exceeded` conditions; with figures for an ApiKey, its
+//!   `spendUSD` (the current UTC month). Without figures (no ledger configured, the ledger
+//!   unreachable, an object the last read did not cover) those fields and conditions are left as
+//!   they are.
+//! - `lastTransitionTime` changes only when a condition's status flips; a new reason or message
+//!   alone keeps it.
 //! - A patch is planned only when something the operator owns differs, so a quiet cluster sees no
 //!   writes.
 //! - Events: `Normal`/`Ready` when an object becomes ready, `Warning`/`<reason>` when it becomes
-//!   not ready or, while not ready, its reason changes.
-//! - Spend fields (Budget `spentUSD`/`remainingUSD`/`resetsAt`, ApiKey `spendUSD`) are not written:
-//!   they come from the ledger, which does not exist yet.
+//!   not ready or, while not ready, its reason changes; `Warning` when `SoftLimitReached` or
+//!   `Exceeded` turns True, `Normal` when one that was True turns False (a new window).
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
+use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
-use switchboard_api::{Compiled, ObjectOutcome, ObjectRef, ObjectResult, RouterConfig};
+use switchboard_api::{
+    Compiled, ObjectOutcome, ObjectRef, ObjectResult, RouterConfig,
+    snapshot::{BudgetAction, BudgetWindow},
+    windows::window_bounds,
+};
+use switchboard_router::{
+    ledger::CounterState,
+    spend::{budget_counter, from_nanos, key_usage_counter, to_nanos},
+};
 
-/// Condition type the operator owns.
+/// Condition type the operator owns on every object.
 pub const READY: &str = "Ready";
+/// Budget condition: spend reached `softLimitPercent` of the limit.
+pub const SOFT_LIMIT_REACHED: &str = "SoftLimitReached";
+/// Budget condition: spend reached the limit.
+pub const EXCEEDED: &str = "Exceeded";
+/// Window an ApiKey's `status.spendUSD` covers.
+pub const API_KEY_SPEND_WINDOW: BudgetWindow = BudgetWindow::Monthly;
 
 /// Longest condition message written (the API server allows 32768 bytes).
 const MAX_MESSAGE_BYTES: usize = 32 * 1024;
@@ -54,46 +77,125 @@ pub enum KindFields {
         /// `status.readyTargets`.
         ready_targets: u32,
     },
-    /// ApiKey: the key's recognisable prefix, when the key resolved.
+    /// ApiKey: the key's recognisable prefix, when the key resolved, and its spend.
     ApiKey {
         /// `status.prefix`.
         prefix: Option<String>,
+        /// `status.spendUSD`: nano-dollars spent in the UTC month of the figures; `None` leaves
+        /// the field as it is.
+        spend: Option<i64>,
     },
-    /// Budget: nothing beyond conditions until spend comes from the ledger.
-    Budget,
+    /// Budget: its current window as the ledger sees it; `None` leaves the spend fields and
+    /// conditions as they are.
+    Budget {
+        /// The figures, when known.
+        spend: Option<BudgetSpend>,
+    },
+}
+
+/// One Budget's current window: its limit and what the ledger holds against it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetSpend {
+    /// `limitUSD` in nano-dollars.
+    pub limit: i64,
+    /// Settled spend in the window, nano-dollars.
+    pub spent: i64,
+    /// Held by requests in flight, nano-dollars.
+    pub reserved: i64,
+    /// `softLimitPercent`.
+    pub soft_limit_percent: Option<u8>,
+    /// `action`, for the `Exceeded` message.
+    pub action: BudgetAction,
+    /// The window kind.
+    pub window: BudgetWindow,
+    /// Start of the window.
+    pub window_start: Timestamp,
+    /// End of the window (exclusive); `None` for `total`.
+    pub resets_at: Option<Timestamp>,
+}
+
+/// What the ledger held at one instant, keyed by counter name. A counter name holds the object id
+/// (`namespace/name`) and the window containing `at` ([`spend_counters`]), so figures read for one
+/// window are never taken for another (a Budget whose window changed since, a new month).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpendFigures {
+    /// When the counters were read.
+    pub at: Timestamp,
+    /// Counter name to its state.
+    pub counters: BTreeMap<String, CounterState>,
+}
+
+impl SpendFigures {
+    /// Pairs the `counters` asked for with the `states` the ledger answered (same order).
+    pub fn new(at: Timestamp, counters: Vec<String>, states: Vec<CounterState>) -> SpendFigures {
+        SpendFigures {
+            at,
+            counters: counters.into_iter().zip(states).collect(),
+        }
+    }
+
+    /// Whether these figures hold every counter `config` needs.
+    pub fn covers(&self, config: &RouterConfig) -> bool {
+        spend_counters(config, self.at)
+            .iter()
+            .all(|c| self.counters.contains_key(c))
+    }
+}
+
+/// The counters whose state the status needs at `at`: each Budget's current window, then each
+/// ApiKey's current UTC month. Read in one `Ledger::read` call.
+pub fn spend_counters(config: &RouterConfig, at: Timestamp) -> Vec<String> {
+    let budgets = config
+        .budgets
+        .iter()
+        .map(|(id, b)| budget_counter(id, b.window, at));
+    let keys = config
+        .api_keys
+        .values()
+        .map(|k| key_usage_counter(&k.id(), API_KEY_SPEND_WINDOW, at));
+    budgets.chain(keys).collect()
 }
 
 /// A Kubernetes Event to emit about an object.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReadyEvent {
+pub struct StatusEvent {
     /// `Warning` when true, else `Normal`.
     pub warning: bool,
-    /// `Ready`, or the reason the object is not ready.
+    /// `Ready`, the reason the object is not ready, or a spend condition's reason.
     pub reason: String,
     /// Human-readable detail.
     pub note: String,
 }
 
-/// A status write to make: the JSON merge patch body and the event it warrants, if any.
+/// A status write to make: the JSON merge patch body and the events it warrants.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StatusChange {
     /// `{"status": {...}}`, a JSON merge patch for the status subresource.
     pub patch: Value,
-    /// Event to emit when `Ready` transitioned.
-    pub event: Option<ReadyEvent>,
+    /// Events to emit once the patch is written, `Ready`'s first.
+    pub events: Vec<StatusEvent>,
 }
 
-/// The desired status of every object compile judged.
-pub fn desired_all(compiled: &Compiled) -> BTreeMap<ObjectRef, DesiredStatus> {
+/// The desired status of every object compile judged, with the spend `figures` when known.
+pub fn desired_all(
+    compiled: &Compiled,
+    figures: Option<&SpendFigures>,
+) -> BTreeMap<ObjectRef, DesiredStatus> {
     compiled
         .results
         .iter()
-        .map(|(r, res)| (r.clone(), desired(r, res, &compiled.config)))
+        .map(|(r, res)| (r.clone(), desired(r, res, &compiled.config, figures)))
         .collect()
 }
 
-/// The desired status of one object, from its verdict and the snapshot it is (or is not) in.
-pub fn desired(r: &ObjectRef, result: &ObjectResult, config: &RouterConfig) -> DesiredStatus {
+/// The desired status of one object, from its verdict, the snapshot it is (or is not) in and the
+/// spend `figures` when known. An object left out of the snapshot gets no spend figures.
+pub fn desired(
+    r: &ObjectRef,
+    result: &ObjectResult,
+    config: &RouterConfig,
+    figures: Option<&SpendFigures>,
+) -> DesiredStatus {
     let ready = result.outcome.is_ready();
     let id = format!("{}/{}", r.namespace, r.name);
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
@@ -112,14 +214,40 @@ pub fn desired(r: &ObjectRef, result: &ObjectResult, config: &RouterConfig) -> D
                 .find(|route| ready && route.namespace == r.namespace && route.name == r.name)
                 .map_or(0, |route| count(route.targets.len())),
         },
-        "ApiKey" => KindFields::ApiKey {
-            prefix: config
+        "ApiKey" => {
+            let key = config
                 .api_keys
                 .values()
-                .find(|k| ready && k.namespace == r.namespace && k.name == r.name)
-                .map(|k| k.prefix.clone()),
+                .find(|k| ready && k.namespace == r.namespace && k.name == r.name);
+            KindFields::ApiKey {
+                prefix: key.map(|k| k.prefix.clone()),
+                spend: key.zip(figures).and_then(|(k, f)| {
+                    let counter = key_usage_counter(&k.id(), API_KEY_SPEND_WINDOW, f.at);
+                    f.counters.get(&counter).map(|c| c.spent)
+                }),
+            }
+        }
+        _ => KindFields::Budget {
+            spend: config
+                .budgets
+                .get(&id)
+                .filter(|_| ready)
+                .zip(figures)
+                .and_then(|(b, f)| {
+                    let state = f.counters.get(&budget_counter(&id, b.window, f.at))?;
+                    let (window_start, resets_at) = window_bounds(b.window, f.at);
+                    Some(BudgetSpend {
+                        limit: to_nanos(b.limit_usd),
+                        spent: state.spent,
+                        reserved: state.reserved,
+                        soft_limit_percent: b.soft_limit_percent,
+                        action: b.action,
+                        window: b.window,
+                        window_start,
+                        resets_at,
+                    })
+                }),
         },
-        _ => KindFields::Budget,
     };
     DesiredStatus {
         ready,
@@ -132,43 +260,48 @@ pub fn desired(r: &ObjectRef, result: &ObjectResult, config: &RouterConfig) -> D
 
 /// The status write that brings `current` (the object's `status`, `Value::Null` when unset) to
 /// `desired`, or `None` when it already says that. `now` is the RFC 3339 time stamped on a
-/// `Ready` transition.
+/// condition that flips.
 pub fn plan(current: &Value, desired: &DesiredStatus, now: &str) -> Option<StatusChange> {
     let conditions: Vec<Value> = current
         .get("conditions")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let old_ready = conditions
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(READY));
-    let status_str = if desired.ready { "True" } else { "False" };
-    let old_status = old_ready
-        .and_then(|c| c.get("status"))
-        .and_then(Value::as_str);
-    let old_reason = old_ready
-        .and_then(|c| c.get("reason"))
-        .and_then(Value::as_str);
-    let flipped = old_status != Some(status_str);
-    let transition_time = match old_ready.and_then(|c| c.get("lastTransitionTime")) {
-        Some(t) if !flipped && t.is_string() => t.clone(),
-        _ => Value::String(now.to_string()),
-    };
+    let type_of = |c: &Value| c.get("type").and_then(Value::as_str).map(str::to_string);
 
-    let mut ready = Map::new();
-    ready.insert("type".into(), READY.into());
-    ready.insert("status".into(), status_str.into());
-    ready.insert("reason".into(), desired.reason.clone().into());
-    ready.insert("message".into(), desired.message.clone().into());
-    ready.insert("lastTransitionTime".into(), transition_time);
-    if let Some(g) = desired.observed_generation {
-        ready.insert("observedGeneration".into(), g.into());
+    let (owned, managed) = owned_conditions(desired);
+    let mut new_conditions = Vec::new();
+    let mut events = Vec::new();
+    for c in &owned {
+        let old = conditions
+            .iter()
+            .find(|o| type_of(o).as_deref() == Some(c.type_));
+        let old_status = old.and_then(|o| o.get("status")).and_then(Value::as_str);
+        let old_reason = old.and_then(|o| o.get("reason")).and_then(Value::as_str);
+        let status_str = if c.status { "True" } else { "False" };
+        let flipped = old_status != Some(status_str);
+        let transition_time = match old.and_then(|o| o.get("lastTransitionTime")) {
+            Some(t) if !flipped && t.is_string() => t.clone(),
+            _ => Value::String(now.to_string()),
+        };
+        let mut cond = Map::new();
+        cond.insert("type".into(), c.type_.into());
+        cond.insert("status".into(), status_str.into());
+        cond.insert("reason".into(), c.reason.clone().into());
+        cond.insert("message".into(), c.message.clone().into());
+        cond.insert("lastTransitionTime".into(), transition_time);
+        if let Some(g) = desired.observed_generation {
+            cond.insert("observedGeneration".into(), g.into());
+        }
+        new_conditions.push(Value::Object(cond));
+        if let Some(e) = c.event(flipped, old_status, old_reason) {
+            events.push(e);
+        }
     }
-    let mut new_conditions = vec![Value::Object(ready)];
     new_conditions.extend(
         conditions
             .iter()
-            .filter(|c| c.get("type").and_then(Value::as_str) != Some(READY))
+            .filter(|c| !type_of(c).is_some_and(|t| managed.contains(&t.as_str())))
             .cloned(),
     );
 
@@ -185,13 +318,35 @@ pub fn plan(current: &Value, desired: &DesiredStatus, now: &str) -> Option<Statu
         KindFields::ModelRoute { ready_targets } => {
             status.insert("readyTargets".into(), (*ready_targets).into());
         }
-        KindFields::ApiKey { prefix } => {
+        KindFields::ApiKey { prefix, spend } => {
             status.insert(
                 "prefix".into(),
                 prefix.clone().map_or(Value::Null, Value::String),
             );
+            if let Some(spent) = spend {
+                status.insert("spendUSD".into(), usd(*spent).into());
+            }
         }
-        KindFields::Budget => {}
+        KindFields::Budget { spend: Some(s) } => {
+            let remaining = s.limit.saturating_sub(s.spent).saturating_sub(s.reserved);
+            status.insert("spentUSD".into(), usd(s.spent).into());
+            status.insert("remainingUSD".into(), usd(remaining.max(0)).into());
+            // A `total` window has neither a start nor an end worth writing.
+            let total = s.window == BudgetWindow::Total;
+            status.insert(
+                "windowStart".into(),
+                if total {
+                    Value::Null
+                } else {
+                    rfc3339(s.window_start).into()
+                },
+            );
+            status.insert(
+                "resetsAt".into(),
+                s.resets_at.map_or(Value::Null, |t| rfc3339(t).into()),
+            );
+        }
+        KindFields::Budget { spend: None } => {}
     }
 
     // Same condition set (order aside) and same owned fields: nothing to write.
@@ -204,29 +359,164 @@ pub fn plan(current: &Value, desired: &DesiredStatus, now: &str) -> Option<Statu
     if same_conditions && same_fields {
         return None;
     }
-
-    let event = if desired.ready && flipped {
-        Some(ReadyEvent {
-            warning: false,
-            reason: READY.into(),
-            note: truncate(
-                &format!("{}: {}", desired.reason, desired.message),
-                MAX_NOTE_BYTES,
-            ),
-        })
-    } else if !desired.ready && (flipped || old_reason != Some(desired.reason.as_str())) {
-        Some(ReadyEvent {
-            warning: true,
-            reason: desired.reason.clone(),
-            note: truncate(&desired.message, MAX_NOTE_BYTES),
-        })
-    } else {
-        None
-    };
     Some(StatusChange {
         patch: json!({ "status": Value::Object(status) }),
-        event,
+        events,
     })
+}
+
+/// A condition the operator sets, with what its transitions announce.
+struct OwnedCondition {
+    type_: &'static str,
+    status: bool,
+    reason: String,
+    message: String,
+}
+
+impl OwnedCondition {
+    /// The Event this condition warrants, given what it was.
+    fn event(
+        &self,
+        flipped: bool,
+        old_status: Option<&str>,
+        old_reason: Option<&str>,
+    ) -> Option<StatusEvent> {
+        let warn = |note: &str| StatusEvent {
+            warning: true,
+            reason: self.reason.clone(),
+            note: truncate(note, MAX_NOTE_BYTES),
+        };
+        if self.type_ == READY {
+            return if self.status && flipped {
+                Some(StatusEvent {
+                    warning: false,
+                    reason: READY.into(),
+                    note: truncate(
+                        &format!("{}: {}", self.reason, self.message),
+                        MAX_NOTE_BYTES,
+                    ),
+                })
+            } else if !self.status && (flipped || old_reason != Some(self.reason.as_str())) {
+                Some(warn(&self.message))
+            } else {
+                None
+            };
+        }
+        // Spend conditions: a warning when one turns True, a note when one that was True clears
+        // (first seen False is not news).
+        if self.status && flipped {
+            Some(warn(&self.message))
+        } else if !self.status && old_status == Some("True") {
+            Some(StatusEvent {
+                warning: false,
+                reason: self.reason.clone(),
+                note: truncate(&self.message, MAX_NOTE_BYTES),
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// The conditions `desired` sets, in order, and every condition type it manages (those set plus
+/// those it removes; other types on the object are kept).
+fn owned_conditions(desired: &DesiredStatus) -> (Vec<OwnedCondition>, Vec<&'static str>) {
+    let mut owned = vec![OwnedCondition {
+        type_: READY,
+        status: desired.ready,
+        reason: desired.reason.clone(),
+        message: desired.message.clone(),
+    }];
+    let mut managed = vec![READY];
+    if let KindFields::Budget { spend: Some(s) } = &desired.fields {
+        owned.extend(budget_conditions(s));
+        managed.extend([SOFT_LIMIT_REACHED, EXCEEDED]);
+    }
+    (owned, managed)
+}
+
+/// `SoftLimitReached` (only while a soft limit is set) and `Exceeded` of a Budget, with messages
+/// that say the numbers. Comparisons are exact, in nano-dollars.
+fn budget_conditions(s: &BudgetSpend) -> Vec<OwnedCondition> {
+    let spent = format!("spent ${} of the ${} limit", usd(s.spent), usd(s.limit));
+    let mut out = Vec::new();
+    if let Some(pct) = s.soft_limit_percent {
+        let reached = i128::from(s.spent) * 100 >= i128::from(s.limit) * i128::from(pct);
+        let threshold = (from_nanos(s.limit) * Decimal::from(pct) / Decimal::from(100)).normalize();
+        out.push(OwnedCondition {
+            type_: SOFT_LIMIT_REACHED,
+            status: reached,
+            reason: if reached {
+                "SoftLimitReached"
+            } else {
+                "BelowSoftLimit"
+            }
+            .into(),
+            message: format!(
+                "{spent}, {} the {pct}% soft limit (${threshold})",
+                if reached { "at or above" } else { "below" }
+            ),
+        });
+    }
+    let window = match s.window {
+        BudgetWindow::Total => "in total".to_string(),
+        w => format!(
+            "in the {} window from {}",
+            window_name(w),
+            rfc3339(s.window_start)
+        ),
+    };
+    let exceeded = s.spent >= s.limit;
+    let message = if exceeded {
+        let consequence = match (s.action, s.resets_at) {
+            (BudgetAction::AlertOnly, _) => "requests are still served (action alertOnly)".into(),
+            (BudgetAction::Block, Some(t)) => {
+                format!("requests in scope are refused until {}", rfc3339(t))
+            }
+            (BudgetAction::Block, None) => {
+                "requests in scope are refused (a total budget never resets)".into()
+            }
+        };
+        format!("{spent} {window}; {consequence}")
+    } else {
+        let left = s
+            .limit
+            .saturating_sub(s.spent)
+            .saturating_sub(s.reserved)
+            .max(0);
+        format!("{spent} {window}; ${} left", usd(left))
+    };
+    out.push(OwnedCondition {
+        type_: EXCEEDED,
+        status: exceeded,
+        reason: if exceeded {
+            "LimitReached"
+        } else {
+            "WithinLimit"
+        }
+        .into(),
+        message,
+    });
+    out
+}
+
+fn window_name(w: BudgetWindow) -> &'static str {
+    match w {
+        BudgetWindow::Daily => "daily",
+        BudgetWindow::Weekly => "weekly",
+        BudgetWindow::Monthly => "monthly",
+        BudgetWindow::Total => "total",
+    }
+}
+
+/// Nano-dollars as the exact decimal string status carries (`"0.000002"`, `"5"`).
+fn usd(nanos: i64) -> String {
+    from_nanos(nanos).to_string()
+}
+
+/// RFC 3339 in UTC to the second, as every time the operator writes.
+pub fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary, marking the cut with `…`.

@@ -17,7 +17,7 @@ use switchboard_api::{
 use crate::{
     keys::{KeyToGenerate, generate_key, key_secret},
     publish::snapshot_secret,
-    status::{ReadyEvent, StatusChange},
+    status::{StatusChange, StatusEvent},
 };
 
 /// Field manager named on every write.
@@ -76,11 +76,11 @@ impl Writer {
             .map(drop)
     }
 
-    /// Emits a `Ready` transition Event about `regarding`.
+    /// Emits a condition transition Event about `regarding`.
     pub async fn event(
         &self,
         regarding: &ObjectReference,
-        event: &ReadyEvent,
+        event: &StatusEvent,
     ) -> Result<(), kube::Error> {
         let ev = Event {
             type_: if event.warning {

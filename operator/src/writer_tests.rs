@@ -7,7 +7,7 @@ use super::*;
 use crate::{
     fixtures::{client, status_error},
     keys::KeyToGenerate,
-    status::ReadyEvent,
+    status::StatusEvent,
 };
 
 fn provider_ref() -> ObjectRef {
@@ -24,7 +24,7 @@ async fn status_is_a_merge_patch_of_the_status_subresource() {
     let writer = Writer::new(client, "op-0");
     let change = StatusChange {
         patch: json!({"status": {"models": 2}}),
-        event: None,
+        events: vec![],
     };
     let server = tokio::spawn(async move {
         let call = api
@@ -69,7 +69,7 @@ async fn transition_event_is_created_in_the_objects_namespace() {
         assert_eq!(call.body["reportingInstance"], "op-0");
         crate::fixtures::respond(send, 201, call.body);
     });
-    let event = ReadyEvent {
+    let event = StatusEvent {
         warning: true,
         reason: "SecretNotFound".into(),
         note: "Secret team-a/x not found".into(),

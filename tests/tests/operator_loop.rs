@@ -5,23 +5,36 @@
 //! by the pushed snapshot. Then: a ModelRoute change timed until the router routes by it; the
 //! operator stopped (the router keeps serving, a new router starts from the snapshot Secret);
 //! the operator restarted (the router catches up on a newer version).
+//!
+//! Spend back to status: a real `redis-server` shared by a router (its Redis ledger) and the
+//! operator (`--redis-url`); requests spend a Budget to its limit and the Budget and ApiKey status
+//! show exactly what the client was charged, `SoftLimitReached` and `Exceeded` True with Events;
+//! then Redis goes away and reconciles go on, leaving the spend status as it was.
 
 use std::{
     path::PathBuf,
+    process::{Child, Command, Stdio},
+    str::FromStr,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
 };
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use switchboard_api::resources::{ApiKey, ModelRoute, Provider};
+use switchboard_api::{
+    resources::{ApiKey, Budget, BudgetWindow, ModelRoute, Provider},
+    windows::window_bounds,
+};
 use switchboard_e2e::kube_api::MockKubeApi;
 use switchboard_operator::{Config, Running, controller, leader::LeaseSettings};
 use switchboard_router::{
     config_source::{self, OperatorSource},
+    ledger::redis::RedisLedger,
     server::{self, RunningServer},
     state::{AppState, Settings},
 };
@@ -32,6 +45,7 @@ const TOKEN: &str = "e2e-router-token-0123456789";
 const PROVIDERS: &str = "apis/switchboard.dev/v1alpha1/providers";
 const ROUTES: &str = "apis/switchboard.dev/v1alpha1/modelroutes";
 const APIKEYS: &str = "apis/switchboard.dev/v1alpha1/apikeys";
+const BUDGETS: &str = "apis/switchboard.dev/v1alpha1/budgets";
 const SECRETS: &str = "api/v1/secrets";
 
 fn kube_client(api: &MockKubeApi) -> Client {
@@ -41,6 +55,16 @@ fn kube_client(api: &MockKubeApi) -> Client {
 }
 
 async fn start_operator(client: Client, identity: &str, listen: &str) -> Running {
+    start_operator_with(client, identity, listen, None).await
+}
+
+/// An operator; with `redis_url`, reading spend from that ledger every 200 ms.
+async fn start_operator_with(
+    client: Client,
+    identity: &str,
+    listen: &str,
+    redis_url: Option<String>,
+) -> Running {
     let config = Config {
         controller: controller::Settings {
             namespace: None,
@@ -48,6 +72,7 @@ async fn start_operator(client: Client, identity: &str, listen: &str) -> Running
             identity: identity.into(),
             debounce: Duration::from_millis(100),
             resync: Duration::from_secs(60),
+            spend_interval: Duration::from_millis(200),
         },
         lease: LeaseSettings {
             namespace: "switchboard-system".into(),
@@ -61,6 +86,7 @@ async fn start_operator(client: Client, identity: &str, listen: &str) -> Running
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         router_token: TOKEN.into(),
         keep_alive: Duration::from_secs(15),
+        redis_url,
     };
     switchboard_operator::start(client, config)
         .await
@@ -75,7 +101,20 @@ struct Router {
 
 impl Router {
     async fn start(operator_url: &str, snapshot_file: Option<PathBuf>) -> Router {
-        let state = AppState::new(Settings::default());
+        Router::start_with(
+            AppState::new(Settings::default()),
+            operator_url,
+            snapshot_file,
+        )
+        .await
+    }
+
+    /// A router on `state` (which holds its ledger).
+    async fn start_with(
+        state: Arc<AppState>,
+        operator_url: &str,
+        snapshot_file: Option<PathBuf>,
+    ) -> Router {
         let (stop, stop_rx) = watch::channel(false);
         let mut source = OperatorSource::new(operator_url, TOKEN);
         source.max_backoff = Duration::from_secs(1);
@@ -120,6 +159,33 @@ impl Router {
             .as_str()
             .unwrap_or_default()
             .to_string())
+    }
+
+    /// The `usage.cost` the client is told for a chat completion of at most `max_tokens`
+    /// tokens (exact: read from the body text, not through a float), or the HTTP status.
+    async fn chat_cost(&self, key: &str, model: &str, max_tokens: u32) -> Result<Decimal, u16> {
+        let res = reqwest::Client::new()
+            .post(format!(
+                "http://{}/v1/chat/completions",
+                self.server.api_addr
+            ))
+            .bearer_auth(key)
+            .json(&json!({"model": model, "max_tokens": max_tokens,
+                          "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let body = res.text().await.unwrap();
+        if status != 200 {
+            return Err(status);
+        }
+        let after = body
+            .split(r#""cost":"#)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no usage.cost in {body}"));
+        let cost = after.split(['}', ',']).next().unwrap();
+        Ok(Decimal::from_str(cost).unwrap())
     }
 
     async fn readyz(&self) -> Value {
@@ -183,6 +249,18 @@ async fn apply(client: &Client, docs: &[Value]) {
             ),
             "ApiKey" => drop(
                 Api::<ApiKey>::namespaced(client.clone(), NS)
+                    .create(&pp, &serde_json::from_value(doc.clone()).unwrap())
+                    .await
+                    .unwrap(),
+            ),
+            "Budget" => drop(
+                Api::<Budget>::namespaced(client.clone(), NS)
+                    .create(&pp, &serde_json::from_value(doc.clone()).unwrap())
+                    .await
+                    .unwrap(),
+            ),
+            "Secret" => drop(
+                Api::<Secret>::namespaced(client.clone(), NS)
                     .create(&pp, &serde_json::from_value(doc.clone()).unwrap())
                     .await
                     .unwrap(),
@@ -414,4 +492,251 @@ fn decode(b64: &str) -> String {
             .unwrap(),
     )
     .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spend back to status
+
+/// A `redis-server` on a free port, without persistence; killed on drop.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run redis-server ({e}): install it (apt-get install -y redis-server); .ci/run does")
+            });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Redis {
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn condition(obj: &Value, type_: &str) -> Option<Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+}
+
+fn usd(v: &Value) -> Option<Decimal> {
+    v.as_str().and_then(|s| Decimal::from_str(s).ok())
+}
+
+const SPEND_KEY: &str = "sk-sb-spend-e2e-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_writes_the_routers_redis_spend_into_budget_and_api_key_status() {
+    let mut redis = Redis::start().await;
+    let kube = MockKubeApi::start().await;
+    let client = kube_client(&kube);
+    // Input free, output $1 per million: with max_tokens 2 the mock answers 2 tokens ("echo: hi"),
+    // so each request reserves and costs $0.000002 and the $0.00001 budget affords exactly 5.
+    apply(
+        &client,
+        &[
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys", "namespace": NS},
+                   "stringData": {"app": SPEND_KEY}}),
+            json!({"apiVersion": "switchboard.dev/v1alpha1", "kind": "Provider",
+                   "metadata": {"name": "mock", "namespace": NS},
+                   "spec": {"type": "mock", "mock": {},
+                            "models": [{"name": "chat", "maxOutputTokens": 1000,
+                                        "pricing": {"inputUSDPerMillion": "0", "outputUSDPerMillion": "1"}}]}}),
+            route("smart", "smart", "mock"),
+            json!({"apiVersion": "switchboard.dev/v1alpha1", "kind": "ApiKey",
+                   "metadata": {"name": "app", "namespace": NS},
+                   "spec": {"secretRef": {"name": "keys", "key": "app"}}}),
+            json!({"apiVersion": "switchboard.dev/v1alpha1", "kind": "Budget",
+                   "metadata": {"name": "team", "namespace": NS},
+                   "spec": {"limitUSD": "0.00001", "window": "monthly", "softLimitPercent": 50,
+                            "scope": {"apiKeys": ["app"]}}}),
+        ],
+    )
+    .await;
+
+    let operator = start_operator_with(
+        client.clone(),
+        "operator-0",
+        "127.0.0.1:0",
+        Some(redis.url()),
+    )
+    .await;
+    let ledger = Arc::new(RedisLedger::new(&redis.url()).unwrap());
+    let router = Router::start_with(
+        AppState::with_ledger(Settings::default(), ledger),
+        &format!("http://{}", operator.push_addr),
+        None,
+    )
+    .await;
+    let limit = Duration::from_secs(10);
+
+    // Before any request: the operator has read the (empty) counters.
+    let budget = eventually(limit, "Budget team spend status", || async {
+        kube.get(BUDGETS, NS, "team")
+            .filter(|b| b["status"]["spentUSD"].is_string())
+    })
+    .await;
+    let (start, end) = window_bounds(BudgetWindow::Monthly, jiff::Timestamp::now());
+    let rfc3339 = |t: jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(budget["status"]["spentUSD"], "0");
+    assert_eq!(budget["status"]["remainingUSD"], "0.00001");
+    assert_eq!(budget["status"]["windowStart"], rfc3339(start));
+    assert_eq!(budget["status"]["resetsAt"], rfc3339(end.unwrap()));
+    assert_eq!(condition(&budget, "Exceeded").unwrap()["status"], "False");
+    assert_eq!(
+        condition(&budget, "SoftLimitReached").unwrap()["status"],
+        "False"
+    );
+
+    // Spend the budget: 5 requests served, then 402.
+    // Requests refused before the router has the key and route are not charged.
+    let mut told = eventually(limit, "router serving the key", || async {
+        router.chat_cost(SPEND_KEY, "smart", 2).await.ok()
+    })
+    .await;
+    let mut served = 1;
+    let last = loop {
+        match router.chat_cost(SPEND_KEY, "smart", 2).await {
+            Ok(cost) => {
+                told += cost;
+                served += 1;
+                assert!(served <= 5, "the budget admitted more than it affords");
+            }
+            Err(status) => {
+                assert_eq!(status, 402, "refused as over budget");
+                break Instant::now();
+            }
+        }
+    };
+    assert_eq!(served, 5);
+    assert_eq!(told, Decimal::from_str("0.00001").unwrap());
+
+    // The operator writes what the client was told.
+    let budget = eventually(limit, "Budget team Exceeded", || async {
+        kube.get(BUDGETS, NS, "team").filter(|b| {
+            condition(b, "Exceeded").is_some_and(|c| c["status"] == "True")
+                && usd(&b["status"]["spentUSD"]) == Some(told)
+        })
+    })
+    .await;
+    println!(
+        "SPEND: Budget status showed the spend {:?} after the last (refused) request",
+        last.elapsed()
+    );
+    assert_eq!(budget["status"]["remainingUSD"], "0");
+    let exceeded = condition(&budget, "Exceeded").unwrap();
+    assert_eq!(exceeded["reason"], "LimitReached");
+    assert_eq!(
+        exceeded["message"],
+        format!(
+            "spent $0.00001 of the $0.00001 limit in the monthly window from {}; requests in scope are refused until {}",
+            rfc3339(start),
+            rfc3339(end.unwrap())
+        )
+    );
+    let soft = condition(&budget, "SoftLimitReached").unwrap();
+    assert_eq!(soft["status"], "True");
+    assert_eq!(
+        soft["message"],
+        "spent $0.00001 of the $0.00001 limit, at or above the 50% soft limit ($0.000005)"
+    );
+    let app = eventually(limit, "ApiKey app spend", || async {
+        kube.get(APIKEYS, NS, "app")
+            .filter(|k| usd(&k["status"]["spendUSD"]) == Some(told))
+    })
+    .await;
+    assert_eq!(app["status"]["prefix"], "sk-sb-spen…");
+    let events = eventually(limit, "spend Events", || async {
+        let events: Vec<Value> = kube
+            .list("apis/events.k8s.io/v1/events")
+            .into_iter()
+            .filter(|e| e["regarding"]["name"] == "team" && e["type"] == "Warning")
+            .collect();
+        (events.len() >= 2).then_some(events)
+    })
+    .await;
+    for reason in ["SoftLimitReached", "LimitReached"] {
+        assert!(
+            events.iter().any(|e| e["reason"] == reason),
+            "no Warning {reason} in {events:?}"
+        );
+    }
+
+    // Redis goes away: the failed read is counted, reconciles go on (a spec change is observed)
+    // and the spend status stays as it was.
+    redis.stop();
+    let metrics = || async {
+        reqwest::get(format!("http://{}/metrics", operator.admin_addr))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    };
+    eventually(limit, "a failed spend read in the metrics", || async {
+        metrics()
+            .await
+            .filter(|m| m.contains(r#"switchboard_operator_spend_reads_total{result="error"}"#))
+    })
+    .await;
+    let budgets: Api<Budget> = Api::namespaced(client.clone(), NS);
+    budgets
+        .patch(
+            "team",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"softLimitPercent": 60}})),
+        )
+        .await
+        .unwrap();
+    let budget = eventually(limit, "Budget team observedGeneration 2", || async {
+        kube.get(BUDGETS, NS, "team")
+            .filter(|b| condition(b, "Ready").is_some_and(|c| c["observedGeneration"] == 2))
+    })
+    .await;
+    assert_eq!(usd(&budget["status"]["spentUSD"]), Some(told));
+    assert_eq!(budget["status"]["remainingUSD"], "0");
+    assert_eq!(condition(&budget, "Exceeded"), Some(exceeded));
+    assert_eq!(condition(&budget, "SoftLimitReached"), Some(soft));
+
+    operator.shutdown().await;
+    router.stop().await;
 }
