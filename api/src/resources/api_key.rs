@@ -111,7 +111,8 @@ pub struct ApiKeyStatus {
     /// The first characters of the key, enough to recognise it (e.g. `sk-sb-abc1…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
-    /// USD spent by this key in the current window, as a decimal string.
+    /// USD spent by this key in the current UTC calendar month, as a decimal string (written by
+    /// the operator from the shared ledger).
     #[serde(default, rename = "spendUSD", skip_serializing_if = "Option::is_none")]
     pub spend_usd: Option<String>,
     /// When the key was last used, RFC 3339.
