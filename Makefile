@@ -36,11 +36,12 @@ lint: ## rustfmt check and clippy with warnings denied
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-gen: ## Regenerate the CRD YAML in crds/ from the Rust types
+gen: ## Regenerate the CRD YAML in crds/ (and the Helm chart's copy) from the Rust types
 	$(CARGO) run -q -p switchboard-operator --bin crdgen -- crds
+	@$(MAKE) -s chart-crds
 
 check-clean: gen ## Fail when generated files differ from what is committed
-	@git diff --exit-code -- crds || (echo "crds/ is stale: run 'make gen' and commit" && exit 1)
+	@git diff --exit-code -- crds charts/switchboard/crds || (echo "crds/ is stale: run 'make gen' and commit" && exit 1)
 
 e2e: ## Operator + router on a real cluster (kind/k3d) when kubectl reaches one; skips otherwise
 	tests/e2e-cluster.sh
