@@ -73,6 +73,13 @@ pub struct Cli {
     /// ApiKeys).
     #[arg(long, env = "SWITCHBOARD_OPERATOR_SPEND_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub spend_interval: Duration,
+    /// OTLP endpoint for traces of reconciles (e.g. `http://otel-collector:4318`); the standard
+    /// `OTEL_EXPORTER_OTLP_*` variables work as well. Unset: no traces are exported.
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP protocol: `http/protobuf` (default) or `grpc`.
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_OTLP_PROTOCOL")]
+    pub otlp_protocol: Option<String>,
     /// Log format.
     #[arg(
         long,

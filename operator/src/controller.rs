@@ -33,6 +33,7 @@ use switchboard_api::{
 };
 use switchboard_router::ledger::Ledger;
 use tokio::sync::{Notify, mpsc, watch};
+use tracing::Instrument;
 
 use crate::{
     keys::keys_to_generate,
@@ -461,9 +462,35 @@ impl Controller {
         self.snapshots.send_replace(Some(Published::new(config)));
     }
 
-    /// One round: compile, publish if new, and write (leader only).
+    /// One round: compile, publish if new, and write (leader only). Traced as a `reconcile` span
+    /// with a child span per write, naming the object it touches.
     pub async fn reconcile(&mut self, stores: &Stores) {
+        let span = tracing::info_span!(
+            target: TRACE,
+            "reconcile",
+            otel.name = "reconcile",
+            switchboard.objects = tracing::field::Empty,
+            switchboard.rejected = tracing::field::Empty,
+            switchboard.snapshot.version = tracing::field::Empty,
+            switchboard.published = tracing::field::Empty,
+            switchboard.leader = tracing::field::Empty,
+        );
+        self.reconcile_round(stores, &span)
+            .instrument(span.clone())
+            .await;
+    }
+
+    async fn reconcile_round(&mut self, stores: &Stores, span: &tracing::Span) {
         let compiled = compile(&stores.gather());
+        span.record("switchboard.objects", compiled.results.len());
+        span.record(
+            "switchboard.rejected",
+            compiled
+                .results
+                .values()
+                .filter(|r| !r.outcome.is_ready())
+                .count(),
+        );
         self.metrics.rejected_objects.reset();
         for ((kind, reason), n) in status::rejected_counts(&compiled) {
             self.metrics
@@ -480,6 +507,11 @@ impl Controller {
             .with_label_values(&[if published.is_some() { "true" } else { "false" }])
             .inc();
         let leading = *self.leader.borrow();
+        span.record("switchboard.published", published.is_some());
+        span.record("switchboard.leader", leading);
+        if let Some(cfg) = self.versioner.current() {
+            span.record("switchboard.snapshot.version", cfg.version);
+        }
         self.metrics.leader.set(i64::from(leading));
         if leading {
             self.lead(stores, &compiled).await;
@@ -495,7 +527,11 @@ impl Controller {
             && let Some(cfg) = self.versioner.current().cloned()
         {
             let (ns, name) = &self.settings.snapshot_secret;
-            let result = self.writer.write_snapshot(ns, name, &cfg).await;
+            let result = self
+                .writer
+                .write_snapshot(ns, name, &cfg)
+                .instrument(write_span("write_snapshot", "Secret", ns, name))
+                .await;
             self.metrics.write("snapshot_secret", result.is_ok());
             match result {
                 Ok(()) => self.versioner.stored_now(),
@@ -511,7 +547,16 @@ impl Controller {
         let to_generate = keys_to_generate(api_keys.iter().map(|k| &**k), &stores.secret_names());
         let mut generating = BTreeSet::new();
         for target in &to_generate {
-            let result = self.writer.create_key_secret(target).await;
+            let result = self
+                .writer
+                .create_key_secret(target)
+                .instrument(write_span(
+                    "generate_key",
+                    "ApiKey",
+                    &target.namespace,
+                    &target.api_key,
+                ))
+                .await;
             self.metrics.write("key_secret", result.is_ok());
             match result {
                 Ok(created) => {
@@ -553,7 +598,15 @@ impl Controller {
         change: &StatusChange,
         reference: &ObjectReference,
     ) {
-        let result = self.writer.patch_status(r, change).await;
+        let span = write_span("write_status", r.kind, &r.namespace, &r.name);
+        let result = self
+            .writer
+            .patch_status(r, change)
+            .instrument(span.clone())
+            .await;
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
         self.metrics.write("status", result.is_ok());
         if let Err(e) = result {
             // A 404 means the object was deleted since the store saw it: nothing to report.
@@ -572,6 +625,23 @@ impl Controller {
             }
         }
     }
+}
+
+/// The tracing target of operator spans: exported with traces, kept out of log lines.
+const TRACE: &str = switchboard_router::telemetry::TARGET;
+
+/// A span for one write, naming the object it touches.
+fn write_span(op: &str, kind: &str, namespace: &str, name: &str) -> tracing::Span {
+    tracing::info_span!(
+        target: TRACE,
+        "write",
+        otel.name = %format!("{op} {kind}"),
+        otel.status_code = tracing::field::Empty,
+        switchboard.operation = op,
+        k8s.object.kind = kind,
+        k8s.namespace.name = namespace,
+        k8s.object.name = name,
+    )
 }
 
 #[cfg(test)]

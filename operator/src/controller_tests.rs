@@ -56,6 +56,59 @@ spec: {secretRef: {name: bobs, key: key}}
     );
 }
 
+/// Collects the spans created while it is the default subscriber: fields and parent name.
+mod spans {
+    use std::{
+        collections::BTreeMap,
+        sync::{Arc, Mutex},
+    };
+
+    use tracing::{
+        Subscriber,
+        field::{Field, Visit},
+        span::{Attributes, Id},
+    };
+    use tracing_subscriber::{Layer, layer::Context, registry::LookupSpan};
+
+    /// One recorded span.
+    #[derive(Clone, Debug)]
+    pub struct Recorded {
+        pub fields: BTreeMap<String, String>,
+        pub parent: Option<String>,
+    }
+
+    /// The collecting layer.
+    #[derive(Clone, Default)]
+    pub struct Collector(pub Arc<Mutex<Vec<Recorded>>>);
+
+    struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+    impl Visit for Fields<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let text = format!("{value:?}");
+            self.0
+                .insert(field.name().to_string(), text.trim_matches('"').to_string());
+        }
+    }
+
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Collector {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+            let mut fields = BTreeMap::new();
+            attrs.record(&mut Fields(&mut fields));
+            let span = ctx.span(id);
+            let parent = span
+                .as_ref()
+                .and_then(|s| s.parent())
+                .and_then(|p| p.extensions().get::<String>().cloned());
+            if let Some(span) = span {
+                span.extensions_mut()
+                    .insert(fields.get("otel.name").cloned().unwrap_or_default());
+            }
+            self.0.lock().unwrap().push(Recorded { fields, parent });
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reconcile scenarios: the exact API calls one round makes (controller-rs fixtures pattern).
 
@@ -238,6 +291,11 @@ mod scenarios {
 
     #[tokio::test]
     async fn leader_rounds_write_snapshot_key_status_and_events_then_nothing() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let collector = super::spans::Collector::default();
+        let _traced = tracing::subscriber::set_default(
+            tracing_subscriber::registry().with(collector.clone()),
+        );
         let (mut controller, mut api, published) = controller(true);
         let mut objects = objects();
         let mut stores = TestStores::new(&objects);
@@ -287,6 +345,53 @@ mod scenarios {
         controller.reconcile(&stores.stores).await;
         let (mut api, mut objects, mut key_secret) = verifier.await.unwrap();
         assert_eq!(published.borrow().as_ref().unwrap().version, 1);
+        // The round is traced: one reconcile span, and a child span per write naming its object.
+        let spans = collector.0.lock().unwrap().clone();
+        let reconcile: Vec<_> = spans
+            .iter()
+            .filter(|s| s.fields["otel.name"] == "reconcile")
+            .collect();
+        assert_eq!(reconcile.len(), 1, "{spans:#?}");
+        let writes: Vec<(String, String, Option<String>)> = spans
+            .iter()
+            .filter(|s| s.fields.contains_key("k8s.object.kind"))
+            .map(|s| {
+                (
+                    s.fields["otel.name"].clone(),
+                    format!(
+                        "{}/{}",
+                        s.fields["k8s.namespace.name"], s.fields["k8s.object.name"]
+                    ),
+                    s.parent.clone(),
+                )
+            })
+            .collect();
+        let reconcile_parent = Some("reconcile".to_string());
+        assert_eq!(
+            writes,
+            [
+                (
+                    "write_snapshot Secret".into(),
+                    "switchboard-system/switchboard-config".into(),
+                    reconcile_parent.clone()
+                ),
+                (
+                    "generate_key ApiKey".into(),
+                    "team-a/alice".into(),
+                    reconcile_parent.clone()
+                ),
+                (
+                    "write_status Provider".into(),
+                    "team-a/broken".into(),
+                    reconcile_parent.clone()
+                ),
+                (
+                    "write_status Provider".into(),
+                    "team-a/mock".into(),
+                    reconcile_parent
+                ),
+            ]
+        );
 
         // Round 2: the watch delivered our writes and the new Secret; alice now compiles.
         for o in &objects {

@@ -1,6 +1,6 @@
 //! `switchboard-operator`: runs the operator in a cluster (or against any kubeconfig context).
 
-use std::{io::IsTerminal, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -10,20 +10,8 @@ use switchboard_operator::{
     controller,
     leader::LeaseSettings,
 };
+use switchboard_router::telemetry;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
-
-fn init_logging(cli: &Cli) {
-    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-}
 
 fn router_token(cli: &Cli) -> anyhow::Result<String> {
     if let Some(file) = &cli.router_token_file {
@@ -49,7 +37,20 @@ fn identity(cli: &Cli) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(&cli);
+    let otlp = telemetry::OtlpOptions {
+        endpoint: cli.otlp_endpoint.clone(),
+        protocol: cli.otlp_protocol.clone(),
+        service_name: "switchboard-operator".into(),
+    };
+    let traces = telemetry::enabled(&otlp)
+        .then(|| telemetry::tracer_provider(&otlp))
+        .transpose()?;
+    let format = match cli.log_format {
+        LogFormat::Text => switchboard_router::cli::LogFormat::Text,
+        LogFormat::Json => switchboard_router::cli::LogFormat::Json,
+    };
+    // The live filter handle is not exposed by the operator's admin server (yet).
+    let _log_level = switchboard_router::logging::init(format, &cli.log, traces.as_ref());
     rustls::crypto::ring::default_provider()
         .install_default()
         .ok();
@@ -97,5 +98,8 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: releasing the lease");
     running.shutdown().await;
+    if let Some(t) = traces {
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+    }
     Ok(())
 }
