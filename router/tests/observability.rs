@@ -171,7 +171,8 @@ async fn metrics_count_scripted_traffic_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn no_secret_reaches_logs_or_metrics_even_when_things_fail() {
+async fn no_secret_reaches_logs_spans_or_metrics_even_when_things_fail() {
+    let (otlp, spans) = collector().await;
     // The upstream rejects the router's key and echoes it back, OpenAI-style; clients send a
     // wrong key, a disabled key and a good one; a streaming request breaks mid-way.
     let echoing = MockUpstream::start(Behaviour::Json(
@@ -194,6 +195,8 @@ async fn no_secret_reaches_logs_or_metrics_even_when_things_fail() {
             &format!("127.0.0.1:{admin}"),
         ])
         .args(["--log-format", "json", "--log", "debug"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
@@ -252,10 +255,16 @@ async fn no_secret_reaches_logs_or_metrics_even_when_things_fail() {
         .text()
         .await
         .unwrap();
+    // SIGTERM flushes the span exporter before the process exits.
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
+    let spans = format!("{:?}", spans.lock().unwrap());
+    assert!(
+        spans.contains("status_401"),
+        "the failing requests were traced: {spans}"
+    );
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         logs.contains("upstream attempt failed"),
@@ -272,6 +281,7 @@ async fn no_secret_reaches_logs_or_metrics_even_when_things_fail() {
         "sk-sb-test-disabled-0123456789",
     ] {
         assert!(!logs.contains(secret), "{secret} in the logs");
+        assert!(!spans.contains(secret), "{secret} in the spans");
         assert!(!metrics.contains(secret), "{secret} in the metrics");
         assert!(!config.contains(secret), "{secret} in /config");
         for body in &bodies {

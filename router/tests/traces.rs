@@ -6,51 +6,18 @@
 
 mod support;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use axum::{Router, body::Bytes, routing::post};
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse},
     common::v1::any_value::Value as Any,
     trace::v1::{Span, span::SpanKind, status::StatusCode},
 };
-use prost::Message;
 use serde_json::json;
 use support::*;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 const PROMPT: &str = "a prompt that must never be recorded";
-
-async fn collector() -> (String, Arc<Mutex<Vec<Span>>>) {
-    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
-    let sink = spans.clone();
-    let app = Router::new().route(
-        "/v1/traces",
-        post(move |body: Bytes| {
-            let sink = sink.clone();
-            async move {
-                let req = ExportTraceServiceRequest::decode(body).expect("valid OTLP protobuf");
-                for rs in req.resource_spans {
-                    for ss in rs.scope_spans {
-                        sink.lock().unwrap().extend(ss.spans);
-                    }
-                }
-                (
-                    [("content-type", "application/x-protobuf")],
-                    ExportTraceServiceResponse::default().encode_to_vec(),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), spans)
-}
 
 fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a Any> {
     span.attributes

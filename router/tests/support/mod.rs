@@ -23,6 +23,11 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse},
+    trace::v1::Span,
+};
+use prost::Message;
 use switchboard_router::{server, state::Settings};
 
 /// The key the mock upstream expects; tests assert it never leaks to clients or logs.
@@ -508,4 +513,33 @@ impl Drop for RouterProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An OTLP/HTTP trace collector: `(endpoint, spans received)`. Decodes the protobuf export with
+/// `opentelemetry-proto`, as a real collector would.
+pub async fn collector() -> (String, Arc<Mutex<Vec<Span>>>) {
+    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
+    let sink = spans.clone();
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                let req = ExportTraceServiceRequest::decode(body).expect("valid OTLP protobuf");
+                for rs in req.resource_spans {
+                    for ss in rs.scope_spans {
+                        sink.lock().unwrap().extend(ss.spans);
+                    }
+                }
+                (
+                    [("content-type", "application/x-protobuf")],
+                    ExportTraceServiceResponse::default().encode_to_vec(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), spans)
 }
