@@ -56,11 +56,14 @@ spec: {secretRef: {name: bobs, key: key}}
     );
 }
 
-/// Collects the spans created while it is the default subscriber: fields and parent name.
+/// Collects the spans created in this test binary, with the thread that created them (tests
+/// filter by their own thread). Installed once as the global subscriber: a thread-local default
+/// races with the callsite-interest cache when tests run in parallel.
 mod spans {
     use std::{
         collections::BTreeMap,
-        sync::{Arc, Mutex},
+        sync::{Arc, Mutex, OnceLock},
+        thread::ThreadId,
     };
 
     use tracing::{
@@ -75,6 +78,34 @@ mod spans {
     pub struct Recorded {
         pub fields: BTreeMap<String, String>,
         pub parent: Option<String>,
+        pub thread: ThreadId,
+    }
+
+    /// The binary-wide collector, installed on first use.
+    pub fn collector() -> Collector {
+        static GLOBAL: OnceLock<Collector> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                use tracing_subscriber::layer::SubscriberExt;
+                let c = Collector::default();
+                tracing::subscriber::set_global_default(
+                    tracing_subscriber::registry().with(c.clone()),
+                )
+                .expect("no other global subscriber in this test binary");
+                c
+            })
+            .clone()
+    }
+
+    /// Spans created by the calling thread.
+    pub fn mine(c: &Collector) -> Vec<Recorded> {
+        let me = std::thread::current().id();
+        c.0.lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.thread == me)
+            .cloned()
+            .collect()
     }
 
     /// The collecting layer.
@@ -104,7 +135,11 @@ mod spans {
                 span.extensions_mut()
                     .insert(fields.get("otel.name").cloned().unwrap_or_default());
             }
-            self.0.lock().unwrap().push(Recorded { fields, parent });
+            self.0.lock().unwrap().push(Recorded {
+                fields,
+                parent,
+                thread: std::thread::current().id(),
+            });
         }
     }
 }
@@ -291,11 +326,7 @@ mod scenarios {
 
     #[tokio::test]
     async fn leader_rounds_write_snapshot_key_status_and_events_then_nothing() {
-        use tracing_subscriber::layer::SubscriberExt;
-        let collector = super::spans::Collector::default();
-        let _traced = tracing::subscriber::set_default(
-            tracing_subscriber::registry().with(collector.clone()),
-        );
+        let collector = super::spans::collector();
         let (mut controller, mut api, published) = controller(true);
         let mut objects = objects();
         let mut stores = TestStores::new(&objects);
@@ -346,7 +377,7 @@ mod scenarios {
         let (mut api, mut objects, mut key_secret) = verifier.await.unwrap();
         assert_eq!(published.borrow().as_ref().unwrap().version, 1);
         // The round is traced: one reconcile span, and a child span per write naming its object.
-        let spans = collector.0.lock().unwrap().clone();
+        let spans = super::spans::mine(&collector);
         let reconcile: Vec<_> = spans
             .iter()
             .filter(|s| s.fields["otel.name"] == "reconcile")
