@@ -293,7 +293,7 @@ impl Drop for Access {
                 .inc_by(u.completion_tokens);
         }
         if let Some(key_id) = self.key_id.take() {
-            self.state.generations.insert(Generation {
+            let stored = self.state.generations.insert(Generation {
                 id: self.generation_id.clone(),
                 key_id,
                 created_at: std::time::SystemTime::now(),
@@ -311,6 +311,18 @@ impl Drop for Access {
                 latency_ms: elapsed.as_millis() as u64,
                 attempts: std::mem::take(&mut self.reports),
                 outcome: self.outcome.clone(),
+            });
+            // Shared with the other replicas through the ledger's store, when it has one.
+            let state = self.state.clone();
+            let id = self.generation_id.clone();
+            tokio::spawn(async move {
+                let Ok(json) = serde_json::to_string(&*stored) else {
+                    return;
+                };
+                let ttl = state.generations.ttl();
+                if let Err(e) = state.settler.ledger().put_generation(&id, &json, ttl).await {
+                    tracing::debug!(generation_id = %id, "generation record not shared: {e}");
+                }
             });
         }
         tracing::info!(

@@ -54,9 +54,7 @@ pub enum ApiError {
     #[error("Model {0} does not exist or is not served by this gateway")]
     UnknownModel(String),
     /// No generation record with that id for this key.
-    #[error(
-        "Generation {0} not found (records are kept for an hour on the replica that served them)"
-    )]
+    #[error("Generation {0} not found (records are kept for an hour)")]
     GenerationNotFound(String),
     /// The request body is malformed or invalid.
     #[error("{message}")]

@@ -383,3 +383,48 @@ async fn a_redis_outage_follows_failure_mode_and_the_router_recovers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generation_records_are_shared_across_replicas() {
+    let redis = Redis::start().await;
+    let manifest = manifest("1", "{}");
+    let env = [("SWITCHBOARD_REDIS_URL", redis.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = RouterProcess::spawn_with_env(&manifest, &env).await;
+    let b = RouterProcess::spawn_with_env(&manifest, &env).await;
+    let client = http();
+    let resp = post(&client, &a, KEY, &request(false, 2)).await;
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-generation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let lookup = |router: &RouterProcess, key: &'static str| {
+        client
+            .get(format!("{}/api/v1/generation?id={id}", router.api))
+            .bearer_auth(key)
+            .send()
+    };
+    // Written in the background when the request ends: poll briefly on the other replica.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let data = loop {
+        let resp = lookup(&b, KEY).await.unwrap();
+        if resp.status() == 200 {
+            break resp.json::<Value>().await.unwrap()["data"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica b never saw the generation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(data["id"], id.as_str());
+    assert_eq!(data["provider_name"], "mock");
+    assert_eq!(data["total_cost"], "0.000002");
+    assert_eq!(data["attempts"][0]["ok"], true);
+    assert_eq!(
+        lookup(&b, OPEN_KEY).await.unwrap().status(),
+        404,
+        "another key cannot read it"
+    );
+}

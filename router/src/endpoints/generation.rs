@@ -57,11 +57,17 @@ pub struct Generation {
     pub outcome: Option<String>,
 }
 
+/// A record as served: the key that may read it and the rendered `data`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Stored {
+    /// ApiKey id that made the request.
+    pub key_id: String,
+    /// The `data` object of the response.
+    pub data: serde_json::Value,
+}
+
 /// Records by id, and ids in insertion order for eviction.
-type Records = (
-    HashMap<String, Arc<Generation>>,
-    VecDeque<(Instant, String)>,
-);
+type Records = (HashMap<String, Arc<Stored>>, VecDeque<(Instant, String)>);
 
 /// Recent generations, bounded in count and age.
 pub struct GenerationStore {
@@ -81,13 +87,22 @@ impl Default for GenerationStore {
 }
 
 impl GenerationStore {
-    /// Keeps a record, evicting the oldest beyond capacity or age.
-    pub fn insert(&self, g: Generation) {
+    /// How long records are kept.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Keeps a record, evicting the oldest beyond capacity or age; returns it as stored.
+    pub fn insert(&self, g: Generation) -> Arc<Stored> {
+        let stored = Arc::new(Stored {
+            key_id: g.key_id.clone(),
+            data: render(&g),
+        });
         let now = Instant::now();
         let mut guard = self.inner.lock().expect("generation store poisoned");
         let (map, order) = &mut *guard;
         order.push_back((now, g.id.clone()));
-        map.insert(g.id.clone(), Arc::new(g));
+        map.insert(g.id.clone(), stored.clone());
         while let Some((at, id)) = order.front() {
             if order.len() > self.capacity || now.duration_since(*at) > self.ttl {
                 map.remove(id);
@@ -96,10 +111,11 @@ impl GenerationStore {
                 break;
             }
         }
+        stored
     }
 
-    /// The record with this id, if still kept.
-    pub fn get(&self, id: &str) -> Option<Arc<Generation>> {
+    /// The record with this id, if still kept on this replica.
+    pub fn get(&self, id: &str) -> Option<Arc<Stored>> {
         let guard = self.inner.lock().expect("generation store poisoned");
         guard.0.get(id).cloned()
     }
@@ -118,20 +134,33 @@ pub async fn handle(
     Query(q): Query<GenerationQuery>,
 ) -> Response {
     let mut access = Access::new(state.clone(), "generation", new_generation_id());
-    let result = (|| {
+    let result = async {
         let caller = authenticate(&state, &headers, &mut access)?;
         let id =
             q.id.filter(|id| !id.is_empty())
                 .ok_or_else(|| ApiError::bad_param("id", "`id` is required"))?;
-        let g = state
-            .generations
-            .get(&id)
+        // This replica's records first, then the ledger's shared store (Redis), where every
+        // replica writes its records.
+        let found = match state.generations.get(&id) {
+            Some(g) => Some(g),
+            None => state
+                .settler
+                .ledger()
+                .get_generation(&id)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|json| serde_json::from_str::<Stored>(&json).ok())
+                .map(Arc::new),
+        };
+        let g = found
             .filter(|g| g.key_id == caller.key().id())
             .ok_or_else(|| ApiError::GenerationNotFound(id.clone()))?;
         Ok::<_, ApiError>(g)
-    })();
+    }
+    .await;
     match result {
-        Ok(g) => Json(json!({"data": render(&g)})).into_response(),
+        Ok(g) => Json(json!({"data": g.data})).into_response(),
         Err(e) => {
             access.status = e.status().as_u16();
             access.outcome = Some(e.code().to_string());

@@ -105,6 +105,25 @@ pub trait Ledger: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<CounterState>, LedgerError>>;
     /// Which implementation (`local`, `redis`), for logs and metrics.
     fn kind(&self) -> &'static str;
+
+    /// Keeps a generation record (JSON) for `ttl` where every replica can read it. The in-process
+    /// ledger has no shared store: records stay on the replica that served them.
+    fn put_generation<'a>(
+        &'a self,
+        _id: &'a str,
+        _record: &'a str,
+        _ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// A generation record another replica kept, if any.
+    fn get_generation<'a>(
+        &'a self,
+        _id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, LedgerError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// Milliseconds of a duration, for the wire.

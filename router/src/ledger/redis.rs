@@ -244,6 +244,44 @@ impl Ledger for RedisLedger {
     fn kind(&self) -> &'static str {
         "redis"
     }
+
+    fn put_generation<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(format!("sb:gen:{id}"))
+                .arg(record)
+                .arg("PX")
+                .arg(millis(ttl));
+            tokio::time::timeout(Duration::from_secs(2), cmd.query_async::<()>(&mut conn))
+                .await
+                .map_err(|_| LedgerError("Redis did not answer in time".into()))?
+                .map_err(|e| LedgerError(format!("Redis: {e}")))
+        })
+    }
+
+    fn get_generation<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, LedgerError>> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(format!("sb:gen:{id}"));
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                cmd.query_async::<Option<String>>(&mut conn),
+            )
+            .await
+            .map_err(|_| LedgerError("Redis did not answer in time".into()))?
+            .map_err(|e| LedgerError(format!("Redis: {e}")))
+        })
+    }
 }
 
 #[cfg(test)]
