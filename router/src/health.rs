@@ -150,8 +150,9 @@ impl Health {
         f(state)
     }
 
-    /// The target's standing. When its ejection is over and nobody holds the probe, this caller
-    /// gets it ([`Tier::Probe`]); the probe's outcome decides whether the target returns.
+    /// The target's standing. When its ejection is over and nobody holds the probe, it is
+    /// [`Tier::Probe`]: planned first, but only the caller that [`Health::claim_probe`]s it when
+    /// about to send gets to try it; the probe's outcome decides whether the target returns.
     pub fn view(&self, provider: &str, model: &str, now: Instant) -> TargetView {
         let window = self.policy.window;
         self.with(provider, model, |s| {
@@ -159,10 +160,7 @@ impl Health {
                 Some(until) if until > now => Tier::Ejected,
                 Some(_) => match s.probe_claimed {
                     Some(at) if now.saturating_duration_since(at) < PROBE_CLAIM => Tier::Ejected,
-                    _ => {
-                        s.probe_claimed = Some(now);
-                        Tier::Probe
-                    }
+                    _ => Tier::Probe,
                 },
                 None if s
                     .last_failure
@@ -180,6 +178,22 @@ impl Health {
                     .filter(|d| !d.is_zero()),
                 latency_ms: median(&s.ttft_ms),
                 throughput: median(&s.throughput),
+            }
+        })
+    }
+
+    /// Claims the single probe of a target whose ejection is over. `false` when another request
+    /// holds it (or the target is not due a probe): skip the target then.
+    pub fn claim_probe(&self, provider: &str, model: &str, now: Instant) -> bool {
+        self.with(provider, model, |s| {
+            match (s.ejected_until, s.probe_claimed) {
+                (Some(until), _) if until > now => false,
+                (Some(_), Some(at)) if now.saturating_duration_since(at) < PROBE_CLAIM => false,
+                (Some(_), _) => {
+                    s.probe_claimed = Some(now);
+                    true
+                }
+                (None, _) => true,
             }
         })
     }
@@ -320,12 +334,14 @@ mod tests {
             Tier::Ejected
         );
         let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(h.view("p", "m", t1).tier, Tier::Probe, "due a probe");
+        assert!(h.claim_probe("p", "m", t1), "one caller gets the probe");
+        assert!(!h.claim_probe("p", "m", t1), "only one");
         assert_eq!(
             h.view("p", "m", t1).tier,
-            Tier::Probe,
-            "one caller gets the probe"
+            Tier::Ejected,
+            "planned as ejected while probed"
         );
-        assert_eq!(h.view("p", "m", t1).tier, Tier::Ejected, "only one");
         h.record_success("p", "m", t1, None, None);
         assert_eq!(h.view("p", "m", t1).tier, Tier::Healthy);
     }
@@ -339,6 +355,7 @@ mod tests {
         }
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(h.view("p", "m", t1).tier, Tier::Probe);
+        assert!(h.claim_probe("p", "m", t1));
         assert!(h.record_failure("p", "m", t1, None));
         assert_eq!(
             h.view("p", "m", t1 + Duration::from_millis(1999)).tier,
@@ -358,8 +375,16 @@ mod tests {
             h.record_failure("p", "m", t0, None);
         }
         let t1 = t0 + Duration::from_secs(1);
+        // Planning alone claims nothing: a target planned but never tried stays due a probe.
         assert_eq!(h.view("p", "m", t1).tier, Tier::Probe);
-        assert_eq!(h.view("p", "m", t1 + PROBE_CLAIM).tier, Tier::Probe);
+        assert_eq!(h.view("p", "m", t1).tier, Tier::Probe);
+        assert!(h.claim_probe("p", "m", t1));
+        assert_eq!(h.view("p", "m", t1).tier, Tier::Ejected);
+        assert_eq!(
+            h.view("p", "m", t1 + PROBE_CLAIM).tier,
+            Tier::Probe,
+            "a claim that never reported expires"
+        );
     }
 
     #[test]

@@ -190,6 +190,15 @@ impl<'s, 'a> Attempts<'s, 'a> {
             };
             self.cand += 1;
             let (provider_id, provider) = (c.provider.id(), &c.provider.config);
+            if c.tier == crate::health::Tier::Probe
+                && !self
+                    .state
+                    .health
+                    .claim_probe(&provider_id, c.upstream_model, Instant::now())
+            {
+                // Another request is probing this target right now.
+                continue;
+            }
             if self.pass > 0 {
                 let view = self
                     .state
