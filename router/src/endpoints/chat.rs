@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::{Attempts, admit, authenticate, field, new_generation_id, plan_request, read_json};
+use super::{Attempts, admit, authenticate, begin, field, plan_request, read_json, tag_generation};
 use crate::{
     access::Access,
     error::{ApiError, scrub},
@@ -32,18 +32,14 @@ use crate::{
     stream_relay::{StreamEnd, StreamRelay, in_band_error, is_committing},
 };
 
-/// Header carrying the generation id on every response.
-pub const GENERATION_ID_HEADER: &str = "x-generation-id";
-
 /// Handles a chat completion request.
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let generation_id = new_generation_id();
-    let mut access = Access::new(state.clone(), "chat", generation_id.clone());
-    access.continue_trace(&headers);
+    let mut access = begin(&state, "chat", &headers);
+    let generation_id = access.generation_id.clone();
     let intake = async {
         let caller = authenticate(&state, &headers, &mut access)?;
         let body = read_json(&state, &headers, body).await?;
@@ -76,9 +72,7 @@ pub async fn handle(
         }
         Err((e, access)) => error_response(e, access),
     };
-    if let Ok(v) = HeaderValue::from_str(&generation_id) {
-        response.headers_mut().insert(GENERATION_ID_HEADER, v);
-    }
+    tag_generation(&mut response, &generation_id);
     response
 }
 

@@ -14,10 +14,9 @@ use serde_json::Value;
 use rust_decimal::Decimal;
 use tracing::Instrument;
 
-use super::{Attempts, admit, authenticate, new_generation_id, plan_request, read_json};
+use super::{Attempts, admit, authenticate, begin, plan_request, read_json, tag_generation};
 use crate::{
     access::Access,
-    endpoints::chat::GENERATION_ID_HEADER,
     error::ApiError,
     pricing::{Usage, cost},
     providers::{self, AttemptError, Call},
@@ -32,9 +31,8 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let generation_id = new_generation_id();
-    let mut access = Access::new(state.clone(), "embeddings", generation_id.clone());
-    access.continue_trace(&headers);
+    let mut access = begin(&state, "embeddings", &headers);
+    let generation_id = access.generation_id.clone();
     let mut response = match serve(&state, &headers, body, &mut access).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -43,9 +41,7 @@ pub async fn handle(
             e.into_response()
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&generation_id) {
-        response.headers_mut().insert(GENERATION_ID_HEADER, v);
-    }
+    tag_generation(&mut response, &generation_id);
     response
 }
 

@@ -18,11 +18,11 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
 use super::{
-    authenticate,
-    chat::{ChatOutput, FrameStream, GENERATION_ID_HEADER, run},
-    new_generation_id, read_json,
+    authenticate, begin,
+    chat::{ChatOutput, FrameStream, run},
+    read_json, tag_generation,
 };
-use crate::{access::Access, error::ApiError, state::AppState};
+use crate::{error::ApiError, state::AppState};
 
 /// Handles a Messages request.
 pub async fn handle(
@@ -30,9 +30,8 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let generation_id = new_generation_id();
-    let mut access = Access::new(state.clone(), "messages", generation_id.clone());
-    access.continue_trace(&headers);
+    let mut access = begin(&state, "messages", &headers);
+    let generation_id = access.generation_id.clone();
     let intake = async {
         let caller = authenticate(&state, &headers, &mut access)?;
         let body = read_json(&state, &headers, body).await?;
@@ -79,11 +78,10 @@ pub async fn handle(
             error_response(&e)
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&generation_id) {
-        response.headers_mut().insert(GENERATION_ID_HEADER, v);
-        if let Ok(id) = HeaderValue::from_str(&format!("req_{generation_id}")) {
-            response.headers_mut().insert("request-id", id);
-        }
+    tag_generation(&mut response, &generation_id);
+    // Anthropic's SDKs read the request id from `request-id`.
+    if let Ok(id) = HeaderValue::from_str(&format!("req_{generation_id}")) {
+        response.headers_mut().insert("request-id", id);
     }
     response
 }

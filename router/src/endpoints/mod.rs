@@ -27,6 +27,24 @@ use crate::{
 pub use admission::admit;
 pub use attempts::{Attempts, plan_request};
 
+/// Header carrying the generation id on every generation response.
+pub const GENERATION_ID_HEADER: &str = "x-generation-id";
+
+/// Starts the record of a generation request (chat, embeddings, messages): a fresh generation
+/// id, and the client's trace context continued.
+pub fn begin(state: &Arc<AppState>, endpoint: &'static str, headers: &HeaderMap) -> Access {
+    let mut access = Access::new(state.clone(), endpoint, new_generation_id());
+    access.continue_trace(headers);
+    access
+}
+
+/// Adds `X-Generation-Id: <id>` to a response.
+pub fn tag_generation(response: &mut axum::response::Response, id: &str) {
+    if let Ok(v) = http::HeaderValue::from_str(id) {
+        response.headers_mut().insert(GENERATION_ID_HEADER, v);
+    }
+}
+
 /// A fresh generation id, `gen-` and 24 random alphanumerics.
 pub fn new_generation_id() -> String {
     let suffix: String = rand::rng()
