@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 /// Switchboard operator: compiles Provider, ModelRoute, ApiKey and Budget objects into the router
 /// snapshot, pushes it to routers, and writes status.
@@ -93,18 +93,8 @@ pub struct Cli {
     pub log: String,
 }
 
-/// Log output format.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| e.to_string())
-}
+pub use switchboard_router::cli::LogFormat;
+use switchboard_router::cli::parse_duration;
 
 /// Splits `NAMESPACE/NAME`.
 pub fn split_namespaced(s: &str) -> Result<(String, String), String> {

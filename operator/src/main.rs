@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use switchboard_operator::{
     Config,
-    cli::{Cli, LogFormat, split_namespaced},
+    cli::{Cli, split_namespaced},
     controller,
     leader::LeaseSettings,
 };
@@ -45,12 +45,8 @@ async fn main() -> anyhow::Result<()> {
     let traces = telemetry::enabled(&otlp)
         .then(|| telemetry::tracer_provider(&otlp))
         .transpose()?;
-    let format = match cli.log_format {
-        LogFormat::Text => switchboard_router::cli::LogFormat::Text,
-        LogFormat::Json => switchboard_router::cli::LogFormat::Json,
-    };
     // The live filter handle is not exposed by the operator's admin server (yet).
-    let _log_level = switchboard_router::logging::init(format, &cli.log, traces.as_ref());
+    let _log_level = switchboard_router::logging::init(cli.log_format, &cli.log, traces.as_ref());
     rustls::crypto::ring::default_provider()
         .install_default()
         .ok();
