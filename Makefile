@@ -8,7 +8,7 @@ CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2
 IMAGE_PREFIX ?= ghcr.io/switchboard-dev/
 IMAGE_TAG    ?= $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 
-.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e chart-crds images
+.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e chart-crds images bench bench-peers
 
 help: ## List targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,12 @@ images: ## Build the router and operator images with docker or podman (IMAGE_PRE
 	for c in router operator; do \
 	  $(CONTAINER_ENGINE) build -f docker/$$c.Dockerfile -t $(IMAGE_PREFIX)switchboard-$$c:$(IMAGE_TAG) . || exit 1; \
 	done
+
+bench: ## Benchmarks: release router vs direct on a mock upstream; writes docs/benchmarks.md (~6 min)
+	bench/run.sh
+
+bench-peers: ## `make bench` plus LiteLLM proxy (PyPI, in bench/.venv-litellm) side by side
+	bench/run.sh --peers
 
 clean: ## Remove build outputs and the virtualenv
 	$(CARGO) clean

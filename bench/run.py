@@ -1,0 +1,559 @@
+#!/usr/bin/env python3
+"""Switchboard benchmark driver (`make bench`, `make bench-peers`). Standard library only.
+
+Starts the bench mock upstream (CPU 0) and the release router (CPU 1) with a generated manifest
+(1,000 ApiKeys, 200 ModelRoutes, a Budget and a rate limit on every key), drives them with `oha`
+(open loop at fixed rates, closed loop at concurrency 1 and at saturation), measures streaming
+with `bench-sse`, and writes docs/benchmarks.md and docs/benchmarks.svg.
+
+With --peers it also starts LiteLLM proxy (bench/.venv-litellm, CPU 1) on the same mock and runs
+the non-streaming scenarios against it in the same run.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+OUT = os.path.join(BENCH, "out")
+TARGET = os.path.join(ROOT, "target", "release")
+OHA = os.path.join(BENCH, ".tools", "bin", "oha")
+LITELLM_VENV = os.path.join(BENCH, ".venv-litellm")
+
+MOCK_ADDR = "127.0.0.1:18000"
+ROUTER_ADDR = "127.0.0.1:18080"
+ROUTER_ADMIN = "127.0.0.1:18090"
+LITELLM_ADDR = "127.0.0.1:18400"
+BENCH_KEY = "sk-sb-bench-0000-0123456789abcdef"
+ROUTER_MODEL = "bench/chat"
+N_KEYS = 1000
+N_ROUTES = 200
+
+HAVE_TASKSET = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def pinned(cpu, argv):
+    return (["taskset", "-c", str(cpu)] if HAVE_TASKSET else []) + argv
+
+
+# ---------------------------------------------------------------------------------------- setup
+
+
+def write_manifest(path):
+    docs = []
+    keys = "\n".join(f"  k{i:04d}: sk-sb-bench-{i:04d}-0123456789abcdef" for i in range(N_KEYS))
+    docs.append(f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: bench-keys\nstringData:\n{keys}\n")
+    docs.append(
+        f"""apiVersion: switchboard.dev/v1alpha1
+kind: Provider
+metadata:
+  name: bench-upstream
+spec:
+  type: openaiCompatible
+  baseURL: http://{MOCK_ADDR}/v1
+  models:
+    - name: bench-model
+      pricing: {{inputUSDPerMillion: "0.15", outputUSDPerMillion: "0.60"}}
+      contextLength: 128000
+      maxOutputTokens: 4096
+"""
+    )
+    for i in range(N_ROUTES):
+        model = ROUTER_MODEL if i == 0 else f"bench/model-{i:03d}"
+        docs.append(
+            f"""apiVersion: switchboard.dev/v1alpha1
+kind: ModelRoute
+metadata:
+  name: route-{i:03d}
+spec:
+  model: {model}
+  targets:
+    - {{provider: bench-upstream, model: bench-model}}
+"""
+        )
+    for i in range(N_KEYS):
+        docs.append(
+            f"""apiVersion: switchboard.dev/v1alpha1
+kind: ApiKey
+metadata:
+  name: key-{i:04d}
+  labels: {{team: bench}}
+spec:
+  secretRef: {{name: bench-keys, key: k{i:04d}}}
+  rateLimits: {{requestsPerMinute: 100000000, tokensPerMinute: 4000000000}}
+"""
+        )
+    docs.append(
+        """apiVersion: switchboard.dev/v1alpha1
+kind: Budget
+metadata:
+  name: bench-monthly
+spec:
+  limitUSD: "100000000"
+  window: monthly
+  scope: {team: bench}
+  softLimitPercent: 80
+  action: block
+"""
+    )
+    with open(path, "w") as f:
+        f.write("---\n".join(docs))
+
+
+def write_body(path, size, model):
+    base = {"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": ""}]}
+    pad = size - len(json.dumps(base, separators=(",", ":")))
+    base["messages"][0]["content"] = "x" * max(pad, 0)
+    with open(path, "w") as f:
+        f.write(json.dumps(base, separators=(",", ":")))
+
+
+def wait_http(url, timeout, method="GET"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=2) as r:
+                if r.status < 500:
+                    return True
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                return True
+        except Exception:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+# ------------------------------------------------------------------------------ process metrics
+
+
+def proc_tree(pid):
+    """pid and all its descendants."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(d))
+            except Exception:
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_ticks(pid):
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except Exception:
+            pass
+    return total
+
+
+def rss_kb(pid, field="VmRSS"):
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1])
+        except Exception:
+            pass
+    return total
+
+
+# ------------------------------------------------------------------------------------- running
+
+
+def oha(url, body_file, duration, rate=None, conns=64, key=BENCH_KEY):
+    argv = [OHA, "--no-tui", "--output-format", "json", "-z", f"{duration}s", "-c", str(conns),
+            "-m", "POST", "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: application/json",
+            "-D", body_file]
+    if rate:
+        argv += ["-q", str(rate), "--latency-correction"]
+    argv.append(url)
+    res = subprocess.run(pinned(0, argv), capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"oha failed: {res.stderr[-2000:]}")
+    return json.loads(res.stdout)
+
+
+def measure(name, target, pid, url, body_file, duration, rate, conns):
+    t0, c0 = time.time(), cpu_ticks(pid) if pid else 0
+    r = oha(url, body_file, duration, rate, conns)
+    wall = time.time() - t0
+    cpu = (cpu_ticks(pid) - c0) / os.sysconf("SC_CLK_TCK") / wall * 100 if pid else None
+    rss = rss_kb(pid) / 1024 if pid else None
+    s = r["summary"]
+    lp = r.get("latencyPercentiles", {})
+    codes = r.get("statusCodeDistribution", {})
+    ok = codes.get("200", 0)
+    # Requests still in flight when the run's time is up are cut by oha ("aborted due to
+    # deadline"): not errors of the target, so not counted.
+    errs = {k: v for k, v in r.get("errorDistribution", {}).items() if "deadline" not in k}
+    total = sum(codes.values()) + sum(errs.values())
+    row = {
+        "scenario": name, "target": target, "rate": rate, "conns": conns,
+        "rps": s.get("requestsPerSec") or 0.0,
+        "p50": (lp.get("p50") or 0) * 1e3, "p99": (lp.get("p99") or 0) * 1e3,
+        "p999": (lp.get("p99.9") or 0) * 1e3,
+        "errors": total - ok, "total": total,
+        "cpu": cpu, "rss": rss,
+        "error_kinds": {**{k: v for k, v in codes.items() if k != "200"}, **errs},
+    }
+    log(f"{name:<22} {target:<8} rps={row['rps']:9.1f} p50={row['p50']:.3f}ms p99={row['p99']:.3f}ms "
+        f"p99.9={row['p999']:.3f}ms err={row['errors']}/{total} cpu={cpu if cpu is None else round(cpu)}% "
+        f"rss={rss if rss is None else round(rss, 1)}MB")
+    return row
+
+
+def sse(mode, addr, key, model, **kw):
+    argv = [os.path.join(TARGET, "bench-sse"), mode, "--addr", addr, "--key", key, "--model", model]
+    for k, v in kw.items():
+        argv += [f"--{k.replace('_', '-')}", str(v)]
+    return subprocess.Popen(pinned(0, argv), stdout=subprocess.PIPE, text=True)
+
+
+class Procs:
+    def __init__(self):
+        self.procs = []
+
+    def start(self, argv, log_name, env=None):
+        f = open(os.path.join(OUT, log_name), "w")
+        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p):
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+    def stop_all(self):
+        for p in self.procs:
+            try:
+                self.stop(p)
+            except ProcessLookupError:
+                pass
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+def fmt(v, nd=2):
+    if v is None:
+        return "—"
+    return f"{v:,.{nd}f}"
+
+
+def ratio(a, b, nd=2):
+    if not a or not b:
+        return "—"
+    return f"{a / b:,.{nd}f}×"
+
+
+def write_svg(path, rows, peers):
+    """Two panels: saturation throughput, and p50/p99 at a fixed 1,000 req/s (1 KB)."""
+    targets = ["direct", "router"] + (["litellm"] if peers else [])
+    colors = {"direct": "#8c8c8c", "router": "#1f77b4", "litellm": "#d62728"}
+    sat = [(sc, t, r["rps"]) for sc in ("sat-1KB", "sat-16KB") for t in targets
+           for r in rows if r["scenario"] == sc and r["target"] == t]
+    lat = [(f"{t} {m}", t, r[m]) for t in targets for m in ("p50", "p99")
+           for r in rows if r["scenario"] == ("rate-1000-1KB" if t != "litellm" else "c1-1KB") and r["target"] == t]
+    W, H, left = 760, 520, 190
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+           '<rect width="100%" height="100%" fill="white"/>']
+
+    def panel(y0, title, items, unit, fmtv):
+        out.append(f'<text x="10" y="{y0}" font-size="14" font-weight="bold">{title}</text>')
+        vmax = max([v for _, _, v in items] + [1e-9])
+        for i, (label, t, v) in enumerate(items):
+            y = y0 + 12 + i * 24
+            w = (W - left - 120) * v / vmax
+            out.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{label}</text>')
+            out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="18" fill="{colors[t]}"/>')
+            out.append(f'<text x="{left + w + 6:.1f}" y="{y + 14}">{fmtv(v)} {unit}</text>')
+        return y0 + 12 + len(items) * 24 + 30
+
+    y = panel(24, "Saturation throughput (closed loop, 64 connections)", [(f"{sc} {t}", t, v) for sc, t, v in sat],
+              "req/s", lambda v: f"{v:,.0f}")
+    panel(y, "Latency at 1,000 req/s, 1 KB (LiteLLM: concurrency 1)", lat, "ms", lambda v: f"{v:.3f}")
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out))
+
+
+def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
+    by = {(r["scenario"], r["target"]): r for r in rows}
+    L = []
+    L.append("# Benchmarks\n")
+    L.append("Generated by `bench/run.py` (`make bench`, or `make bench-peers` for the LiteLLM columns); "
+             "every number below comes from the one run described here. The machine is a shared, noisy "
+             "VM: read the **ratios** (router/direct, LiteLLM/router), not the absolute numbers.\n")
+    L.append("## Run\n")
+    L.append(f"- date: {meta['date']}")
+    L.append(f"- command: `{meta['command']}`")
+    L.append(f"- machine: {meta['nproc']} CPUs, `{meta['cpu']}`, `{meta['uname']}`")
+    L.append(f"- pinning: {meta['pinning']}")
+    L.append(f"- load generator: `{meta['oha']}` from crates.io (open loop with `-q RATE --latency-correction` "
+             "at fixed rates; closed loop at concurrency 1 and at saturation with 64 connections); "
+             f"{meta['duration']} s per run")
+    L.append("- upstream: `bench-mock` (bench/src/bin/mock.rs), one tokio worker, fixed JSON answer with fixed usage; "
+             "SSE with a chunk every 5 ms")
+    L.append(f"- router: release build, `--manifests` with {N_KEYS:,} ApiKeys (each with a rate limit), "
+             f"{N_ROUTES} ModelRoutes, one Budget over every key (`action: block`), an `openaiCompatible` "
+             "Provider on the mock; metrics always on; access log at the default level")
+    if peers:
+        L.append(f"- LiteLLM: {litellm_note}")
+    L.append("")
+    L.append("## Non-streaming\n")
+    L.append("Latency in milliseconds as the load generator sees it (client → [gateway →] mock). "
+             "`added` = router minus direct. CPU% and RSS are the gateway process's (CPU% of one core, "
+             "averaged over the run; RSS at the end of the run).\n")
+    L.append("| scenario | target | achieved req/s | p50 | p99 | p99.9 | errors | gateway CPU% | gateway RSS MB | added p50 | added p99 |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    scenarios = []
+    for r in rows:
+        if r["scenario"] not in scenarios:
+            scenarios.append(r["scenario"])
+    for sc in scenarios:
+        d = by.get((sc, "direct"))
+        for t in ("direct", "router", "litellm"):
+            r = by.get((sc, t))
+            if not r:
+                continue
+            a50 = fmt(r["p50"] - d["p50"], 3) if d and t != "direct" else ""
+            a99 = fmt(r["p99"] - d["p99"], 3) if d and t != "direct" else ""
+            L.append(f"| {sc} | {t} | {fmt(r['rps'], 0)} | {fmt(r['p50'], 3)} | {fmt(r['p99'], 3)} | "
+                     f"{fmt(r['p999'], 3)} | {r['errors']}/{r['total']} | {fmt(r['cpu'], 0)} | {fmt(r['rss'], 1)} | {a50} | {a99} |")
+    L.append("")
+    L.append("### Ratios\n")
+    L.append("| scenario | router/direct req/s | router/direct p50 | router/direct p99 |" + (" router/LiteLLM req/s | LiteLLM/router p50 | LiteLLM/router p99 |" if peers else ""))
+    L.append("|---|---:|---:|---:|" + ("---:|---:|---:|" if peers else ""))
+    for sc in scenarios:
+        d, r, ll = by.get((sc, "direct")), by.get((sc, "router")), by.get((sc, "litellm"))
+        if not (d and r):
+            continue
+        line = f"| {sc} | {ratio(r['rps'], d['rps'])} | {ratio(r['p50'], d['p50'])} | {ratio(r['p99'], d['p99'])} |"
+        if peers:
+            line += (f" {ratio(r['rps'], ll['rps'])} | {ratio(ll['p50'], r['p50'])} | {ratio(ll['p99'], r['p99'])} |"
+                     if ll else " — | — | — |")
+        L.append(line)
+    L.append("")
+    L.append("![throughput and latency](benchmarks.svg)\n")
+    L.append("## Streaming\n")
+    L.append(f"`bench-sse ttft` (bench/src/bin/sse.rs): {stream.get('n', '?')} sequential streamed requests, "
+             "a new TCP connection each (raw HTTP/1.1, no client library), 20 content chunks 5 ms apart. "
+             "Time to first token = request written → first content chunk read; last byte = → end of the "
+             "stream (the router adds its usage chunk and `[DONE]`).\n")
+    L.append("| target | TTFT p50 | TTFT p90 | TTFT p99 | last byte p50 | last byte p99 | errors |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|")
+    for t in ("direct", "router"):
+        s = stream.get(t)
+        if s:
+            L.append(f"| {t} | {fmt(s['ttft_ms']['p50'], 3)} | {fmt(s['ttft_ms']['p90'], 3)} | {fmt(s['ttft_ms']['p99'], 3)} | "
+                     f"{fmt(s['last_byte_ms']['p50'], 3)} | {fmt(s['last_byte_ms']['p99'], 3)} | {s['errors']} |")
+    if stream.get("direct") and stream.get("router"):
+        d, r = stream["direct"], stream["router"]
+        L.append(f"\nAdded by the router: TTFT p50 {fmt(r['ttft_ms']['p50'] - d['ttft_ms']['p50'], 3)} ms, "
+                 f"p99 {fmt(r['ttft_ms']['p99'] - d['ttft_ms']['p99'], 3)} ms; last byte p50 "
+                 f"{fmt(r['last_byte_ms']['p50'] - d['last_byte_ms']['p50'], 3)} ms.\n")
+    L.append("## Memory\n")
+    L.append("| state | router RSS MB |")
+    L.append("|---|---:|")
+    for label, v in memory["rows"]:
+        L.append(f"| {label} | {fmt(v, 1)} |")
+    L.append("")
+    for n in memory.get("notes", []):
+        L.append(f"- {n}")
+    L.append("")
+    notes = os.path.join(BENCH, "notes.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            L.append(f.read())
+    with open(path, "w") as f:
+        f.write("\n".join(L).rstrip() + "\n")
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--peers", action="store_true", help="also run LiteLLM proxy side by side")
+    ap.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "10")))
+    ap.add_argument("--streams", type=int, default=int(os.environ.get("BENCH_STREAMS", "5000")))
+    ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 2 s per scenario, few streams")
+    args = ap.parse_args()
+    if args.quick:
+        args.duration, args.streams = 2, 200
+
+    os.makedirs(OUT, exist_ok=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    manifest = os.path.join(OUT, "manifests.yaml")
+    write_manifest(manifest)
+    bodies = {}
+    for size in (1, 16):
+        for target, model in (("direct", "bench-model"), ("router", ROUTER_MODEL), ("litellm", ROUTER_MODEL)):
+            p = os.path.join(OUT, f"body-{size}KB-{target}.json")
+            write_body(p, size * 1024, model)
+            bodies[(size, target)] = p
+
+    procs = Procs()
+    rows, stream, memory = [], {}, {"rows": [], "notes": []}
+    litellm_note = ""
+    try:
+        mock = procs.start(pinned(0, [os.path.join(TARGET, "bench-mock"), MOCK_ADDR, "1"]), "mock.log")
+        if not wait_http(f"http://{MOCK_ADDR}/v1/chat/completions", 10, method="GET"):
+            raise RuntimeError("mock did not start")
+        env = dict(os.environ, SWITCHBOARD_LOG=os.environ.get("SWITCHBOARD_LOG", "info"))
+        router = procs.start(pinned(1, [os.path.join(TARGET, "switchboard-router"), "--manifests", manifest,
+                                        "--listen", ROUTER_ADDR, "--admin-listen", ROUTER_ADMIN]),
+                             "router.log", env=env)
+        if not wait_http(f"http://{ROUTER_ADMIN}/readyz", 30):
+            raise RuntimeError("router did not become ready; see bench/out/router.log")
+        time.sleep(1)
+        idle = rss_kb(router.pid) / 1024
+        memory["rows"].append((f"idle, {N_KEYS:,} ApiKeys + {N_ROUTES} ModelRoutes loaded", idle))
+        log(f"router idle RSS {idle:.1f} MB")
+
+        litellm = None
+        if args.peers:
+            litellm, litellm_note = start_litellm(procs)
+
+        urls = {"direct": f"http://{MOCK_ADDR}/v1/chat/completions",
+                "router": f"http://{ROUTER_ADDR}/v1/chat/completions"}
+        pids = {"direct": None, "router": router.pid}
+        if litellm:
+            urls["litellm"] = f"http://{LITELLM_ADDR}/v1/chat/completions"
+            pids["litellm"] = litellm.pid
+        # Warm up connections (and LiteLLM's lazy imports).
+        for t in urls:
+            oha(urls[t], bodies[(1, t)], 2, None, 4)
+
+        D = args.duration
+        plan = []
+        for size in (1, 16):
+            plan.append((f"c1-{size}KB", size, None, 1, ["direct", "router", "litellm"]))
+            for rate in (500, 1000, 2000):
+                plan.append((f"rate-{rate}-{size}KB", size, rate, 64, ["direct", "router"]))
+            plan.append((f"sat-{size}KB", size, None, 64, ["direct", "router", "litellm"]))
+        if litellm:
+            plan.insert(1, ("rate-100-1KB", 1, 100, 64, ["direct", "router", "litellm"]))
+        for name, size, rate, conns, targets in plan:
+            for t in targets:
+                if t in urls:
+                    rows.append(measure(name, t, pids[t], urls[t], bodies[(size, t)], D, rate, conns))
+        if litellm:
+            procs.stop(litellm)
+
+        # Streaming: added time to first token and last byte.
+        n = max(20, D * 10)
+        for t, addr, model in (("direct", MOCK_ADDR, "bench-model"), ("router", ROUTER_ADDR, ROUTER_MODEL)):
+            p = sse("ttft", addr, BENCH_KEY, model, n=n, chunks=20, interval_ms=5)
+            out, _ = p.communicate()
+            stream[t] = json.loads(out)
+            log(f"stream {t}: {stream[t]}")
+
+        # Memory under many concurrent open streams (a chunk a second, so the machine keeps up).
+        memory["rows"].append(("after the load runs (allocator keeps freed pages)", rss_kb(router.pid) / 1024))
+        for n_streams in sorted({min(1000, args.streams), args.streams}):
+            chunks = 25
+            p = sse("hold", ROUTER_ADDR, BENCH_KEY, ROUTER_MODEL, n=n_streams, chunks=chunks, interval_ms=1000)
+            line = p.stdout.readline().strip()
+            opened = int(line.split()[1]) if line.startswith("OPEN") else 0
+            time.sleep(2)
+            held = rss_kb(router.pid) / 1024
+            done = p.stdout.readline().strip()
+            p.wait()
+            memory["rows"].append((f"{opened:,} of {n_streams:,} streams open at once", held))
+            memory["notes"].append(f"{n_streams:,} streams: `{done}` (each {chunks} chunks, 1 s apart)")
+            log(f"{n_streams} streams: opened={opened} rss={held:.1f}MB {done}")
+        memory["rows"].append(("peak (VmHWM) over the whole run", rss_kb(router.pid, "VmHWM") / 1024))
+    finally:
+        procs.stop_all()
+
+    oha_version = subprocess.run([OHA, "--version"], capture_output=True, text=True).stdout.strip()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "make bench-peers" if args.peers else "make bench",
+        "nproc": os.cpu_count(), "cpu": cpu, "uname": " ".join(platform.uname()),
+        "pinning": ("taskset: router (and LiteLLM) on CPU 1; mock, oha and bench-sse on CPU 0"
+                    if HAVE_TASKSET else "none (taskset missing or a single CPU)"),
+        "oha": oha_version, "duration": args.duration,
+    }
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows, "stream": stream, "memory": memory}, f, indent=1)
+    write_doc(args.doc, meta, rows, stream, memory, args.peers and any(r["target"] == "litellm" for r in rows),
+              litellm_note)
+    write_svg(os.path.join(os.path.dirname(args.doc), "benchmarks.svg"), rows,
+              any(r["target"] == "litellm" for r in rows))
+    log(f"wrote {args.doc}")
+
+
+def start_litellm(procs):
+    exe = os.path.join(LITELLM_VENV, "bin", "litellm")
+    if not os.path.exists(exe):
+        return None, "not installed (bench/.venv-litellm/bin/litellm missing); see `make bench-peers`"
+    version = subprocess.run([os.path.join(LITELLM_VENV, "bin", "python"), "-c",
+                              "import importlib.metadata as m; print(m.version('litellm'))"],
+                             capture_output=True, text=True).stdout.strip()
+    cfg = os.path.join(OUT, "litellm.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""model_list:
+  - model_name: {ROUTER_MODEL}
+    litellm_params:
+      model: openai/bench-model
+      api_base: http://{MOCK_ADDR}/v1
+      api_key: sk-bench-upstream
+litellm_settings:
+  turn_off_message_logging: true
+  telemetry: false
+""")
+    env = dict(os.environ, LITELLM_LOG="ERROR", LITELLM_TELEMETRY="False")
+    host, port = LITELLM_ADDR.split(":")
+    p = procs.start(pinned(1, [exe, "--config", cfg, "--host", host, "--port", port, "--num_workers", "1"]),
+                    "litellm.log", env=env)
+    if not wait_http(f"http://{LITELLM_ADDR}/health/liveliness", 120):
+        procs.stop(p)
+        return None, "did not become ready within 120 s; see bench/out/litellm.log"
+    log(f"LiteLLM {version} ready")
+    return p, (f"litellm[proxy] {version} from PyPI in bench/.venv-litellm, one worker (`--num_workers 1`), "
+               "`turn_off_message_logging: true`, `telemetry: false`, `LITELLM_LOG=ERROR`, no master key "
+               "(no auth, no database), pinned to CPU 1")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
