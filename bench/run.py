@@ -35,6 +35,8 @@ MOCK_ADDR = "127.0.0.1:18000"
 ROUTER_ADDR = "127.0.0.1:18080"
 ROUTER_ADMIN = "127.0.0.1:18090"
 LITELLM_ADDR = "127.0.0.1:18400"
+# LiteLLM refuses to start without a master key; with one (and no database) it checks it per request.
+LITELLM_KEY = "sk-litellm-bench-0123456789abcdef"
 BENCH_KEY = "sk-sb-bench-0000-0123456789abcdef"
 ROUTER_MODEL = "bench/chat"
 N_KEYS = 1000
@@ -123,9 +125,11 @@ def write_body(path, size, model):
         f.write(json.dumps(base, separators=(",", ":")))
 
 
-def wait_http(url, timeout, method="GET"):
+def wait_http(url, timeout, method="GET", proc=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
         try:
             with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=2) as r:
                 if r.status < 500:
@@ -204,7 +208,7 @@ def oha(url, body_file, duration, rate=None, conns=64, key=BENCH_KEY):
 
 def measure(name, target, pid, url, body_file, duration, rate, conns):
     t0, c0 = time.time(), cpu_ticks(pid) if pid else 0
-    r = oha(url, body_file, duration, rate, conns)
+    r = oha(url, body_file, duration, rate, conns, key=LITELLM_KEY if target == "litellm" else BENCH_KEY)
     wall = time.time() - t0
     cpu = (cpu_ticks(pid) - c0) / os.sysconf("SC_CLK_TCK") / wall * 100 if pid else None
     rss = rss_kb(pid) / 1024 if pid else None
@@ -460,7 +464,7 @@ def main():
             pids["litellm"] = litellm.pid
         # Warm up connections (and LiteLLM's lazy imports).
         for t in urls:
-            oha(urls[t], bodies[(1, t)], 2, None, 4)
+            oha(urls[t], bodies[(1, t)], 2, None, 4, key=LITELLM_KEY if t == "litellm" else BENCH_KEY)
 
         D = args.duration
         plan = []
@@ -541,19 +545,26 @@ def start_litellm(procs):
 litellm_settings:
   turn_off_message_logging: true
   telemetry: false
+general_settings:
+  master_key: {LITELLM_KEY}
 """)
     env = dict(os.environ, LITELLM_LOG="ERROR", LITELLM_TELEMETRY="False")
     host, port = LITELLM_ADDR.split(":")
     p = procs.start(pinned(1, [exe, "--config", cfg, "--host", host, "--port", port, "--num_workers", "1"]),
                     "litellm.log", env=env)
-    if not wait_http(f"http://{LITELLM_ADDR}/health/liveliness", 120):
+    if not wait_http(f"http://{LITELLM_ADDR}/health/liveliness", 120, proc=p):
         procs.stop(p)
         return None, "did not become ready within 120 s; see bench/out/litellm.log"
     log(f"LiteLLM {version} ready")
     return p, (f"litellm[proxy] {version} from PyPI in bench/.venv-litellm, one worker (`--num_workers 1`), "
-               "`turn_off_message_logging: true`, `telemetry: false`, `LITELLM_LOG=ERROR`, no master key "
-               "(no auth, no database), pinned to CPU 1")
+               "`turn_off_message_logging: true`, `telemetry: false`, `LITELLM_LOG=ERROR`, a master key "
+               "(it refuses to start without one) and no database, pinned to CPU 1")
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())

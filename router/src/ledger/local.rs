@@ -5,7 +5,7 @@
 //! the process, which is what a crash should do to them).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     fs,
     io::Write,
     path::{Path, PathBuf},
@@ -39,7 +39,30 @@ impl Counter {
 #[derive(Default)]
 struct State {
     counters: HashMap<String, Counter>,
+    /// Ids settled in the last hour (a repeated settlement is ignored), with when.
     settled: HashMap<String, Instant>,
+    /// The same ids in the order they were settled, so expired ones are dropped from the front
+    /// instead of scanning every id on each settlement. An entry whose time no longer matches
+    /// `settled` (the id was settled again later) is skipped.
+    settled_order: VecDeque<(Instant, String)>,
+}
+
+/// How long a settled id is remembered.
+const SETTLED_MEMORY: Duration = Duration::from_secs(3600);
+
+impl State {
+    /// Forgets ids settled `SETTLED_MEMORY` or longer ago.
+    fn forget_settled(&mut self, now: Instant) {
+        while let Some((at, _)) = self.settled_order.front() {
+            if now.duration_since(*at) < SETTLED_MEMORY {
+                break;
+            }
+            let (at, id) = self.settled_order.pop_front().expect("front exists");
+            if self.settled.get(&id) == Some(&at) {
+                self.settled.remove(&id);
+            }
+        }
+    }
 }
 
 /// The persisted form: settled spend per counter.
@@ -208,9 +231,8 @@ impl Ledger for LocalLedger {
 
     fn settle<'a>(&'a self, s: &'a Settlement) -> BoxFuture<'a, Result<(), LedgerError>> {
         let changed = self.with(|state, now| {
-            state
-                .settled
-                .retain(|_, at| now.duration_since(*at) < Duration::from_secs(3600));
+            state.forget_settled(now);
+            state.settled_order.push_back((now, s.id.clone()));
             if state.settled.insert(s.id.clone(), now).is_some() {
                 return false;
             }
@@ -258,6 +280,24 @@ impl Ledger for LocalLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settled_ids_are_forgotten_an_hour_after_their_last_settlement() {
+        let mut s = State::default();
+        let t0 = Instant::now();
+        for (i, id) in ["a", "b", "a"].iter().enumerate() {
+            let at = t0 + Duration::from_secs(i as u64 * 1000);
+            s.settled_order.push_back((at, id.to_string()));
+            s.settled.insert(id.to_string(), at);
+        }
+        // "a" at 0 s and "b" at 1000 s are an hour old; "a" was settled again at 2000 s.
+        s.forget_settled(t0 + SETTLED_MEMORY + Duration::from_secs(1000));
+        assert!(s.settled.contains_key("a"));
+        assert!(!s.settled.contains_key("b"));
+        assert_eq!(s.settled_order.len(), 1);
+        s.forget_settled(t0 + SETTLED_MEMORY + Duration::from_secs(2000));
+        assert!(s.settled.is_empty() && s.settled_order.is_empty());
+    }
     use crate::ledger::{Charge, contract_tests};
 
     #[tokio::test]
