@@ -50,11 +50,16 @@ struct State {
 /// How long a settled id is remembered.
 const SETTLED_MEMORY: Duration = Duration::from_secs(3600);
 
+/// At most this many settled ids are remembered, so memory stays bounded under heavy load. The
+/// in-process ledger never fails a settlement, so nothing retries one: the memory only guards
+/// against a caller settling twice.
+const SETTLED_MAX: usize = 100_000;
+
 impl State {
     /// Forgets ids settled `SETTLED_MEMORY` or longer ago.
     fn forget_settled(&mut self, now: Instant) {
         while let Some((at, _)) = self.settled_order.front() {
-            if now.duration_since(*at) < SETTLED_MEMORY {
+            if now.duration_since(*at) < SETTLED_MEMORY && self.settled_order.len() <= SETTLED_MAX {
                 break;
             }
             let (at, id) = self.settled_order.pop_front().expect("front exists");
@@ -280,6 +285,22 @@ impl Ledger for LocalLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_of_settled_ids_is_bounded() {
+        let mut s = State::default();
+        let now = Instant::now();
+        for i in 0..SETTLED_MAX + 10 {
+            s.settled_order.push_back((now, i.to_string()));
+            s.settled.insert(i.to_string(), now);
+        }
+        s.forget_settled(now);
+        assert_eq!(s.settled_order.len(), SETTLED_MAX);
+        assert_eq!(s.settled.len(), SETTLED_MAX);
+        assert!(
+            !s.settled.contains_key("0") && s.settled.contains_key(&(SETTLED_MAX + 9).to_string())
+        );
+    }
 
     #[test]
     fn settled_ids_are_forgotten_an_hour_after_their_last_settlement() {

@@ -4,7 +4,9 @@
 //! Per counter `c`: `sb:{c}:s` spent, `sb:{c}:r` total reserved, `sb:{c}:z` reservation expiries
 //! (sorted set), `sb:{c}:h` reservation amounts (hash). Lapsed reservations are purged by the
 //! next script that touches the counter. Keys expire with their window (plus a grace). Settled
-//! reservation ids are remembered for an hour so a retried settlement is not counted twice.
+//! reservation ids are remembered for ten minutes so a retried settlement (the first attempt may
+//! have been applied although its reply was lost) is not counted twice; deferred settlements are
+//! retried every second, so ten minutes covers any retry that happens while Redis is up.
 //! Not for Redis Cluster (a request's keys span hash slots).
 
 use std::time::Duration;
@@ -76,7 +78,7 @@ return {1, unpack(used)}
 /// KEYS: settled marker, then 4 per counter. ARGV: id, then per counter: actual, keep_ms.
 const SETTLE: &str = r#"
 local id = ARGV[1]
-if redis.call('SET', KEYS[1], 1, 'NX', 'PX', 3600000) == false then
+if redis.call('SET', KEYS[1], 1, 'NX', 'PX', 600000) == false then
   return 0
 end
 local n = (#KEYS - 1) / 4
