@@ -285,14 +285,15 @@ def ratio(a, b, nd=2):
 
 
 def write_svg(path, rows, peers):
-    """Two panels: saturation throughput, and p50/p99 at a fixed 1,000 req/s (1 KB)."""
+    """Two panels: saturation throughput, and p50/p99 at a fixed 1,000 req/s."""
     targets = ["direct", "router"] + (["litellm"] if peers else [])
     colors = {"direct": "#8c8c8c", "router": "#1f77b4", "litellm": "#d62728"}
     sat = [(sc, t, r["rps"]) for sc in ("sat-1KB", "sat-16KB") for t in targets
            for r in rows if r["scenario"] == sc and r["target"] == t]
-    lat = [(f"{t} {m}", t, r[m]) for t in targets for m in ("p50", "p99")
-           for r in rows if r["scenario"] == ("rate-1000-1KB" if t != "litellm" else "c1-1KB") and r["target"] == t]
-    W, H, left = 760, 520, 190
+    lat = [(f"{sc[-3:]} {t} {m}", t, r[m]) for sc in ("rate-1000-1KB", "rate-1000-16KB")
+           for t in ("direct", "router") for m in ("p50", "p99")
+           for r in rows if r["scenario"] == sc and r["target"] == t]
+    W, H, left = 760, 560, 190
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
            '<rect width="100%" height="100%" fill="white"/>']
 
@@ -309,7 +310,7 @@ def write_svg(path, rows, peers):
 
     y = panel(24, "Saturation throughput (closed loop, 64 connections)", [(f"{sc} {t}", t, v) for sc, t, v in sat],
               "req/s", lambda v: f"{v:,.0f}")
-    panel(y, "Latency at 1,000 req/s, 1 KB (LiteLLM: concurrency 1)", lat, "ms", lambda v: f"{v:.3f}")
+    panel(y, "Latency at a fixed 1,000 req/s (open loop), 1 KB and 16 KB bodies", lat, "ms", lambda v: f"{v:.3f}")
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out))
@@ -374,7 +375,7 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
     L.append("")
     L.append("![throughput and latency](benchmarks.svg)\n")
     L.append("## Streaming\n")
-    L.append(f"`bench-sse ttft` (bench/src/bin/sse.rs): {stream.get('n', '?')} sequential streamed requests, "
+    L.append(f"`bench-sse ttft` (bench/src/bin/sse.rs): {stream.get('router', {}).get('n', '?')} sequential streamed requests, "
              "a new TCP connection each (raw HTTP/1.1, no client library), 20 content chunks 5 ms apart. "
              "Time to first token = request written → first content chunk read; last byte = → end of the "
              "stream (the router adds its usage chunk and `[DONE]`).\n")
@@ -417,7 +418,17 @@ def main():
     ap.add_argument("--streams", type=int, default=int(os.environ.get("BENCH_STREAMS", "5000")))
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2 s per scenario, few streams")
+    ap.add_argument("--render", metavar="RESULTS_JSON",
+                    help="only rewrite the doc and chart from a saved bench/out/results.json")
     args = ap.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            saved = json.load(f)
+        peers = any(r["target"] == "litellm" for r in saved["rows"])
+        write_doc(args.doc, saved["meta"], saved["rows"], saved["stream"], saved["memory"], peers,
+                  saved.get("litellm_note", ""))
+        write_svg(os.path.join(os.path.dirname(args.doc), "benchmarks.svg"), saved["rows"], peers)
+        return 0
     if args.quick:
         args.duration, args.streams = 2, 200
 
@@ -513,13 +524,14 @@ def main():
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "make bench-peers" if args.peers else "make bench",
-        "nproc": os.cpu_count(), "cpu": cpu, "uname": " ".join(platform.uname()),
+        "nproc": os.cpu_count(), "cpu": cpu, "uname": " ".join(platform.uname()).strip(),
         "pinning": ("taskset: router (and LiteLLM) on CPU 1; mock, oha and bench-sse on CPU 0"
                     if HAVE_TASKSET else "none (taskset missing or a single CPU)"),
         "oha": oha_version, "duration": args.duration,
     }
     with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows, "stream": stream, "memory": memory}, f, indent=1)
+        json.dump({"meta": meta, "rows": rows, "stream": stream, "memory": memory,
+                   "litellm_note": litellm_note}, f, indent=1)
     write_doc(args.doc, meta, rows, stream, memory, args.peers and any(r["target"] == "litellm" for r in rows),
               litellm_note)
     write_svg(os.path.join(os.path.dirname(args.doc), "benchmarks.svg"), rows,
