@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Instant};
 use rust_decimal::Decimal;
 
 use crate::{
-    endpoints::generation::Generation,
+    endpoints::generation::{Generation, Stored},
     error::AttemptReport,
     pricing::Usage,
     spend::{SpendPlan, settlement, to_nanos},
@@ -116,7 +116,7 @@ impl Access {
 
     /// Starts the request's span, named `{operation} {model}` as the GenAI conventions ask.
     pub fn start_span(&mut self, model: &str) {
-        if !self.span.is_none() {
+        if !self.span.is_none() || !crate::telemetry::exporting() {
             return;
         }
         let operation = self.operation();
@@ -157,6 +157,9 @@ impl Access {
 
     /// Writes what is known about the request onto its span (called once, when it ends).
     fn record_span(&mut self) {
+        if !crate::telemetry::exporting() {
+            return;
+        }
         if self.span.is_none() {
             let model = self.model.clone();
             self.start_span(&model);
@@ -312,18 +315,21 @@ impl Drop for Access {
                 attempts: std::mem::take(&mut self.reports),
                 outcome: self.outcome.clone(),
             });
-            // Shared with the other replicas through the ledger's store, when it has one.
-            let state = self.state.clone();
-            let id = self.generation_id.clone();
-            tokio::spawn(async move {
-                let Ok(json) = serde_json::to_string(&*stored) else {
-                    return;
-                };
-                let ttl = state.generations.ttl();
-                if let Err(e) = state.settler.ledger().put_generation(&id, &json, ttl).await {
-                    tracing::debug!(generation_id = %id, "generation record not shared: {e}");
-                }
-            });
+            // Shared with the other replicas through the ledger's store, when it has one
+            // (rendered and serialised only then: this runs on every request).
+            if self.state.settler.ledger().kind() == "redis" {
+                let state = self.state.clone();
+                let id = self.generation_id.clone();
+                tokio::spawn(async move {
+                    let Ok(json) = serde_json::to_string(&Stored::from(&*stored)) else {
+                        return;
+                    };
+                    let ttl = state.generations.ttl();
+                    if let Err(e) = state.settler.ledger().put_generation(&id, &json, ttl).await {
+                        tracing::debug!(generation_id = %id, "generation record not shared: {e}");
+                    }
+                });
+            }
         }
         tracing::info!(
             target: "switchboard::access",

@@ -27,6 +27,14 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// The tracing target of request and attempt spans.
 pub const TARGET: &str = "switchboard::trace";
 
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether spans are exported. Request and attempt spans are only built then: on the hot path a
+/// span nobody reads is pure cost.
+pub fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Where and how to export spans.
 #[derive(Clone, Debug, Default)]
 pub struct OtlpOptions {
@@ -54,6 +62,7 @@ pub fn enabled(options: &OtlpOptions) -> bool {
 /// Must run inside the Tokio runtime.
 pub fn tracer_provider(options: &OtlpOptions) -> anyhow::Result<SdkTracerProvider> {
     global::set_text_map_propagator(TraceContextPropagator::new());
+    EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
     let protocol = options
         .protocol
         .clone()

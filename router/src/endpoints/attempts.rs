@@ -216,19 +216,23 @@ impl<'s, 'a> Attempts<'s, 'a> {
                 Some(slot) => {
                     access.attempts += 1;
                     self.started = Instant::now();
-                    self.span = tracing::info_span!(
-                        target: crate::telemetry::TARGET,
-                        parent: &access.span,
-                        "attempt",
-                        otel.name = format!("chat {}", c.upstream_model).as_str(),
-                        otel.kind = "client",
-                        otel.status_code = tracing::field::Empty,
-                        gen_ai.operation.name = "chat",
-                        gen_ai.provider.name = provider.name.as_str(),
-                        gen_ai.request.model = c.upstream_model,
-                        error.type = tracing::field::Empty,
-                        http.response.status_code = tracing::field::Empty,
-                    );
+                    self.span = if !crate::telemetry::exporting() {
+                        tracing::Span::none()
+                    } else {
+                        tracing::info_span!(
+                            target: crate::telemetry::TARGET,
+                            parent: &access.span,
+                            "attempt",
+                            otel.name = format!("chat {}", c.upstream_model).as_str(),
+                            otel.kind = "client",
+                            otel.status_code = tracing::field::Empty,
+                            gen_ai.operation.name = "chat",
+                            gen_ai.provider.name = provider.name.as_str(),
+                            gen_ai.request.model = c.upstream_model,
+                            error.type = tracing::field::Empty,
+                            http.response.status_code = tracing::field::Empty,
+                        )
+                    };
                     return Some((c, slot));
                 }
                 None => self.reports.push(AttemptReport {

@@ -67,7 +67,10 @@ pub struct Stored {
 }
 
 /// Records by id, and ids in insertion order for eviction.
-type Records = (HashMap<String, Arc<Stored>>, VecDeque<(Instant, String)>);
+type Records = (
+    HashMap<String, Arc<Generation>>,
+    VecDeque<(Instant, String)>,
+);
 
 /// Recent generations, bounded in count and age.
 pub struct GenerationStore {
@@ -93,16 +96,13 @@ impl GenerationStore {
     }
 
     /// Keeps a record, evicting the oldest beyond capacity or age; returns it as stored.
-    pub fn insert(&self, g: Generation) -> Arc<Stored> {
-        let stored = Arc::new(Stored {
-            key_id: g.key_id.clone(),
-            data: render(&g),
-        });
+    pub fn insert(&self, g: Generation) -> Arc<Generation> {
+        let stored = Arc::new(g);
         let now = Instant::now();
         let mut guard = self.inner.lock().expect("generation store poisoned");
         let (map, order) = &mut *guard;
-        order.push_back((now, g.id.clone()));
-        map.insert(g.id.clone(), stored.clone());
+        order.push_back((now, stored.id.clone()));
+        map.insert(stored.id.clone(), stored.clone());
         while let Some((at, id)) = order.front() {
             if order.len() > self.capacity || now.duration_since(*at) > self.ttl {
                 map.remove(id);
@@ -115,7 +115,7 @@ impl GenerationStore {
     }
 
     /// The record with this id, if still kept on this replica.
-    pub fn get(&self, id: &str) -> Option<Arc<Stored>> {
+    pub fn get(&self, id: &str) -> Option<Arc<Generation>> {
         let guard = self.inner.lock().expect("generation store poisoned");
         guard.0.get(id).cloned()
     }
@@ -142,7 +142,7 @@ pub async fn handle(
         // This replica's records first, then the ledger's shared store (Redis), where every
         // replica writes its records.
         let found = match state.generations.get(&id) {
-            Some(g) => Some(g),
+            Some(g) => Some(Arc::new(Stored::from(&*g))),
             None => state
                 .settler
                 .ledger()
@@ -165,6 +165,15 @@ pub async fn handle(
             access.status = e.status().as_u16();
             access.outcome = Some(e.code().to_string());
             e.into_response()
+        }
+    }
+}
+
+impl From<&Generation> for Stored {
+    fn from(g: &Generation) -> Stored {
+        Stored {
+            key_id: g.key_id.clone(),
+            data: render(g),
         }
     }
 }
