@@ -3,10 +3,7 @@
 
 mod support;
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::*;
@@ -184,35 +181,18 @@ async fn no_secret_reaches_logs_spans_or_metrics_even_when_things_fail() {
     cut.truncate(3);
     let breaking = MockUpstream::start(Behaviour::Sse(cut, Duration::ZERO)).await;
     let log_path = temp_manifest("");
-    let manifest_path = temp_manifest(&manifests(&[echoing.base_url(), breaking.base_url()]));
-    let (api, admin) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-router"))
-        .args(["--manifests", manifest_path.to_str().unwrap()])
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{api}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .args(["--log-format", "json", "--log", "debug"])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut router = RouterProcess::spawn(
+        &manifests(&[echoing.base_url(), breaking.base_url()]),
+        &["--log-format", "json", "--log", "debug"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+        Some(&log_path),
+    )
+    .await;
     let client = http();
-    let base = format!("http://127.0.0.1:{api}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("http://127.0.0.1:{admin}/readyz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "router did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (base, admin_url) = (router.api.clone(), router.admin.clone());
     let send = |key: &'static str, body: Value| {
         let req = client
             .post(format!("{base}/v1/chat/completions"))
@@ -240,7 +220,7 @@ async fn no_secret_reaches_logs_spans_or_metrics_even_when_things_fail() {
         send(CLIENT_KEY, json!({"model": "test/mock", "messages": hi()})).await,
     ];
     let metrics = client
-        .get(format!("http://127.0.0.1:{admin}/metrics"))
+        .get(format!("{admin_url}/metrics"))
         .send()
         .await
         .unwrap()
@@ -248,7 +228,7 @@ async fn no_secret_reaches_logs_spans_or_metrics_even_when_things_fail() {
         .await
         .unwrap();
     let config = client
-        .get(format!("http://127.0.0.1:{admin}/config"))
+        .get(format!("{admin_url}/config"))
         .send()
         .await
         .unwrap()
@@ -256,10 +236,8 @@ async fn no_secret_reaches_logs_spans_or_metrics_even_when_things_fail() {
         .await
         .unwrap();
     // SIGTERM flushes the span exporter before the process exits.
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    router.sigterm();
+    router.wait_exit(Duration::from_secs(10)).await;
     let spans = format!("{:?}", spans.lock().unwrap());
     assert!(
         spans.contains("status_401"),
@@ -298,36 +276,13 @@ async fn no_secret_reaches_logs_spans_or_metrics_even_when_things_fail() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_log_level_changes_at_runtime_from_the_admin_port() {
     let log_path = temp_manifest("");
-    let manifest_path = temp_manifest(&manifests(&[]));
-    let (api, admin) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-router"))
-        .args(["--manifests", manifest_path.to_str().unwrap()])
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{api}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .args(["--log", "warn"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut router =
+        RouterProcess::spawn(&manifests(&[]), &["--log", "warn"], &[], Some(&log_path)).await;
     let client = http();
-    let admin_url = format!("http://127.0.0.1:{admin}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("{admin_url}/readyz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "router did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (api, admin_url) = (router.api.clone(), router.admin.clone());
     let chat = || {
         client
-            .post(format!("http://127.0.0.1:{api}/v1/chat/completions"))
+            .post(format!("{api}/v1/chat/completions"))
             .bearer_auth(CLIENT_KEY)
             .json(&json!({"model": "test/mock", "messages": hi()}))
             .send()
@@ -358,10 +313,8 @@ async fn the_log_level_changes_at_runtime_from_the_admin_port() {
     assert_eq!(ok.status(), 200);
     assert_eq!(chat().await.unwrap().status(), 200);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    router.sigterm();
+    router.wait_exit(Duration::from_secs(10)).await;
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert_eq!(
         logs.matches("switchboard::access").count(),

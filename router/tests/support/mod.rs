@@ -455,14 +455,29 @@ pub struct RouterProcess {
 impl RouterProcess {
     /// Starts the binary configured only through the environment, and waits until it is ready.
     pub async fn spawn_with_env(manifest: &str, extra_env: &[(&str, &str)]) -> RouterProcess {
+        RouterProcess::spawn(manifest, &[], extra_env, None).await
+    }
+
+    /// Starts the binary with extra flags and environment, its stderr (the logs) written to
+    /// `log` when given, and waits until it is ready.
+    pub async fn spawn(
+        manifest: &str,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> RouterProcess {
         let (api, admin) = (free_port(), free_port());
         let path = temp_manifest(manifest);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard-router"));
         cmd.env("SWITCHBOARD_MANIFESTS", &path)
             .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{api}"))
             .env("SWITCHBOARD_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+            .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::null(),
+            });
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
