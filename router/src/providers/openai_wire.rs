@@ -444,6 +444,20 @@ pub struct Completion {
 }
 
 impl Completion {
+    /// Sets the finish reason from the provider's native one (kept as `native_finish_reason`),
+    /// mapped by `map`. An answer given through the emulated JSON tool (`json_answer`) and no
+    /// other tool call is a plain `stop`.
+    pub fn finish(&mut self, native: String, json_answer: bool, map: fn(&str) -> &'static str) {
+        self.finish_reason = if json_answer && self.tool_calls.is_empty() {
+            "stop".into()
+        } else {
+            map(&native).into()
+        };
+        self.native_finish_reason = Some(native);
+    }
+}
+
+impl Completion {
     /// The `chat.completion` JSON text.
     pub fn render(&self) -> String {
         let mut message = Map::new();

@@ -347,13 +347,11 @@ pub fn response(
             }
         }
     }
-    let native = r.stop_reason.unwrap_or_else(|| "end_turn".into());
-    out.finish_reason = if json_answer && out.tool_calls.is_empty() {
-        "stop".into()
-    } else {
-        finish_reason(&native).into()
-    };
-    out.native_finish_reason = Some(native);
+    out.finish(
+        r.stop_reason.unwrap_or_else(|| "end_turn".into()),
+        json_answer,
+        finish_reason,
+    );
     Ok(out)
 }
 
