@@ -34,6 +34,7 @@ LITELLM_VENV = os.path.join(BENCH, ".venv-litellm")
 MOCK_ADDR = "127.0.0.1:18000"
 ROUTER_ADDR = "127.0.0.1:18080"
 ROUTER_ADMIN = "127.0.0.1:18090"
+RELAY_ADDR = "127.0.0.1:18070"
 LITELLM_ADDR = "127.0.0.1:18400"
 # LiteLLM refuses to start without a master key; with one (and no database) it checks it per request.
 LITELLM_KEY = "sk-litellm-bench-0123456789abcdef"
@@ -286,12 +287,12 @@ def ratio(a, b, nd=2):
 
 def write_svg(path, rows, peers):
     """Two panels: saturation throughput, and p50/p99 at a fixed 1,000 req/s."""
-    targets = ["direct", "router"] + (["litellm"] if peers else [])
-    colors = {"direct": "#8c8c8c", "router": "#1f77b4", "litellm": "#d62728"}
+    targets = ["direct", "relay", "router"] + (["litellm"] if peers else [])
+    colors = {"direct": "#8c8c8c", "relay": "#bcbd22", "router": "#1f77b4", "litellm": "#d62728"}
     sat = [(sc, t, r["rps"]) for sc in ("sat-1KB", "sat-16KB") for t in targets
            for r in rows if r["scenario"] == sc and r["target"] == t]
     lat = [(f"{sc[-3:]} {t} {m}", t, r[m]) for sc in ("rate-1000-1KB", "rate-1000-16KB")
-           for t in ("direct", "router") for m in ("p50", "p99")
+           for t in ("direct", "relay", "router") for m in ("p50", "p99")
            for r in rows if r["scenario"] == sc and r["target"] == t]
     W, H, left = 760, 560, 190
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
@@ -341,24 +342,32 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
     L.append("")
     L.append("## Non-streaming\n")
     L.append("Latency in milliseconds as the load generator sees it (client → [gateway →] mock). "
-             "`added` = router minus direct. CPU% and RSS are the gateway process's (CPU% of one core, "
-             "averaged over the run; RSS at the end of the run).\n")
-    L.append("| scenario | target | achieved req/s | p50 | p99 | p99.9 | errors | gateway CPU% | gateway RSS MB | added p50 | added p99 |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+             "`added` = target minus direct. `relay` is `bench-relay` (bench/src/bin/relay.rs), a TCP "
+             "relay pinned like the router that does no work at all: its added latency is what the "
+             "extra hop alone costs on this machine (loopback and wake-ups across the two cores), the "
+             "floor for any proxy here; `over relay` = router minus relay, the router's own share. "
+             "CPU% and RSS are the gateway process's (CPU% of one core, averaged over the run; RSS at "
+             "the end of the run).\n")
+    L.append("| scenario | target | achieved req/s | p50 | p99 | p99.9 | errors | gateway CPU% | gateway RSS MB | added p50 | added p99 | over relay p50 | over relay p99 |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     scenarios = []
     for r in rows:
         if r["scenario"] not in scenarios:
             scenarios.append(r["scenario"])
     for sc in scenarios:
         d = by.get((sc, "direct"))
-        for t in ("direct", "router", "litellm"):
+        rl = by.get((sc, "relay"))
+        for t in ("direct", "relay", "router", "litellm"):
             r = by.get((sc, t))
             if not r:
                 continue
             a50 = fmt(r["p50"] - d["p50"], 3) if d and t != "direct" else ""
             a99 = fmt(r["p99"] - d["p99"], 3) if d and t != "direct" else ""
+            o50 = fmt(r["p50"] - rl["p50"], 3) if rl and t == "router" else ""
+            o99 = fmt(r["p99"] - rl["p99"], 3) if rl and t == "router" else ""
             L.append(f"| {sc} | {t} | {fmt(r['rps'], 0)} | {fmt(r['p50'], 3)} | {fmt(r['p99'], 3)} | "
-                     f"{fmt(r['p999'], 3)} | {r['errors']}/{r['total']} | {fmt(r['cpu'], 0)} | {fmt(r['rss'], 1)} | {a50} | {a99} |")
+                     f"{fmt(r['p999'], 3)} | {r['errors']}/{r['total']} | {fmt(r['cpu'], 0)} | {fmt(r['rss'], 1)} | "
+                     f"{a50} | {a99} | {o50} | {o99} |")
     L.append("")
     L.append("### Ratios\n")
     L.append("| scenario | router/direct req/s | router/direct p50 | router/direct p99 |" + (" router/LiteLLM req/s | LiteLLM/router p50 | LiteLLM/router p99 |" if peers else ""))
@@ -440,7 +449,8 @@ def main():
     write_manifest(manifest)
     bodies = {}
     for size in (1, 16):
-        for target, model in (("direct", "bench-model"), ("router", ROUTER_MODEL), ("litellm", ROUTER_MODEL)):
+        for target, model in (("direct", "bench-model"), ("relay", "bench-model"), ("router", ROUTER_MODEL),
+                              ("litellm", ROUTER_MODEL)):
             p = os.path.join(OUT, f"body-{size}KB-{target}.json")
             write_body(p, size * 1024, model)
             bodies[(size, target)] = p
@@ -463,13 +473,19 @@ def main():
         memory["rows"].append((f"idle, {N_KEYS:,} ApiKeys + {N_ROUTES} ModelRoutes loaded", idle))
         log(f"router idle RSS {idle:.1f} MB")
 
+        relay = procs.start(pinned(1, [os.path.join(TARGET, "bench-relay"), RELAY_ADDR, MOCK_ADDR]),
+                            "relay.log")
+        if not wait_http(f"http://{RELAY_ADDR}/v1/chat/completions", 10, method="GET"):
+            raise RuntimeError("bench-relay did not start")
+
         litellm = None
         if args.peers:
             litellm, litellm_note = start_litellm(procs)
 
         urls = {"direct": f"http://{MOCK_ADDR}/v1/chat/completions",
+                "relay": f"http://{RELAY_ADDR}/v1/chat/completions",
                 "router": f"http://{ROUTER_ADDR}/v1/chat/completions"}
-        pids = {"direct": None, "router": router.pid}
+        pids = {"direct": None, "relay": relay.pid, "router": router.pid}
         if litellm:
             urls["litellm"] = f"http://{LITELLM_ADDR}/v1/chat/completions"
             pids["litellm"] = litellm.pid
@@ -480,10 +496,10 @@ def main():
         D = args.duration
         plan = []
         for size in (1, 16):
-            plan.append((f"c1-{size}KB", size, None, 1, ["direct", "router", "litellm"]))
+            plan.append((f"c1-{size}KB", size, None, 1, ["direct", "relay", "router", "litellm"]))
             for rate in (500, 1000, 2000):
-                plan.append((f"rate-{rate}-{size}KB", size, rate, 64, ["direct", "router"]))
-            plan.append((f"sat-{size}KB", size, None, 64, ["direct", "router", "litellm"]))
+                plan.append((f"rate-{rate}-{size}KB", size, rate, 64, ["direct", "relay", "router"]))
+            plan.append((f"sat-{size}KB", size, None, 64, ["direct", "relay", "router", "litellm"]))
         if litellm:
             plan.insert(1, ("rate-100-1KB", 1, 100, 64, ["direct", "router", "litellm"]))
         for name, size, rate, conns, targets in plan:

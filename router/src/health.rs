@@ -99,13 +99,19 @@ struct TargetState {
     throughput: VecDeque<f64>,
 }
 
+/// The upper median, by selection in a stack copy: read on every request, so no allocation
+/// and no full sort.
 fn median(samples: &VecDeque<f64>) -> Option<f64> {
     if samples.is_empty() {
         return None;
     }
-    let mut v: Vec<f64> = samples.iter().copied().collect();
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
+    let mut v = [0.0; SAMPLES];
+    let n = samples.len().min(SAMPLES);
+    for (slot, x) in v.iter_mut().zip(samples.iter()) {
+        *slot = *x;
+    }
+    let (_, mid, _) = v[..n].select_nth_unstable_by(n / 2, f64::total_cmp);
+    Some(*mid)
 }
 
 fn push_sample(samples: &mut VecDeque<f64>, value: f64) {
@@ -118,7 +124,8 @@ fn push_sample(samples: &mut VecDeque<f64>, value: f64) {
 /// Health of every target this replica has talked to, shared by all requests and config versions.
 pub struct Health {
     policy: HealthPolicy,
-    targets: Mutex<HashMap<(String, String), TargetState>>,
+    /// By provider id, then upstream model: looked up with `&str`s, so a hit allocates nothing.
+    targets: Mutex<HashMap<String, HashMap<String, TargetState>>>,
     in_flight: Mutex<HashMap<String, Arc<AtomicU32>>>,
 }
 
@@ -144,10 +151,14 @@ impl Health {
 
     fn with<R>(&self, provider: &str, model: &str, f: impl FnOnce(&mut TargetState) -> R) -> R {
         let mut targets = self.targets.lock().expect("health lock poisoned");
-        let state = targets
-            .entry((provider.to_string(), model.to_string()))
-            .or_default();
-        f(state)
+        if !targets.contains_key(provider) {
+            targets.insert(provider.to_string(), HashMap::new());
+        }
+        let models = targets.get_mut(provider).expect("inserted above");
+        if !models.contains_key(model) {
+            models.insert(model.to_string(), TargetState::default());
+        }
+        f(models.get_mut(model).expect("inserted above"))
     }
 
     /// The target's standing. When its ejection is over and nobody holds the probe, it is
@@ -286,7 +297,10 @@ impl Health {
     pub fn try_acquire(&self, provider: &str, cap: Option<u32>) -> Option<InFlight> {
         let counter = {
             let mut map = self.in_flight.lock().expect("in-flight lock poisoned");
-            map.entry(provider.to_string()).or_default().clone()
+            match map.get(provider) {
+                Some(counter) => counter.clone(),
+                None => map.entry(provider.to_string()).or_default().clone(),
+            }
         };
         let limit = cap.unwrap_or(u32::MAX);
         counter

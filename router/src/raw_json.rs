@@ -84,6 +84,58 @@ impl<'de> Deserialize<'de> for RawObject {
     }
 }
 
+/// A top-level field's raw value, present even when it is `null` (unlike `Option<&RawValue>`,
+/// which reads `null` as absent): for [`splice_fields`], which must replace a `null` in place.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Present<'a>(pub Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Present<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Present<'a>, D::Error> {
+        <&'a RawValue>::deserialize(d).map(|v| Present(Some(v)))
+    }
+}
+
+/// Sets top-level fields of the JSON object `src` without re-serialising it: each edit is the
+/// field's current raw value (borrowed from `src`, as a [`Present`] parsed from it), its key and
+/// its new raw JSON. A present field's value is replaced where it stands; an absent one is
+/// appended before the closing brace. Every other byte, whitespace included, is kept. `src` must
+/// be a non-empty JSON object and the borrowed values must come from it.
+pub fn splice_fields(src: &[u8], edits: &mut [(Present<'_>, &str, String)]) -> Vec<u8> {
+    let base = src.as_ptr() as usize;
+    let span = |v: &RawValue| {
+        let start = v.get().as_ptr() as usize - base;
+        (start, start + v.get().len())
+    };
+    edits.sort_by_key(|(present, _, _)| present.0.map_or(usize::MAX, |v| span(v).0));
+    let close = src
+        .iter()
+        .rposition(|b| *b == b'}')
+        .expect("a JSON object ends with `}`");
+    let extra: usize = edits.iter().map(|(_, k, v)| k.len() + v.len() + 4).sum();
+    let mut out = Vec::with_capacity(src.len() + extra);
+    let mut at = 0;
+    for (present, key, value) in edits.iter() {
+        match present.0 {
+            Some(v) => {
+                let (start, end) = span(v);
+                out.extend_from_slice(&src[at..start]);
+                out.extend_from_slice(value.as_bytes());
+                at = end;
+            }
+            None => {
+                out.extend_from_slice(&src[at..close]);
+                at = close;
+                out.push(b',');
+                serde_json::to_writer(&mut out, key).expect("a string serialises");
+                out.push(b':');
+                out.extend_from_slice(value.as_bytes());
+            }
+        }
+    }
+    out.extend_from_slice(&src[at..]);
+    out
+}
+
 /// The `usage` object with Switchboard's `cost` (USD, an exact decimal number) set, keeping every
 /// other usage field as the upstream wrote it.
 pub fn usage_with_cost(usage: Option<&RawValue>, cost: Decimal) -> String {
@@ -111,6 +163,44 @@ mod tests {
         assert_eq!(
             out,
             r#"{"id":"x","choices":[{"message":{"content":"h\u00e9 1.50"}}],"n":1.50,"provider":"p"}"#
+        );
+    }
+
+    #[derive(Deserialize)]
+    struct View<'a> {
+        #[serde(borrow, default)]
+        usage: Present<'a>,
+        #[serde(borrow, default)]
+        provider: Present<'a>,
+    }
+
+    fn splice(src: &str, usage: &str, provider: &str) -> String {
+        let view: View<'_> = serde_json::from_str(src).unwrap();
+        let mut edits = [
+            (view.provider, "provider", provider.to_string()),
+            (view.usage, "usage", usage.to_string()),
+        ];
+        String::from_utf8(splice_fields(src.as_bytes(), &mut edits)).unwrap()
+    }
+
+    #[test]
+    fn splice_replaces_present_fields_in_place_and_keeps_every_other_byte() {
+        let src = "{\"id\": \"x\",\n \"usage\": {\"a\": 1},\n \"provider\" : null, \"n\":1.50 }\n";
+        assert_eq!(
+            splice(src, r#"{"cost":1}"#, r#""p""#),
+            "{\"id\": \"x\",\n \"usage\": {\"cost\":1},\n \"provider\" : \"p\", \"n\":1.50 }\n"
+        );
+    }
+
+    #[test]
+    fn splice_appends_absent_fields_and_replaces_null() {
+        assert_eq!(
+            splice(r#"{"id":"x","usage":null}"#, r#"{"cost":1}"#, r#""p""#),
+            r#"{"id":"x","usage":{"cost":1},"provider":"p"}"#
+        );
+        assert_eq!(
+            splice(r#"{"choices":[{"a":"}"}]}  "#, "2", r#""p""#),
+            r#"{"choices":[{"a":"}"}],"provider":"p","usage":2}  "#
         );
     }
 

@@ -71,12 +71,30 @@ pub struct ProviderRuntime {
     pub client: reqwest::Client,
     /// Secret parts of a JSON credential (see [`ProviderRuntime::secrets`]).
     secret_parts: Vec<String>,
+    /// `namespace/name`.
+    id: String,
+    /// `baseURL` + each of [`OPENAI_PATHS`], parsed once per config version rather than per
+    /// request.
+    openai_urls: Vec<(&'static str, reqwest::Url)>,
 }
+
+/// The OpenAI-format paths whose full URLs are parsed ahead of time.
+const OPENAI_PATHS: [&str; 2] = ["/chat/completions", "/embeddings"];
 
 impl ProviderRuntime {
     /// `namespace/name`, the key of the provider in the snapshot.
-    pub fn id(&self) -> String {
-        format!("{}/{}", self.config.namespace, self.config.name)
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `baseURL` followed by `path`: pre-parsed for the OpenAI paths, parsed now otherwise.
+    pub fn url(&self, path: &str) -> Result<reqwest::Url, String> {
+        if let Some((_, url)) = self.openai_urls.iter().find(|(p, _)| *p == path) {
+            return Ok(url.clone());
+        }
+        let base = self.config.base_url.as_deref().unwrap_or_default();
+        reqwest::Url::parse(&format!("{base}{path}"))
+            .map_err(|e| format!("invalid upstream URL {base}{path}: {e}"))
     }
 
     /// Every string that must never be shown: the credential itself and, for JSON credentials
@@ -158,6 +176,9 @@ impl ClientPool {
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
+            // An API that moves answers with an error, not a redirect: reqwest would replay a
+            // 301/302 POST as a GET, and following costs a layer on every request.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("building the HTTP client failed: {e}"))?;
@@ -209,9 +230,21 @@ impl Runtime {
                 }
                 ProviderType::Mock => Adapter::Mock,
             };
+            let openai_urls = match (&adapter, &p.base_url) {
+                (Adapter::OpenAi, Some(base)) => OPENAI_PATHS
+                    .iter()
+                    .filter_map(|path| {
+                        let url = reqwest::Url::parse(&format!("{base}{path}")).ok()?;
+                        Some((*path, url))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             providers.insert(
                 id.clone(),
                 Arc::new(ProviderRuntime {
+                    id: id.clone(),
+                    openai_urls,
                     config: p.clone(),
                     adapter,
                     secret_parts: credential

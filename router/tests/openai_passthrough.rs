@@ -42,17 +42,21 @@ async fn non_streaming_passes_upstream_fields_through_byte_for_byte() {
 
     // Every upstream field keeps its exact bytes (spacing, escapes, `1.50`); only `usage` gains
     // `cost`, and `provider` is added.
-    let upstream_fields: std::collections::BTreeMap<String, Box<serde_json::value::RawValue>> =
-        serde_json::from_str(UPSTREAM_COMPLETION).unwrap();
+    type RawFields = std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>;
+    let upstream_fields: RawFields = serde_json::from_str(UPSTREAM_COMPLETION).unwrap();
+    let relayed_fields: RawFields = serde_json::from_str(&body).unwrap();
     for (key, raw) in &upstream_fields {
         if key != "usage" {
-            let exact = format!("\"{key}\":{}", raw.get());
-            assert!(
-                body.contains(&exact),
-                "{exact} not passed through in {body}"
+            assert_eq!(
+                relayed_fields[key].get(),
+                raw.get(),
+                "{key} not passed through in {body}"
             );
         }
     }
+    // Not even the whitespace between the fields before `usage` changes.
+    let before_usage = &UPSTREAM_COMPLETION[..UPSTREAM_COMPLETION.find("\"usage\"").unwrap()];
+    assert!(body.starts_with(before_usage), "{body}");
     assert!(
         body.contains(r#""content": "Caf\u00e9 \"quoted\" 1.50""#),
         "{body}"

@@ -16,7 +16,7 @@ use axum::{
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use rust_decimal::Decimal;
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 use tracing::Instrument;
 
 use super::{Attempts, admit, authenticate, begin, field, plan_request, read_json, tag_generation};
@@ -26,7 +26,7 @@ use crate::{
     health::InFlight,
     pricing::{Usage, cost, estimate_tokens},
     providers::{self, AttemptError, Call, ChunkStream, Reply},
-    raw_json::{RawObject, usage_with_cost},
+    raw_json::{Present, RawObject, splice_fields, usage_with_cost},
     routing::Candidate,
     state::AppState,
     stream_relay::{StreamEnd, StreamRelay, in_band_error, is_committing},
@@ -103,11 +103,19 @@ struct ChatRequest {
     max_tokens: Option<u64>,
 }
 
+/// A message, as far as the router checks it: an object with a string `role`.
+#[derive(serde::Deserialize)]
+struct RoleView<'a> {
+    #[serde(borrow, rename = "role")]
+    _role: std::borrow::Cow<'a, str>,
+}
+
 fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
     let messages = body
         .get("messages")
         .ok_or_else(|| ApiError::bad_param("messages", "`messages` is required"))?;
-    let list: Vec<Value> = serde_json::from_str(messages.get()).map_err(|_| {
+    // Borrowed views: the messages are checked, not copied.
+    let list: Vec<&RawValue> = serde_json::from_str(messages.get()).map_err(|_| {
         ApiError::bad_param("messages", "`messages` must be an array of message objects")
     })?;
     if list.is_empty() {
@@ -117,7 +125,7 @@ fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
         ));
     }
     for (i, m) in list.iter().enumerate() {
-        if m.get("role").and_then(Value::as_str).is_none() {
+        if serde_json::from_str::<RoleView<'_>>(m.get()).is_err() {
             return Err(ApiError::bad_param(
                 "messages",
                 format!("`messages[{i}]` must be an object with a string `role`"),
@@ -203,7 +211,9 @@ pub async fn run(
             .await
             {
                 Err(_) => Err(AttemptError::Timeout("total")),
-                Ok(Ok(Reply::Complete(bytes))) => complete_body(&bytes, &cand),
+                Ok(Ok(Reply::Complete(bytes))) => {
+                    complete_body(&bytes, &cand, state.settings.trace_content)
+                }
                 Ok(Ok(Reply::Stream(_))) => Err(AttemptError::Protocol("unexpected stream".into())),
                 Ok(Err(e)) => Err(e),
             };
@@ -287,7 +297,7 @@ pub async fn run(
             secrets,
             target: (
                 state.clone(),
-                cand.provider.id(),
+                cand.provider.id().to_string(),
                 cand.upstream_model.to_string(),
             ),
             committed: Instant::now(),
@@ -338,44 +348,65 @@ struct FinishView {
     finish_reason: Option<String>,
 }
 
-/// Prices a complete response and adds `usage.cost` and `provider`, keeping every other byte.
-fn complete_body(bytes: &[u8], cand: &Candidate<'_>) -> Result<Completed, AttemptError> {
-    let mut obj = RawObject::parse(bytes)
+/// The top-level fields of an upstream `chat.completion` the router reads or sets, borrowed
+/// from the body: the rest is skipped, never copied.
+#[derive(serde::Deserialize)]
+struct CompletionView<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    choices: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    usage: Present<'a>,
+    #[serde(borrow, default)]
+    provider: Present<'a>,
+}
+
+/// Prices a complete response and sets `usage.cost` and `provider`, keeping every other byte.
+fn complete_body(
+    bytes: &[u8],
+    cand: &Candidate<'_>,
+    keep_choices: bool,
+) -> Result<Completed, AttemptError> {
+    let view: CompletionView<'_> = serde_json::from_slice(bytes)
         .map_err(|e| AttemptError::Protocol(format!("upstream answered invalid JSON: {e}")))?;
-    if obj.get("choices").is_none() {
-        let detail = obj
-            .get("error")
+    let Some(choices) = view.choices.filter(|c| c.get() != "null") else {
+        let detail = view
+            .error
             .map(|e| e.get().to_string())
             .unwrap_or_else(|| "no `choices` in the response".into());
         return Err(AttemptError::Protocol(format!(
             "upstream answered without choices: {detail}"
         )));
-    }
-    let usage_raw = obj.get("usage");
+    };
+    let usage_raw = view.usage.0.filter(|u| u.get() != "null");
     let usage = usage_raw
         .and_then(|u| serde_json::from_str::<Value>(u.get()).ok())
         .and_then(|u| Usage::from_openai(&u))
         .unwrap_or_else(|| Usage {
             prompt_tokens: 0,
-            completion_tokens: estimate_tokens(obj.get("choices").map_or("", |c| c.get())),
+            completion_tokens: estimate_tokens(choices.get()),
             ..Usage::default()
         });
     let cost = cost(&cand.model.pricing, &usage);
-    let usage_json = usage_with_cost(usage_raw, cost);
-    obj.set_raw("usage", usage_json);
-    obj.set("provider", &cand.provider.config.name);
-    let finish_reason = obj
-        .get("choices")
-        .and_then(|c| serde_json::from_str::<Vec<FinishView>>(c.get()).ok())
+    let provider = serde_json::to_string(&cand.provider.config.name).expect("a string serialises");
+    let mut edits = [
+        (view.usage, "usage", usage_with_cost(usage_raw, cost)),
+        (view.provider, "provider", provider),
+    ];
+    let body = splice_fields(bytes, &mut edits);
+    let finish_reason = serde_json::from_str::<Vec<FinishView>>(choices.get())
+        .ok()
         .and_then(|c| c.into_iter().find_map(|c| c.finish_reason));
-    let id = obj
-        .get("id")
+    let id = view
+        .id
         .and_then(|v| serde_json::from_str::<String>(v.get()).ok());
-    let choices = obj.get("choices").map(|c| c.get().to_string());
     Ok(Completed {
         id,
-        choices,
-        body: Bytes::from(obj.to_vec()),
+        choices: keep_choices.then(|| choices.get().to_string()),
+        body: Bytes::from(body),
         usage,
         cost,
         finish_reason,

@@ -43,10 +43,10 @@ async fn post(
 ) -> Result<reqwest::Response, AttemptError> {
     let p = call.provider;
     let credential = p.credential.clone().map_err(AttemptError::Credential)?;
-    let base = p.config.base_url.as_deref().unwrap_or_default();
+    let url = p.url(path).map_err(AttemptError::Protocol)?;
     let mut req = p
         .client
-        .post(format!("{base}{path}"))
+        .post(url)
         .header(header::CONTENT_TYPE, "application/json")
         .body(body);
     if call.stream {
