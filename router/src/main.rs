@@ -18,6 +18,11 @@ use switchboard_router::{
 };
 use tokio::signal::unix::{SignalKind, signal};
 
+/// mimalloc instead of glibc's malloc: fewer instructions per allocation on the request path,
+/// and freed memory goes back to the system instead of staying in per-thread arenas.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
