@@ -68,6 +68,20 @@ pub struct Access {
 }
 
 impl Access {
+    /// Writes the record (access log line, metrics, settlement, generation record) right after
+    /// the response has been handed to the connection, instead of before it: the client does not
+    /// wait for its own bookkeeping. Nothing is lost: the record is written when the task runs,
+    /// or when the runtime drops it unrun at shutdown. Readers that must see it
+    /// (`/metrics`, `/api/v1/generation`) wait for [`AppState::records_written`].
+    pub fn finish_after_response(self) {
+        let state = self.state.clone();
+        state.record_handed_off();
+        tokio::spawn(async move {
+            drop(self);
+            state.record_written();
+        });
+    }
+
     /// Starts a record.
     pub fn new(state: Arc<AppState>, endpoint: &'static str, generation_id: String) -> Access {
         Access {

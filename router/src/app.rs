@@ -75,6 +75,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    state.records_written(RECORDS_WAIT).await;
     (
         [(
             header::CONTENT_TYPE,
@@ -84,6 +85,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     )
         .into_response()
 }
+
+/// How long a read of recorded state waits for the records of responses already sent.
+pub(crate) const RECORDS_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 async fn config(State(state): State<Arc<AppState>>) -> Response {
     match state.runtime() {

@@ -1,6 +1,12 @@
 //! Shared state of a router process.
 
-use std::sync::Arc;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use arc_swap::ArcSwapOption;
 
@@ -50,6 +56,10 @@ pub struct AppState {
     pub settings: Settings,
     /// The live log filter, when this process installed one (the binary does; tests need not).
     pub log_level: std::sync::OnceLock<crate::logging::LogLevel>,
+    /// Access records handed off by [`crate::access::Access::finish_after_response`], and how
+    /// many of them are written: both only grow.
+    records_handed_off: AtomicU64,
+    records_written: AtomicU64,
 }
 
 impl AppState {
@@ -68,8 +78,37 @@ impl AppState {
             generations: GenerationStore::default(),
             settler: Settler::start(ledger),
             log_level: std::sync::OnceLock::new(),
+            records_handed_off: AtomicU64::new(0),
+            records_written: AtomicU64::new(0),
             settings,
         })
+    }
+
+    /// Counts an access record handed off to be written after its response.
+    pub(crate) fn record_handed_off(&self) {
+        self.records_handed_off.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a handed-off access record as written.
+    pub(crate) fn record_written(&self) {
+        self.records_written.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Waits (at most `limit`) until as many access records are written as had been handed off
+    /// when called, so that what a client reads right after its response (metrics, its
+    /// generation record) includes that response.
+    pub async fn records_written(&self, limit: Duration) {
+        let target = self.records_handed_off.load(Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.records_written.load(Ordering::SeqCst) < target {
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::task::yield_now().await;
+            if self.records_written.load(Ordering::SeqCst) < target {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
     }
 
     /// The config being served, if any.

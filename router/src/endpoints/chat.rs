@@ -51,12 +51,13 @@ pub async fn handle(
         Err(e) => Err((e, access)),
     };
     let mut response = match result {
-        Ok(ChatOutput::Complete(bytes)) => {
+        Ok(ChatOutput::Complete(bytes, access)) => {
             let mut resp = (StatusCode::OK, bytes).into_response();
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            access.finish_after_response();
             resp
         }
         Ok(ChatOutput::Stream(frames)) => {
@@ -85,8 +86,9 @@ fn error_response(e: ApiError, mut access: Access) -> Response {
 
 /// What a chat completion produced, in OpenAI's wire format.
 pub enum ChatOutput {
-    /// A complete `chat.completion` JSON body.
-    Complete(Bytes),
+    /// A complete `chat.completion` JSON body, and the request's record, to finish once the
+    /// response is on its way.
+    Complete(Bytes, Access),
     /// SSE frames (`data: <chunk>\n\n` ... `data: [DONE]\n\n`, or an error chunk at the end).
     Stream(FrameStream),
 }
@@ -234,7 +236,7 @@ pub async fn run(
                             done.choices.as_deref().unwrap_or(""),
                         );
                     }
-                    return Ok(ChatOutput::Complete(done.body));
+                    return Ok(ChatOutput::Complete(done.body, access));
                 }
                 Err(e) => tri!(attempts.failed(&mut access, &cand, e)),
             }

@@ -42,6 +42,7 @@ pub async fn handle(
         }
     };
     tag_generation(&mut response, &generation_id);
+    access.finish_after_response();
     response
 }
 

@@ -139,8 +139,11 @@ pub async fn handle(
         let id =
             q.id.filter(|id| !id.is_empty())
                 .ok_or_else(|| ApiError::bad_param("id", "`id` is required"))?;
-        // This replica's records first, then the ledger's shared store (Redis), where every
-        // replica writes its records.
+        // This replica's records first (including those of responses just sent), then the
+        // ledger's shared store (Redis), where every replica writes its records.
+        if state.generations.get(&id).is_none() {
+            state.records_written(crate::app::RECORDS_WAIT).await;
+        }
         let found = match state.generations.get(&id) {
             Some(g) => Some(Arc::new(Stored::from(&*g))),
             None => state

@@ -50,17 +50,25 @@ pub async fn handle(
         Err(e) => Err((e, access)),
     };
     let mut response = match result {
-        Ok((ChatOutput::Complete(bytes), model)) => match translate::response(&bytes, &model) {
-            Ok(message) => {
-                let mut resp = (StatusCode::OK, message.to_string()).into_response();
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                resp
-            }
-            Err(e) => error_response(&e),
-        },
+        Ok((ChatOutput::Complete(bytes, mut access), model)) => {
+            let resp = match translate::response(&bytes, &model) {
+                Ok(message) => {
+                    let mut resp = (StatusCode::OK, message.to_string()).into_response();
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    resp
+                }
+                Err(e) => {
+                    access.status = e.status().as_u16();
+                    access.outcome = Some(e.code().to_string());
+                    error_response(&e)
+                }
+            };
+            access.finish_after_response();
+            resp
+        }
         Ok((ChatOutput::Stream(frames), model)) => {
             let mut resp = Response::new(Body::from_stream(events(frames, &model)));
             let h = resp.headers_mut();
