@@ -12,28 +12,56 @@ use crate::raw_json::RawObject;
 
 /// The upstream request body: the client's fields, `model` replaced, extensions removed, and
 /// `stream_options.include_usage` forced on for streams so usage is always reported.
+/// Written straight from the parsed request: the client's values are copied once, into the
+/// output, and `model` and `stream_options` keep their positions.
 pub fn upstream_body(request: &RawObject, upstream_model: &str, stream: bool) -> Vec<u8> {
-    let mut body = RawObject(
-        request
-            .0
-            .iter()
-            .filter(|(k, _)| !EXTENSION_FIELDS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    );
-    body.set("model", &upstream_model);
-    if stream {
-        let mut options = body
+    let model = serde_json::to_string(upstream_model).expect("a string serialises");
+    let stream_options = stream.then(|| {
+        let mut options = request
             .get("stream_options")
             .and_then(|o| serde_json::from_str::<RawObject>(o.get()).ok())
             .unwrap_or_default();
         options.set("include_usage", &true);
-        body.set_raw(
-            "stream_options",
-            String::from_utf8(options.to_vec()).expect("JSON is UTF-8"),
-        );
+        String::from_utf8(options.to_vec()).expect("JSON is UTF-8")
+    });
+    let size: usize = request
+        .0
+        .iter()
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(size + model.len() + 64);
+    let field = |out: &mut Vec<u8>, key: &str, value: &str| {
+        out.push(if out.is_empty() { b'{' } else { b',' });
+        serde_json::to_writer(&mut *out, key).expect("a string serialises");
+        out.push(b':');
+        out.extend_from_slice(value.as_bytes());
+    };
+    let (mut model_written, mut options_written) = (false, false);
+    for (key, value) in &request.0 {
+        match key.as_str() {
+            k if EXTENSION_FIELDS.contains(&k) => {}
+            "model" if !model_written => {
+                field(&mut out, key, &model);
+                model_written = true;
+            }
+            "model" => {}
+            "stream_options" if stream_options.is_some() => {
+                if !options_written {
+                    field(&mut out, key, stream_options.as_deref().unwrap_or("{}"));
+                    options_written = true;
+                }
+            }
+            _ => field(&mut out, key, value.get()),
+        }
     }
-    body.to_vec()
+    if !model_written {
+        field(&mut out, "model", &model);
+    }
+    if let (Some(options), false) = (&stream_options, options_written) {
+        field(&mut out, "stream_options", options);
+    }
+    out.push(b'}');
+    out
 }
 
 async fn post(
@@ -101,5 +129,18 @@ mod tests {
             out,
             r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#
         );
+    }
+
+    #[test]
+    fn upstream_body_appends_model_and_stream_options_when_absent() {
+        let req = RawObject::parse(br#"{"messages":[],"stream":true}"#).unwrap();
+        let out = String::from_utf8(upstream_body(&req, "m", true)).unwrap();
+        assert_eq!(
+            out,
+            r#"{"messages":[],"stream":true,"model":"m","stream_options":{"include_usage":true}}"#
+        );
+        let req = RawObject::parse(br#"{"model":"a","stream_options":{"x":1},"n":1}"#).unwrap();
+        let out = String::from_utf8(upstream_body(&req, "m", false)).unwrap();
+        assert_eq!(out, r#"{"model":"m","stream_options":{"x":1},"n":1}"#);
     }
 }
