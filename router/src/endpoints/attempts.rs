@@ -194,7 +194,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
                 && !self
                     .state
                     .health
-                    .claim_probe(&provider_id, c.upstream_model, Instant::now())
+                    .claim_probe(provider_id, c.upstream_model, Instant::now())
             {
                 // Another request is probing this target right now.
                 continue;
@@ -203,7 +203,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
                 let view = self
                     .state
                     .health
-                    .view(&provider_id, c.upstream_model, Instant::now());
+                    .view(provider_id, c.upstream_model, Instant::now());
                 if view.cooling.is_some() || view.tier == crate::health::Tier::Ejected {
                     continue;
                 }
@@ -211,7 +211,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
             match self
                 .state
                 .health
-                .try_acquire(&provider_id, provider.max_concurrent_requests)
+                .try_acquire(provider_id, provider.max_concurrent_requests)
             {
                 Some(slot) => {
                     access.attempts += 1;
@@ -258,7 +258,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
     ) {
         let provider = &cand.provider.config.name;
         self.state.health.record_success(
-            &cand.provider.id(),
+            cand.provider.id(),
             cand.upstream_model,
             Instant::now(),
             ttft,
@@ -346,7 +346,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
                 _ => None,
             };
             self.state.health.record_failure(
-                &cand.provider.id(),
+                cand.provider.id(),
                 cand.upstream_model,
                 Instant::now(),
                 retry_after,
