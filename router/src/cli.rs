@@ -69,6 +69,16 @@ pub struct Cli {
     /// File the in-process ledger persists settled spend to, so a restart keeps it (standalone).
     #[arg(long, env = "SWITCHBOARD_STATE_FILE")]
     pub state_file: Option<PathBuf>,
+    /// Requests in flight on one upstream HTTP client before another client (another connection
+    /// to an HTTP/2 upstream) is opened. HTTP/2 servers should allow at least 100 streams per
+    /// connection; lower it for an upstream that allows fewer, or long streams beyond its limit
+    /// wait for a stream to end.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_UPSTREAM_REQUESTS_PER_CONNECTION",
+        default_value_t = crate::runtime::REQUESTS_PER_CLIENT
+    )]
+    pub upstream_requests_per_connection: usize,
     /// Consecutive failures that eject an upstream target from routing.
     #[arg(long, env = "SWITCHBOARD_EJECT_AFTER_FAILURES", default_value_t = 5)]
     pub eject_after_failures: u32,

@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
             ..HealthPolicy::default()
         },
         trace_content: cli.trace_content,
+        requests_per_client: cli.upstream_requests_per_connection.max(1),
     };
     let mut local_ledger = None;
     let ledger: Arc<dyn Ledger> = match (&cli.redis_url, &cli.state_file) {

@@ -27,6 +27,9 @@ pub struct Settings {
     pub health: HealthPolicy,
     /// Record prompts and completions on traces (span events); off by default.
     pub trace_content: bool,
+    /// Requests one upstream HTTP client carries before another is used (see
+    /// [`crate::runtime::REQUESTS_PER_CLIENT`]).
+    pub requests_per_client: usize,
 }
 
 impl Default for Settings {
@@ -35,6 +38,7 @@ impl Default for Settings {
             max_request_bytes: 10 * 1024 * 1024,
             health: HealthPolicy::default(),
             trace_content: false,
+            requests_per_client: crate::runtime::REQUESTS_PER_CLIENT,
         }
     }
 }
@@ -73,7 +77,7 @@ impl AppState {
         Arc::new(AppState {
             runtime: ArcSwapOption::empty(),
             metrics: Metrics::new(),
-            clients: ClientPool::default(),
+            clients: ClientPool::new(settings.requests_per_client),
             health: Health::new(settings.health.clone()),
             generations: GenerationStore::default(),
             settler: Settler::start(ledger),

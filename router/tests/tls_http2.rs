@@ -5,11 +5,14 @@
 mod support;
 
 use std::{
+    convert::Infallible,
     net::SocketAddr,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
-use axum::{Router, extract::Request, routing::post};
+use axum::{Router, body::Body, extract::Request, routing::post};
+use futures_util::StreamExt;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
@@ -20,6 +23,7 @@ use serde_json::{Value, json};
 use support::{
     CLIENT_KEY, RouterProcess, UPSTREAM_COMPLETION, http, manifests, upstream_stream_frames,
 };
+use tokio::sync::watch;
 use tokio_rustls::{
     TlsAcceptor,
     rustls::{
@@ -31,6 +35,15 @@ use tokio_rustls::{
 /// A test CA (PEM) and a TLS upstream with a leaf certificate for 127.0.0.1 signed by it, which
 /// records the HTTP version of every request.
 async fn tls_upstream() -> (String, SocketAddr, Arc<Mutex<Vec<http::Version>>>) {
+    tls_upstream_with(None, None).await
+}
+
+/// [`tls_upstream`], allowing at most `max_streams` concurrent HTTP/2 streams per connection and,
+/// with `hold`, holding every stream open after its first content until `hold` turns true.
+async fn tls_upstream_with(
+    max_streams: Option<u32>,
+    hold: Option<watch::Receiver<bool>>,
+) -> (String, SocketAddr, Arc<Mutex<Vec<http::Version>>>) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_key = KeyPair::generate().unwrap();
@@ -59,6 +72,7 @@ async fn tls_upstream() -> (String, SocketAddr, Arc<Mutex<Vec<http::Version>>>) 
         "/v1/chat/completions",
         post(move |req: Request| {
             let seen = seen.clone();
+            let hold = hold.clone();
             async move {
                 seen.lock().unwrap().push(req.version());
                 let body: Value = serde_json::from_slice(
@@ -68,12 +82,24 @@ async fn tls_upstream() -> (String, SocketAddr, Arc<Mutex<Vec<http::Version>>>) 
                 )
                 .unwrap();
                 if body["stream"] == true {
-                    let sse: String = upstream_stream_frames(true).concat();
-                    ([("content-type", "text/event-stream")], sse)
+                    let frames = upstream_stream_frames(true);
+                    let (first, rest) = (frames[..2].concat(), frames[2..].concat());
+                    let hold = hold.clone();
+                    let sse = futures_util::stream::once(async move { Ok::<_, Infallible>(first) })
+                        .chain(futures_util::stream::once(async move {
+                            if let Some(mut hold) = hold {
+                                let _ = hold.wait_for(|released| *released).await;
+                            }
+                            Ok(rest)
+                        }));
+                    (
+                        [("content-type", "text/event-stream")],
+                        Body::from_stream(sse),
+                    )
                 } else {
                     (
                         [("content-type", "application/json")],
-                        UPSTREAM_COMPLETION.to_string(),
+                        Body::from(UPSTREAM_COMPLETION),
                     )
                 }
             }
@@ -89,7 +115,11 @@ async fn tls_upstream() -> (String, SocketAddr, Arc<Mutex<Vec<http::Version>>>) 
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let _ = auto::Builder::new(TokioExecutor::new())
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                if let Some(n) = max_streams {
+                    builder.http2().max_concurrent_streams(n);
+                }
+                let _ = builder
                     .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
                     .await;
             });
@@ -158,4 +188,63 @@ async fn an_untrusted_upstream_certificate_is_refused() {
         "connect"
     );
     assert!(versions.lock().unwrap().is_empty());
+}
+
+/// An HTTP/2 upstream queues streams beyond its `SETTINGS_MAX_CONCURRENT_STREAMS`, and hyper
+/// keeps to one connection per client: without more clients, long streams past the limit would
+/// wait for earlier ones to end. Here the upstream allows 2 streams per connection and holds each
+/// open after its first content; the router is told so and must serve 5 streams at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_beyond_an_http2_upstreams_stream_limit_are_not_held_back() {
+    let (release, hold) = watch::channel(false);
+    let (ca_pem, addr, versions) = tls_upstream_with(Some(2), Some(hold)).await;
+    let ca_file = support::temp_manifest(&ca_pem);
+    let manifest = manifests(&[format!("https://127.0.0.1:{}/v1", addr.port())]);
+    let router = RouterProcess::spawn(
+        &manifest,
+        &["--upstream-requests-per-connection", "2"],
+        &[("SSL_CERT_FILE", ca_file.to_str().unwrap())],
+        None,
+    )
+    .await;
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        let resp = http()
+            .post(format!("{}/v1/chat/completions", router.api))
+            .bearer_auth(CLIENT_KEY)
+            .json(&json!({"model": "test/model", "stream": true,
+                          "messages": [{"role": "user", "content": "hi"}]}))
+            .send();
+        streams.push(tokio::spawn(async move {
+            let mut body = resp.await.unwrap().bytes_stream();
+            let mut seen = String::new();
+            while !seen.contains("Hel") {
+                let chunk = body.next().await.expect("the stream ends before content");
+                seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            }
+            (seen, body)
+        }));
+    }
+    // Every stream gets its first content while all of them are held open upstream.
+    let mut open = Vec::new();
+    for s in streams {
+        let first = tokio::time::timeout(Duration::from_secs(10), s)
+            .await
+            .expect("a stream past the upstream's stream limit was held back")
+            .unwrap();
+        open.push(first);
+    }
+    release.send(true).unwrap();
+    for (mut seen, mut body) in open {
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+        assert!(seen.ends_with("data: [DONE]\n\n"), "{seen}");
+    }
+    let versions = versions.lock().unwrap().clone();
+    assert_eq!(versions.len(), 5);
+    assert!(
+        versions.iter().all(|v| *v == http::Version::HTTP_2),
+        "{versions:?}"
+    );
 }

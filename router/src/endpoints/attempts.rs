@@ -23,6 +23,7 @@ use crate::{
     providers::AttemptError,
     raw_json::RawObject,
     routing::{Candidate, Plan, RoutingRequest, plan},
+    runtime::ClientLease,
     state::AppState,
 };
 
@@ -96,6 +97,20 @@ fn upstream_message(body: &str) -> String {
         .unwrap_or_else(|| body.chars().take(500).collect())
 }
 
+/// What an attempt holds until it ends (its response read, or its stream closed): its place
+/// under the provider's concurrency cap and the upstream client it is sent with.
+pub struct Slot {
+    _cap: InFlight,
+    lease: ClientLease,
+}
+
+impl Slot {
+    /// The upstream client to send this attempt with.
+    pub fn client(&self) -> &reqwest::Client {
+        self.lease.client()
+    }
+}
+
 /// Walks a plan: see the module doc.
 pub struct Attempts<'s, 'a> {
     state: &'s AppState,
@@ -154,7 +169,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
 
     /// The next candidate with a concurrency slot, waiting out the backoff between passes;
     /// `None` when the plan, the retries or the deadline are exhausted.
-    pub async fn next(&mut self, access: &mut Access) -> Option<(Candidate<'a>, InFlight)> {
+    pub async fn next(&mut self, access: &mut Access) -> Option<(Candidate<'a>, Slot)> {
         loop {
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 self.deadline_hit = true;
@@ -213,7 +228,11 @@ impl<'s, 'a> Attempts<'s, 'a> {
                 .health
                 .try_acquire(provider_id, provider.max_concurrent_requests)
             {
-                Some(slot) => {
+                Some(cap) => {
+                    let slot = Slot {
+                        _cap: cap,
+                        lease: c.provider.clients.lease(),
+                    };
                     access.attempts += 1;
                     self.started = Instant::now();
                     self.span = if !crate::telemetry::exporting() {

@@ -19,11 +19,12 @@ use rust_decimal::Decimal;
 use serde_json::{Value, value::RawValue};
 use tracing::Instrument;
 
-use super::{Attempts, admit, authenticate, begin, field, plan_request, read_json, tag_generation};
+use super::{
+    Attempts, Slot, admit, authenticate, begin, field, plan_request, read_json, tag_generation,
+};
 use crate::{
     access::Access,
     error::{ApiError, scrub},
-    health::InFlight,
     pricing::{Usage, cost, estimate_tokens},
     providers::{self, AttemptError, Call, ChunkStream, Reply},
     raw_json::{Present, RawObject, splice_fields, usage_with_cost},
@@ -204,6 +205,7 @@ pub async fn run(
             let timeouts = &cand.provider.config.timeouts;
             let call = call_for(
                 &cand,
+                &slot,
                 &body,
                 false,
                 attempts.remaining(ms(timeouts.first_token_ms)),
@@ -250,7 +252,7 @@ pub async fn run(
         let started = Instant::now();
         let first_token = attempts.remaining(ms(cand.provider.config.timeouts.first_token_ms));
         let opened = async {
-            match providers::chat(call_for(&cand, &body, true, first_token)).await {
+            match providers::chat(call_for(&cand, &slot, &body, true, first_token)).await {
                 Ok(Reply::Stream(s)) => hold_back(s, first_token).await,
                 Ok(Reply::Complete(_)) => Err(AttemptError::Protocol("expected a stream".into())),
                 Err(e) => Err(e),
@@ -322,12 +324,14 @@ fn ms(millis: u64) -> Duration {
 
 fn call_for<'a>(
     cand: &'a Candidate<'_>,
+    slot: &'a Slot,
     body: &'a RawObject,
     stream: bool,
     first_token: Duration,
 ) -> Call<'a> {
     Call {
         provider: &cand.provider,
+        client: slot.client(),
         upstream_model: cand.upstream_model,
         request: body,
         stream,
@@ -462,7 +466,7 @@ struct RelayState {
     /// The state, provider id and model, for health and throughput when the stream ends.
     target: (Arc<AppState>, String, String),
     committed: Instant,
-    _slot: InFlight,
+    _slot: Slot,
 }
 
 impl Drop for RelayState {

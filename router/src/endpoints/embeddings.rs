@@ -97,7 +97,7 @@ async fn serve(
         ));
         let result = tokio::time::timeout(
             total,
-            attempt(&cand, &body, first_token).instrument(attempts.span()),
+            attempt(&cand, slot.client(), &body, first_token).instrument(attempts.span()),
         )
         .await
         .unwrap_or(Err(AttemptError::Timeout("total")));
@@ -123,11 +123,13 @@ async fn serve(
 /// One embeddings attempt, priced, with `usage.cost` and `provider` added.
 async fn attempt(
     cand: &Candidate<'_>,
+    client: &reqwest::Client,
     body: &RawObject,
     first_token: Duration,
 ) -> Result<(Bytes, Usage, Decimal), AttemptError> {
     let call = Call {
         provider: &cand.provider,
+        client,
         upstream_model: cand.upstream_model,
         request: body,
         stream: false,

@@ -25,7 +25,7 @@ use crate::{
 };
 
 pub use admission::admit;
-pub use attempts::{Attempts, plan_request};
+pub use attempts::{Attempts, Slot, plan_request};
 
 /// Header carrying the generation id on every generation response.
 pub const GENERATION_ID_HEADER: &str = "x-generation-id";

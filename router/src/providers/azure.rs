@@ -28,7 +28,7 @@ async fn post(
         .as_ref()
         .map_or("2024-10-21", |a| a.api_version.as_str());
     let deployment = percent_encode(call.upstream_model);
-    let mut req = p
+    let mut req = call
         .client
         .post(format!(
             "{base}/openai/deployments/{deployment}/{operation}?api-version={api_version}"

@@ -114,6 +114,8 @@ fn without_url(e: &reqwest::Error) -> String {
 pub struct Call<'a> {
     /// The provider.
     pub provider: &'a ProviderRuntime,
+    /// The client leased for this attempt (see [`crate::runtime::ClientSet`]).
+    pub client: &'a reqwest::Client,
     /// Upstream model id.
     pub upstream_model: &'a str,
     /// The client's request body.

@@ -72,7 +72,7 @@ async fn post(
     let p = call.provider;
     let credential = p.credential.clone().map_err(AttemptError::Credential)?;
     let url = p.url(path).map_err(AttemptError::Protocol)?;
-    let mut req = p
+    let mut req = call
         .client
         .post(url)
         .header(header::CONTENT_TYPE, "application/json")

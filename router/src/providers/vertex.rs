@@ -294,9 +294,8 @@ async fn post(
     body: String,
     map_status: fn(u16, &str) -> u16,
 ) -> Result<reqwest::Response, AttemptError> {
-    let p = call.provider;
-    let token = auth.token(&p.client).await?;
-    let mut req = p
+    let token = auth.token(call.client).await?;
+    let mut req = call
         .client
         .post(url)
         .header(header::CONTENT_TYPE, "application/json")

@@ -36,7 +36,7 @@ pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
         .map_err(AttemptError::Credential)?
         .ok_or_else(|| AttemptError::Credential("the Anthropic provider has no API key".into()))?;
     let base = p.config.base_url.as_deref().unwrap_or_default();
-    let mut req = p
+    let mut req = call
         .client
         .post(format!("{base}/messages"))
         .header(header::CONTENT_TYPE, "application/json")

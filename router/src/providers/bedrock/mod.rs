@@ -137,7 +137,7 @@ async fn post(
         .bedrock
         .as_ref()
         .map_or("us-east-1", |b| b.region.as_str());
-    let mut req = p
+    let mut req = call
         .client
         .post(&url)
         .header(header::CONTENT_TYPE, "application/json")

@@ -43,7 +43,7 @@ pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
     } else {
         format!("{base}/{path}:generateContent")
     };
-    let req = p
+    let req = call
         .client
         .post(url)
         .header(header::CONTENT_TYPE, "application/json")
@@ -84,7 +84,7 @@ pub async fn embeddings(call: Call<'_>) -> Result<Bytes, AttemptError> {
     let base = p.config.base_url.as_deref().unwrap_or_default();
     let path = model_path(call.upstream_model);
     let body = translate::embeddings_request(&inputs, &path, dimensions);
-    let req = p
+    let req = call
         .client
         .post(format!("{base}/{path}:batchEmbedContents"))
         .header(header::CONTENT_TYPE, "application/json")
