@@ -19,7 +19,9 @@ use switchboard_router::{
 use tokio::signal::unix::{SignalKind, signal};
 
 /// mimalloc instead of glibc's malloc: fewer instructions per allocation on the request path,
-/// and freed memory goes back to the system instead of staying in per-thread arenas.
+/// throughput that holds under sustained load (glibc's fell run after run), and freed memory
+/// goes back to the system. Built with `no_thp`: with transparent huge pages its arenas cost
+/// about 20 MB more idle and 20 KB more per open stream.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
