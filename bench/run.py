@@ -510,8 +510,10 @@ def main():
             procs.stop(litellm)
 
         # Streaming: added time to first token and last byte.
-        n = max(20, D * 10)
+        n = max(20, D * 30)
         for t, addr, model in (("direct", MOCK_ADDR, "bench-model"), ("router", ROUTER_ADDR, ROUTER_MODEL)):
+            # Warm-up (connections, first-use paths), not measured.
+            sse("ttft", addr, BENCH_KEY, model, n=10, chunks=2, interval_ms=5).communicate()
             p = sse("ttft", addr, BENCH_KEY, model, n=n, chunks=20, interval_ms=5)
             out, _ = p.communicate()
             stream[t] = json.loads(out)

@@ -144,6 +144,10 @@ pub fn set_parent(span: &tracing::Span, parent: opentelemetry::Context) {
 /// The trace-context headers for an upstream request made inside the current span.
 pub fn outgoing_headers() -> Vec<(HeaderName, HeaderValue)> {
     let mut out = Vec::new();
+    if !exporting() {
+        // No propagator is installed then: nothing to inject.
+        return out;
+    }
     let cx = tracing::Span::current().context();
     global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(&mut out)));
     out
