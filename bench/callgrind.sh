@@ -25,9 +25,9 @@ load() {
     -D $OUT/body-$BODY-router.json http://127.0.0.1:18080/v1/chat/completions > /dev/null
 }
 load 50 # warm-up: connections, lazy statics
-callgrind_control -i on $R > /dev/null
+callgrind_control -i on $R > /dev/null 2>&1
 load "$N"
-callgrind_control -i off $R > /dev/null
+callgrind_control -i off $R > /dev/null 2>&1
 kill -TERM $R
 wait $R || true
 TOTAL=$(callgrind_annotate $OUT/callgrind.out 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')

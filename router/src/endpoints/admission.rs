@@ -138,7 +138,6 @@ pub async fn admit(
                         retry_after: Duration::from_secs(1),
                     },
                 ),
-                Role::KeyUsage(_) => unreachable!("usage counters have no limit"),
             };
             m.limit_rejections.with_label_values(&[reason]).inc();
             Err(err)
