@@ -35,6 +35,9 @@ MOCK_ADDR = "127.0.0.1:18000"
 ROUTER_ADDR = "127.0.0.1:18080"
 ROUTER_ADMIN = "127.0.0.1:18090"
 RELAY_ADDR = "127.0.0.1:18070"
+REDIS_PORT = 18379
+ROUTER_REDIS_ADDR = "127.0.0.1:18081"
+ROUTER_REDIS_ADMIN = "127.0.0.1:18091"
 LITELLM_ADDR = "127.0.0.1:18400"
 # LiteLLM refuses to start without a master key; with one (and no database) it checks it per request.
 LITELLM_KEY = "sk-litellm-bench-0123456789abcdef"
@@ -287,8 +290,9 @@ def ratio(a, b, nd=2):
 
 def write_svg(path, rows, peers):
     """Two panels: saturation throughput, and p50/p99 at a fixed 1,000 req/s."""
-    targets = ["direct", "relay", "router"] + (["litellm"] if peers else [])
-    colors = {"direct": "#8c8c8c", "relay": "#bcbd22", "router": "#1f77b4", "litellm": "#d62728"}
+    targets = ["direct", "relay", "router", "router-redis"] + (["litellm"] if peers else [])
+    colors = {"direct": "#8c8c8c", "relay": "#bcbd22", "router": "#1f77b4", "router-redis": "#17becf",
+              "litellm": "#d62728"}
     sat = [(sc, t, r["rps"]) for sc in ("sat-1KB", "sat-16KB") for t in targets
            for r in rows if r["scenario"] == sc and r["target"] == t]
     lat = [(f"{sc[-3:]} {t} {m}", t, r[m]) for sc in ("rate-1000-1KB", "rate-1000-16KB")
@@ -346,6 +350,9 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
              "relay pinned like the router that does no work at all: its added latency is what the "
              "extra hop alone costs on this machine (loopback and wake-ups across the two cores), the "
              "floor for any proxy here; `over relay` = router minus relay, the router's own share. "
+             "`router-redis` is the same router with `--redis-url` (the shared ledger every replica "
+             "of a multi-replica deployment uses; redis-server on CPU 0 with the mock and the load "
+             "generator): each request makes one Redis round trip before it is sent upstream. "
              "CPU% and RSS are the gateway process's (CPU% of one core, averaged over the run; RSS at "
              "the end of the run).\n")
     L.append("| scenario | target | achieved req/s | p50 | p99 | p99.9 | errors | gateway CPU% | gateway RSS MB | added p50 | added p99 | over relay p50 | over relay p99 |")
@@ -357,14 +364,14 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
     for sc in scenarios:
         d = by.get((sc, "direct"))
         rl = by.get((sc, "relay"))
-        for t in ("direct", "relay", "router", "litellm"):
+        for t in ("direct", "relay", "router", "router-redis", "litellm"):
             r = by.get((sc, t))
             if not r:
                 continue
             a50 = fmt(r["p50"] - d["p50"], 3) if d and t != "direct" else ""
             a99 = fmt(r["p99"] - d["p99"], 3) if d and t != "direct" else ""
-            o50 = fmt(r["p50"] - rl["p50"], 3) if rl and t == "router" else ""
-            o99 = fmt(r["p99"] - rl["p99"], 3) if rl and t == "router" else ""
+            o50 = fmt(r["p50"] - rl["p50"], 3) if rl and t.startswith("router") else ""
+            o99 = fmt(r["p99"] - rl["p99"], 3) if rl and t.startswith("router") else ""
             L.append(f"| {sc} | {t} | {fmt(r['rps'], 0)} | {fmt(r['p50'], 3)} | {fmt(r['p99'], 3)} | "
                      f"{fmt(r['p999'], 3)} | {r['errors']}/{r['total']} | {fmt(r['cpu'], 0)} | {fmt(r['rss'], 1)} | "
                      f"{a50} | {a99} | {o50} | {o99} |")
@@ -450,7 +457,7 @@ def main():
     bodies = {}
     for size in (1, 16):
         for target, model in (("direct", "bench-model"), ("relay", "bench-model"), ("router", ROUTER_MODEL),
-                              ("litellm", ROUTER_MODEL)):
+                              ("router-redis", ROUTER_MODEL), ("litellm", ROUTER_MODEL)):
             p = os.path.join(OUT, f"body-{size}KB-{target}.json")
             write_body(p, size * 1024, model)
             bodies[(size, target)] = p
@@ -478,6 +485,21 @@ def main():
         if not wait_http(f"http://{RELAY_ADDR}/v1/chat/completions", 10, method="GET"):
             raise RuntimeError("bench-relay did not start")
 
+        router_redis = None
+        if shutil.which("redis-server"):
+            procs.start(pinned(0, ["redis-server", "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no"]),
+                        "redis.log")
+            time.sleep(0.5)
+            router_redis = procs.start(
+                pinned(1, [os.path.join(TARGET, "switchboard-router"), "--manifests", manifest,
+                           "--listen", ROUTER_REDIS_ADDR, "--admin-listen", ROUTER_REDIS_ADMIN,
+                           "--redis-url", f"redis://127.0.0.1:{REDIS_PORT}"]),
+                "router-redis.log", env=env)
+            if not wait_http(f"http://{ROUTER_REDIS_ADMIN}/readyz", 30):
+                raise RuntimeError("router with --redis-url did not become ready; see bench/out/router-redis.log")
+        else:
+            log("redis-server not found: no router-redis rows")
+
         litellm = None
         if args.peers:
             litellm, litellm_note = start_litellm(procs)
@@ -486,6 +508,9 @@ def main():
                 "relay": f"http://{RELAY_ADDR}/v1/chat/completions",
                 "router": f"http://{ROUTER_ADDR}/v1/chat/completions"}
         pids = {"direct": None, "relay": relay.pid, "router": router.pid}
+        if router_redis:
+            urls["router-redis"] = f"http://{ROUTER_REDIS_ADDR}/v1/chat/completions"
+            pids["router-redis"] = router_redis.pid
         if litellm:
             urls["litellm"] = f"http://{LITELLM_ADDR}/v1/chat/completions"
             pids["litellm"] = litellm.pid
@@ -496,10 +521,12 @@ def main():
         D = args.duration
         plan = []
         for size in (1, 16):
-            plan.append((f"c1-{size}KB", size, None, 1, ["direct", "relay", "router", "litellm"]))
+            redis = ["router-redis"] if size == 1 else []
+            plan.append((f"c1-{size}KB", size, None, 1, ["direct", "relay", "router"] + redis + ["litellm"]))
             for rate in (500, 1000, 2000):
-                plan.append((f"rate-{rate}-{size}KB", size, rate, 64, ["direct", "relay", "router"]))
-            plan.append((f"sat-{size}KB", size, None, 64, ["direct", "relay", "router", "litellm"]))
+                plan.append((f"rate-{rate}-{size}KB", size, rate, 64,
+                             ["direct", "relay", "router"] + (redis if rate == 1000 else [])))
+            plan.append((f"sat-{size}KB", size, None, 64, ["direct", "relay", "router"] + redis + ["litellm"]))
         if litellm:
             plan.insert(1, ("rate-100-1KB", 1, 100, 64, ["direct", "router", "litellm"]))
         for name, size, rate, conns, targets in plan:
@@ -508,6 +535,10 @@ def main():
                     rows.append(measure(name, t, pids[t], urls[t], bodies[(size, t)], D, rate, conns))
         if litellm:
             procs.stop(litellm)
+        if router_redis:
+            procs.stop(router_redis)
+        # Let the stopped processes' teardown (sockets, memory) finish off the router's core.
+        time.sleep(3)
 
         # Streaming: added time to first token and last byte.
         n = max(20, D * 30)
