@@ -46,7 +46,8 @@ async fn main() -> anyhow::Result<()> {
         .then(|| telemetry::tracer_provider(&otlp))
         .transpose()?;
     // The live filter handle is not exposed by the operator's admin server (yet).
-    let _log_level = switchboard_router::logging::init(cli.log_format, &cli.log, traces.as_ref());
+    let (_log_level, _log_writer) =
+        switchboard_router::logging::init(cli.log_format, &cli.log, traces.as_ref());
     rustls::crypto::ring::default_provider()
         .install_default()
         .ok();

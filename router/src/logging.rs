@@ -1,6 +1,10 @@
 //! Logging: `tracing` to stderr as text or JSON (one object per line), with a filter that can be
 //! changed while the router runs (`PUT /loglevel` on the admin port). Access-log lines use the
 //! target `switchboard::access`. Prompts, responses and keys are never logged.
+//!
+//! Lines are written by a dedicated thread (`tracing_appender::non_blocking`), not by the request
+//! workers: a slow stderr (a full pipe to the container runtime, a file under writeback) must not
+//! stall requests. The queue holds 128,000 lines; when it is full, logging waits rather than drops.
 
 use std::{
     io::IsTerminal,
@@ -19,6 +23,9 @@ pub struct LogLevel {
     current: Mutex<String>,
     tracing: bool,
 }
+
+/// The log writer thread: hold it until the process ends; dropping it writes out what is queued.
+pub type LogWriter = tracing_appender::non_blocking::WorkerGuard;
 
 /// The filter actually installed: the user's, plus request spans when traces are exported.
 fn effective(filter: &str, tracing: bool) -> Result<EnvFilter, String> {
@@ -55,7 +62,7 @@ pub fn init(
     format: LogFormat,
     filter: &str,
     traces: Option<&opentelemetry_sdk::trace::SdkTracerProvider>,
-) -> LogLevel {
+) -> (LogLevel, LogWriter) {
     let tracing = traces.is_some();
     let (filter, current) = match effective(filter, tracing) {
         Ok(f) => (f, filter.to_string()),
@@ -65,15 +72,19 @@ pub fn init(
         ),
     };
     let (filter, handle) = reload::Layer::new(filter);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("switchboard-log")
+        .finish(std::io::stderr());
     let output = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
     };
     // Request and attempt spans (which carry prompts when content recording is on) go to traces
@@ -87,9 +98,10 @@ pub fn init(
         .with(output)
         .with(otel)
         .init();
-    LogLevel {
+    let level = LogLevel {
         handle,
         current: Mutex::new(current),
         tracing,
-    }
+    };
+    (level, guard)
 }

@@ -36,7 +36,8 @@ async fn main() -> anyhow::Result<()> {
     let traces = telemetry::enabled(&otlp)
         .then(|| telemetry::tracer_provider(&otlp))
         .transpose()?;
-    let log_level = logging::init(cli.log_format, &cli.log, traces.as_ref());
+    // `_log_writer` lives to the end of `main`, so queued lines are written before exit.
+    let (log_level, _log_writer) = logging::init(cli.log_format, &cli.log, traces.as_ref());
     let settings = Settings {
         max_request_bytes: cli.max_request_bytes,
         health: HealthPolicy {
