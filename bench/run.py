@@ -298,7 +298,8 @@ def write_svg(path, rows, peers):
     lat = [(f"{sc[-3:]} {t} {m}", t, r[m]) for sc in ("rate-1000-1KB", "rate-1000-16KB")
            for t in ("direct", "relay", "router") for m in ("p50", "p99")
            for r in rows if r["scenario"] == sc and r["target"] == t]
-    W, H, left = 760, 560, 190
+    W, left = 760, 190
+    H = 24 + 2 * (12 + 30) + 24 * (len(sat) + len(lat)) + 10
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
            '<rect width="100%" height="100%" fill="white"/>']
 
