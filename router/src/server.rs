@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::{
@@ -40,6 +41,13 @@ pub async fn start(
     let (shutdown, rx) = watch::channel(false);
     let serve = |listener: TcpListener, router: axum::Router, mut rx: watch::Receiver<bool>| {
         tokio::spawn(async move {
+            // TCP_NODELAY: streamed responses are many small writes (an SSE event each), which
+            // Nagle's algorithm would hold back until the client acknowledges the previous one.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY not set on a client connection: {e}");
+                }
+            });
             // `into_make_service` shares the router with each connection; serving the `Router`
             // itself would rebuild its route table per connection (about 6 KB each).
             axum::serve(listener, router.into_make_service())

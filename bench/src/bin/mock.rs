@@ -14,6 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 
 const COMPLETION: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the bench mock upstream."},"finish_reason":"stop"}],"usage":{"prompt_tokens":250,"completion_tokens":8,"total_tokens":258}}"#;
 const CHUNK: &str = "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench-model\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok \"},\"finish_reason\":null}]}\n\n";
@@ -87,7 +88,10 @@ fn main() -> std::io::Result<()> {
             let app = Router::new()
                 .route("/v1/chat/completions", post(chat))
                 .route("/chat/completions", post(chat));
-            let listener = tokio::net::TcpListener::bind(&addr).await?;
+            // TCP_NODELAY, as a real provider's edge: SSE chunks are small writes.
+            let listener = tokio::net::TcpListener::bind(&addr).await?.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             eprintln!("bench-mock listening on {addr}");
             axum::serve(listener, app).await
         })
