@@ -639,3 +639,65 @@ async fn a_stream_that_goes_silent_mid_way_ends_with_an_error_chunk() {
             .contains("timed out (idle)")
     );
 }
+
+/// A request refused before its body is needed (a bad key) still has its body read: answering
+/// over an unread body makes the server close the connection, and a client whose body arrives
+/// after the answer sees a reset instead of the 401. Here the body comes 50 ms after the headers
+/// and the connection must serve a second request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_request_keeps_its_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = MockUpstream::start(Behaviour::Json(200, UPSTREAM_COMPLETION.into())).await;
+    let router = TestRouter::start(&manifests(&[up.base_url()])).await;
+    let body = r#"{"model":"test/model","messages":[{"role":"user","content":"hi"}]}"#;
+    let head = |key: &str| {
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+    };
+    let mut tcp = tokio::net::TcpStream::connect(router.server.api_addr)
+        .await
+        .unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let read_response = async |tcp: &mut tokio::net::TcpStream| {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "the connection closed: {}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap();
+                if buf.len() >= end + 4 + len {
+                    return text;
+                }
+            }
+        }
+    };
+    tcp.write_all(head("sk-sb-not-a-key-000000000000").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    tcp.write_all(body.as_bytes()).await.unwrap();
+    let refused = read_response(&mut tcp).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    tcp.write_all(format!("{}{body}", head(CLIENT_KEY)).as_bytes())
+        .await
+        .unwrap();
+    let served = read_response(&mut tcp).await;
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+}

@@ -42,8 +42,12 @@ pub async fn handle(
     let mut access = begin(&state, "chat", &headers);
     let generation_id = access.generation_id.clone();
     let intake = async {
+        // The body is read before the key is checked (errors still in that order): a
+        // response sent over an unread body makes the server close the connection, and the
+        // client can see a reset instead of the 401.
+        let body = read_json(&state, &headers, body).await;
         let caller = authenticate(&state, &headers, &mut access)?;
-        let body = read_json(&state, &headers, body).await?;
+        let body = body?;
         Ok::<_, ApiError>((caller, body))
     }
     .await;

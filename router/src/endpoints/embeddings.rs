@@ -80,8 +80,10 @@ async fn serve(
     body: Body,
     access: &mut Access,
 ) -> Result<Response, ApiError> {
+    // Body first, key check first among the errors: see `chat::handle`.
+    let body = read_json(state, headers, body).await;
     let caller = authenticate(state, headers, access)?;
-    let body = read_json(state, headers, body).await?;
+    let body = body?;
     check_input(&body)?;
     let plan = plan_request(state, &caller, &body, access)?;
     let input_bytes = body.get("input").map_or(0, |i| i.get().len() as u64);

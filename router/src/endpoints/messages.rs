@@ -33,8 +33,10 @@ pub async fn handle(
     let mut access = begin(&state, "messages", &headers);
     let generation_id = access.generation_id.clone();
     let intake = async {
+        // Body first, key check first among the errors: see `chat::handle`.
+        let body = read_json(&state, &headers, body).await;
         let caller = authenticate(&state, &headers, &mut access)?;
-        let body = read_json(&state, &headers, body).await?;
+        let body = body?;
         let model = body
             .get("model")
             .and_then(|m| serde_json::from_str::<String>(m.get()).ok())
