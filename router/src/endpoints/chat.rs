@@ -20,7 +20,7 @@ use serde_json::{Value, value::RawValue};
 use tracing::Instrument;
 
 use super::{
-    Attempts, Slot, admit, authenticate, begin, field, plan_request, read_json, tag_generation,
+    Attempts, Slot, admit, authenticated_json, begin, field, plan_request, tag_generation,
 };
 use crate::{
     access::Access,
@@ -41,16 +41,7 @@ pub async fn handle(
 ) -> Response {
     let mut access = begin(&state, "chat", &headers);
     let generation_id = access.generation_id.clone();
-    let intake = async {
-        // The body is read before the key is checked (errors still in that order): a
-        // response sent over an unread body makes the server close the connection, and the
-        // client can see a reset instead of the 401.
-        let body = read_json(&state, &headers, body).await;
-        let caller = authenticate(&state, &headers, &mut access)?;
-        let body = body?;
-        Ok::<_, ApiError>((caller, body))
-    }
-    .await;
+    let intake = authenticated_json(&state, &headers, body, &mut access).await;
     let result = match intake {
         Ok((caller, body)) => run(&state, &caller, body, access).await,
         Err(e) => Err((e, access)),

@@ -14,7 +14,7 @@ use serde_json::Value;
 use rust_decimal::Decimal;
 use tracing::Instrument;
 
-use super::{Attempts, admit, authenticate, begin, plan_request, read_json, tag_generation};
+use super::{Attempts, admit, authenticated_json, begin, plan_request, tag_generation};
 use crate::{
     access::Access,
     error::ApiError,
@@ -80,10 +80,7 @@ async fn serve(
     body: Body,
     access: &mut Access,
 ) -> Result<Response, ApiError> {
-    // Body first, key check first among the errors: see `chat::handle`.
-    let body = read_json(state, headers, body).await;
-    let caller = authenticate(state, headers, access)?;
-    let body = body?;
+    let (caller, body) = authenticated_json(state, headers, body, access).await?;
     check_input(&body)?;
     let plan = plan_request(state, &caller, &body, access)?;
     let input_bytes = body.get("input").map_or(0, |i| i.get().len() as u64);

@@ -18,9 +18,9 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
 use super::{
-    authenticate, begin,
+    authenticated_json, begin,
     chat::{ChatOutput, FrameStream, run},
-    read_json, tag_generation,
+    tag_generation,
 };
 use crate::{error::ApiError, state::AppState};
 
@@ -33,10 +33,7 @@ pub async fn handle(
     let mut access = begin(&state, "messages", &headers);
     let generation_id = access.generation_id.clone();
     let intake = async {
-        // Body first, key check first among the errors: see `chat::handle`.
-        let body = read_json(&state, &headers, body).await;
-        let caller = authenticate(&state, &headers, &mut access)?;
-        let body = body?;
+        let (caller, body) = authenticated_json(&state, &headers, body, &mut access).await?;
         let model = body
             .get("model")
             .and_then(|m| serde_json::from_str::<String>(m.get()).ok())

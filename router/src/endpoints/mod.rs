@@ -92,6 +92,21 @@ pub fn authenticate(
     Ok(Caller { runtime, key_hash })
 }
 
+/// Intake of a generation request: the caller and its JSON body. The body is read before the key
+/// is checked, though a bad key is still the error reported first: a response sent over an unread
+/// body makes the server close the connection, and a client whose body arrives after the 401
+/// could see a reset instead of it.
+pub async fn authenticated_json(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    access: &mut Access,
+) -> Result<(Caller, RawObject), ApiError> {
+    let body = read_json(state, headers, body).await;
+    let caller = authenticate(state, headers, access)?;
+    Ok((caller, body?))
+}
+
 /// Reads the body within the size limit and parses it as a JSON object.
 pub async fn read_json(
     state: &AppState,
