@@ -546,7 +546,8 @@ def main():
         for t, addr, model in (("direct", MOCK_ADDR, "bench-model"), ("router", ROUTER_ADDR, ROUTER_MODEL)):
             # Warm-up (connections, first-use paths), not measured.
             sse("ttft", addr, BENCH_KEY, model, n=10, chunks=2, interval_ms=5).communicate()
-            p = sse("ttft", addr, BENCH_KEY, model, n=n, chunks=20, interval_ms=5)
+            p = sse("ttft", addr, BENCH_KEY, model, n=n, chunks=20, interval_ms=5,
+                    dump=os.path.join(OUT, f"ttft-{t}.txt"))
             out, _ = p.communicate()
             stream[t] = json.loads(out)
             log(f"stream {t}: {stream[t]}")

@@ -3,7 +3,7 @@
 //!
 //! `bench-sse ttft --addr HOST:PORT --key K --model M --n 200 --chunks 20`
 //!   sequential streamed requests; prints JSON with time to first content chunk and to last byte
-//!   (p50/p90/p99/mean, milliseconds).
+//!   (p50/p90/p99/mean, milliseconds); `--dump FILE` also writes each stream's TTFT, in order.
 //! `bench-sse hold --addr HOST:PORT --key K --model M --n 5000 --chunks 30 --interval-ms 1000`
 //!   opens N streams at once; prints `OPEN <streams with content so far>` once every stream has
 //!   its first content chunk (or after 60 s), then `DONE ok=<n> failed=<n>` when they end.
@@ -24,6 +24,8 @@ struct Opts {
     n: usize,
     chunks: u64,
     interval_ms: u64,
+    /// `ttft` only: a file to write each stream's time to first content chunk to, in order.
+    dump: Option<String>,
 }
 
 fn request(o: &Opts) -> Vec<u8> {
@@ -129,6 +131,12 @@ async fn ttft(o: Opts) {
             }
         }
     }
+    if let Some(path) = &o.dump {
+        let lines: String = firsts.iter().map(|f| format!("{f:.3}\n")).collect();
+        if let Err(e) = std::fs::write(path, lines) {
+            eprintln!("bench-sse: writing {path}: {e}");
+        }
+    }
     println!(
         "{{\"n\":{},\"errors\":{},\"ttft_ms\":{},\"last_byte_ms\":{}}}",
         firsts.len(),
@@ -188,6 +196,7 @@ fn main() {
         n: get("n", "200").parse().unwrap_or(200),
         chunks: get("chunks", "20").parse().unwrap_or(20),
         interval_ms: get("interval-ms", "5").parse().unwrap_or(5),
+        dump: kv.get("dump").cloned(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
