@@ -1,0 +1,112 @@
+//! How client connections are served: HTTP/1.1, or HTTP/2 for a client that opens with the HTTP/2
+//! preface (h2c with prior knowledge). The router peeks at the first bytes to choose, so a preface
+//! or a request line that arrives in pieces must still be recognised.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::*;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+const CHAT_BODY: &str = r#"{"model":"test/model","messages":[{"role":"user","content":"hi"}]}"#;
+
+async fn router() -> (MockUpstream, TestRouter) {
+    let up = MockUpstream::start(Behaviour::Json(200, UPSTREAM_COMPLETION.into())).await;
+    let router = TestRouter::start(&manifests(&[up.base_url()])).await;
+    (up, router)
+}
+
+/// Reads from `tcp` until `done` says the bytes so far are enough (or the peer closes).
+async fn read_until(tcp: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !done(&buf) {
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut chunk))
+            .await
+            .expect("the router answered in time")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_h2c_client_with_prior_knowledge_is_served_over_http2() {
+    let (_up, router) = router().await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let resp = h2
+        .post(router.url("/v1/chat/completions"))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Café \"quoted\" 1.50"
+    );
+
+    // The same client on the same connection: a stream, then the key check.
+    let resp = h2
+        .post(router.url("/v1/chat/completions"))
+        .bearer_auth("sk-sb-not-a-key-000000000000")
+        .json(&json!({"model": "test/model", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_preface_that_arrives_in_pieces_is_still_http2() {
+    let (_up, router) = router().await;
+    let mut tcp = TcpStream::connect(router.server.api_addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The rest of the preface, then an empty SETTINGS frame (length 0, type 4, no flags, stream 0).
+    tcp.write_all(b"\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let reply = read_until(&mut tcp, |b| b.len() >= 9).await;
+    assert!(reply.len() >= 9, "no frame came back: {reply:?}");
+    assert_eq!(
+        reply[3], 0x04,
+        "the server's first frame must be SETTINGS (an HTTP/2 server): {reply:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http1_request_whose_first_bytes_look_like_the_preface_is_http1() {
+    let (_up, router) = router().await;
+    let mut tcp = TcpStream::connect(router.server.api_addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    // "P" is also how the HTTP/2 preface starts: the router must wait for more before choosing.
+    tcp.write_all(b"P").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let request = format!(
+        "OST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{CHAT_BODY}",
+        CHAT_BODY.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let reply = read_until(&mut tcp, |_| false).await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("Caf\\u00e9 \\\"quoted\\\" 1.50"), "{text}");
+}
