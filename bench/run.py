@@ -18,6 +18,7 @@ import platform
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -32,6 +33,9 @@ OHA = os.path.join(BENCH, ".tools", "bin", "oha")
 LITELLM_VENV = os.path.join(BENCH, ".venv-litellm")
 
 MOCK_ADDR = "127.0.0.1:18000"
+MOCK_TLS_ADDR = "127.0.0.1:18443"
+MOCK_CA = os.path.join(OUT, "mock-ca.pem")
+SYSTEM_ROOTS = "/etc/ssl/certs/ca-certificates.crt"
 ROUTER_ADDR = "127.0.0.1:18080"
 ROUTER_ADMIN = "127.0.0.1:18090"
 RELAY_ADDR = "127.0.0.1:18070"
@@ -43,6 +47,7 @@ LITELLM_ADDR = "127.0.0.1:18400"
 LITELLM_KEY = "sk-litellm-bench-0123456789abcdef"
 BENCH_KEY = "sk-sb-bench-0000-0123456789abcdef"
 ROUTER_MODEL = "bench/chat"
+ROUTER_MODEL_TLS = "bench/chat-tls"
 N_KEYS = 1000
 N_ROUTES = 200
 
@@ -79,8 +84,23 @@ spec:
       maxOutputTokens: 4096
 """
     )
+    # The same mock over HTTPS (HTTP/2 by ALPN, as hosted providers serve), for the memory rows.
+    docs.append(
+        f"""apiVersion: switchboard.dev/v1alpha1
+kind: Provider
+metadata:
+  name: bench-upstream-tls
+spec:
+  type: openaiCompatible
+  baseURL: https://{MOCK_TLS_ADDR}/v1
+  models:
+    - name: bench-model
+      pricing: {{inputUSDPerMillion: "0.15", outputUSDPerMillion: "0.60"}}
+"""
+    )
     for i in range(N_ROUTES):
-        model = ROUTER_MODEL if i == 0 else f"bench/model-{i:03d}"
+        model = {0: ROUTER_MODEL, 1: ROUTER_MODEL_TLS}.get(i, f"bench/model-{i:03d}")
+        provider = "bench-upstream-tls" if i == 1 else "bench-upstream"
         docs.append(
             f"""apiVersion: switchboard.dev/v1alpha1
 kind: ModelRoute
@@ -89,7 +109,7 @@ metadata:
 spec:
   model: {model}
   targets:
-    - {{provider: bench-upstream, model: bench-model}}
+    - {{provider: {provider}, model: bench-model}}
 """
         )
     for i in range(N_KEYS):
@@ -181,6 +201,24 @@ def cpu_ticks(pid):
     return total
 
 
+def connections_to(port):
+    """Established TCP connections from this machine to local `port` (client side only)."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    local, remote, state = cols[1], cols[2], cols[3]
+                    if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port \
+                            and int(local.rsplit(":", 1)[1], 16) != port:
+                        n += 1
+        except FileNotFoundError:
+            pass
+    return n
+
+
 def rss_kb(pid, field="VmRSS"):
     total = 0
     for p in proc_tree(pid):
@@ -208,6 +246,51 @@ def oha(url, body_file, duration, rate=None, conns=64, key=BENCH_KEY):
     if res.returncode != 0:
         raise RuntimeError(f"oha failed: {res.stderr[-2000:]}")
     return json.loads(res.stdout)
+
+
+def measure_rounds(name, targets, run, duration, rounds):
+    """Runs every target `rounds` times for `duration / rounds` seconds each, interleaved (the
+    order rotates each round, so no target always follows the same one), and combines each
+    target's rounds: a slow spell of this shared machine then lands on every target alike
+    instead of on whichever ran during it. `run(target, seconds)` measures one round."""
+    per = max(1, round(duration / rounds))
+    by_target = {t: [] for t in targets}
+    for i in range(rounds):
+        k = i % len(targets)
+        for t in targets[k:] + targets[:k]:
+            by_target[t].append(run(t, per))
+    return [combine(by_target[t]) for t in targets]
+
+
+def combine(rounds):
+    """One row from a target's rounds: rate averaged, counts summed, each latency percentile the
+    median over the rounds (one noisy round does not move it), the per-round values kept."""
+    row = dict(rounds[-1])
+    row["rps"] = statistics.mean(r["rps"] for r in rounds)
+    for k in ("p50", "p99", "p999"):
+        row[k] = statistics.median(r[k] for r in rounds)
+    row["errors"] = sum(r["errors"] for r in rounds)
+    row["total"] = sum(r["total"] for r in rounds)
+    cpus = [r["cpu"] for r in rounds if r["cpu"] is not None]
+    row["cpu"] = statistics.mean(cpus) if cpus else None
+    kinds = {}
+    for r in rounds:
+        for k, v in r["error_kinds"].items():
+            kinds[k] = kinds.get(k, 0) + v
+    row["error_kinds"] = kinds
+    row["rounds"] = [{k: r[k] for k in ("rps", "p50", "p99", "p999")} for r in rounds]
+    return row
+
+
+def stream_summary(times, errors):
+    """`bench-sse ttft`'s summary over the per-stream (TTFT, last byte) times of several rounds."""
+    def pcts(v):
+        v = sorted(v)
+        at = lambda p: v[round((len(v) - 1) * p)] if v else float("nan")
+        return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99),
+                "mean": statistics.mean(v) if v else float("nan")}
+    return {"n": len(times), "errors": errors,
+            "ttft_ms": pcts([f for f, _ in times]), "last_byte_ms": pcts([l for _, l in times])}
 
 
 def measure(name, target, pid, url, body_file, duration, rate, conns):
@@ -322,6 +405,61 @@ def write_svg(path, rows, peers):
         f.write("\n".join(out))
 
 
+def bars(by, stream, memory, peers):
+    """The section that checks this run against issue 9's bars, computed from the rows above."""
+    def verdict(ok):
+        return "**met**" if ok else "**missed**"
+
+    def added(sc, t="router"):
+        d, r, rl = by.get((sc, "direct")), by.get((sc, t)), by.get((sc, "relay"))
+        if not (d and r):
+            return None
+        return {"p50": r["p50"] - d["p50"], "p99": r["p99"] - d["p99"],
+                "floor50": rl["p50"] - d["p50"] if rl else None}
+
+    L = ["## Against the bars of issue 9 (computed from this run)\n",
+         "`added` is router minus direct; `relay floor` is what a proxy that does no work at all adds on this "
+         "machine (the `relay` rows), so the router's own share is the difference.\n",
+         "| bar | measured | verdict |", "|---|---|---|"]
+    sat = [by.get((f"sat-{k}KB", "router")) for k in (1, 16)]
+    if all(sat):
+        L.append(f"| ≥ 15,000 non-streaming req/s at saturation, router on one core | "
+                 f"{sat[0]['rps']:,.0f} (1 KB), {sat[1]['rps']:,.0f} (16 KB) | "
+                 f"{verdict(min(r['rps'] for r in sat) >= 15000)} |")
+    ll = [by.get((f"sat-{k}KB", "litellm")) for k in (1, 16)]
+    if peers and all(sat) and all(ll):
+        x = [r["rps"] / p["rps"] for r, p in zip(sat, ll)]
+        L.append(f"| over 100× LiteLLM at saturation | {x[0]:,.0f}× (1 KB), {x[1]:,.0f}× (16 KB) | "
+                 f"{verdict(min(x) > 100)} |")
+    for label, sc in (("concurrency 1", "c1"), ("a fixed 1,000 req/s", "rate-1000")):
+        for k in (1, 16):
+            a = added(f"{sc}-{k}KB")
+            if not a:
+                continue
+            floor = f" (relay floor +{a['floor50']:.3f})" if a["floor50"] is not None else ""
+            L.append(f"| added < 0.1 ms p50 and < 0.5 ms p99 at {label}, {k} KB | "
+                     f"p50 +{a['p50']:.3f}{floor}, p99 +{a['p99']:.3f} ms | "
+                     f"p50 {verdict(a['p50'] < 0.1)}, p99 {verdict(a['p99'] < 0.5)} |")
+    d, r = stream.get("direct"), stream.get("router")
+    if d and r:
+        a50 = r["ttft_ms"]["p50"] - d["ttft_ms"]["p50"]
+        a99 = r["ttft_ms"]["p99"] - d["ttft_ms"]["p99"]
+        L.append(f"| streaming adds < 1 ms to time to first token | p50 +{a50:.3f}, p99 +{a99:.3f} ms | "
+                 f"p50 {verdict(a50 < 1)}, p99 {verdict(a99 < 1)} |")
+    if "idle" in memory:
+        L.append(f"| RSS < 50 MB idle with {N_KEYS:,} ApiKeys and {N_ROUTES} ModelRoutes | {memory['idle']:.1f} MB | "
+                 f"{verdict(memory['idle'] < 50)} |")
+    for m in memory.get("streams", []):
+        if m["n"] == max(x["n"] for x in memory["streams"]):
+            kind = "HTTP/2 (HTTPS) upstream" if m["tls"] else "HTTP/1.1 upstream"
+            L.append(f"| RSS under thousands of open streams ({kind}) | {m['rss']:.1f} MB with {m['opened']:,} open "
+                     f"(idle {m['idle']:.1f}): {(m['rss'] - m['idle']) * 1024 / max(m['opened'], 1):.1f} KB per stream; "
+                     f"{m['late']:.1f} MB 12 s later | "
+                     f"see the notes below |")
+    L.append("")
+    return L
+
+
 def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
     by = {(r["scenario"], r["target"]): r for r in rows}
     L = []
@@ -336,7 +474,9 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
     L.append(f"- pinning: {meta['pinning']}")
     L.append(f"- load generator: `{meta['oha']}` from crates.io (open loop with `-q RATE --latency-correction` "
              "at fixed rates; closed loop at concurrency 1 and at saturation with 64 connections); "
-             f"{meta['duration']} s per run")
+             f"{meta['duration']} s per target and scenario"
+             + (f", in {meta['rounds']} interleaved rounds (targets take turns; each percentile is the "
+                "median over the rounds)" if meta.get("rounds", 1) > 1 else ""))
     L.append("- upstream: `bench-mock` (bench/src/bin/mock.rs), one tokio worker, fixed JSON answer with fixed usage; "
              "SSE with a chunk every 5 ms")
     L.append(f"- router: release build, `--manifests` with {N_KEYS:,} ApiKeys (each with a rate limit), "
@@ -392,7 +532,8 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
     L.append("")
     L.append("![throughput and latency](benchmarks.svg)\n")
     L.append("## Streaming\n")
-    L.append(f"`bench-sse ttft` (bench/src/bin/sse.rs): {stream.get('router', {}).get('n', '?')} sequential streamed requests, "
+    L.append(f"`bench-sse ttft` (bench/src/bin/sse.rs): {stream.get('router', {}).get('n', '?')} sequential streamed requests "
+             f"per target ({meta.get('rounds', 1)} interleaved rounds), "
              "a new TCP connection each (raw HTTP/1.1, no client library), 20 content chunks 5 ms apart. "
              "Time to first token = request written → first content chunk read; last byte = → end of the "
              "stream (the router adds its usage chunk and `[DONE]`).\n")
@@ -417,6 +558,7 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
     for n in memory.get("notes", []):
         L.append(f"- {n}")
     L.append("")
+    L += bars(by, stream, memory, peers)
     notes = os.path.join(BENCH, "notes.md")
     if os.path.exists(notes):
         with open(notes) as f:
@@ -431,7 +573,10 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--peers", action="store_true", help="also run LiteLLM proxy side by side")
-    ap.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "10")))
+    ap.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "15")),
+                    help="seconds of load per target and scenario, split over the rounds")
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")),
+                    help="interleaved rounds per scenario (targets take turns)")
     ap.add_argument("--streams", type=int, default=int(os.environ.get("BENCH_STREAMS", "5000")))
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2 s per scenario, few streams")
@@ -470,7 +615,24 @@ def main():
         mock = procs.start(pinned(0, [os.path.join(TARGET, "bench-mock"), MOCK_ADDR, "1"]), "mock.log")
         if not wait_http(f"http://{MOCK_ADDR}/v1/chat/completions", 10, method="GET"):
             raise RuntimeError("mock did not start")
-        env = dict(os.environ, SWITCHBOARD_LOG=os.environ.get("SWITCHBOARD_LOG", "info"))
+        if os.path.exists(MOCK_CA):
+            os.remove(MOCK_CA)
+        procs.start(pinned(0, [os.path.join(TARGET, "bench-mock"), MOCK_TLS_ADDR, "1", MOCK_CA]), "mock-tls.log")
+        deadline = time.time() + 10
+        while not os.path.exists(MOCK_CA) and time.time() < deadline:
+            time.sleep(0.1)
+        if not os.path.exists(MOCK_CA):
+            raise RuntimeError("the HTTPS mock did not start; see bench/out/mock-tls.log")
+        # The router trusts the HTTPS mock's test CA through the standard variable, next to the
+        # system's roots (so it loads as many trust anchors as it would in production).
+        trust = os.path.join(OUT, "trust.pem")
+        with open(trust, "w") as out:
+            if os.path.exists(SYSTEM_ROOTS):
+                with open(SYSTEM_ROOTS) as f:
+                    out.write(f.read())
+            with open(MOCK_CA) as f:
+                out.write(f.read())
+        env = dict(os.environ, SWITCHBOARD_LOG=os.environ.get("SWITCHBOARD_LOG", "info"), SSL_CERT_FILE=trust)
         router = procs.start(pinned(1, [os.path.join(TARGET, "switchboard-router"), "--manifests", manifest,
                                         "--listen", ROUTER_ADDR, "--admin-listen", ROUTER_ADMIN]),
                              "router.log", env=env)
@@ -479,6 +641,7 @@ def main():
         time.sleep(1)
         idle = rss_kb(router.pid) / 1024
         memory["rows"].append((f"idle, {N_KEYS:,} ApiKeys + {N_ROUTES} ModelRoutes loaded", idle))
+        memory["idle"] = idle
         log(f"router idle RSS {idle:.1f} MB")
 
         relay = procs.start(pinned(1, [os.path.join(TARGET, "bench-relay"), RELAY_ADDR, MOCK_ADDR]),
@@ -531,9 +694,11 @@ def main():
         if litellm:
             plan.insert(1, ("rate-100-1KB", 1, 100, 64, ["direct", "router", "litellm"]))
         for name, size, rate, conns, targets in plan:
-            for t in targets:
-                if t in urls:
-                    rows.append(measure(name, t, pids[t], urls[t], bodies[(size, t)], D, rate, conns))
+            present = [t for t in targets if t in urls]
+            rows += measure_rounds(
+                name, present,
+                lambda t, secs: measure(name, t, pids[t], urls[t], bodies[(size, t)], secs, rate, conns),
+                D, args.rounds)
         if litellm:
             procs.stop(litellm)
         if router_redis:
@@ -541,32 +706,69 @@ def main():
         # Let the stopped processes' teardown (sockets, memory) finish off the router's core.
         time.sleep(3)
 
-        # Streaming: added time to first token and last byte.
+        # Streaming: added time to first token and last byte, in interleaved rounds like the rest.
         n = max(20, D * 30)
-        for t, addr, model in (("direct", MOCK_ADDR, "bench-model"), ("router", ROUTER_ADDR, ROUTER_MODEL)):
+        targets = [("direct", MOCK_ADDR, "bench-model"), ("router", ROUTER_ADDR, ROUTER_MODEL)]
+        for t, addr, model in targets:
             # Warm-up (connections, first-use paths), not measured.
             sse("ttft", addr, BENCH_KEY, model, n=10, chunks=2, interval_ms=5).communicate()
-            p = sse("ttft", addr, BENCH_KEY, model, n=n, chunks=20, interval_ms=5,
-                    dump=os.path.join(OUT, f"ttft-{t}.txt"))
-            out, _ = p.communicate()
-            stream[t] = json.loads(out)
+        times, errors = {t: [] for t, _, _ in targets}, {t: 0 for t, _, _ in targets}
+        for i in range(args.rounds):
+            for t, addr, model in targets[i % 2:] + targets[:i % 2]:
+                dump = os.path.join(OUT, f"ttft-{t}-{i + 1}.txt")
+                p = sse("ttft", addr, BENCH_KEY, model, n=max(1, n // args.rounds), chunks=20, interval_ms=5,
+                        dump=dump)
+                out, _ = p.communicate()
+                errors[t] += json.loads(out)["errors"]
+                with open(dump) as f:
+                    times[t] += [tuple(map(float, line.split())) for line in f if line.strip()]
+        for t in times:
+            stream[t] = stream_summary(times[t], errors[t])
             log(f"stream {t}: {stream[t]}")
 
         # Memory under many concurrent open streams (a chunk a second, so the machine keeps up).
         memory["rows"].append(("after the load runs (allocator keeps freed pages)", rss_kb(router.pid) / 1024))
-        for n_streams in sorted({min(1000, args.streams), args.streams}):
-            chunks = 25
-            p = sse("hold", ROUTER_ADDR, BENCH_KEY, ROUTER_MODEL, n=n_streams, chunks=chunks, interval_ms=1000)
-            line = p.stdout.readline().strip()
-            opened = int(line.split()[1]) if line.startswith("OPEN") else 0
-            time.sleep(2)
-            held = rss_kb(router.pid) / 1024
-            done = p.stdout.readline().strip()
-            p.wait()
-            memory["rows"].append((f"{opened:,} of {n_streams:,} streams open at once", held))
-            memory["notes"].append(f"{n_streams:,} streams: `{done}` (each {chunks} chunks, 1 s apart)")
-            log(f"{n_streams} streams: opened={opened} rss={held:.1f}MB {done}")
-        memory["rows"].append(("peak (VmHWM) over the whole run", rss_kb(router.pid, "VmHWM") / 1024))
+        memory["rows"].append(("peak (VmHWM) over the load runs", rss_kb(router.pid, "VmHWM") / 1024))
+        procs.stop(router)
+        time.sleep(2)
+        # Held streams, each upstream kind on a fresh router (the same manifest and pinning), so
+        # what the streams cost is not hidden in pages the load runs left behind.
+        upstreams = [(ROUTER_MODEL, MOCK_ADDR, "HTTP/1.1 upstream (plain HTTP, a connection per stream)"),
+                     (ROUTER_MODEL_TLS, MOCK_TLS_ADDR, "HTTP/2 upstream (HTTPS, ALPN, up to 100 streams a connection)")]
+        for model, upstream, how in upstreams:
+            fresh = procs.start(pinned(1, [os.path.join(TARGET, "switchboard-router"), "--manifests", manifest,
+                                           "--listen", ROUTER_ADDR, "--admin-listen", ROUTER_ADMIN]),
+                                "router-streams.log", env=env)
+            if not wait_http(f"http://{ROUTER_ADMIN}/readyz", 30):
+                raise RuntimeError("router did not become ready; see bench/out/router-streams.log")
+            time.sleep(1)
+            idle = rss_kb(fresh.pid) / 1024
+            for n_streams in sorted({min(1000, args.streams), args.streams}):
+                chunks = 25
+                p = sse("hold", ROUTER_ADDR, BENCH_KEY, model, n=n_streams, chunks=chunks, interval_ms=1000)
+                line = p.stdout.readline().strip()
+                opened = int(line.split()[1]) if line.startswith("OPEN") else 0
+                time.sleep(2)
+                held = rss_kb(fresh.pid) / 1024
+                conns = connections_to(int(upstream.rsplit(":", 1)[1]))
+                # Again 12 chunks later: memory per stream must not grow while it streams.
+                time.sleep(12)
+                late = rss_kb(fresh.pid) / 1024
+                done = p.stdout.readline().strip()
+                p.wait()
+                memory["rows"].append((f"{opened:,} of {n_streams:,} streams open at once, {how}", held))
+                memory.setdefault("streams", []).append(
+                    {"n": n_streams, "opened": opened, "rss": held, "idle": idle, "tls": upstream == MOCK_TLS_ADDR,
+                     "late": late, "done": done, "conns": conns})
+                memory["notes"].append(
+                    f"{n_streams:,} streams, {how}: `{done}` (each {chunks} chunks, 1 s apart); "
+                    f"{conns:,} upstream connections while they were open; "
+                    f"{(held - idle) * 1024 / max(opened, 1):.1f} KB per open stream over this router's idle "
+                    f"{idle:.1f} MB; {late:.1f} MB 12 chunks later")
+                log(f"{n_streams} streams ({upstream}): opened={opened} rss={held:.1f}MB conns={conns} {done}")
+                time.sleep(3)
+            procs.stop(fresh)
+            time.sleep(1)
     finally:
         procs.stop_all()
 
@@ -578,7 +780,7 @@ def main():
         "nproc": os.cpu_count(), "cpu": cpu, "uname": " ".join(platform.uname()).strip(),
         "pinning": ("taskset: router (and LiteLLM) on CPU 1; mock, oha and bench-sse on CPU 0"
                     if HAVE_TASKSET else "none (taskset missing or a single CPU)"),
-        "oha": oha_version, "duration": args.duration,
+        "oha": oha_version, "duration": args.duration, "rounds": args.rounds,
     }
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows, "stream": stream, "memory": memory,

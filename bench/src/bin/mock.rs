@@ -5,8 +5,12 @@
 //! Bench-only knobs read from the request body (the router passes unknown fields through):
 //! `"mock_chunks": N` (content chunks, default 20) and `"mock_interval_ms": N` (default 5).
 //!
-//! Usage: `bench-mock [ADDR] [WORKER_THREADS]` (default `127.0.0.1:18000`, 1 worker).
+//! Usage: `bench-mock [ADDR] [WORKER_THREADS] [CA_PEM_OUT]` (default `127.0.0.1:18000`, 1
+//! worker). With `CA_PEM_OUT` it serves HTTPS instead, as hosted providers do: a fresh test CA
+//! (written to that path, for the client's `SSL_CERT_FILE`) signs a certificate for 127.0.0.1,
+//! and ALPN offers HTTP/2 and HTTP/1.1.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,6 +19,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
 use axum::serve::ListenerExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::{
+    self, ServerConfig,
+    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+};
 
 const COMPLETION: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the bench mock upstream."},"finish_reason":"stop"}],"usage":{"prompt_tokens":250,"completion_tokens":8,"total_tokens":258}}"#;
 const CHUNK: &str = "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench-model\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok \"},\"finish_reason\":null}]}\n\n";
@@ -76,10 +90,52 @@ async fn chat(body: Bytes) -> Response {
     resp
 }
 
-fn main() -> std::io::Result<()> {
+/// A TLS acceptor for 127.0.0.1 offering HTTP/2 and HTTP/1.1, with the PEM of the test CA that
+/// signed its certificate.
+fn tls_acceptor() -> Result<(TlsAcceptor, String), Box<dyn std::error::Error>> {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate()?;
+    let ca_pem = ca_params.self_signed(&ca_key)?.pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate()?;
+    let leaf =
+        CertificateParams::new(vec!["127.0.0.1".to_owned()])?.signed_by(&leaf_key, &issuer)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(leaf.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((TlsAcceptor::from(Arc::new(config)), ca_pem))
+}
+
+/// Serves `app` over TLS: HTTP/2 or HTTP/1.1, whichever the client picks by ALPN.
+async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                .await;
+        });
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18000".to_owned());
     let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let ca_out = args.next();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
@@ -88,11 +144,20 @@ fn main() -> std::io::Result<()> {
             let app = Router::new()
                 .route("/v1/chat/completions", post(chat))
                 .route("/chat/completions", post(chat));
+            let listener = TcpListener::bind(&addr).await?;
+            if let Some(ca_out) = ca_out {
+                let (acceptor, ca_pem) = tls_acceptor()?;
+                std::fs::write(&ca_out, ca_pem)?;
+                eprintln!("bench-mock listening on https://{addr} (CA in {ca_out})");
+                serve_tls(listener, acceptor, app).await;
+                return Ok(());
+            }
             // TCP_NODELAY, as a real provider's edge: SSE chunks are small writes.
-            let listener = tokio::net::TcpListener::bind(&addr).await?.tap_io(|tcp| {
+            let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
             eprintln!("bench-mock listening on {addr}");
-            axum::serve(listener, app).await
+            axum::serve(listener, app).await?;
+            Ok(())
         })
 }

@@ -3,7 +3,7 @@
 //!
 //! `bench-sse ttft --addr HOST:PORT --key K --model M --n 200 --chunks 20`
 //!   sequential streamed requests; prints JSON with time to first content chunk and to last byte
-//!   (p50/p90/p99/mean, milliseconds); `--dump FILE` also writes each stream's TTFT, in order.
+//!   (p50/p90/p99/mean, milliseconds); `--dump FILE` also writes each stream's two times, in order.
 //! `bench-sse hold --addr HOST:PORT --key K --model M --n 5000 --chunks 30 --interval-ms 1000`
 //!   opens N streams at once; prints `OPEN <streams with content so far>` once every stream has
 //!   its first content chunk (or after 60 s), then `DONE ok=<n> failed=<n>` when they end.
@@ -24,7 +24,8 @@ struct Opts {
     n: usize,
     chunks: u64,
     interval_ms: u64,
-    /// `ttft` only: a file to write each stream's time to first content chunk to, in order.
+    /// `ttft` only: a file to write each stream's time to first content chunk and to last byte
+    /// (milliseconds, one stream per line, in order).
     dump: Option<String>,
 }
 
@@ -132,7 +133,11 @@ async fn ttft(o: Opts) {
         }
     }
     if let Some(path) = &o.dump {
-        let lines: String = firsts.iter().map(|f| format!("{f:.3}\n")).collect();
+        let lines: String = firsts
+            .iter()
+            .zip(&lasts)
+            .map(|(f, l)| format!("{f:.3} {l:.3}\n"))
+            .collect();
         if let Err(e) = std::fs::write(path, lines) {
             eprintln!("bench-sse: writing {path}: {e}");
         }
