@@ -692,7 +692,7 @@ def main():
                              ["direct", "relay", "router"] + (redis if rate == 1000 else [])))
             plan.append((f"sat-{size}KB", size, None, 64, ["direct", "relay", "router"] + redis + ["litellm"]))
         if litellm:
-            plan.insert(1, ("rate-100-1KB", 1, 100, 64, ["direct", "router", "litellm"]))
+            plan.insert(1, ("rate-100-1KB", 1, 100, 64, ["direct", "relay", "router", "litellm"]))
         for name, size, rate, conns, targets in plan:
             present = [t for t in targets if t in urls]
             rows += measure_rounds(
