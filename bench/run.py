@@ -478,7 +478,8 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
              + (f", in {meta['rounds']} interleaved rounds (targets take turns; each percentile is the "
                 "median over the rounds)" if meta.get("rounds", 1) > 1 else ""))
     L.append("- upstream: `bench-mock` (bench/src/bin/mock.rs), one tokio worker, fixed JSON answer with fixed usage; "
-             "SSE with a chunk every 5 ms")
+             "SSE with a chunk every 5 ms; a second instance serves HTTPS (a test CA the router trusts through "
+             "`SSL_CERT_FILE`, next to the system roots; HTTP/2 by ALPN) for the held-stream rows")
     L.append(f"- router: release build, `--manifests` with {N_KEYS:,} ApiKeys (each with a rate limit), "
              f"{N_ROUTES} ModelRoutes, one Budget over every key (`action: block`), an `openaiCompatible` "
              "Provider on the mock; metrics always on; access log at the default level")
