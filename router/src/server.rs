@@ -119,14 +119,20 @@ async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let (stop, open) = (stop.clone(), open_rx.clone());
         tokio::spawn(async move {
+            let _open = open;
+            let mut stopping = pin!(stopped(stop).fuse());
+            let http2 = tokio::select! {
+                http2 = opens_with_http2_preface(&tcp) => http2,
+                // No request has been read yet, so there is nothing to finish: close.
+                () = &mut stopping => return,
+            };
             let builder = auto::Builder::new(TokioExecutor::new());
-            let builder = if opens_with_http2_preface(&tcp).await {
+            let builder = if http2 {
                 builder.http2_only()
             } else {
                 builder.http1_only()
             };
             let mut conn = pin!(builder.serve_connection(TokioIo::new(tcp), service));
-            let mut stopping = pin!(stopped(stop).fuse());
             loop {
                 tokio::select! {
                     result = conn.as_mut() => {
@@ -138,7 +144,6 @@ async fn serve(
                     () = &mut stopping => conn.as_mut().graceful_shutdown(),
                 }
             }
-            drop(open);
         });
     }
     drop(listener);

@@ -110,3 +110,21 @@ async fn an_http1_request_whose_first_bytes_look_like_the_preface_is_http1() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("Caf\\u00e9 \\\"quoted\\\" 1.50"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_never_sends_does_not_hold_up_shutdown() {
+    let (_up, router) = router().await;
+    // Connected, silent: the router is still waiting for its first bytes to choose a protocol.
+    let mut idle = TcpStream::connect(router.server.api_addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The drain timeout is 5 s; an idle connection has nothing to drain.
+    tokio::time::timeout(Duration::from_secs(3), router.server.shutdown())
+        .await
+        .expect("shutdown waited on a connection that had sent nothing");
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(1), idle.read(&mut buf))
+        .await
+        .expect("the idle connection was closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the idle connection got bytes: {:?}", &buf[..n]);
+}
