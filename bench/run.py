@@ -329,6 +329,16 @@ def sse(mode, addr, key, model, **kw):
     return subprocess.Popen(pinned(0, argv), stdout=subprocess.PIPE, text=True)
 
 
+def start_router(procs, manifest, env, listen, admin, log_name, extra=()):
+    """Starts the release router on CPU 1 and waits until it is ready."""
+    router = procs.start(pinned(1, [os.path.join(TARGET, "switchboard-router"), "--manifests", manifest,
+                                    "--listen", listen, "--admin-listen", admin, *extra]),
+                         log_name, env=env)
+    if not wait_http(f"http://{admin}/readyz", 30):
+        raise RuntimeError(f"router did not become ready; see bench/out/{log_name}")
+    return router
+
+
 class Procs:
     def __init__(self):
         self.procs = []
@@ -634,11 +644,7 @@ def main():
             with open(MOCK_CA) as f:
                 out.write(f.read())
         env = dict(os.environ, SWITCHBOARD_LOG=os.environ.get("SWITCHBOARD_LOG", "info"), SSL_CERT_FILE=trust)
-        router = procs.start(pinned(1, [os.path.join(TARGET, "switchboard-router"), "--manifests", manifest,
-                                        "--listen", ROUTER_ADDR, "--admin-listen", ROUTER_ADMIN]),
-                             "router.log", env=env)
-        if not wait_http(f"http://{ROUTER_ADMIN}/readyz", 30):
-            raise RuntimeError("router did not become ready; see bench/out/router.log")
+        router = start_router(procs, manifest, env, ROUTER_ADDR, ROUTER_ADMIN, "router.log")
         time.sleep(1)
         idle = rss_kb(router.pid) / 1024
         memory["rows"].append((f"idle, {N_KEYS:,} ApiKeys + {N_ROUTES} ModelRoutes loaded", idle))
@@ -655,13 +661,8 @@ def main():
             procs.start(pinned(0, ["redis-server", "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no"]),
                         "redis.log")
             time.sleep(0.5)
-            router_redis = procs.start(
-                pinned(1, [os.path.join(TARGET, "switchboard-router"), "--manifests", manifest,
-                           "--listen", ROUTER_REDIS_ADDR, "--admin-listen", ROUTER_REDIS_ADMIN,
-                           "--redis-url", f"redis://127.0.0.1:{REDIS_PORT}"]),
-                "router-redis.log", env=env)
-            if not wait_http(f"http://{ROUTER_REDIS_ADMIN}/readyz", 30):
-                raise RuntimeError("router with --redis-url did not become ready; see bench/out/router-redis.log")
+            router_redis = start_router(procs, manifest, env, ROUTER_REDIS_ADDR, ROUTER_REDIS_ADMIN,
+                                        "router-redis.log", ["--redis-url", f"redis://127.0.0.1:{REDIS_PORT}"])
         else:
             log("redis-server not found: no router-redis rows")
 
@@ -737,11 +738,7 @@ def main():
         upstreams = [(ROUTER_MODEL, MOCK_ADDR, "HTTP/1.1 upstream (plain HTTP, a connection per stream)"),
                      (ROUTER_MODEL_TLS, MOCK_TLS_ADDR, "HTTP/2 upstream (HTTPS, ALPN, up to 100 streams a connection)")]
         for model, upstream, how in upstreams:
-            fresh = procs.start(pinned(1, [os.path.join(TARGET, "switchboard-router"), "--manifests", manifest,
-                                           "--listen", ROUTER_ADDR, "--admin-listen", ROUTER_ADMIN]),
-                                "router-streams.log", env=env)
-            if not wait_http(f"http://{ROUTER_ADMIN}/readyz", 30):
-                raise RuntimeError("router did not become ready; see bench/out/router-streams.log")
+            fresh = start_router(procs, manifest, env, ROUTER_ADDR, ROUTER_ADMIN, "router-streams.log")
             time.sleep(1)
             idle = rss_kb(fresh.pid) / 1024
             for n_streams in sorted({min(1000, args.streams), args.streams}):

@@ -21,6 +21,16 @@ async fn router() -> (MockUpstream, TestRouter) {
     (up, router)
 }
 
+/// A raw connection to the API that sends `first`, pauses 50 ms, then sends `rest`.
+async fn send_in_two(router: &TestRouter, first: &[u8], rest: &[u8]) -> TcpStream {
+    let mut tcp = TcpStream::connect(router.server.api_addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp.write_all(first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tcp.write_all(rest).await.unwrap();
+    tcp
+}
+
 /// Reads from `tcp` until `done` says the bytes so far are enough (or the peer closes).
 async fn read_until(tcp: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -75,14 +85,13 @@ async fn an_h2c_client_with_prior_knowledge_is_served_over_http2() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_preface_that_arrives_in_pieces_is_still_http2() {
     let (_up, router) = router().await;
-    let mut tcp = TcpStream::connect(router.server.api_addr).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    tcp.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
     // The rest of the preface, then an empty SETTINGS frame (length 0, type 4, no flags, stream 0).
-    tcp.write_all(b"\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        .await
-        .unwrap();
+    let mut tcp = send_in_two(
+        &router,
+        b"PRI * HTTP/2.0\r\n",
+        b"\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+    )
+    .await;
     let reply = read_until(&mut tcp, |b| b.len() >= 9).await;
     assert!(reply.len() >= 9, "no frame came back: {reply:?}");
     assert_eq!(
@@ -94,17 +103,13 @@ async fn a_preface_that_arrives_in_pieces_is_still_http2() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http1_request_whose_first_bytes_look_like_the_preface_is_http1() {
     let (_up, router) = router().await;
-    let mut tcp = TcpStream::connect(router.server.api_addr).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    // "P" is also how the HTTP/2 preface starts: the router must wait for more before choosing.
-    tcp.write_all(b"P").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let request = format!(
         "OST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\n\
          content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{CHAT_BODY}",
         CHAT_BODY.len()
     );
-    tcp.write_all(request.as_bytes()).await.unwrap();
+    // "P" is also how the HTTP/2 preface starts: the router must wait for more before choosing.
+    let mut tcp = send_in_two(&router, b"P", request.as_bytes()).await;
     let reply = read_until(&mut tcp, |_| false).await;
     let text = String::from_utf8_lossy(&reply);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
