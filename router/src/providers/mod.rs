@@ -9,6 +9,7 @@ pub mod gemini;
 pub mod mock;
 pub mod openai;
 pub mod openai_wire;
+pub mod turns;
 pub mod upstream;
 pub mod vertex;
 
