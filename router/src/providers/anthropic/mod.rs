@@ -2,6 +2,7 @@
 //! lives in [`translate`]; this module only sends and receives.
 
 pub mod translate;
+pub mod wire;
 
 use bytes::Bytes;
 use http::header;

@@ -13,16 +13,23 @@
 //! `tool_calls`), stop reasons normalised (`native_finish_reason` keeps Anthropic's), usage with
 //! `cache_read_input_tokens` / `cache_creation_input_tokens` folded into `prompt_tokens`.
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::super::{
-    AttemptError,
-    openai_wire::{
-        CallOut, ChatRequest, ChunkWriter, Completion, Content, Image, JsonOutput, Thinking,
-        UsageOut, client_error, image, now, tool_call_arguments, tool_call_start,
+use super::{
+    super::{
+        AttemptError,
+        openai_wire::{
+            CallOut, ChatRequest, ChunkWriter, Completion, Content, Image, JsonOutput, Message,
+            ReasoningDetail, Thinking, UsageOut, image, now, tool_call_arguments, tool_call_start,
+        },
+        turns::{self, Blocks, Role as TurnRole},
+        upstream::StreamTranslate,
     },
-    upstream::StreamTranslate,
+    wire::{
+        AnswerTool, BlockDelta, ContentBlock, ImageSource, Message as AnthropicMessage,
+        MessageContent, MessageParam, MessagesRequest, Metadata, Role, StreamEvent, ThinkingConfig,
+        Tool, ToolChoice, ToolChoiceKind, ToolDefinition, Usage,
+    },
 };
 
 /// Format tag of Anthropic thinking blocks in `reasoning_details`.
@@ -30,6 +37,9 @@ pub const REASONING_FORMAT: &str = "anthropic-claude-v1";
 
 /// Output limit when neither the request nor the model sets one.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+/// Description of the tool that emulates `response_format` when the schema has none.
+pub const ANSWER_TOOL_DESCRIPTION: &str = "Respond with the answer as this tool's input.";
 
 /// What response translation must know about the request.
 #[derive(Debug, Default, Clone)]
@@ -50,39 +60,163 @@ pub enum Dialect<'a> {
     Vertex,
 }
 
-fn text_block(text: &str, cache_control: Option<&Value>) -> Value {
-    let mut b = json!({"type": "text", "text": text});
-    if let Some(cc) = cache_control {
-        b["cache_control"] = cc.clone();
-    }
-    b
+/// An earlier Anthropic thinking block, from an assistant message's `reasoning_details`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Thought<'a> {
+    /// Thinking text and its signature.
+    Text {
+        /// The reasoning text.
+        text: &'a str,
+        /// Signature over it.
+        signature: Option<&'a str>,
+    },
+    /// Redacted thinking: opaque data.
+    Redacted(&'a str),
 }
 
-fn image_block(url: &str) -> Value {
-    match image(url) {
-        Image::Inline { media_type, data } => json!({"type": "image",
-            "source": {"type": "base64", "media_type": media_type, "data": data}}),
-        Image::Url(url) => json!({"type": "image", "source": {"type": "url", "url": url}}),
-    }
-}
-
-fn content_blocks(content: Option<&Content>) -> Vec<Value> {
-    let Some(content) = content else {
-        return vec![];
-    };
-    content
-        .parts()
+/// The Anthropic thinking blocks among `details` (entries of format `anthropic-claude-v1`, or of
+/// no format), in order. Anthropic models on Bedrock take them back too.
+pub fn thoughts(details: &[ReasoningDetail]) -> impl Iterator<Item = Thought<'_>> {
+    details
         .iter()
-        .filter_map(|p| match p.kind.as_str() {
-            "text" => p
-                .text
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .map(|t| text_block(t, p.cache_control.as_ref())),
-            "image_url" => p.image_url.as_ref().map(|i| image_block(&i.url)),
+        .filter(|d| d.format.as_deref().is_none_or(|f| f == REASONING_FORMAT))
+        .filter_map(|d| match d.kind.as_str() {
+            "reasoning.text" => Some(Thought::Text {
+                text: d.text.as_deref().unwrap_or_default(),
+                signature: d.signature.as_deref(),
+            }),
+            "reasoning.encrypted" => Some(Thought::Redacted(d.data.as_deref().unwrap_or_default())),
             _ => None,
         })
-        .collect()
+}
+
+/// `max_tokens` and the thinking budget for `req`: the request's output limit, else the model's
+/// `maxOutputTokens`, else 4096; a budget of at least 1024 when reasoning is asked for, with
+/// `max_tokens` raised above it (Anthropic wants the budget below `max_tokens`).
+pub fn output_budget(req: &ChatRequest, model_max_output: Option<u32>) -> (u64, Option<u64>) {
+    let mut max_tokens = req
+        .max_output()
+        .or(model_max_output.map(u64::from))
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    let thinking = req.thinking().map(|t| {
+        let budget = match t {
+            Thinking::Budget(n) => n,
+            Thinking::Share(s) => (max_tokens as f64 * s) as u64,
+        }
+        .max(1024);
+        if budget >= max_tokens {
+            // Make room for the answer.
+            max_tokens = budget + max_tokens.min(DEFAULT_MAX_TOKENS);
+        }
+        budget
+    });
+    (max_tokens, thinking)
+}
+
+/// The emulated `response_format` tool's name, description and input schema.
+pub fn answer_tool(out: JsonOutput) -> (String, String, Value) {
+    (
+        out.name,
+        out.description
+            .unwrap_or_else(|| ANSWER_TOOL_DESCRIPTION.into()),
+        out.schema.unwrap_or_else(|| json!({"type": "object"})),
+    )
+}
+
+/// Anthropic content blocks of OpenAI messages.
+struct Anthropic;
+
+impl Anthropic {
+    fn blocks(content: Option<&Content>) -> Vec<ContentBlock> {
+        let Some(content) = content else {
+            return vec![];
+        };
+        content
+            .parts()
+            .into_iter()
+            .filter_map(|p| match p.kind.as_str() {
+                "text" => p
+                    .text
+                    .filter(|t| !t.is_empty())
+                    .map(|text| ContentBlock::Text {
+                        text,
+                        cache_control: p.cache_control,
+                    }),
+                "image_url" => p.image_url.map(|i| ContentBlock::Image {
+                    source: image_source(&i.url),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn image_source(url: &str) -> ImageSource {
+    match image(url) {
+        Image::Inline { media_type, data } => ImageSource::Base64 {
+            media_type: Some(media_type.into()),
+            data: data.into(),
+        },
+        Image::Url(url) => ImageSource::Url { url: url.into() },
+    }
+}
+
+impl Blocks for Anthropic {
+    type Block = ContentBlock;
+
+    fn content(&self, content: Option<&Content>) -> Result<Vec<ContentBlock>, AttemptError> {
+        Ok(Self::blocks(content))
+    }
+
+    fn assistant(&self, m: &Message) -> Result<Vec<ContentBlock>, AttemptError> {
+        let mut blocks: Vec<ContentBlock> = thoughts(&m.reasoning_details)
+            .map(|t| match t {
+                Thought::Text { text, signature } => ContentBlock::Thinking {
+                    thinking: text.into(),
+                    signature: Some(signature.unwrap_or_default().into()),
+                },
+                Thought::Redacted(data) => ContentBlock::RedactedThinking { data: data.into() },
+            })
+            .collect();
+        blocks.extend(Self::blocks(m.content.as_ref()));
+        blocks.extend(m.tool_calls.iter().map(|c| ContentBlock::ToolUse {
+            id: c.id.clone(),
+            name: c.function.name.clone(),
+            input: c.function.arguments_value(),
+        }));
+        Ok(blocks)
+    }
+
+    fn tool_result(&self, m: &Message) -> Result<ContentBlock, AttemptError> {
+        let content = match &m.content {
+            Some(Content::Text(s)) => MessageContent::Text(s.clone()),
+            other => MessageContent::Blocks(Self::blocks(other.as_ref())),
+        };
+        Ok(ContentBlock::ToolResult {
+            tool_use_id: m.tool_call_id.clone().unwrap_or_default(),
+            content: Some(content),
+            is_error: None,
+        })
+    }
+}
+
+/// The tool choice for OpenAI's `tool_choice`.
+fn tool_choice(choice: Option<&Value>) -> Option<ToolChoice> {
+    let (kind, name) = match choice? {
+        Value::String(s) if s == "required" => (ToolChoiceKind::Any, None),
+        Value::String(s) if s == "none" => (ToolChoiceKind::None, None),
+        Value::String(s) if s == "auto" => (ToolChoiceKind::Auto, None),
+        Value::Object(o) => {
+            let name = o.get("function")?.get("name")?.as_str()?;
+            (ToolChoiceKind::Tool, Some(name.to_string()))
+        }
+        _ => return None,
+    };
+    Some(ToolChoice {
+        kind,
+        name,
+        disable_parallel_tool_use: None,
+    })
 }
 
 /// The Anthropic Messages request for `req`.
@@ -92,179 +226,93 @@ pub fn request(
     model_max_output: Option<u32>,
     stream: bool,
 ) -> Result<(Value, Hints), AttemptError> {
-    let mut system: Vec<Value> = Vec::new();
-    let mut turns: Vec<(String, Vec<Value>)> = Vec::new();
-    let mut push = |role: &str, blocks: Vec<Value>| {
-        if blocks.is_empty() {
-            return;
-        }
-        match turns.last_mut() {
-            Some((r, b)) if r == role => b.extend(blocks),
-            _ => turns.push((role.to_string(), blocks)),
-        }
-    };
-    for m in &req.messages {
-        match m.role.as_str() {
-            "system" | "developer" => system.extend(content_blocks(m.content.as_ref())),
-            "user" => push("user", content_blocks(m.content.as_ref())),
-            "assistant" => {
-                let mut blocks = Vec::new();
-                for d in &m.reasoning_details {
-                    if d.format.as_deref().is_some_and(|f| f != REASONING_FORMAT) {
-                        continue;
-                    }
-                    match d.kind.as_str() {
-                        "reasoning.text" => blocks.push(json!({"type": "thinking",
-                            "thinking": d.text.clone().unwrap_or_default(),
-                            "signature": d.signature.clone().unwrap_or_default()})),
-                        "reasoning.encrypted" => blocks.push(json!({"type": "redacted_thinking",
-                            "data": d.data.clone().unwrap_or_default()})),
-                        _ => {}
-                    }
-                }
-                blocks.extend(content_blocks(m.content.as_ref()));
-                for c in &m.tool_calls {
-                    blocks.push(
-                        json!({"type": "tool_use", "id": c.id, "name": c.function.name,
-                        "input": c.function.arguments_value()}),
-                    );
-                }
-                push("assistant", blocks);
-            }
-            "tool" => {
-                let content: Value = match &m.content {
-                    Some(Content::Text(s)) => json!(s),
-                    other => Value::Array(content_blocks(other.as_ref())),
-                };
-                push(
-                    "user",
-                    vec![json!({"type": "tool_result",
-                        "tool_use_id": m.tool_call_id.clone().unwrap_or_default(),
-                        "content": content})],
-                );
-            }
-            other => return Err(client_error(format!("unsupported message role `{other}`"))),
-        }
-    }
-    let mut max_tokens = req
-        .max_output()
-        .or(model_max_output.map(u64::from))
-        .unwrap_or(DEFAULT_MAX_TOKENS);
-    let mut body = Map::new();
-    if let Dialect::Api(model) = dialect {
-        body.insert("model".into(), json!(model));
-    } else {
-        body.insert("anthropic_version".into(), json!("vertex-2023-10-16"));
-    }
-    body.insert(
-        "messages".into(),
-        Value::Array(
-            turns
-                .into_iter()
-                .map(|(role, content)| json!({"role": role, "content": content}))
-                .collect(),
-        ),
-    );
-    if !system.is_empty() {
-        body.insert("system".into(), Value::Array(system));
-    }
-    let thinking = req.thinking().map(|t| {
-        let budget = match t {
-            Thinking::Budget(n) => n,
-            Thinking::Share(s) => (max_tokens as f64 * s) as u64,
-        }
-        .max(1024);
-        if budget >= max_tokens {
-            // Anthropic wants the budget below max_tokens: make room for the answer.
-            max_tokens = budget + max_tokens.min(DEFAULT_MAX_TOKENS);
-        }
-        budget
-    });
-    body.insert("max_tokens".into(), json!(max_tokens));
-    let stop = req.stop_sequences();
-    if !stop.is_empty() {
-        body.insert("stop_sequences".into(), json!(stop));
-    }
-    if let Some(budget) = thinking {
-        body.insert(
-            "thinking".into(),
-            json!({"type": "enabled", "budget_tokens": budget}),
-        );
-    } else {
-        // Anthropic refuses sampling parameters together with thinking.
-        if let Some(t) = req.temperature {
-            body.insert("temperature".into(), json!(t.min(1.0)));
-        }
-        if let Some(p) = req.top_p {
-            body.insert("top_p".into(), json!(p));
-        }
-        if let Some(k) = req.top_k {
-            body.insert("top_k".into(), json!(k));
-        }
-    }
-    let mut tools: Vec<Value> = req
+    let conversation = turns::fold(&req.messages, &Anthropic)?;
+    let (max_tokens, thinking) = output_budget(req, model_max_output);
+    // Anthropic refuses sampling parameters together with thinking.
+    let sampling = thinking.is_none();
+    let mut tools: Vec<ToolDefinition> = req
         .tools
         .iter()
         .map(|t| {
-            let mut tool = json!({"name": t.function.name, "input_schema": t.function.schema()});
-            if let Some(d) = &t.function.description {
-                tool["description"] = json!(d);
-            }
-            tool
+            ToolDefinition::Client(Tool {
+                name: t.function.name.clone(),
+                input_schema: Some(t.function.schema()),
+                description: t.function.description.clone(),
+            })
         })
         .collect();
-    let mut tool_choice: Option<Value> = match &req.tool_choice {
-        Some(Value::String(s)) if s == "required" => Some(json!({"type": "any"})),
-        Some(Value::String(s)) if s == "none" => Some(json!({"type": "none"})),
-        Some(Value::String(s)) if s == "auto" => Some(json!({"type": "auto"})),
-        Some(Value::Object(o)) => o
-            .get("function")
-            .and_then(|f| f.get("name"))
-            .map(|n| json!({"type": "tool", "name": n})),
-        _ => None,
-    };
+    let mut choice = tool_choice(req.tool_choice.as_ref());
     let mut hints = Hints {
         exclude_reasoning: req.exclude_reasoning(),
         ..Hints::default()
     };
-    if let Some(JsonOutput {
-        name,
-        description,
-        schema,
-    }) = req.json_output()
-    {
-        tools.push(json!({
-            "name": name,
-            "description": description.unwrap_or_else(|| "Respond with the answer as this tool's input.".into()),
-            "input_schema": schema.unwrap_or_else(|| json!({"type": "object"})),
-        }));
+    if let Some(out) = req.json_output() {
+        let (name, description, input_schema) = answer_tool(out);
         // A forced tool cannot be combined with thinking; then the model is only told to use it.
-        tool_choice = Some(if thinking.is_some() {
-            json!({"type": "any"})
-        } else {
-            json!({"type": "tool", "name": name})
+        choice = Some(ToolChoice {
+            kind: if sampling {
+                ToolChoiceKind::Tool
+            } else {
+                ToolChoiceKind::Any
+            },
+            name: sampling.then(|| name.clone()),
+            disable_parallel_tool_use: None,
         });
+        tools.push(ToolDefinition::Answer(AnswerTool {
+            name: name.clone(),
+            description,
+            input_schema,
+        }));
         hints.json_tool = Some(name);
     }
     if req.parallel_tool_calls == Some(false) && !tools.is_empty() {
-        let choice = tool_choice.get_or_insert_with(|| json!({"type": "auto"}));
-        if choice["type"] != "none" {
-            choice["disable_parallel_tool_use"] = json!(true);
+        let choice = choice.get_or_insert(ToolChoice {
+            kind: ToolChoiceKind::Auto,
+            name: None,
+            disable_parallel_tool_use: None,
+        });
+        if choice.kind != ToolChoiceKind::None {
+            choice.disable_parallel_tool_use = Some(true);
         }
     }
-    if !tools.is_empty() {
-        body.insert("tools".into(), Value::Array(tools));
-    }
-    if let Some(c) = tool_choice {
-        body.insert("tool_choice".into(), c);
-    }
-    if let Some(user) = &req.user {
-        body.insert("metadata".into(), json!({"user_id": user}));
-    }
-    if stream {
-        body.insert("stream".into(), json!(true));
-    }
-    Ok((Value::Object(body), hints))
+    let (model, anthropic_version) = match dialect {
+        Dialect::Api(model) => (Some(model.to_string()), None),
+        Dialect::Vertex => (None, Some("vertex-2023-10-16")),
+    };
+    let body = MessagesRequest {
+        model,
+        anthropic_version,
+        messages: conversation
+            .turns
+            .into_iter()
+            .map(|t| MessageParam {
+                role: match t.role {
+                    TurnRole::User => Role::User,
+                    TurnRole::Assistant => Role::Assistant,
+                },
+                content: MessageContent::Blocks(t.blocks),
+            })
+            .collect(),
+        system: conversation.system,
+        max_tokens,
+        stop_sequences: req.stop_sequences(),
+        thinking: thinking.map(|budget| ThinkingConfig::Enabled {
+            budget_tokens: Some(budget),
+        }),
+        temperature: req.temperature.filter(|_| sampling).map(|t| t.min(1.0)),
+        top_p: req.top_p.filter(|_| sampling),
+        top_k: req.top_k.filter(|_| sampling),
+        tools,
+        tool_choice: choice,
+        metadata: req.user.clone().map(|user| Metadata {
+            user_id: Some(user),
+        }),
+        stream,
+    };
+    Ok((
+        serde_json::to_value(&body).expect("wire types serialize"),
+        hints,
+    ))
 }
 
 /// OpenAI's finish reason for an Anthropic stop reason.
@@ -277,22 +325,9 @@ pub fn finish_reason(stop_reason: &str) -> &'static str {
     }
 }
 
-/// Anthropic `usage` in OpenAI's fields: `input_tokens` excludes cache reads and writes.
-#[derive(Debug, Default, Deserialize, Clone, Copy)]
-#[serde(default)]
-pub struct AnthropicUsage {
-    /// Uncached input tokens.
-    pub input_tokens: Option<u64>,
-    /// Output tokens.
-    pub output_tokens: Option<u64>,
-    /// Input tokens read from the cache.
-    pub cache_read_input_tokens: Option<u64>,
-    /// Input tokens written to the cache.
-    pub cache_creation_input_tokens: Option<u64>,
-}
-
-impl AnthropicUsage {
-    fn merge(&mut self, other: &AnthropicUsage) {
+impl Usage {
+    /// Counts present in `other` replace these (stream events carry some counts each).
+    fn merge(&mut self, other: &Usage) {
         self.input_tokens = other.input_tokens.or(self.input_tokens);
         self.output_tokens = other.output_tokens.or(self.output_tokens);
         self.cache_read_input_tokens = other
@@ -303,7 +338,8 @@ impl AnthropicUsage {
             .or(self.cache_creation_input_tokens);
     }
 
-    /// In OpenAI's fields. Anthropic does not count thinking tokens apart from output.
+    /// In OpenAI's fields: cache reads and writes folded into the prompt. Anthropic does not
+    /// count thinking tokens apart from output.
     pub fn openai(&self) -> UsageOut {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
         let cache_write = self.cache_creation_input_tokens.unwrap_or(0);
@@ -317,36 +353,25 @@ impl AnthropicUsage {
     }
 }
 
-#[derive(Deserialize)]
-struct MessageView {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    model: String,
-    #[serde(default)]
-    content: Vec<Value>,
-    #[serde(default)]
-    stop_reason: Option<String>,
-    #[serde(default)]
-    usage: AnthropicUsage,
-}
-
-fn reasoning_detail(block: &Value, index: usize) -> Option<Value> {
-    match block.get("type").and_then(Value::as_str)? {
-        "thinking" => Some(json!({"type": "reasoning.text",
-            "text": block.get("thinking").cloned().unwrap_or(json!("")),
-            "signature": block.get("signature").cloned().unwrap_or(Value::Null),
-            "format": REASONING_FORMAT, "index": index})),
-        "redacted_thinking" => Some(json!({"type": "reasoning.encrypted",
-            "data": block.get("data").cloned().unwrap_or(json!("")),
-            "format": REASONING_FORMAT, "index": index})),
+/// The `reasoning_details` entry of a thinking block.
+fn reasoning_detail(block: &ContentBlock, index: usize) -> Option<Value> {
+    match block {
+        ContentBlock::Thinking {
+            thinking,
+            signature,
+        } => Some(
+            json!({"type": "reasoning.text", "text": thinking, "signature": signature,
+            "format": REASONING_FORMAT, "index": index}),
+        ),
+        ContentBlock::RedactedThinking { data } => Some(json!({"type": "reasoning.encrypted",
+            "data": data, "format": REASONING_FORMAT, "index": index})),
         _ => None,
     }
 }
 
 /// The `chat.completion` for an Anthropic message.
 pub fn response(body: &[u8], hints: &Hints) -> Result<Completion, AttemptError> {
-    let m: MessageView = serde_json::from_slice(body)
+    let m: AnthropicMessage = serde_json::from_slice(body)
         .map_err(|e| AttemptError::Protocol(format!("Anthropic answered unexpected JSON: {e}")))?;
     let mut out = Completion {
         id: m.id,
@@ -357,30 +382,26 @@ pub fn response(body: &[u8], hints: &Hints) -> Result<Completion, AttemptError> 
     };
     let mut json_answer = false;
     for block in &m.content {
-        match block.get("type").and_then(Value::as_str).unwrap_or("") {
-            "text" => out
-                .text
-                .push_str(block.get("text").and_then(Value::as_str).unwrap_or("")),
-            "thinking" | "redacted_thinking" => {
+        match block {
+            ContentBlock::Text { text, .. } => out.text.push_str(text),
+            ContentBlock::Thinking { .. } | ContentBlock::RedactedThinking { .. } => {
                 if hints.exclude_reasoning {
                     continue;
                 }
-                if let Some(t) = block.get("thinking").and_then(Value::as_str) {
-                    out.reasoning.push_str(t);
+                if let ContentBlock::Thinking { thinking, .. } = block {
+                    out.reasoning.push_str(thinking);
                 }
                 let index = out.reasoning_details.len();
                 out.reasoning_details.extend(reasoning_detail(block, index));
             }
-            "tool_use" => {
-                let name = block.get("name").and_then(Value::as_str).unwrap_or("");
-                let input = block.get("input").cloned().unwrap_or(json!({}));
+            ContentBlock::ToolUse { id, name, input } => {
                 if hints.json_tool.as_deref() == Some(name) {
                     out.text.push_str(&input.to_string());
                     json_answer = true;
                 } else {
                     out.tool_calls.push(CallOut {
-                        id: block.get("id").and_then(Value::as_str).unwrap_or("").into(),
-                        name: name.into(),
+                        id: id.clone(),
+                        name: name.clone(),
                         arguments: input.to_string(),
                     });
                 }
@@ -434,7 +455,7 @@ pub struct Stream {
     w: ChunkWriter,
     blocks: Vec<Block>,
     tools: usize,
-    usage: AnthropicUsage,
+    usage: Usage,
     stop_reason: Option<String>,
     finished: bool,
 }
@@ -447,15 +468,10 @@ impl Stream {
             w: ChunkWriter::default(),
             blocks: Vec::new(),
             tools: 0,
-            usage: AnthropicUsage::default(),
+            usage: Usage::default(),
             stop_reason: None,
             finished: false,
         }
-    }
-
-    fn block(&self, ev: &Value) -> (usize, Block) {
-        let i = ev.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-        (i, self.blocks.get(i).copied().unwrap_or(Block::Other))
     }
 
     fn close(&mut self) -> Vec<String> {
@@ -479,124 +495,110 @@ impl Stream {
             "[DONE]".into(),
         ]
     }
+
+    fn message_start(&mut self, m: &AnthropicMessage) -> String {
+        self.w = ChunkWriter {
+            id: m.id.clone(),
+            model: m.model.clone(),
+            created: now(),
+        };
+        self.usage.merge(&m.usage);
+        self.w.delta(json!({"role": "assistant", "content": ""}))
+    }
+
+    fn block_start(&mut self, i: usize, cb: &ContentBlock, out: &mut Vec<String>) {
+        let block = match cb {
+            ContentBlock::Text { text, .. } => {
+                if !text.is_empty() {
+                    out.push(self.w.delta(json!({"content": text})));
+                }
+                Block::Text
+            }
+            ContentBlock::Thinking { .. } => Block::Thinking,
+            ContentBlock::RedactedThinking { .. } => {
+                if !self.hints.exclude_reasoning {
+                    out.push(self.w.delta(json!({"reasoning": "",
+                        "reasoning_details": [reasoning_detail(cb, i)]})));
+                }
+                Block::Other
+            }
+            ContentBlock::ToolUse { id, name, .. } => {
+                if self.hints.json_tool.as_deref() == Some(name) {
+                    Block::JsonTool
+                } else {
+                    let n = self.tools;
+                    self.tools += 1;
+                    out.push(self.w.delta(tool_call_start(n, id, name, "")));
+                    Block::Tool(n)
+                }
+            }
+            _ => Block::Other,
+        };
+        if self.blocks.len() <= i {
+            self.blocks.resize(i + 1, Block::Other);
+        }
+        self.blocks[i] = block;
+    }
+
+    fn block_delta(&self, i: usize, delta: &BlockDelta) -> Option<String> {
+        let block = self.blocks.get(i).copied().unwrap_or(Block::Other);
+        let reasoning = !self.hints.exclude_reasoning;
+        let delta = match (delta, block) {
+            (BlockDelta::TextDelta { text }, _) => json!({"content": text}),
+            (BlockDelta::ThinkingDelta { thinking }, _) if reasoning => {
+                json!({"reasoning": thinking, "reasoning_details": [{"type": "reasoning.text",
+                    "text": thinking, "format": REASONING_FORMAT, "index": i}]})
+            }
+            (BlockDelta::SignatureDelta { signature }, _) if reasoning => {
+                json!({"reasoning": "", "reasoning_details": [{"type": "reasoning.text",
+                    "text": "", "signature": signature, "format": REASONING_FORMAT, "index": i}]})
+            }
+            (BlockDelta::InputJsonDelta { partial_json }, Block::Tool(n))
+                if !partial_json.is_empty() =>
+            {
+                tool_call_arguments(n, partial_json)
+            }
+            (BlockDelta::InputJsonDelta { partial_json }, Block::JsonTool)
+                if !partial_json.is_empty() =>
+            {
+                json!({"content": partial_json})
+            }
+            _ => return None,
+        };
+        Some(self.w.delta(delta))
+    }
 }
 
 impl StreamTranslate for Stream {
-    fn on_event(&mut self, event: &str, data: &str) -> Result<Vec<String>, AttemptError> {
-        let ev: Value = serde_json::from_str(data)
+    fn on_event(&mut self, _event: &str, data: &str) -> Result<Vec<String>, AttemptError> {
+        let ev: StreamEvent = serde_json::from_str(data)
             .map_err(|e| AttemptError::Protocol(format!("Anthropic sent a bad event: {e}")))?;
-        let kind = ev
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or(event)
-            .to_string();
         let mut out = Vec::new();
-        match kind.as_str() {
-            "message_start" => {
-                let m = &ev["message"];
-                self.w = ChunkWriter {
-                    id: m["id"].as_str().unwrap_or("").into(),
-                    model: m["model"].as_str().unwrap_or("").into(),
-                    created: now(),
-                };
-                if let Ok(u) = serde_json::from_value::<AnthropicUsage>(m["usage"].clone()) {
-                    self.usage.merge(&u);
-                }
-                out.push(self.w.delta(json!({"role": "assistant", "content": ""})));
+        match &ev {
+            StreamEvent::MessageStart { message } => out.push(self.message_start(message)),
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => self.block_start(*index, content_block, &mut out),
+            StreamEvent::ContentBlockDelta { index, delta } => {
+                out.extend(self.block_delta(*index, delta))
             }
-            "content_block_start" => {
-                let i = ev["index"].as_u64().unwrap_or(0) as usize;
-                let cb = &ev["content_block"];
-                let block = match cb["type"].as_str().unwrap_or("") {
-                    "text" => {
-                        if let Some(t) = cb["text"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(self.w.delta(json!({"content": t})));
-                        }
-                        Block::Text
-                    }
-                    "thinking" => Block::Thinking,
-                    "redacted_thinking" => {
-                        if !self.hints.exclude_reasoning {
-                            out.push(self.w.delta(json!({"reasoning": "",
-                                "reasoning_details": [reasoning_detail(cb, i)]})));
-                        }
-                        Block::Other
-                    }
-                    "tool_use" => {
-                        let name = cb["name"].as_str().unwrap_or("");
-                        if self.hints.json_tool.as_deref() == Some(name) {
-                            Block::JsonTool
-                        } else {
-                            let n = self.tools;
-                            self.tools += 1;
-                            out.push(self.w.delta(tool_call_start(
-                                n,
-                                cb["id"].as_str().unwrap_or(""),
-                                name,
-                                "",
-                            )));
-                            Block::Tool(n)
-                        }
-                    }
-                    _ => Block::Other,
-                };
-                if self.blocks.len() <= i {
-                    self.blocks.resize(i + 1, Block::Other);
+            StreamEvent::MessageDelta { delta, usage } => {
+                if let Some(r) = &delta.stop_reason {
+                    self.stop_reason = Some(r.clone());
                 }
-                self.blocks[i] = block;
+                self.usage.merge(usage);
             }
-            "content_block_delta" => {
-                let (i, block) = self.block(&ev);
-                let d = &ev["delta"];
-                match (d["type"].as_str().unwrap_or(""), block) {
-                    ("text_delta", _) => {
-                        out.push(self.w.delta(json!({"content": d["text"]})));
-                    }
-                    ("thinking_delta", _) if !self.hints.exclude_reasoning => {
-                        out.push(self.w.delta(json!({"reasoning": d["thinking"],
-                            "reasoning_details": [{"type": "reasoning.text", "text": d["thinking"],
-                                "format": REASONING_FORMAT, "index": i}]})));
-                    }
-                    ("signature_delta", _) if !self.hints.exclude_reasoning => {
-                        out.push(self.w.delta(json!({"reasoning": "",
-                            "reasoning_details": [{"type": "reasoning.text", "text": "",
-                                "signature": d["signature"], "format": REASONING_FORMAT,
-                                "index": i}]})));
-                    }
-                    ("input_json_delta", Block::Tool(n)) => {
-                        let part = d["partial_json"].as_str().unwrap_or("");
-                        if !part.is_empty() {
-                            out.push(self.w.delta(tool_call_arguments(n, part)));
-                        }
-                    }
-                    ("input_json_delta", Block::JsonTool) => {
-                        let part = d["partial_json"].as_str().unwrap_or("");
-                        if !part.is_empty() {
-                            out.push(self.w.delta(json!({"content": part})));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            "message_delta" => {
-                if let Some(r) = ev["delta"]["stop_reason"].as_str() {
-                    self.stop_reason = Some(r.to_string());
-                }
-                if let Ok(u) = serde_json::from_value::<AnthropicUsage>(ev["usage"].clone()) {
-                    self.usage.merge(&u);
-                }
-            }
-            "message_stop" => out.extend(self.close()),
-            "error" => {
-                let error_type = ev["error"]["type"].as_str().unwrap_or("api_error");
+            StreamEvent::MessageStop => out.extend(self.close()),
+            StreamEvent::Error { error } => {
                 return Err(AttemptError::Status {
-                    status: error_status(error_type),
+                    status: error_status(&error.kind),
                     body: data.to_string(),
                     retry_after: None,
                 });
             }
             // `ping`, `content_block_stop` and event types added later carry nothing to relay.
-            _ => {}
+            StreamEvent::ContentBlockStop { .. } | StreamEvent::Ping | StreamEvent::Unknown => {}
         }
         Ok(out)
     }
