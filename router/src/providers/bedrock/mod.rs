@@ -10,6 +10,7 @@
 //!   `AWS_SESSION_TOKEN` environment variables, read at each request.
 
 pub mod translate;
+pub mod wire;
 
 use std::{fmt, time::SystemTime};
 
@@ -316,20 +317,12 @@ pub async fn embeddings(call: Call<'_>, auth: &Auth) -> Result<Bytes, AttemptErr
     let mut vectors = Vec::new();
     let mut tokens = 0;
     if call.upstream_model.starts_with("cohere.") {
-        let body = serde_json::json!({"texts": inputs, "input_type": "search_document"});
-        let resp = post(
-            &call,
-            auth,
-            &path,
-            body.to_string().into_bytes(),
-            "application/json",
-        )
-        .await?;
-        #[derive(Deserialize)]
-        struct Cohere {
-            embeddings: Vec<Vec<f64>>,
-        }
-        let c: Cohere = serde_json::from_slice(&upstream::body(resp).await?)
+        let body = wire::CohereEmbeddingRequest {
+            texts: &inputs,
+            input_type: "search_document",
+        };
+        let resp = post(&call, auth, &path, to_json(&body), "application/json").await?;
+        let c: wire::CohereEmbeddingResponse = serde_json::from_slice(&upstream::body(resp).await?)
             .map_err(|e| AttemptError::Protocol(format!("unexpected Cohere embeddings: {e}")))?;
         vectors = c.embeddings;
         tokens = inputs
@@ -338,8 +331,8 @@ pub async fn embeddings(call: Call<'_>, auth: &Auth) -> Result<Bytes, AttemptErr
             .sum();
     } else {
         for text in &inputs {
-            let body = translate::titan_request(text, dimensions).to_string();
-            let resp = post(&call, auth, &path, body.into_bytes(), "application/json").await?;
+            let body = to_json(&translate::titan_request(text, dimensions));
+            let resp = post(&call, auth, &path, body, "application/json").await?;
             let (v, n) = translate::titan_response(&upstream::body(resp).await?)?;
             vectors.push(v);
             tokens += n;
@@ -351,4 +344,9 @@ pub async fn embeddings(call: Call<'_>, auth: &Auth) -> Result<Bytes, AttemptErr
         call.upstream_model,
         tokens,
     )))
+}
+
+/// A wire body as JSON bytes.
+fn to_json(body: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).expect("wire types serialize")
 }

@@ -14,17 +14,31 @@
 //! `tool_calls`), `stopReason` normalised, usage with `cacheReadInputTokens` and
 //! `cacheWriteInputTokens` added to `inputTokens` (which excludes them).
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::super::{
-    AttemptError,
-    anthropic::translate::{DEFAULT_MAX_TOKENS, REASONING_FORMAT},
-    openai_wire::{
-        CallOut, ChatRequest, ChunkWriter, Completion, Content, Image, Thinking, UsageOut,
-        client_error, image, now, tool_call_arguments, tool_call_start,
+use super::{
+    super::{
+        AttemptError,
+        anthropic::{
+            translate::{REASONING_FORMAT, Thought, answer_tool, output_budget, thoughts},
+            wire::ThinkingConfig,
+        },
+        openai_wire::{
+            CallOut, ChatRequest, ChunkWriter, Completion, Content, Image, Message, UsageOut,
+            client_error, image, now, tool_call_arguments, tool_call_start,
+        },
+        turns::{self, Blocks, Role as TurnRole},
+        upstream::StreamTranslate,
     },
-    upstream::StreamTranslate,
+    wire::{
+        AdditionalModelRequestFields, AnswerSpec, CachePointBlock, CachePointType, ContentBlock,
+        ContentBlockDelta, ContentBlockStart, ConverseRequest, ConverseResponse, FunctionSpec,
+        ImageBlock, ImageSource, InferenceConfiguration, Message as ConverseMessage,
+        ReasoningContentBlock, ReasoningDelta, ReasoningText, Role, StreamEvent,
+        TitanEmbeddingRequest, TitanEmbeddingResponse, TokenUsage, Tool, ToolChoice,
+        ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContent, ToolSpecification,
+        ToolUseBlock,
+    },
 };
 
 /// What response translation must know about the request.
@@ -46,44 +60,142 @@ fn image_format(media_type: &str) -> Option<&'static str> {
     }
 }
 
-fn blocks(content: Option<&Content>) -> Result<Vec<Value>, AttemptError> {
-    let Some(content) = content else {
-        return Ok(vec![]);
-    };
-    let mut out = Vec::new();
-    for p in content.parts() {
-        match p.kind.as_str() {
-            "text" => {
-                if let Some(t) = p.text.as_deref().filter(|t| !t.is_empty()) {
-                    out.push(json!({"text": t}));
-                }
-                if p.cache_control.is_some() {
-                    out.push(json!({"cachePoint": {"type": "default"}}));
-                }
-            }
-            "image_url" => {
-                let url = p.image_url.as_ref().map(|i| i.url.as_str()).unwrap_or("");
-                match image(url) {
-                    Image::Inline { media_type, data } => {
-                        let format = image_format(media_type).ok_or_else(|| {
-                            client_error(format!(
-                                "Bedrock accepts png, jpeg, gif and webp images, not {media_type}"
-                            ))
-                        })?;
-                        out.push(json!({"image": {"format": format, "source": {"bytes": data}}}));
-                    }
-                    Image::Url(_) => {
-                        return Err(client_error(
-                            "Bedrock Converse takes images as data (data:image/...;base64,...), \
-                             not as URLs",
-                        ));
-                    }
-                }
-            }
-            _ => {}
+fn image_block(url: &str) -> Result<ContentBlock, AttemptError> {
+    match image(url) {
+        Image::Inline { media_type, data } => {
+            let format = image_format(media_type).ok_or_else(|| {
+                client_error(format!(
+                    "Bedrock accepts png, jpeg, gif and webp images, not {media_type}"
+                ))
+            })?;
+            Ok(ContentBlock::Image(ImageBlock {
+                format: format.into(),
+                source: ImageSource { bytes: data.into() },
+            }))
         }
+        Image::Url(_) => Err(client_error(
+            "Bedrock Converse takes images as data (data:image/...;base64,...), not as URLs",
+        )),
     }
-    Ok(out)
+}
+
+/// Converse content blocks of OpenAI messages.
+struct Converse;
+
+impl Blocks for Converse {
+    type Block = ContentBlock;
+
+    fn content(&self, content: Option<&Content>) -> Result<Vec<ContentBlock>, AttemptError> {
+        let Some(content) = content else {
+            return Ok(vec![]);
+        };
+        let mut out = Vec::new();
+        for p in content.parts() {
+            match p.kind.as_str() {
+                "text" => {
+                    if let Some(t) = p.text.filter(|t| !t.is_empty()) {
+                        out.push(ContentBlock::Text(t));
+                    }
+                    if p.cache_control.is_some() {
+                        out.push(ContentBlock::CachePoint(CachePointBlock {
+                            kind: CachePointType::Default,
+                        }));
+                    }
+                }
+                "image_url" => {
+                    let url = p.image_url.as_ref().map(|i| i.url.as_str()).unwrap_or("");
+                    out.push(image_block(url)?);
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn assistant(&self, m: &Message) -> Result<Vec<ContentBlock>, AttemptError> {
+        let mut blocks: Vec<ContentBlock> = thoughts(&m.reasoning_details)
+            .map(|t| {
+                ContentBlock::ReasoningContent(match t {
+                    Thought::Text { text, signature } => {
+                        ReasoningContentBlock::ReasoningText(ReasoningText {
+                            text: text.into(),
+                            signature: signature.map(str::to_string),
+                        })
+                    }
+                    Thought::Redacted(data) => ReasoningContentBlock::RedactedContent(data.into()),
+                })
+            })
+            .collect();
+        blocks.extend(self.content(m.content.as_ref())?);
+        blocks.extend(m.tool_calls.iter().map(|c| {
+            ContentBlock::ToolUse(ToolUseBlock {
+                tool_use_id: c.id.clone(),
+                name: c.function.name.clone(),
+                input: c.function.arguments_value(),
+            })
+        }));
+        Ok(blocks)
+    }
+
+    fn tool_result(&self, m: &Message) -> Result<ContentBlock, AttemptError> {
+        let text = m.content.as_ref().map(Content::text).unwrap_or_default();
+        let content = match serde_json::from_str::<Value>(&text) {
+            Ok(v @ Value::Object(_)) => ToolResultContent::Json(v),
+            _ => ToolResultContent::Text(text),
+        };
+        Ok(ContentBlock::ToolResult(ToolResultBlock {
+            tool_use_id: m.tool_call_id.clone().unwrap_or_default(),
+            content: vec![content],
+        }))
+    }
+}
+
+/// The tool choice for OpenAI's `tool_choice` (`none` has no Converse equivalent).
+fn tool_choice(choice: Option<&Value>) -> Option<ToolChoice> {
+    match choice? {
+        Value::String(s) if s == "required" => Some(ToolChoice::Any {}),
+        Value::String(s) if s == "auto" => Some(ToolChoice::Auto {}),
+        Value::Object(o) => Some(ToolChoice::Tool {
+            name: o.get("function")?.get("name")?.as_str()?.to_string(),
+        }),
+        _ => None,
+    }
+}
+
+/// The tools and tool choice for `req`, with the tool that emulates `response_format`.
+fn tool_config(req: &ChatRequest, thinking: bool, hints: &mut Hints) -> Option<ToolConfiguration> {
+    let mut tools: Vec<Tool> = req
+        .tools
+        .iter()
+        .map(|t| {
+            Tool::ToolSpec(ToolSpecification::Client(FunctionSpec {
+                name: t.function.name.clone(),
+                input_schema: ToolInputSchema {
+                    json: t.function.schema(),
+                },
+                description: t.function.description.clone(),
+            }))
+        })
+        .collect();
+    let mut choice = tool_choice(req.tool_choice.as_ref());
+    if let Some(out) = req.json_output() {
+        let (name, description, schema) = answer_tool(out);
+        tools.push(Tool::ToolSpec(ToolSpecification::Answer(AnswerSpec {
+            name: name.clone(),
+            description,
+            input_schema: ToolInputSchema { json: schema },
+        })));
+        choice = Some(if thinking {
+            ToolChoice::Any {}
+        } else {
+            ToolChoice::Tool { name: name.clone() }
+        });
+        hints.json_tool = Some(name);
+    }
+    (!tools.is_empty()).then_some(ToolConfiguration {
+        tools,
+        tool_choice: choice,
+    })
 }
 
 /// The Converse request body for `req`.
@@ -91,161 +203,43 @@ pub fn request(
     req: &ChatRequest,
     model_max_output: Option<u32>,
 ) -> Result<(Value, Hints), AttemptError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<(String, Vec<Value>)> = Vec::new();
-    fn push(turns: &mut Vec<(String, Vec<Value>)>, role: &str, b: Vec<Value>) {
-        if b.is_empty() {
-            return;
-        }
-        match turns.last_mut() {
-            Some((r, existing)) if r == role => existing.extend(b),
-            _ => turns.push((role.to_string(), b)),
-        }
-    }
-    for m in &req.messages {
-        match m.role.as_str() {
-            "system" | "developer" => system.extend(blocks(m.content.as_ref())?),
-            "user" => push(&mut turns, "user", blocks(m.content.as_ref())?),
-            "assistant" => {
-                let mut b = Vec::new();
-                for d in &m.reasoning_details {
-                    if d.format.as_deref().is_some_and(|f| f != REASONING_FORMAT) {
-                        continue;
-                    }
-                    match d.kind.as_str() {
-                        "reasoning.text" => {
-                            let mut text = json!({"text": d.text.clone().unwrap_or_default()});
-                            if let Some(s) = &d.signature {
-                                text["signature"] = json!(s);
-                            }
-                            b.push(json!({"reasoningContent": {"reasoningText": text}}));
-                        }
-                        "reasoning.encrypted" => b.push(json!({"reasoningContent":
-                            {"redactedContent": d.data.clone().unwrap_or_default()}})),
-                        _ => {}
-                    }
-                }
-                b.extend(blocks(m.content.as_ref())?);
-                for c in &m.tool_calls {
-                    b.push(
-                        json!({"toolUse": {"toolUseId": c.id, "name": c.function.name,
-                        "input": c.function.arguments_value()}}),
-                    );
-                }
-                push(&mut turns, "assistant", b);
-            }
-            "tool" => {
-                let text = m.content.as_ref().map(Content::text).unwrap_or_default();
-                let content = match serde_json::from_str::<Value>(&text) {
-                    Ok(v @ Value::Object(_)) => json!([{"json": v}]),
-                    _ => json!([{"text": text}]),
-                };
-                push(
-                    &mut turns,
-                    "user",
-                    vec![json!({"toolResult": {
-                        "toolUseId": m.tool_call_id.clone().unwrap_or_default(),
-                        "content": content}})],
-                );
-            }
-            other => return Err(client_error(format!("unsupported message role `{other}`"))),
-        }
-    }
-    let mut body = Map::new();
-    body.insert(
-        "messages".into(),
-        Value::Array(
-            turns
-                .into_iter()
-                .map(|(role, content)| json!({"role": role, "content": content}))
-                .collect(),
-        ),
-    );
-    if !system.is_empty() {
-        body.insert("system".into(), Value::Array(system));
-    }
-    let mut max_tokens = req
-        .max_output()
-        .or(model_max_output.map(u64::from))
-        .unwrap_or(DEFAULT_MAX_TOKENS);
-    let thinking = req.thinking().map(|t| {
-        let budget = match t {
-            Thinking::Budget(n) => n,
-            Thinking::Share(s) => (max_tokens as f64 * s) as u64,
-        }
-        .max(1024);
-        if budget >= max_tokens {
-            max_tokens = budget + max_tokens.min(DEFAULT_MAX_TOKENS);
-        }
-        budget
-    });
-    let mut inference = Map::new();
-    inference.insert("maxTokens".into(), json!(max_tokens));
-    if thinking.is_none() {
-        if let Some(t) = req.temperature {
-            inference.insert("temperature".into(), json!(t));
-        }
-        if let Some(p) = req.top_p {
-            inference.insert("topP".into(), json!(p));
-        }
-    }
-    let stop = req.stop_sequences();
-    if !stop.is_empty() {
-        inference.insert("stopSequences".into(), json!(stop));
-    }
-    body.insert("inferenceConfig".into(), Value::Object(inference));
-    let mut tools: Vec<Value> = req
-        .tools
-        .iter()
-        .map(|t| {
-            let mut spec = json!({"name": t.function.name,
-                "inputSchema": {"json": t.function.schema()}});
-            if let Some(d) = &t.function.description {
-                spec["description"] = json!(d);
-            }
-            json!({"toolSpec": spec})
-        })
-        .collect();
-    let mut choice = match &req.tool_choice {
-        Some(Value::String(s)) if s == "required" => Some(json!({"any": {}})),
-        Some(Value::String(s)) if s == "auto" => Some(json!({"auto": {}})),
-        Some(Value::Object(o)) => o
-            .get("function")
-            .and_then(|f| f.get("name"))
-            .map(|n| json!({"tool": {"name": n}})),
-        _ => None,
-    };
+    let conversation = turns::fold(&req.messages, &Converse)?;
+    let (max_tokens, thinking) = output_budget(req, model_max_output);
+    let sampling = thinking.is_none();
     let mut hints = Hints {
         exclude_reasoning: req.exclude_reasoning(),
         ..Hints::default()
     };
-    if let Some(out) = req.json_output() {
-        tools.push(json!({"toolSpec": {
-            "name": out.name,
-            "description": out.description.unwrap_or_else(|| "Respond with the answer as this tool's input.".into()),
-            "inputSchema": {"json": out.schema.unwrap_or_else(|| json!({"type": "object"}))},
-        }}));
-        choice = Some(if thinking.is_some() {
-            json!({"any": {}})
-        } else {
-            json!({"tool": {"name": out.name}})
-        });
-        hints.json_tool = Some(out.name);
-    }
-    if !tools.is_empty() {
-        let mut config = json!({"tools": tools});
-        if let Some(c) = choice {
-            config["toolChoice"] = c;
-        }
-        body.insert("toolConfig".into(), config);
-    }
-    if let Some(budget) = thinking {
-        body.insert(
-            "additionalModelRequestFields".into(),
-            json!({"thinking": {"type": "enabled", "budget_tokens": budget}}),
-        );
-    }
-    Ok((Value::Object(body), hints))
+    let body = ConverseRequest {
+        messages: conversation
+            .turns
+            .into_iter()
+            .map(|t| ConverseMessage {
+                role: match t.role {
+                    TurnRole::User => Role::User,
+                    TurnRole::Assistant => Role::Assistant,
+                },
+                content: t.blocks,
+            })
+            .collect(),
+        system: conversation.system,
+        inference_config: InferenceConfiguration {
+            max_tokens,
+            temperature: req.temperature.filter(|_| sampling),
+            top_p: req.top_p.filter(|_| sampling),
+            stop_sequences: req.stop_sequences(),
+        },
+        tool_config: tool_config(req, !sampling, &mut hints),
+        additional_model_request_fields: thinking.map(|budget| AdditionalModelRequestFields {
+            thinking: ThinkingConfig::Enabled {
+                budget_tokens: Some(budget),
+            },
+        }),
+    };
+    Ok((
+        serde_json::to_value(&body).expect("wire types serialize"),
+        hints,
+    ))
 }
 
 /// OpenAI's finish reason for a Converse `stopReason`.
@@ -258,16 +252,8 @@ pub fn finish_reason(stop_reason: &str) -> &'static str {
     }
 }
 
-#[derive(Debug, Default, Deserialize, Clone, Copy)]
-#[serde(default, rename_all = "camelCase")]
-struct ConverseUsage {
-    input_tokens: u64,
-    output_tokens: u64,
-    cache_read_input_tokens: u64,
-    cache_write_input_tokens: u64,
-}
-
-impl ConverseUsage {
+impl TokenUsage {
+    /// In OpenAI's fields: cache reads and writes folded into the prompt.
     fn openai(self) -> UsageOut {
         UsageOut {
             prompt: self.input_tokens
@@ -281,12 +267,22 @@ impl ConverseUsage {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct ConverseResponse {
-    output: Value,
-    stop_reason: Option<String>,
-    usage: Option<ConverseUsage>,
+/// Adds a response's reasoning block to `out`.
+fn reasoning(out: &mut Completion, block: &ReasoningContentBlock) {
+    let index = out.reasoning_details.len();
+    match block {
+        ReasoningContentBlock::ReasoningText(rt) => {
+            out.reasoning.push_str(&rt.text);
+            out.reasoning_details
+                .push(json!({"type": "reasoning.text", "text": rt.text,
+                "signature": rt.signature, "format": REASONING_FORMAT, "index": index}));
+        }
+        ReasoningContentBlock::RedactedContent(data) => {
+            out.reasoning_details
+                .push(json!({"type": "reasoning.encrypted",
+                "data": data, "format": REASONING_FORMAT, "index": index}));
+        }
+    }
 }
 
 /// The `chat.completion` for a Converse response.
@@ -302,49 +298,30 @@ pub fn response(
         id: id.into(),
         model: model.into(),
         created: now(),
-        usage: r.usage.map(ConverseUsage::openai),
+        usage: r.usage.map(TokenUsage::openai),
         ..Completion::default()
     };
     let mut json_answer = false;
-    let empty = vec![];
-    let content = r.output["message"]["content"].as_array().unwrap_or(&empty);
-    for block in content {
-        if let Some(t) = block.get("text").and_then(Value::as_str) {
-            out.text.push_str(t);
-        } else if let Some(rc) = block.get("reasoningContent") {
-            if hints.exclude_reasoning {
-                continue;
+    let content = r.output.message.map(|m| m.content).unwrap_or_default();
+    for block in content.iter().filter_map(|b| b.known()) {
+        match block {
+            ContentBlock::Text(t) => out.text.push_str(t),
+            ContentBlock::ReasoningContent(rc) if !hints.exclude_reasoning => {
+                reasoning(&mut out, rc)
             }
-            let index = out.reasoning_details.len();
-            if let Some(rt) = rc.get("reasoningText") {
-                let text = rt.get("text").and_then(Value::as_str).unwrap_or("");
-                out.reasoning.push_str(text);
-                out.reasoning_details
-                    .push(json!({"type": "reasoning.text", "text": text,
-                    "signature": rt.get("signature").cloned().unwrap_or(Value::Null),
-                    "format": REASONING_FORMAT, "index": index}));
-            } else if let Some(data) = rc.get("redactedContent") {
-                out.reasoning_details
-                    .push(json!({"type": "reasoning.encrypted",
-                    "data": data, "format": REASONING_FORMAT, "index": index}));
+            ContentBlock::ToolUse(tu) => {
+                if hints.json_tool.as_deref() == Some(&tu.name) {
+                    out.text.push_str(&tu.input.to_string());
+                    json_answer = true;
+                } else {
+                    out.tool_calls.push(CallOut {
+                        id: tu.tool_use_id.clone(),
+                        name: tu.name.clone(),
+                        arguments: tu.input.to_string(),
+                    });
+                }
             }
-        } else if let Some(tu) = block.get("toolUse") {
-            let name = tu.get("name").and_then(Value::as_str).unwrap_or("");
-            let input = tu.get("input").cloned().unwrap_or(json!({}));
-            if hints.json_tool.as_deref() == Some(name) {
-                out.text.push_str(&input.to_string());
-                json_answer = true;
-            } else {
-                out.tool_calls.push(CallOut {
-                    id: tu
-                        .get("toolUseId")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .into(),
-                    name: name.into(),
-                    arguments: input.to_string(),
-                });
-            }
+            _ => {}
         }
     }
     out.finish(
@@ -443,6 +420,51 @@ impl Stream {
     }
 }
 
+impl Stream {
+    fn block_start(&mut self, i: usize, start: &ContentBlockStart) -> Option<String> {
+        let ContentBlockStart::ToolUse(tu) = start;
+        if self.hints.json_tool.as_deref() == Some(&tu.name) {
+            self.json_only = true;
+            self.set_block(i, Block::JsonTool);
+            return None;
+        }
+        let n = self.tools;
+        self.tools += 1;
+        self.set_block(i, Block::Tool(n));
+        Some(
+            self.w
+                .delta(tool_call_start(n, &tu.tool_use_id, &tu.name, "")),
+        )
+    }
+
+    fn block_delta(&self, i: usize, delta: &ContentBlockDelta) -> Option<String> {
+        let block = self.blocks.get(i).copied().unwrap_or(Block::Other);
+        let delta = match delta {
+            ContentBlockDelta::Text(t) => json!({"content": t}),
+            ContentBlockDelta::ToolUse(tu) if tu.input.is_empty() => return None,
+            ContentBlockDelta::ToolUse(tu) => match block {
+                Block::Tool(n) => tool_call_arguments(n, &tu.input),
+                Block::JsonTool => json!({"content": tu.input}),
+                Block::Other => return None,
+            },
+            ContentBlockDelta::ReasoningContent(_) if self.hints.exclude_reasoning => return None,
+            ContentBlockDelta::ReasoningContent(ReasoningDelta::Text(t)) => {
+                json!({"reasoning": t, "reasoning_details": [{"type": "reasoning.text",
+                    "text": t, "format": REASONING_FORMAT, "index": i}]})
+            }
+            ContentBlockDelta::ReasoningContent(ReasoningDelta::Signature(s)) => {
+                json!({"reasoning": "", "reasoning_details": [{"type": "reasoning.text",
+                    "text": "", "signature": s, "format": REASONING_FORMAT, "index": i}]})
+            }
+            ContentBlockDelta::ReasoningContent(ReasoningDelta::RedactedContent(data)) => {
+                json!({"reasoning": "", "reasoning_details": [{"type": "reasoning.encrypted",
+                    "data": data, "format": REASONING_FORMAT, "index": i}]})
+            }
+        };
+        Some(self.w.delta(delta))
+    }
+}
+
 impl StreamTranslate for Stream {
     /// `event` is the event-stream `:event-type` (or `exception:<type>` for exceptions).
     fn on_event(&mut self, event: &str, data: &str) -> Result<Vec<String>, AttemptError> {
@@ -453,70 +475,25 @@ impl StreamTranslate for Stream {
                 retry_after: None,
             });
         }
-        let ev: Value = serde_json::from_str(data)
+        let ev: StreamEvent = serde_json::from_str(data)
             .map_err(|e| AttemptError::Protocol(format!("Bedrock sent a bad event: {e}")))?;
-        let i = ev["contentBlockIndex"].as_u64().unwrap_or(0) as usize;
+        let i = ev.content_block_index;
         let mut out = Vec::new();
         match event {
             "messageStart" => out.push(self.w.delta(json!({"role": "assistant", "content": ""}))),
             "contentBlockStart" => {
-                if let Some(tu) = ev["start"].get("toolUse") {
-                    let name = tu["name"].as_str().unwrap_or("");
-                    if self.hints.json_tool.as_deref() == Some(name) {
-                        self.json_only = true;
-                        self.set_block(i, Block::JsonTool);
-                    } else {
-                        let n = self.tools;
-                        self.tools += 1;
-                        out.push(self.w.delta(tool_call_start(
-                            n,
-                            tu["toolUseId"].as_str().unwrap_or(""),
-                            name,
-                            "",
-                        )));
-                        self.set_block(i, Block::Tool(n));
-                    }
+                if let Some(start) = ev.start.as_ref().and_then(|s| s.known()) {
+                    out.extend(self.block_start(i, start));
                 }
             }
             "contentBlockDelta" => {
-                let d = &ev["delta"];
-                let block = self.blocks.get(i).copied().unwrap_or(Block::Other);
-                if let Some(t) = d.get("text").and_then(Value::as_str) {
-                    out.push(self.w.delta(json!({"content": t})));
-                } else if let Some(tu) = d.get("toolUse") {
-                    let part = tu["input"].as_str().unwrap_or("");
-                    match block {
-                        Block::Tool(n) if !part.is_empty() => {
-                            out.push(self.w.delta(tool_call_arguments(n, part)))
-                        }
-                        Block::JsonTool if !part.is_empty() => {
-                            out.push(self.w.delta(json!({"content": part})))
-                        }
-                        _ => {}
-                    }
-                } else if let Some(rc) = d.get("reasoningContent")
-                    && !self.hints.exclude_reasoning
-                {
-                    if let Some(t) = rc.get("text").and_then(Value::as_str) {
-                        out.push(self.w.delta(json!({"reasoning": t, "reasoning_details":
-                            [{"type": "reasoning.text", "text": t, "format": REASONING_FORMAT,
-                              "index": i}]})));
-                    } else if let Some(s) = rc.get("signature") {
-                        out.push(self.w.delta(json!({"reasoning": "", "reasoning_details":
-                            [{"type": "reasoning.text", "text": "", "signature": s,
-                              "format": REASONING_FORMAT, "index": i}]})));
-                    } else if let Some(data) = rc.get("redactedContent") {
-                        out.push(self.w.delta(json!({"reasoning": "", "reasoning_details":
-                            [{"type": "reasoning.encrypted", "data": data,
-                              "format": REASONING_FORMAT, "index": i}]})));
-                    }
+                if let Some(delta) = ev.delta.as_ref().and_then(|d| d.known()) {
+                    out.extend(self.block_delta(i, delta));
                 }
             }
-            "messageStop" => {
-                self.stop_reason = ev["stopReason"].as_str().map(str::to_string);
-            }
+            "messageStop" => self.stop_reason = ev.stop_reason,
             "metadata" => {
-                if let Ok(u) = serde_json::from_value::<ConverseUsage>(ev["usage"].clone()) {
+                if let Some(u) = ev.usage {
                     self.usage = Some(u.openai());
                 }
                 if self.stop_reason.is_some() {
@@ -542,24 +519,16 @@ impl StreamTranslate for Stream {
 // Titan embeddings
 
 /// The Titan `InvokeModel` body for one text.
-pub fn titan_request(text: &str, dimensions: Option<u64>) -> Value {
-    let mut b = json!({"inputText": text});
-    if let Some(d) = dimensions {
-        b["dimensions"] = json!(d);
+pub fn titan_request(text: &str, dimensions: Option<u64>) -> TitanEmbeddingRequest<'_> {
+    TitanEmbeddingRequest {
+        input_text: text,
+        dimensions,
     }
-    b
 }
 
 /// The vector and token count of a Titan response.
 pub fn titan_response(body: &[u8]) -> Result<(Vec<f64>, u64), AttemptError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Titan {
-        embedding: Vec<f64>,
-        #[serde(default)]
-        input_text_token_count: u64,
-    }
-    let t: Titan = serde_json::from_slice(body).map_err(|e| {
+    let t: TitanEmbeddingResponse = serde_json::from_slice(body).map_err(|e| {
         AttemptError::Protocol(format!("Bedrock answered unexpected embeddings JSON: {e}"))
     })?;
     Ok((t.embedding, t.input_text_token_count))
