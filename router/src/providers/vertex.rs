@@ -31,6 +31,7 @@ use switchboard_api::snapshot::SecretValue;
 
 use super::{
     AttemptError, Call, Reply, anthropic, gemini,
+    gemini::wire::{EmbeddingInstance, EmbeddingParameters, PredictRequest, PredictResponse},
     openai_wire::{ChatRequest, embedding_inputs, embeddings_body},
     upstream,
 };
@@ -356,44 +357,29 @@ pub async fn chat(call: Call<'_>, auth: &Auth) -> Result<Reply, AttemptError> {
 /// An embeddings attempt through `predict` (text-embedding and gemini-embedding models).
 pub async fn embeddings(call: Call<'_>, auth: &Auth) -> Result<Bytes, AttemptError> {
     let inputs = embedding_inputs(call.request)?;
-    let mut body =
-        json!({"instances": inputs.iter().map(|t| json!({"content": t})).collect::<Vec<_>>()});
-    if let Some(d) = call
-        .request
-        .get("dimensions")
-        .and_then(|d| d.get().parse::<u64>().ok())
-    {
-        body["parameters"] = json!({"outputDimensionality": d});
-    }
+    let body = PredictRequest {
+        instances: inputs
+            .iter()
+            .map(|t| EmbeddingInstance { content: t })
+            .collect(),
+        parameters: call
+            .request
+            .get("dimensions")
+            .and_then(|d| d.get().parse::<u64>().ok())
+            .map(|output_dimensionality| EmbeddingParameters {
+                output_dimensionality,
+            }),
+    };
     let url = model_url(&call, auth, "predict")?;
     let resp = post(
         &call,
         auth,
         url,
-        body.to_string(),
+        serde_json::to_string(&body).expect("wire types serialize"),
         gemini::translate::map_status,
     )
     .await?;
-    #[derive(Deserialize)]
-    struct Predictions {
-        predictions: Vec<Prediction>,
-    }
-    #[derive(Deserialize)]
-    struct Prediction {
-        embeddings: Embedding,
-    }
-    #[derive(Deserialize)]
-    struct Embedding {
-        values: Vec<f64>,
-        #[serde(default)]
-        statistics: Option<Statistics>,
-    }
-    #[derive(Deserialize)]
-    struct Statistics {
-        #[serde(default)]
-        token_count: f64,
-    }
-    let p: Predictions = serde_json::from_slice(&upstream::body(resp).await?)
+    let p: PredictResponse = serde_json::from_slice(&upstream::body(resp).await?)
         .map_err(|e| AttemptError::Protocol(format!("unexpected Vertex embeddings: {e}")))?;
     let tokens = p
         .predictions

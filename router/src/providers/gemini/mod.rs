@@ -2,6 +2,7 @@
 //! `batchEmbedContents`; key in `x-goog-api-key`). Translation lives in [`translate`].
 
 pub mod translate;
+pub mod wire;
 
 use bytes::Bytes;
 use http::header;
@@ -89,7 +90,7 @@ pub async fn embeddings(call: Call<'_>) -> Result<Bytes, AttemptError> {
         .post(format!("{base}/{path}:batchEmbedContents"))
         .header(header::CONTENT_TYPE, "application/json")
         .header("x-goog-api-key", key(&call)?)
-        .body(body.to_string());
+        .body(serde_json::to_vec(&body).expect("wire types serialize"));
     let resp = upstream::send(&call, req, translate::map_status).await?;
     let vectors = translate::embeddings_response(&upstream::body(resp).await?)?;
     let tokens = inputs.iter().map(|t| estimate_tokens(t).max(1)).sum();

@@ -15,16 +15,24 @@
 //! `tool_calls`, with Gemini's id or a generated one), `finishReason` normalised, and
 //! `usageMetadata` (cached, thoughts and tool-use prompt tokens included).
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::super::{
-    AttemptError,
-    openai_wire::{
-        CallOut, ChatRequest, ChunkWriter, Completion, Content, Image, Thinking, UsageOut,
-        client_error, image, now, tool_call_start,
+use super::{
+    super::{
+        AttemptError,
+        openai_wire::{
+            CallOut, ChatRequest, ChunkWriter, Completion, Content as OpenAiContent, Image,
+            Message, Thinking, UsageOut, image, now, tool_call_start,
+        },
+        turns::{self, Blocks, Role as TurnRole},
+        upstream::StreamTranslate,
     },
-    upstream::StreamTranslate,
+    wire::{
+        BatchEmbedContentsRequest, BatchEmbedContentsResponse, Blob, Content, EmbedContentRequest,
+        FileData, FunctionCall, FunctionCallingConfig, FunctionCallingMode, FunctionDeclaration,
+        FunctionResponse, GenerateContentRequest, GenerateContentResponse, GenerationConfig, Part,
+        Role, ThinkingConfig, Tool, ToolConfig, UsageMetadata,
+    },
 };
 
 /// Format tag of Gemini thought signatures in `reasoning_details`.
@@ -99,181 +107,229 @@ fn mime_of(url: &str) -> &'static str {
     }
 }
 
-fn parts(content: Option<&Content>) -> Vec<Value> {
-    let Some(content) = content else {
-        return vec![];
-    };
-    content
-        .parts()
-        .iter()
-        .filter_map(|p| match p.kind.as_str() {
-            "text" => p
-                .text
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .map(|t| json!({"text": t})),
-            "image_url" => p.image_url.as_ref().map(|i| match image(&i.url) {
-                Image::Inline { media_type, data } => {
-                    json!({"inlineData": {"mimeType": media_type, "data": data}})
-                }
-                Image::Url(url) => json!({"fileData": {"mimeType": mime_of(url), "fileUri": url}}),
+fn media(url: &str) -> Part {
+    match image(url) {
+        Image::Inline { media_type, data } => Part {
+            inline_data: Some(Blob {
+                mime_type: media_type.into(),
+                data: data.into(),
             }),
-            _ => None,
-        })
-        .collect()
+            ..Part::default()
+        },
+        Image::Url(url) => Part {
+            file_data: Some(FileData {
+                mime_type: mime_of(url).into(),
+                file_uri: url.into(),
+            }),
+            ..Part::default()
+        },
+    }
 }
 
-/// The `generateContent` request body for `req`.
-pub fn request(req: &ChatRequest) -> Result<(Value, Hints), AttemptError> {
-    let mut system = Vec::new();
-    let mut contents: Vec<(String, Vec<Value>)> = Vec::new();
-    let mut push = |role: &str, p: Vec<Value>| {
-        if p.is_empty() {
-            return;
-        }
-        match contents.last_mut() {
-            Some((r, existing)) if r == role => existing.extend(p),
-            _ => contents.push((role.to_string(), p)),
-        }
-    };
-    for m in &req.messages {
-        match m.role.as_str() {
-            "system" | "developer" => system.extend(parts(m.content.as_ref())),
-            "user" => push("user", parts(m.content.as_ref())),
-            "assistant" => {
-                let signatures: Vec<(Option<&str>, &str)> = m
-                    .reasoning_details
-                    .iter()
-                    .filter(|d| d.format.as_deref() == Some(REASONING_FORMAT))
-                    .filter_map(|d| {
-                        d.data
-                            .as_deref()
-                            .or(d.signature.as_deref())
-                            .map(|s| (d.id.as_deref(), s))
-                    })
-                    .collect();
-                let mut p = parts(m.content.as_ref());
-                if let Some((_, sig)) = signatures.iter().find(|(id, _)| id.is_none())
-                    && let Some(first) = p.first_mut()
-                {
-                    first["thoughtSignature"] = json!(sig);
-                }
-                for c in &m.tool_calls {
-                    let mut part = json!({"functionCall": {"name": c.function.name,
-                        "args": c.function.arguments_value()}});
-                    if let Some((_, sig)) = signatures.iter().find(|(id, _)| *id == Some(&c.id)) {
-                        part["thoughtSignature"] = json!(sig);
-                    }
-                    p.push(part);
-                }
-                push("model", p);
-            }
-            "tool" => {
-                let id = m.tool_call_id.as_deref().unwrap_or("");
-                let name = req.tool_name(id).unwrap_or(id);
-                let text = m.content.as_ref().map(Content::text).unwrap_or_default();
-                let response = match serde_json::from_str::<Value>(&text) {
-                    Ok(v @ Value::Object(_)) => v,
-                    Ok(v) => json!({"result": v}),
-                    Err(_) => json!({"result": text}),
-                };
-                push(
-                    "user",
-                    vec![json!({"functionResponse": {"name": name, "response": response}})],
-                );
-            }
-            other => return Err(client_error(format!("unsupported message role `{other}`"))),
-        }
+/// Gemini parts of OpenAI messages; a tool result names its function, looked up in `req`.
+struct Gemini<'a> {
+    req: &'a ChatRequest,
+}
+
+impl Gemini<'_> {
+    fn parts(content: Option<&OpenAiContent>) -> Vec<Part> {
+        let Some(content) = content else {
+            return vec![];
+        };
+        content
+            .parts()
+            .into_iter()
+            .filter_map(|p| match p.kind.as_str() {
+                "text" => p.text.filter(|t| !t.is_empty()).map(|text| Part {
+                    text: Some(text),
+                    ..Part::default()
+                }),
+                "image_url" => p.image_url.map(|i| media(&i.url)),
+                _ => None,
+            })
+            .collect()
     }
-    let mut body = Map::new();
-    body.insert(
-        "contents".into(),
-        Value::Array(
-            contents
-                .into_iter()
-                .map(|(role, parts)| json!({"role": role, "parts": parts}))
-                .collect(),
-        ),
-    );
-    if !system.is_empty() {
-        body.insert("systemInstruction".into(), json!({"parts": system}));
+}
+
+impl Blocks for Gemini<'_> {
+    type Block = Part;
+
+    fn content(&self, content: Option<&OpenAiContent>) -> Result<Vec<Part>, AttemptError> {
+        Ok(Self::parts(content))
     }
-    if !req.tools.is_empty() {
-        let decls: Vec<Value> = req
-            .tools
+
+    /// Thought signatures go back on the part they came with: a tool call's on its
+    /// `functionCall`, one without a call id on the first part.
+    fn assistant(&self, m: &Message) -> Result<Vec<Part>, AttemptError> {
+        let signatures: Vec<(Option<&str>, &str)> = m
+            .reasoning_details
             .iter()
-            .map(|t| {
-                let mut d = json!({"name": t.function.name,
-                    "parameters": gemini_schema(&t.function.schema())});
-                if let Some(desc) = &t.function.description {
-                    d["description"] = json!(desc);
-                }
-                d
+            .filter(|d| d.format.as_deref() == Some(REASONING_FORMAT))
+            .filter_map(|d| {
+                d.data
+                    .as_deref()
+                    .or(d.signature.as_deref())
+                    .map(|s| (d.id.as_deref(), s))
             })
             .collect();
-        body.insert("tools".into(), json!([{"functionDeclarations": decls}]));
-        let config = match &req.tool_choice {
-            Some(Value::String(s)) if s == "required" => Some(json!({"mode": "ANY"})),
-            Some(Value::String(s)) if s == "none" => Some(json!({"mode": "NONE"})),
-            Some(Value::String(s)) if s == "auto" => Some(json!({"mode": "AUTO"})),
-            Some(Value::Object(o)) => o
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .map(|n| json!({"mode": "ANY", "allowedFunctionNames": [n]})),
-            _ => None,
+        let mut parts = Self::parts(m.content.as_ref());
+        if let Some((_, sig)) = signatures.iter().find(|(id, _)| id.is_none())
+            && let Some(first) = parts.first_mut()
+        {
+            first.thought_signature = Some(sig.to_string());
+        }
+        parts.extend(m.tool_calls.iter().map(|c| {
+            Part {
+                function_call: Some(FunctionCall {
+                    id: None,
+                    name: c.function.name.clone(),
+                    args: c.function.arguments_value(),
+                }),
+                thought_signature: signatures
+                    .iter()
+                    .find(|(id, _)| *id == Some(&c.id))
+                    .map(|(_, sig)| sig.to_string()),
+                ..Part::default()
+            }
+        }));
+        Ok(parts)
+    }
+
+    fn tool_result(&self, m: &Message) -> Result<Part, AttemptError> {
+        let id = m.tool_call_id.as_deref().unwrap_or("");
+        let name = self.req.tool_name(id).unwrap_or(id);
+        let text = m
+            .content
+            .as_ref()
+            .map(OpenAiContent::text)
+            .unwrap_or_default();
+        let response = match serde_json::from_str::<Value>(&text) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(v) => json!({"result": v}),
+            Err(_) => json!({"result": text}),
         };
-        if let Some(c) = config {
-            body.insert("toolConfig".into(), json!({"functionCallingConfig": c}));
-        }
+        Ok(Part {
+            function_response: Some(FunctionResponse {
+                name: name.into(),
+                response,
+            }),
+            ..Part::default()
+        })
     }
-    let mut generation = Map::new();
-    let mut set = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            generation.insert(k.into(), v);
+}
+
+/// The function calling mode for OpenAI's `tool_choice`.
+fn tool_config(choice: Option<&Value>) -> Option<ToolConfig> {
+    let (mode, allowed_function_names) = match choice? {
+        Value::String(s) if s == "required" => (FunctionCallingMode::Any, vec![]),
+        Value::String(s) if s == "none" => (FunctionCallingMode::None, vec![]),
+        Value::String(s) if s == "auto" => (FunctionCallingMode::Auto, vec![]),
+        Value::Object(o) => {
+            let name = o.get("function")?.get("name")?.as_str()?;
+            (FunctionCallingMode::Any, vec![name.to_string()])
         }
+        _ => return None,
     };
-    set("temperature", req.temperature.map(|v| json!(v)));
-    set("topP", req.top_p.map(|v| json!(v)));
-    set("topK", req.top_k.map(|v| json!(v)));
-    set("maxOutputTokens", req.max_output().map(|v| json!(v)));
-    set("seed", req.seed.map(|v| json!(v)));
-    set("presencePenalty", req.presence_penalty.map(|v| json!(v)));
-    set("frequencyPenalty", req.frequency_penalty.map(|v| json!(v)));
-    let stop = req.stop_sequences();
-    set("stopSequences", (!stop.is_empty()).then(|| json!(stop)));
-    if let Some(out) = req.json_output() {
-        set("responseMimeType", Some(json!("application/json")));
-        set("responseSchema", out.schema.as_ref().map(gemini_schema));
-    }
-    let hints = Hints {
-        exclude_reasoning: req.exclude_reasoning(),
-    };
-    let effort_on_reasoning_off = matches!(
-        (&req.reasoning_effort, &req.reasoning),
-        (Some(e), None) if e == "none"
-    ) || req
-        .reasoning
-        .as_ref()
-        .is_some_and(|r| r.enabled == Some(false));
+    Some(ToolConfig {
+        function_calling_config: FunctionCallingConfig {
+            mode,
+            allowed_function_names,
+        },
+    })
+}
+
+/// The thinking budget: the one asked for, or a share of the output limit (of 24,576 without
+/// one); 0 when reasoning is turned off.
+fn thinking_config(req: &ChatRequest, hints: &Hints) -> Option<ThinkingConfig> {
     if let Some(t) = req.thinking() {
-        let budget = match t {
+        let thinking_budget = match t {
             Thinking::Budget(n) => n,
             Thinking::Share(s) => match req.max_output() {
                 Some(max) => (max as f64 * s) as u64,
                 None => (24_576.0 * s) as u64,
             },
         };
-        set(
-            "thinkingConfig",
-            Some(json!({"thinkingBudget": budget, "includeThoughts": !hints.exclude_reasoning})),
-        );
-    } else if effort_on_reasoning_off {
-        set("thinkingConfig", Some(json!({"thinkingBudget": 0})));
+        return Some(ThinkingConfig {
+            thinking_budget,
+            include_thoughts: Some(!hints.exclude_reasoning),
+        });
     }
-    if !generation.is_empty() {
-        body.insert("generationConfig".into(), Value::Object(generation));
-    }
-    Ok((Value::Object(body), hints))
+    let off = matches!(
+        (&req.reasoning_effort, &req.reasoning),
+        (Some(e), None) if e == "none"
+    ) || req
+        .reasoning
+        .as_ref()
+        .is_some_and(|r| r.enabled == Some(false));
+    off.then_some(ThinkingConfig {
+        thinking_budget: 0,
+        include_thoughts: None,
+    })
+}
+
+fn generation_config(req: &ChatRequest, hints: &Hints) -> Option<GenerationConfig> {
+    let json = req.json_output();
+    let config = GenerationConfig {
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        max_output_tokens: req.max_output(),
+        seed: req.seed,
+        presence_penalty: req.presence_penalty,
+        frequency_penalty: req.frequency_penalty,
+        stop_sequences: req.stop_sequences(),
+        response_mime_type: json.as_ref().map(|_| "application/json"),
+        response_schema: json.and_then(|out| out.schema.as_ref().map(gemini_schema)),
+        thinking_config: thinking_config(req, hints),
+    };
+    (!config.is_empty()).then_some(config)
+}
+
+/// The `generateContent` request body for `req`.
+pub fn request(req: &ChatRequest) -> Result<(Value, Hints), AttemptError> {
+    let conversation = turns::fold(&req.messages, &Gemini { req })?;
+    let hints = Hints {
+        exclude_reasoning: req.exclude_reasoning(),
+    };
+    let has_tools = !req.tools.is_empty();
+    let body = GenerateContentRequest {
+        contents: conversation
+            .turns
+            .into_iter()
+            .map(|t| Content {
+                role: Some(match t.role {
+                    TurnRole::User => Role::User,
+                    TurnRole::Assistant => Role::Model,
+                }),
+                parts: t.blocks,
+            })
+            .collect(),
+        system_instruction: (!conversation.system.is_empty()).then_some(Content {
+            role: None,
+            parts: conversation.system,
+        }),
+        tools: if has_tools {
+            vec![Tool {
+                function_declarations: req
+                    .tools
+                    .iter()
+                    .map(|t| FunctionDeclaration {
+                        name: t.function.name.clone(),
+                        parameters: gemini_schema(&t.function.schema()),
+                        description: t.function.description.clone(),
+                    })
+                    .collect(),
+            }]
+        } else {
+            vec![]
+        },
+        tool_config: tool_config(req.tool_choice.as_ref()).filter(|_| has_tools),
+        generation_config: generation_config(req, &hints),
+    };
+    Ok((
+        serde_json::to_value(&body).expect("wire types serialize"),
+        hints,
+    ))
 }
 
 /// OpenAI's finish reason for a Gemini `finishReason`.
@@ -287,18 +343,9 @@ pub fn finish_reason(reason: &str, has_calls: bool) -> &'static str {
     }
 }
 
-#[derive(Debug, Default, Deserialize, Clone, Copy)]
-#[serde(default, rename_all = "camelCase")]
-struct UsageMetadata {
-    prompt_token_count: u64,
-    candidates_token_count: u64,
-    cached_content_token_count: u64,
-    thoughts_token_count: u64,
-    tool_use_prompt_token_count: u64,
-}
-
 impl UsageMetadata {
-    /// `promptTokenCount` includes cached tokens; `candidatesTokenCount` excludes thoughts.
+    /// In OpenAI's fields: tool-use prompt tokens added to the prompt, thoughts to the
+    /// completion.
     fn openai(self) -> UsageOut {
         UsageOut {
             prompt: self.prompt_token_count + self.tool_use_prompt_token_count,
@@ -310,30 +357,6 @@ impl UsageMetadata {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct GenerateResponse {
-    candidates: Vec<Candidate>,
-    usage_metadata: Option<UsageMetadata>,
-    model_version: Option<String>,
-    response_id: Option<String>,
-    prompt_feedback: Option<Value>,
-    error: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct Candidate {
-    content: Option<CandidateContent>,
-    finish_reason: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CandidateContent {
-    parts: Vec<Value>,
-}
-
 /// What one response (or stream chunk) adds to the answer.
 #[derive(Default)]
 struct Pieces {
@@ -343,17 +366,18 @@ struct Pieces {
     calls: Vec<CallOut>,
 }
 
-/// Tool-call ids: Gemini's own when it sends one, else `call_<response id>_<n>`.
-fn pieces(parts: &[Value], hints: &Hints, call_prefix: &str, first_call: usize) -> Pieces {
+/// Tool-call ids: Gemini's own when it sends one, else `call_<response id>_<n>`. Signatures go
+/// into the details even when reasoning is excluded (the model needs them back); thought text
+/// does not.
+fn pieces(parts: &[Part], hints: &Hints, call_prefix: &str, first_call: usize) -> Pieces {
     let mut out = Pieces::default();
     for part in parts {
-        let signature = part.get("thoughtSignature").and_then(Value::as_str);
-        if let Some(call) = part.get("functionCall") {
+        let signature = part.thought_signature.as_deref();
+        if let Some(call) = &part.function_call {
             let n = first_call + out.calls.len();
             let id = call
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_string)
+                .id
+                .clone()
                 .unwrap_or_else(|| format!("call_{call_prefix}_{n}"));
             if let Some(sig) = signature {
                 out.details
@@ -362,12 +386,8 @@ fn pieces(parts: &[Value], hints: &Hints, call_prefix: &str, first_call: usize) 
             }
             out.calls.push(CallOut {
                 id,
-                name: call
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .into(),
-                arguments: call.get("args").cloned().unwrap_or(json!({})).to_string(),
+                name: call.name.clone(),
+                arguments: call.args.to_string(),
             });
             continue;
         }
@@ -376,36 +396,27 @@ fn pieces(parts: &[Value], hints: &Hints, call_prefix: &str, first_call: usize) 
                 .push(json!({"type": "reasoning.encrypted", "data": sig,
                 "id": null, "format": REASONING_FORMAT}));
         }
-        let Some(text) = part.get("text").and_then(Value::as_str) else {
+        let Some(text) = &part.text else {
             continue;
         };
-        if part.get("thought").and_then(Value::as_bool) == Some(true) {
-            if !hints.exclude_reasoning {
-                out.reasoning.push_str(text);
-                out.details
-                    .push(json!({"type": "reasoning.text", "text": text,
-                    "format": REASONING_FORMAT}));
-            }
-        } else {
+        if part.thought != Some(true) {
             out.text.push_str(text);
+        } else if !hints.exclude_reasoning {
+            out.reasoning.push_str(text);
+            out.details
+                .push(json!({"type": "reasoning.text", "text": text,
+                "format": REASONING_FORMAT}));
         }
-    }
-    if hints.exclude_reasoning {
-        // Signatures still go back (the model needs them), only the text is left out.
-        out.details.retain(|d| d["type"] == "reasoning.encrypted");
     }
     out
 }
 
-fn parse(body: &[u8]) -> Result<GenerateResponse, AttemptError> {
-    let r: GenerateResponse = serde_json::from_slice(body)
+fn parse(body: &[u8]) -> Result<GenerateContentResponse, AttemptError> {
+    let r: GenerateContentResponse = serde_json::from_slice(body)
         .map_err(|e| AttemptError::Protocol(format!("Gemini answered unexpected JSON: {e}")))?;
     if let Some(err) = &r.error {
         return Err(AttemptError::Status {
-            status: err
-                .get("code")
-                .and_then(Value::as_u64)
-                .map_or(500, |c| c as u16),
+            status: err.code.map_or(500, |c| c as u16),
             body: String::from_utf8_lossy(body).into_owned(),
             retry_after: None,
         });
@@ -434,7 +445,7 @@ pub fn response(
         .or_else(|| {
             r.prompt_feedback
                 .as_ref()
-                .and_then(|f| f.get("blockReason"))
+                .and_then(|f| f.block_reason.as_ref())
                 .map(|_| "SAFETY".to_string())
         })
         .unwrap_or_else(|| "STOP".into());
@@ -579,31 +590,32 @@ impl StreamTranslate for Stream {
 
 /// The `batchEmbedContents` body for an OpenAI embeddings request. `model_path` is
 /// `models/<id>`.
-pub fn embeddings_request(inputs: &[String], model_path: &str, dimensions: Option<u64>) -> Value {
-    let requests: Vec<Value> = inputs
-        .iter()
-        .map(|text| {
-            let mut r = json!({"model": model_path, "content": {"parts": [{"text": text}]}});
-            if let Some(d) = dimensions {
-                r["outputDimensionality"] = json!(d);
-            }
-            r
-        })
-        .collect();
-    json!({"requests": requests})
+pub fn embeddings_request(
+    inputs: &[String],
+    model_path: &str,
+    dimensions: Option<u64>,
+) -> BatchEmbedContentsRequest {
+    BatchEmbedContentsRequest {
+        requests: inputs
+            .iter()
+            .map(|text| EmbedContentRequest {
+                model: model_path.into(),
+                content: Content {
+                    role: None,
+                    parts: vec![Part {
+                        text: Some(text.clone()),
+                        ..Part::default()
+                    }],
+                },
+                output_dimensionality: dimensions,
+            })
+            .collect(),
+    }
 }
 
 /// The vectors of a `batchEmbedContents` response.
 pub fn embeddings_response(body: &[u8]) -> Result<Vec<Vec<f64>>, AttemptError> {
-    #[derive(Deserialize)]
-    struct Batch {
-        embeddings: Vec<Embedding>,
-    }
-    #[derive(Deserialize)]
-    struct Embedding {
-        values: Vec<f64>,
-    }
-    let b: Batch = serde_json::from_slice(body).map_err(|e| {
+    let b: BatchEmbedContentsResponse = serde_json::from_slice(body).map_err(|e| {
         AttemptError::Protocol(format!("Gemini answered unexpected embeddings JSON: {e}"))
     })?;
     Ok(b.embeddings.into_iter().map(|e| e.values).collect())
