@@ -14,9 +14,21 @@
 //! writes split out of the input tokens); the stream becomes Anthropic's event sequence.
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::{Number, Value, json};
 
-use crate::{error::ApiError, providers::EXTENSION_FIELDS, raw_json::RawObject};
+use crate::{
+    error::ApiError,
+    providers::{
+        EXTENSION_FIELDS,
+        anthropic::wire::{
+            BlockDelta, ContentBlock, ErrorDetail, ImageSource, Message, MessageContent,
+            MessageDelta, MessageParam, Metadata, Role, StreamEvent, ThinkingConfig, Tool,
+            ToolChoice, ToolChoiceKind, Usage,
+        },
+    },
+    raw_json::RawObject,
+};
 
 /// Format tag of Anthropic thinking blocks in `reasoning_details`.
 const REASONING_FORMAT: &str = "anthropic-claude-v1";
@@ -25,42 +37,48 @@ fn bad(param: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_param(param, message)
 }
 
-fn get(body: &RawObject, name: &str) -> Option<Value> {
-    body.get(name)
-        .and_then(|v| serde_json::from_str::<Value>(v.get()).ok())
-        .filter(|v| !v.is_null())
+/// Field `name` of `body` as `T`: `Ok(None)` when it is absent or null.
+fn field<T: DeserializeOwned>(
+    body: &RawObject,
+    name: &str,
+) -> Result<Option<T>, serde_json::Error> {
+    match body.get(name) {
+        Some(raw) => serde_json::from_str::<Option<T>>(raw.get()),
+        None => Ok(None),
+    }
 }
 
-fn text_part(block: &Value) -> Value {
-    let mut p = json!({"type": "text", "text": block.get("text").cloned().unwrap_or(json!(""))});
-    if let Some(cc) = block.get("cache_control") {
+/// An optional field: one of another type is left out, as if absent.
+fn optional<T: DeserializeOwned>(body: &RawObject, name: &str) -> Option<T> {
+    field(body, name).ok().flatten()
+}
+
+/// The OpenAI text part of a text block.
+fn text_part(block: &ContentBlock) -> Option<Value> {
+    let ContentBlock::Text {
+        text,
+        cache_control,
+    } = block
+    else {
+        return None;
+    };
+    let mut p = json!({"type": "text", "text": text});
+    if let Some(cc) = cache_control {
         p["cache_control"] = cc.clone();
     }
-    p
+    Some(p)
 }
 
-fn image_part(block: &Value) -> Option<Value> {
-    let src = block.get("source")?;
-    let url = match src.get("type").and_then(Value::as_str)? {
-        "base64" => format!(
-            "data:{};base64,{}",
-            src.get("media_type")
-                .and_then(Value::as_str)
-                .unwrap_or("image/png"),
-            src.get("data").and_then(Value::as_str).unwrap_or("")
+fn image_part(source: &ImageSource) -> Option<Value> {
+    let url = match source {
+        ImageSource::Base64 { media_type, data } => format!(
+            "data:{};base64,{data}",
+            media_type.as_deref().unwrap_or("image/png")
         ),
-        "url" => src.get("url").and_then(Value::as_str)?.to_string(),
-        _ => return None,
+        ImageSource::Url { url } => url.clone(),
+        ImageSource::Unknown => return None,
     };
     Some(json!({"type": "image_url", "image_url": {"url": url}}))
-}
-
-fn blocks_of(content: &Value) -> Vec<Value> {
-    match content {
-        Value::String(s) => vec![json!({"type": "text", "text": s})],
-        Value::Array(items) => items.clone(),
-        _ => vec![],
-    }
 }
 
 /// Text parts as OpenAI content: a plain string when there is one part without cache control.
@@ -71,111 +89,114 @@ fn openai_content(parts: Vec<Value>) -> Value {
     Value::Array(parts)
 }
 
-fn tool_result_text(content: Option<&Value>) -> String {
+fn tool_result_text(content: Option<&MessageContent>) -> String {
     match content {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items
+        Some(MessageContent::Text(s)) => s.clone(),
+        Some(MessageContent::Blocks(blocks)) => blocks
             .iter()
-            .filter_map(|b| b.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(""),
-        _ => String::new(),
+            .filter_map(|b| match b {
+                ContentBlock::Text { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect(),
+        None => String::new(),
     }
 }
 
-/// The OpenAI chat request for an Anthropic Messages request.
-pub fn request(body: &RawObject) -> Result<RawObject, ApiError> {
-    let model = match get(body, "model") {
-        Some(Value::String(m)) if !m.is_empty() => m,
-        _ => return Err(bad("model", "`model` is required and must be a string")),
+/// A user turn: its tool results as `tool` messages, then the rest as one user message.
+fn user_messages(blocks: &[ContentBlock], out: &mut Vec<Value>) {
+    let mut parts = Vec::new();
+    for b in blocks {
+        match b {
+            ContentBlock::Text { .. } => parts.extend(text_part(b)),
+            ContentBlock::Image { source } => parts.extend(image_part(source)),
+            ContentBlock::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+            } => {
+                let mut text = tool_result_text(content.as_ref());
+                if *is_error == Some(true) && !text.starts_with("Error") {
+                    text = format!("Error: {text}");
+                }
+                out.push(json!({"role": "tool", "tool_call_id": tool_use_id, "content": text}));
+            }
+            _ => {}
+        }
+    }
+    if !parts.is_empty() {
+        out.push(json!({"role": "user", "content": openai_content(parts)}));
+    }
+}
+
+/// An assistant turn: text, tool calls, and thinking as `reasoning_details`.
+fn assistant_message(blocks: &[ContentBlock]) -> Value {
+    let mut text = String::new();
+    let mut details = Vec::new();
+    let mut calls = Vec::new();
+    for b in blocks {
+        match b {
+            ContentBlock::Text { text: t, .. } => text.push_str(t),
+            ContentBlock::Thinking {
+                thinking,
+                signature,
+            } => details.push(json!({"type": "reasoning.text", "text": thinking,
+                "signature": signature, "format": REASONING_FORMAT, "index": details.len()})),
+            ContentBlock::RedactedThinking { data } => details
+                .push(json!({"type": "reasoning.encrypted", "data": data,
+                    "format": REASONING_FORMAT, "index": details.len()})),
+            ContentBlock::ToolUse { id, name, input } => calls.push(json!({
+                "id": id, "type": "function",
+                "function": {"name": name, "arguments": input.to_string()}})),
+            _ => {}
+        }
+    }
+    let content = if text.is_empty() && !calls.is_empty() {
+        Value::Null
+    } else {
+        json!(text)
     };
-    let max_tokens = match get(body, "max_tokens") {
-        Some(Value::Number(n)) if n.as_u64().is_some() => n,
-        _ => {
+    let mut msg = json!({"role": "assistant", "content": content});
+    if !calls.is_empty() {
+        msg["tool_calls"] = Value::Array(calls);
+    }
+    if !details.is_empty() {
+        msg["reasoning_details"] = Value::Array(details);
+    }
+    msg
+}
+
+/// The OpenAI messages: the system prompt, then each turn.
+fn openai_messages(body: &RawObject) -> Result<Vec<Value>, ApiError> {
+    let is_array = body
+        .get("messages")
+        .is_some_and(|m| m.get().starts_with('['));
+    let turns = match field::<Vec<MessageParam>>(body, "messages") {
+        Ok(Some(turns)) => turns,
+        Err(e) if is_array => {
             return Err(bad(
-                "max_tokens",
-                "`max_tokens` is required and must be a non-negative integer",
+                "messages",
+                format!("`messages` holds a message the Messages API does not accept: {e}"),
             ));
         }
-    };
-    let Some(Value::Array(in_messages)) = get(body, "messages") else {
-        return Err(bad("messages", "`messages` must be an array of messages"));
+        _ => return Err(bad("messages", "`messages` must be an array of messages")),
     };
     let mut messages: Vec<Value> = Vec::new();
-    match get(body, "system") {
-        None => {}
-        Some(Value::String(s)) => messages.push(json!({"role": "system", "content": s})),
-        Some(Value::Array(blocks)) => {
-            let parts: Vec<Value> = blocks.iter().map(text_part).collect();
+    match field::<MessageContent>(body, "system") {
+        Ok(None) => {}
+        Ok(Some(MessageContent::Text(s))) => messages.push(json!({"role": "system", "content": s})),
+        Ok(Some(MessageContent::Blocks(blocks))) => {
+            let parts: Vec<Value> = blocks.iter().filter_map(text_part).collect();
             messages.push(json!({"role": "system", "content": openai_content(parts)}));
         }
-        Some(_) => return Err(bad("system", "`system` must be a string or text blocks")),
+        Err(_) => return Err(bad("system", "`system` must be a string or text blocks")),
     }
-    for (i, m) in in_messages.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
-        let blocks = blocks_of(m.get("content").unwrap_or(&Value::Null));
-        match role {
-            "user" => {
-                let mut parts = Vec::new();
-                for b in &blocks {
-                    match b.get("type").and_then(Value::as_str).unwrap_or("") {
-                        "text" => parts.push(text_part(b)),
-                        "image" => parts.extend(image_part(b)),
-                        "tool_result" => {
-                            let mut text = tool_result_text(b.get("content"));
-                            if b.get("is_error").and_then(Value::as_bool) == Some(true)
-                                && !text.starts_with("Error")
-                            {
-                                text = format!("Error: {text}");
-                            }
-                            messages.push(json!({"role": "tool",
-                                "tool_call_id": b.get("tool_use_id").cloned().unwrap_or(json!("")),
-                                "content": text}));
-                        }
-                        _ => {}
-                    }
-                }
-                if !parts.is_empty() {
-                    messages.push(json!({"role": "user", "content": openai_content(parts)}));
-                }
-            }
-            "assistant" => {
-                let mut text = String::new();
-                let mut details = Vec::new();
-                let mut calls = Vec::new();
-                for b in &blocks {
-                    match b.get("type").and_then(Value::as_str).unwrap_or("") {
-                        "text" => {
-                            text.push_str(b.get("text").and_then(Value::as_str).unwrap_or(""))
-                        }
-                        "thinking" => details.push(json!({"type": "reasoning.text",
-                            "text": b.get("thinking").cloned().unwrap_or(json!("")),
-                            "signature": b.get("signature").cloned().unwrap_or(Value::Null),
-                            "format": REASONING_FORMAT, "index": details.len()})),
-                        "redacted_thinking" => details.push(json!({"type": "reasoning.encrypted",
-                            "data": b.get("data").cloned().unwrap_or(json!("")),
-                            "format": REASONING_FORMAT, "index": details.len()})),
-                        "tool_use" => calls.push(json!({
-                        "id": b.get("id").cloned().unwrap_or(json!("")),
-                        "type": "function",
-                        "function": {
-                            "name": b.get("name").cloned().unwrap_or(json!("")),
-                            "arguments": b.get("input").cloned().unwrap_or(json!({})).to_string(),
-                        }})),
-                        _ => {}
-                    }
-                }
-                let mut msg = json!({"role": "assistant",
-                    "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
-                if !calls.is_empty() {
-                    msg["tool_calls"] = Value::Array(calls);
-                }
-                if !details.is_empty() {
-                    msg["reasoning_details"] = Value::Array(details);
-                }
-                messages.push(msg);
-            }
-            _ => {
+    for (i, m) in turns.into_iter().enumerate() {
+        let blocks = m.content.into_blocks();
+        match m.role {
+            Role::User => user_messages(&blocks, &mut messages),
+            Role::Assistant => messages.push(assistant_message(&blocks)),
+            Role::Unknown => {
                 return Err(bad(
                     "messages",
                     format!("`messages[{i}].role` must be `user` or `assistant`"),
@@ -183,84 +204,101 @@ pub fn request(body: &RawObject) -> Result<RawObject, ApiError> {
             }
         }
     }
-    let mut out = RawObject::default();
-    out.set("model", &model);
-    out.set("messages", &messages);
-    out.set("max_tokens", &max_tokens);
-    if let Some(s) = get(body, "stream") {
-        out.set("stream", &s);
-    }
-    for (from, to) in [
-        ("temperature", "temperature"),
-        ("top_p", "top_p"),
-        ("top_k", "top_k"),
-        ("stop_sequences", "stop"),
-    ] {
-        if let Some(v) = get(body, from) {
-            out.set(to, &v);
-        }
-    }
-    if let Some(Value::Array(tools)) = get(body, "tools") {
-        let mut converted = Vec::new();
-        for t in &tools {
-            let Some(schema) = t.get("input_schema") else {
+    Ok(messages)
+}
+
+/// OpenAI function tools for Anthropic client tools; a server tool is a 400.
+fn openai_tools(body: &RawObject) -> Result<Vec<Value>, ApiError> {
+    let tools = field::<Vec<Tool>>(body, "tools")
+        .map_err(|e| bad("tools", format!("`tools` must be an array of tools ({e})")))?
+        .unwrap_or_default();
+    tools
+        .into_iter()
+        .map(|t| {
+            let Some(schema) = t.input_schema else {
                 return Err(bad(
                     "tools",
                     format!(
                         "tool {} is an Anthropic server tool; only client tools (with \
                          `input_schema`) can be routed to other providers",
-                        t.get("name").unwrap_or(&Value::Null)
+                        json!(t.name)
                     ),
                 ));
             };
-            let mut f =
-                json!({"name": t.get("name").cloned().unwrap_or(json!("")), "parameters": schema});
-            if let Some(d) = t.get("description") {
-                f["description"] = d.clone();
+            let mut f = json!({"name": t.name, "parameters": schema});
+            if let Some(d) = t.description {
+                f["description"] = json!(d);
             }
-            converted.push(json!({"type": "function", "function": f}));
-        }
-        if !converted.is_empty() {
-            out.set("tools", &converted);
-        }
-    }
-    if let Some(choice) = get(body, "tool_choice") {
-        let mapped = match choice.get("type").and_then(Value::as_str) {
-            Some("auto") => Some(json!("auto")),
-            Some("any") => Some(json!("required")),
-            Some("none") => Some(json!("none")),
-            Some("tool") => Some(json!({"type": "function",
-                "function": {"name": choice.get("name").cloned().unwrap_or(json!(""))}})),
-            _ => None,
+            Ok(json!({"type": "function", "function": f}))
+        })
+        .collect()
+}
+
+/// `tool_choice`, `parallel_tool_calls`, `reasoning` and `user` for the tool choice, thinking and
+/// metadata of `body`.
+fn set_controls(body: &RawObject, out: &mut RawObject) {
+    if let Some(choice) = optional::<ToolChoice>(body, "tool_choice") {
+        let mapped = match choice.kind {
+            ToolChoiceKind::Auto => Some(json!("auto")),
+            ToolChoiceKind::Any => Some(json!("required")),
+            ToolChoiceKind::None => Some(json!("none")),
+            ToolChoiceKind::Tool => Some(json!({"type": "function",
+                "function": {"name": choice.name.unwrap_or_default()}})),
+            ToolChoiceKind::Unknown => None,
         };
         if let Some(m) = mapped {
             out.set("tool_choice", &m);
         }
-        if choice
-            .get("disable_parallel_tool_use")
-            .and_then(Value::as_bool)
-            == Some(true)
-        {
+        if choice.disable_parallel_tool_use == Some(true) {
             out.set("parallel_tool_calls", &false);
         }
     }
-    if let Some(t) = get(body, "thinking") {
-        match t.get("type").and_then(Value::as_str) {
-            Some("enabled") => {
-                let budget = t.get("budget_tokens").cloned().unwrap_or(json!(1024));
-                out.set("reasoning", &json!({"max_tokens": budget}));
-            }
-            Some("adaptive") => out.set("reasoning", &json!({"enabled": true})),
-            _ => {}
-        }
+    match optional::<ThinkingConfig>(body, "thinking") {
+        Some(ThinkingConfig::Enabled { budget_tokens }) => out.set(
+            "reasoning",
+            &json!({"max_tokens": budget_tokens.unwrap_or(1024)}),
+        ),
+        Some(ThinkingConfig::Adaptive) => out.set("reasoning", &json!({"enabled": true})),
+        _ => {}
     }
-    if let Some(user) = get(body, "metadata")
-        .as_ref()
-        .and_then(|m| m.get("user_id"))
-        .and_then(Value::as_str)
-    {
+    if let Some(user) = optional::<Metadata>(body, "metadata").and_then(|m| m.user_id) {
         out.set("user", &user);
     }
+}
+
+/// The OpenAI chat request for an Anthropic Messages request.
+pub fn request(body: &RawObject) -> Result<RawObject, ApiError> {
+    let model = match field::<String>(body, "model") {
+        Ok(Some(m)) if !m.is_empty() => m,
+        _ => return Err(bad("model", "`model` is required and must be a string")),
+    };
+    let Ok(Some(max_tokens)) = field::<u64>(body, "max_tokens") else {
+        return Err(bad(
+            "max_tokens",
+            "`max_tokens` is required and must be a non-negative integer",
+        ));
+    };
+    let messages = openai_messages(body)?;
+    let mut out = RawObject::default();
+    out.set("model", &model);
+    out.set("messages", &messages);
+    out.set("max_tokens", &max_tokens);
+    if let Some(s) = optional::<bool>(body, "stream") {
+        out.set("stream", &s);
+    }
+    for name in ["temperature", "top_p", "top_k"] {
+        if let Some(v) = optional::<Number>(body, name) {
+            out.set(name, &v);
+        }
+    }
+    if let Some(stop) = optional::<Vec<String>>(body, "stop_sequences") {
+        out.set("stop", &stop);
+    }
+    let tools = openai_tools(body)?;
+    if !tools.is_empty() {
+        out.set("tools", &tools);
+    }
+    set_controls(body, &mut out);
     for name in EXTENSION_FIELDS.iter().filter(|n| **n != "usage") {
         if let Some(v) = body.get(name) {
             out.set_raw(name, v.get().to_string());
@@ -294,7 +332,7 @@ pub fn stop_reason(finish_reason: Option<&str>, native: Option<&str>) -> &'stati
 }
 
 /// Anthropic usage from OpenAI's: cache reads and writes split out of the input tokens.
-pub fn usage(u: Option<&Value>) -> Value {
+pub fn usage(u: Option<&Value>) -> Usage {
     let n = |p: &str| {
         u.and_then(|u| u.pointer(p))
             .and_then(Value::as_u64)
@@ -302,12 +340,12 @@ pub fn usage(u: Option<&Value>) -> Value {
     };
     let cached = n("/prompt_tokens_details/cached_tokens");
     let written = n("/prompt_tokens_details/cache_write_tokens");
-    json!({
-        "input_tokens": n("/prompt_tokens").saturating_sub(cached + written),
-        "output_tokens": n("/completion_tokens"),
-        "cache_creation_input_tokens": written,
-        "cache_read_input_tokens": cached,
-    })
+    Usage {
+        input_tokens: Some(n("/prompt_tokens").saturating_sub(cached + written)),
+        output_tokens: Some(n("/completion_tokens")),
+        cache_creation_input_tokens: Some(written),
+        cache_read_input_tokens: Some(cached),
+    }
 }
 
 fn message_id(id: Option<&str>) -> String {
@@ -318,19 +356,27 @@ fn message_id(id: Option<&str>) -> String {
     }
 }
 
-fn thinking_blocks(message: &Value) -> Vec<Value> {
+fn str_of(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// Thinking blocks for an OpenAI message's `reasoning_details` (Anthropic ones keep their
+/// signatures), else for its `reasoning` text.
+fn thinking_blocks(message: &Value) -> Vec<ContentBlock> {
     let mut out = Vec::new();
     if let Some(Value::Array(details)) = message.get("reasoning_details") {
         for d in details {
             match d.get("type").and_then(Value::as_str) {
-                Some("reasoning.text") => out.push(json!({"type": "thinking",
-                    "thinking": d.get("text").cloned().unwrap_or(json!("")),
-                    "signature": d.get("signature").filter(|s| !s.is_null()).cloned().unwrap_or(json!(""))})),
+                Some("reasoning.text") => out.push(ContentBlock::Thinking {
+                    thinking: str_of(d, "text"),
+                    signature: Some(str_of(d, "signature")),
+                }),
                 Some("reasoning.encrypted")
                     if d.get("format").and_then(Value::as_str) == Some(REASONING_FORMAT) =>
                 {
-                    out.push(json!({"type": "redacted_thinking",
-                        "data": d.get("data").cloned().unwrap_or(json!(""))}))
+                    out.push(ContentBlock::RedactedThinking {
+                        data: str_of(d, "data"),
+                    })
                 }
                 _ => {}
             }
@@ -342,7 +388,10 @@ fn thinking_blocks(message: &Value) -> Vec<Value> {
             .and_then(Value::as_str)
             .filter(|r| !r.is_empty())
     {
-        out.push(json!({"type": "thinking", "thinking": r, "signature": ""}));
+        out.push(ContentBlock::Thinking {
+            thinking: r.into(),
+            signature: Some(String::new()),
+        });
     }
     out
 }
@@ -360,27 +409,31 @@ pub fn response(body: &[u8], model: &str) -> Result<Value, ApiError> {
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
     {
-        content.push(json!({"type": "text", "text": t}));
+        content.push(ContentBlock::text(t));
     }
     if let Some(Value::Array(calls)) = message.get("tool_calls") {
         for c in calls {
             let args = c["function"]["arguments"].as_str().unwrap_or("{}");
-            content.push(
-                json!({"type": "tool_use", "id": c["id"], "name": c["function"]["name"],
-                "input": serde_json::from_str::<Value>(args).unwrap_or(json!({}))}),
-            );
+            content.push(ContentBlock::ToolUse {
+                id: str_of(c, "id"),
+                name: str_of(&c["function"], "name"),
+                input: serde_json::from_str::<Value>(args).unwrap_or(json!({})),
+            });
         }
     }
-    Ok(json!({
-        "id": message_id(v["id"].as_str()),
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": stop_reason(choice["finish_reason"].as_str(), choice["native_finish_reason"].as_str()),
-        "stop_sequence": null,
-        "usage": usage(v.get("usage")),
-    }))
+    let stop = stop_reason(
+        choice["finish_reason"].as_str(),
+        choice["native_finish_reason"].as_str(),
+    );
+    let message = Message {
+        id: message_id(v["id"].as_str()),
+        model: model.into(),
+        content,
+        stop_reason: Some(stop.into()),
+        usage: usage(v.get("usage")),
+        ..Message::default()
+    };
+    Ok(serde_json::to_value(&message).expect("wire types serialize"))
 }
 
 /// Anthropic's error `type` for an HTTP status.
@@ -399,13 +452,23 @@ pub fn error_type(status: u16) -> &'static str {
     }
 }
 
-/// Anthropic's error body.
-pub fn error_body(status: u16, message: &str) -> Value {
-    json!({"type": "error", "error": {"type": error_type(status), "message": message}})
+fn error_event(status: u16, message: &str) -> StreamEvent {
+    StreamEvent::Error {
+        error: ErrorDetail {
+            kind: error_type(status).into(),
+            message: message.into(),
+        },
+    }
 }
 
-fn event(kind: &str, data: &Value) -> Bytes {
-    Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
+/// Anthropic's error body.
+pub fn error_body(status: u16, message: &str) -> Value {
+    serde_json::to_value(error_event(status, message)).expect("wire types serialize")
+}
+
+fn event(ev: &StreamEvent) -> Bytes {
+    let data = serde_json::to_string(ev).expect("wire types serialize");
+    Bytes::from(format!("event: {}\ndata: {data}\n\n", ev.name()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -416,6 +479,7 @@ enum Open {
 }
 
 /// OpenAI chunk payloads -> Anthropic stream events.
+#[derive(Default)]
 pub struct Stream {
     model: String,
     started: bool,
@@ -427,18 +491,19 @@ pub struct Stream {
     ended: bool,
 }
 
+fn empty_thinking() -> ContentBlock {
+    ContentBlock::Thinking {
+        thinking: String::new(),
+        signature: Some(String::new()),
+    }
+}
+
 impl Stream {
     /// A translator for one stream answering a request for `model`.
     pub fn new(model: &str) -> Self {
         Stream {
             model: model.into(),
-            started: false,
-            open: None,
-            next_index: 0,
-            finish_reason: None,
-            native: None,
-            usage: None,
-            ended: false,
+            ..Stream::default()
         }
     }
 
@@ -447,26 +512,27 @@ impl Stream {
             return;
         }
         self.started = true;
-        out.push(event(
-            "message_start",
-            &json!({"type": "message_start", "message": {
-                "id": message_id(id), "type": "message", "role": "assistant",
-                "model": self.model, "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": 0, "output_tokens": 0}}}),
-        ));
-        out.push(event("ping", &json!({"type": "ping"})));
+        let message = Message {
+            id: message_id(id),
+            model: self.model.clone(),
+            usage: Usage {
+                input_tokens: Some(0),
+                output_tokens: Some(0),
+                ..Usage::default()
+            },
+            ..Message::default()
+        };
+        out.push(event(&StreamEvent::MessageStart { message }));
+        out.push(event(&StreamEvent::Ping));
     }
 
     fn close_block(&mut self, out: &mut Vec<Bytes>) {
         if let Some((_, index)) = self.open.take() {
-            out.push(event(
-                "content_block_stop",
-                &json!({"type": "content_block_stop", "index": index}),
-            ));
+            out.push(event(&StreamEvent::ContentBlockStop { index }));
         }
     }
 
-    fn open_block(&mut self, kind: Open, block: Value, out: &mut Vec<Bytes>) -> usize {
+    fn open_block(&mut self, kind: Open, block: ContentBlock, out: &mut Vec<Bytes>) -> usize {
         if let Some((k, i)) = self.open
             && k == kind
         {
@@ -475,19 +541,99 @@ impl Stream {
         self.close_block(out);
         let index = self.next_index;
         self.next_index += 1;
-        out.push(event(
-            "content_block_start",
-            &json!({"type": "content_block_start", "index": index, "content_block": block}),
-        ));
+        out.push(event(&StreamEvent::ContentBlockStart {
+            index,
+            content_block: block,
+        }));
         self.open = Some((kind, index));
         index
     }
 
-    fn delta(index: usize, delta: Value) -> Bytes {
-        event(
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
-        )
+    fn delta(index: usize, delta: BlockDelta) -> Bytes {
+        event(&StreamEvent::ContentBlockDelta { index, delta })
+    }
+
+    fn finish(&mut self, out: &mut Vec<Bytes>) {
+        self.start(None, out);
+        self.close_block(out);
+        let stop = stop_reason(self.finish_reason.as_deref(), self.native.as_deref());
+        out.push(event(&StreamEvent::MessageDelta {
+            delta: MessageDelta {
+                stop_reason: Some(stop.into()),
+                stop_sequence: None,
+            },
+            usage: usage(self.usage.as_ref()),
+        }));
+        out.push(event(&StreamEvent::MessageStop));
+        self.ended = true;
+    }
+
+    /// Thinking text and signatures, and redacted thinking, of a chunk's delta.
+    fn reasoning(&mut self, delta: &Value, out: &mut Vec<Bytes>) {
+        let reasoning = delta.get("reasoning").and_then(Value::as_str).unwrap_or("");
+        let details = delta
+            .get("reasoning_details")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let thinking: String = if reasoning.is_empty() {
+            details
+                .iter()
+                .filter(|d| d["type"] == "reasoning.text")
+                .filter_map(|d| d["text"].as_str())
+                .collect()
+        } else {
+            reasoning.to_string()
+        };
+        if !thinking.is_empty() {
+            let i = self.open_block(Open::Thinking, empty_thinking(), out);
+            out.push(Self::delta(i, BlockDelta::ThinkingDelta { thinking }));
+        }
+        for d in details {
+            if let Some(sig) = d["signature"].as_str().filter(|s| !s.is_empty()) {
+                let i = self.open_block(Open::Thinking, empty_thinking(), out);
+                let signature = sig.to_string();
+                out.push(Self::delta(i, BlockDelta::SignatureDelta { signature }));
+            }
+            if d["type"] == "reasoning.encrypted" && d["format"] == REASONING_FORMAT {
+                self.close_block(out);
+                let data = str_of(d, "data");
+                self.open_block(Open::Thinking, ContentBlock::RedactedThinking { data }, out);
+                self.close_block(out);
+            }
+        }
+    }
+
+    /// Text and tool calls of a chunk's delta.
+    fn content(&mut self, delta: &Value, out: &mut Vec<Bytes>) {
+        if let Some(text) = delta
+            .get("content")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            let i = self.open_block(Open::Text, ContentBlock::text(""), out);
+            let text = text.to_string();
+            out.push(Self::delta(i, BlockDelta::TextDelta { text }));
+        }
+        let Some(Value::Array(calls)) = delta.get("tool_calls") else {
+            return;
+        };
+        for c in calls {
+            let n = c["index"].as_u64().unwrap_or(0);
+            let block = ContentBlock::ToolUse {
+                id: str_of(c, "id"),
+                name: str_of(&c["function"], "name"),
+                input: json!({}),
+            };
+            let i = self.open_block(Open::Tool(n), block, out);
+            if let Some(args) = c["function"]["arguments"]
+                .as_str()
+                .filter(|a| !a.is_empty())
+            {
+                let partial_json = args.to_string();
+                out.push(Self::delta(i, BlockDelta::InputJsonDelta { partial_json }));
+            }
+        }
     }
 
     /// One `data` payload of the pipeline's stream; returns the events to send.
@@ -497,17 +643,7 @@ impl Stream {
             return out;
         }
         if payload == "[DONE]" {
-            self.start(None, &mut out);
-            self.close_block(&mut out);
-            out.push(event(
-                "message_delta",
-                &json!({"type": "message_delta",
-                    "delta": {"stop_reason": stop_reason(self.finish_reason.as_deref(), self.native.as_deref()),
-                              "stop_sequence": null},
-                    "usage": usage(self.usage.as_ref())}),
-            ));
-            out.push(event("message_stop", &json!({"type": "message_stop"})));
-            self.ended = true;
+            self.finish(&mut out);
             return out;
         }
         let Ok(chunk) = serde_json::from_str::<Value>(payload) else {
@@ -518,7 +654,7 @@ impl Stream {
                 .get("message")
                 .and_then(Value::as_str)
                 .unwrap_or("The upstream failed mid-stream");
-            out.push(event("error", &error_body(500, message)));
+            out.push(event(&error_event(500, message)));
             self.ended = true;
             return out;
         }
@@ -529,84 +665,8 @@ impl Stream {
         let Some(choice) = chunk["choices"].get(0) else {
             return out;
         };
-        let delta = &choice["delta"];
-        let reasoning = delta.get("reasoning").and_then(Value::as_str).unwrap_or("");
-        let details = delta
-            .get("reasoning_details")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let detail_text: String = details
-            .iter()
-            .filter(|d| d["type"] == "reasoning.text")
-            .filter_map(|d| d["text"].as_str())
-            .collect();
-        let thinking = if reasoning.is_empty() {
-            detail_text
-        } else {
-            reasoning.to_string()
-        };
-        if !thinking.is_empty() {
-            let i = self.open_block(
-                Open::Thinking,
-                json!({"type": "thinking", "thinking": "", "signature": ""}),
-                &mut out,
-            );
-            out.push(Self::delta(
-                i,
-                json!({"type": "thinking_delta", "thinking": thinking}),
-            ));
-        }
-        for d in &details {
-            if let Some(sig) = d["signature"].as_str().filter(|s| !s.is_empty()) {
-                let i = self.open_block(
-                    Open::Thinking,
-                    json!({"type": "thinking", "thinking": "", "signature": ""}),
-                    &mut out,
-                );
-                out.push(Self::delta(
-                    i,
-                    json!({"type": "signature_delta", "signature": sig}),
-                ));
-            }
-            if d["type"] == "reasoning.encrypted" && d["format"] == REASONING_FORMAT {
-                self.close_block(&mut out);
-                self.open_block(
-                    Open::Thinking,
-                    json!({"type": "redacted_thinking", "data": d["data"]}),
-                    &mut out,
-                );
-                self.close_block(&mut out);
-            }
-        }
-        if let Some(text) = delta
-            .get("content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
-            let i = self.open_block(Open::Text, json!({"type": "text", "text": ""}), &mut out);
-            out.push(Self::delta(i, json!({"type": "text_delta", "text": text})));
-        }
-        if let Some(Value::Array(calls)) = delta.get("tool_calls") {
-            for c in calls {
-                let n = c["index"].as_u64().unwrap_or(0);
-                let i = self.open_block(
-                    Open::Tool(n),
-                    json!({"type": "tool_use", "id": c.get("id").cloned().unwrap_or(json!("")),
-                        "name": c["function"].get("name").cloned().unwrap_or(json!("")), "input": {}}),
-                    &mut out,
-                );
-                if let Some(args) = c["function"]["arguments"]
-                    .as_str()
-                    .filter(|a| !a.is_empty())
-                {
-                    out.push(Self::delta(
-                        i,
-                        json!({"type": "input_json_delta", "partial_json": args}),
-                    ));
-                }
-            }
-        }
+        self.reasoning(&choice["delta"], &mut out);
+        self.content(&choice["delta"], &mut out);
         if let Some(f) = choice["finish_reason"].as_str() {
             self.finish_reason = Some(f.to_string());
             self.native = choice["native_finish_reason"].as_str().map(str::to_string);

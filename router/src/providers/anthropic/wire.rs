@@ -97,6 +97,16 @@ pub enum MessageContent {
     Blocks(Vec<ContentBlock>),
 }
 
+impl MessageContent {
+    /// The content as blocks (plain text is one text block).
+    pub fn into_blocks(self) -> Vec<ContentBlock> {
+        match self {
+            MessageContent::Text(text) => vec![ContentBlock::text(text)],
+            MessageContent::Blocks(blocks) => blocks,
+        }
+    }
+}
+
 impl Default for MessageContent {
     fn default() -> Self {
         MessageContent::Blocks(Vec::new())
@@ -163,6 +173,16 @@ pub enum ContentBlock {
     /// A block type this router does not read (server tools, documents, search results, ...).
     #[serde(other)]
     Unknown,
+}
+
+impl ContentBlock {
+    /// A text block without a cache breakpoint.
+    pub fn text(text: impl Into<String>) -> Self {
+        ContentBlock::Text {
+            text: text.into(),
+            cache_control: None,
+        }
+    }
 }
 
 fn empty_object() -> Value {
