@@ -219,17 +219,13 @@ fn tool_choice(choice: Option<&Value>) -> Option<ToolChoice> {
     })
 }
 
-/// The Anthropic Messages request for `req`.
-pub fn request(
+/// The tools and tool choice for `req`, with the tool that emulates `response_format`.
+/// `sampling`: no thinking, so a tool can be forced.
+fn tools(
     req: &ChatRequest,
-    dialect: Dialect<'_>,
-    model_max_output: Option<u32>,
-    stream: bool,
-) -> Result<(Value, Hints), AttemptError> {
-    let conversation = turns::fold(&req.messages, &Anthropic)?;
-    let (max_tokens, thinking) = output_budget(req, model_max_output);
-    // Anthropic refuses sampling parameters together with thinking.
-    let sampling = thinking.is_none();
+    sampling: bool,
+    hints: &mut Hints,
+) -> (Vec<ToolDefinition>, Option<ToolChoice>) {
     let mut tools: Vec<ToolDefinition> = req
         .tools
         .iter()
@@ -242,10 +238,6 @@ pub fn request(
         })
         .collect();
     let mut choice = tool_choice(req.tool_choice.as_ref());
-    let mut hints = Hints {
-        exclude_reasoning: req.exclude_reasoning(),
-        ..Hints::default()
-    };
     if let Some(out) = req.json_output() {
         let (name, description, input_schema) = answer_tool(out);
         // A forced tool cannot be combined with thinking; then the model is only told to use it.
@@ -275,6 +267,25 @@ pub fn request(
             choice.disable_parallel_tool_use = Some(true);
         }
     }
+    (tools, choice)
+}
+
+/// The Anthropic Messages request for `req`.
+pub fn request(
+    req: &ChatRequest,
+    dialect: Dialect<'_>,
+    model_max_output: Option<u32>,
+    stream: bool,
+) -> Result<(Value, Hints), AttemptError> {
+    let conversation = turns::fold(&req.messages, &Anthropic)?;
+    let (max_tokens, thinking) = output_budget(req, model_max_output);
+    // Anthropic refuses sampling parameters together with thinking.
+    let sampling = thinking.is_none();
+    let mut hints = Hints {
+        exclude_reasoning: req.exclude_reasoning(),
+        ..Hints::default()
+    };
+    let (tools, choice) = tools(req, sampling, &mut hints);
     let (model, anthropic_version) = match dialect {
         Dialect::Api(model) => (Some(model.to_string()), None),
         Dialect::Vertex => (None, Some("vertex-2023-10-16")),

@@ -481,3 +481,85 @@ pub struct ErrorDetail {
     /// What happened.
     pub message: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_added_later_read_as_unknown() {
+        let block: ContentBlock =
+            serde_json::from_str(r#"{"type": "server_tool_use", "id": "s", "input": {}}"#).unwrap();
+        assert!(matches!(block, ContentBlock::Unknown));
+        let ev: StreamEvent = serde_json::from_str(
+            r#"{"type": "content_block_delta", "index": 2,
+                "delta": {"type": "citations_delta", "citation": {}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            ev,
+            StreamEvent::ContentBlockDelta {
+                index: 2,
+                delta: BlockDelta::Unknown
+            }
+        ));
+        let ev: StreamEvent = serde_json::from_str(r#"{"type": "later_event"}"#).unwrap();
+        assert!(matches!(ev, StreamEvent::Unknown));
+        let m: Vec<MessageParam> =
+            serde_json::from_str(r#"[{"role": "system", "content": "x"}, {"content": "y"}]"#)
+                .unwrap();
+        assert_eq!([m[0].role, m[1].role], [Role::Unknown, Role::Unknown]);
+    }
+
+    #[test]
+    fn a_response_with_missing_fields_reads_with_defaults() {
+        let m: Message = serde_json::from_str(
+            r#"{"content": [{"type": "tool_use", "id": "t", "name": "f"},
+                {"type": "text", "text": "hi", "citations": []}]}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(&m.content[0], ContentBlock::ToolUse { input, .. } if *input == json!({}))
+        );
+        assert!(matches!(&m.content[1], ContentBlock::Text { text, .. } if text == "hi"));
+        assert_eq!(m.stop_reason, None);
+        assert_eq!(m.usage.input_tokens, None);
+    }
+
+    #[test]
+    fn written_in_the_declared_order() {
+        let tools = vec![
+            ToolDefinition::Client(Tool {
+                name: "f".into(),
+                input_schema: Some(json!({"type": "object"})),
+                description: Some("d".into()),
+            }),
+            ToolDefinition::Answer(AnswerTool {
+                name: "out".into(),
+                description: "d".into(),
+                input_schema: json!({"type": "object"}),
+            }),
+        ];
+        assert_eq!(
+            serde_json::to_string(&tools).unwrap(),
+            r#"[{"name":"f","input_schema":{"type":"object"},"description":"d"},{"name":"out","description":"d","input_schema":{"type":"object"}}]"#
+        );
+        let start = StreamEvent::MessageStart {
+            message: Message {
+                id: "msg_1".into(),
+                model: "m".into(),
+                usage: Usage {
+                    input_tokens: Some(0),
+                    output_tokens: Some(0),
+                    ..Usage::default()
+                },
+                ..Message::default()
+            },
+        };
+        assert_eq!(start.name(), "message_start");
+        assert_eq!(
+            serde_json::to_string(&start).unwrap(),
+            r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}}"#
+        );
+    }
+}

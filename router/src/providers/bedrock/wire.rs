@@ -428,3 +428,56 @@ pub struct CohereEmbeddingResponse {
     /// One vector per text.
     pub embeddings: Vec<Vec<f64>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn unions_are_objects_of_one_member() {
+        let blocks = vec![
+            ContentBlock::Text("hi".into()),
+            ContentBlock::CachePoint(CachePointBlock {
+                kind: CachePointType::Default,
+            }),
+            ContentBlock::ToolResult(ToolResultBlock {
+                tool_use_id: "t".into(),
+                content: vec![ToolResultContent::Json(json!({"a": 1}))],
+            }),
+        ];
+        assert_eq!(
+            serde_json::to_string(&blocks).unwrap(),
+            r#"[{"text":"hi"},{"cachePoint":{"type":"default"}},{"toolResult":{"toolUseId":"t","content":[{"json":{"a":1}}]}}]"#
+        );
+        let choices = [
+            ToolChoice::Auto {},
+            ToolChoice::Any {},
+            ToolChoice::Tool { name: "f".into() },
+        ];
+        assert_eq!(
+            serde_json::to_string(&choices).unwrap(),
+            r#"[{"auto":{}},{"any":{}},{"tool":{"name":"f"}}]"#
+        );
+    }
+
+    #[test]
+    fn members_added_later_are_skipped() {
+        let r: ConverseResponse = serde_json::from_str(
+            r#"{"output": {"message": {"role": "assistant", "content": [
+                {"citationsContent": {"citations": []}}, {"text": "hi"}]}},
+               "stopReason": "end_turn", "metrics": {"latencyMs": 1}}"#,
+        )
+        .unwrap();
+        let content = r.output.message.unwrap().content;
+        assert!(content[0].known().is_none());
+        assert!(matches!(content[1].known(), Some(ContentBlock::Text(t)) if t == "hi"));
+        let ev: StreamEvent = serde_json::from_str(
+            r#"{"contentBlockIndex": 3, "delta": {"citation": {"title": "x"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(ev.content_block_index, 3);
+        assert!(ev.delta.unwrap().known().is_none());
+    }
+}

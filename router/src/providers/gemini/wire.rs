@@ -394,3 +394,36 @@ pub struct Statistics {
     #[serde(default)]
     pub token_count: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_part_writes_only_its_members() {
+        let part = Part {
+            text: Some("hi".into()),
+            thought_signature: Some("sig".into()),
+            ..Part::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&part).unwrap(),
+            r#"{"text":"hi","thoughtSignature":"sig"}"#
+        );
+        assert!(GenerationConfig::default().is_empty());
+    }
+
+    #[test]
+    fn parts_with_members_added_later_read() {
+        let r: GenerateContentResponse = serde_json::from_str(
+            r#"{"candidates": [{"content": {"role": "model", "parts": [
+                {"executableCode": {"code": "1"}}, {"text": "t", "thought": true}]},
+                "finishReason": "STOP", "safetyRatings": []}]}"#,
+        )
+        .unwrap();
+        let parts = &r.candidates[0].content.as_ref().unwrap().parts;
+        assert!(parts[0].text.is_none() && parts[0].function_call.is_none());
+        assert_eq!(parts[1].text.as_deref(), Some("t"));
+        assert_eq!(parts[1].thought, Some(true));
+    }
+}
