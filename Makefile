@@ -19,15 +19,11 @@ run: ## Run the router standalone on $(MANIFESTS) (API :8080, admin :9090)
 build: ## Build every crate
 	$(CARGO) build --workspace --all-targets
 
-venv: $(VENV)/.installed ## Python virtualenv with the official SDKs for the compatibility tests
+venv: ## Everything the tests need, pinned: SDKs, redis-server, Postgres, chromium, helm, kubectl, agent CLIs
+	$(PYTHON) tests/tools/bootstrap.py --venv $(VENV)
 
-$(VENV)/.installed: tests/sdk/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
-	touch $@
-
-test: venv ## Run every test (Rust unit, integration, e2e and SDK compatibility)
-	SWITCHBOARD_TEST_PYTHON=$(VENV)/bin/python $(CARGO) test --workspace
+test: venv ## Run every test (Rust unit, integration, e2e, SDK, browser and chart), tools from `make venv`
+	set -a && . $(VENV)/test-tools.env && set +a && $(CARGO) test --workspace
 
 lint: ## rustfmt check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check
