@@ -1,73 +1,17 @@
-//! The shared Redis ledger with real router processes and a real `redis-server` (Debian's package;
-//! `.ci/run` installs it): three replicas never overspend one budget under 8× oversubscription and
+//! The shared Redis ledger with real router processes and a real `redis-server` (`make test`
+//! provides it): three replicas never overspend one budget under 8× oversubscription and
 //! the ledger equals the sum of what clients were told; a router killed mid-stream leaks its
 //! reservation only until it lapses; a Redis outage follows each budget's `failureMode` and the
 //! router recovers (and records deferred spend) when Redis returns.
 
 mod support;
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use support::{RouterProcess, free_port, http};
-
-/// A `redis-server` on a free port, without persistence; killed on drop.
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let mut r = Redis {
-            port: free_port(),
-            child: None,
-        };
-        r.restart().await;
-        r
-    }
-
-    async fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}): install it (apt-get install -y redis-server); .ci/run does")
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use support::{RouterProcess, http};
+use switchboard_e2e::redis::RedisServer;
 
 const KEY: &str = "sk-sb-redis-test-0123456789";
 const OPEN_KEY: &str = "sk-sb-redis-open-0123456789";
@@ -155,7 +99,7 @@ async fn budget_state(router: &RouterProcess, key: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_replicas_never_overspend_and_the_ledger_equals_what_clients_were_told() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start().await;
     // $0.0001 affords exactly N = 50 requests of $0.000002.
     let manifest = manifest("0.0001", "{}");
     let env = [("SWITCHBOARD_REDIS_URL", redis.url())];
@@ -234,7 +178,7 @@ async fn three_replicas_never_overspend_and_the_ledger_equals_what_clients_were_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_router_killed_mid_stream_leaks_its_reservation_only_until_it_lapses() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start().await;
     // Room for exactly one worst case (max_tokens 20 → $0.00002); the provider's total timeout is
     // 2 s, so a reservation lapses 2 s + 5 s after it was made.
     let manifest = manifest(
@@ -286,7 +230,7 @@ async fn a_router_killed_mid_stream_leaks_its_reservation_only_until_it_lapses()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redis_outage_follows_failure_mode_and_the_router_recovers() {
-    let mut redis = Redis::start().await;
+    let mut redis = RedisServer::start().await;
     let manifest = manifest("1", "{}");
     let env = [("SWITCHBOARD_REDIS_URL", redis.url())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -314,7 +258,7 @@ async fn a_redis_outage_follows_failure_mode_and_the_router_recovers() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    redis.stop();
+    redis.stop().await;
     // failureMode closed (default): refused with 503, promptly.
     let started = Instant::now();
     let resp = post(&client, &router, KEY, &request(false, 2)).await;
@@ -386,7 +330,7 @@ async fn a_redis_outage_follows_failure_mode_and_the_router_recovers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn generation_records_are_shared_across_replicas() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start().await;
     let manifest = manifest("1", "{}");
     let env = [("SWITCHBOARD_REDIS_URL", redis.url())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -13,7 +13,6 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
     str::FromStr,
     sync::Arc,
     time::{Duration, Instant},
@@ -30,7 +29,7 @@ use switchboard_api::{
     resources::{ApiKey, Budget, BudgetWindow, ModelRoute, Provider},
     windows::window_bounds,
 };
-use switchboard_e2e::kube_api::MockKubeApi;
+use switchboard_e2e::{kube_api::MockKubeApi, redis::RedisServer};
 use switchboard_operator::{Config, Running, controller, leader::LeaseSettings};
 use switchboard_router::{
     config_source::{self, OperatorSource},
@@ -497,59 +496,6 @@ fn decode(b64: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Spend back to status
 
-/// A `redis-server` on a free port, without persistence; killed on drop.
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}): install it (apt-get install -y redis-server); .ci/run does")
-            });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Redis {
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 fn condition(obj: &Value, type_: &str) -> Option<Value> {
     obj["status"]["conditions"]
         .as_array()?
@@ -566,7 +512,7 @@ const SPEND_KEY: &str = "sk-sb-spend-e2e-0123456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_writes_the_routers_redis_spend_into_budget_and_api_key_status() {
-    let mut redis = Redis::start().await;
+    let mut redis = RedisServer::start().await;
     let kube = MockKubeApi::start().await;
     let client = kube_client(&kube);
     // Input free, output $1 per million: with max_tokens 2 the mock answers 2 tokens ("echo: hi"),
@@ -703,7 +649,7 @@ async fn operator_writes_the_routers_redis_spend_into_budget_and_api_key_status(
 
     // Redis goes away: the failed read is counted, reconciles go on (a spec change is observed)
     // and the spend status stays as it was.
-    redis.stop();
+    redis.stop().await;
     let metrics = || async {
         reqwest::get(format!("http://{}/metrics", operator.admin_addr))
             .await

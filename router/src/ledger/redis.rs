@@ -291,8 +291,8 @@ mod tests {
     use super::*;
     use crate::ledger::contract_tests;
 
-    /// Runs against `SWITCHBOARD_TEST_REDIS_URL` (CI starts one), else against a `redis-server`
-    /// it starts itself; fails when neither is possible.
+    /// Runs against `SWITCHBOARD_TEST_REDIS_URL` when set, else against a `redis-server`
+    /// (`SWITCHBOARD_TEST_REDIS_SERVER`, else PATH) it starts itself; fails when neither is possible.
     #[tokio::test]
     async fn satisfies_the_ledger_contract() {
         let mut own = None;
@@ -304,11 +304,13 @@ mod tests {
                     .local_addr()
                     .unwrap()
                     .port();
-                let child = std::process::Command::new("redis-server")
+                let program = std::env::var_os("SWITCHBOARD_TEST_REDIS_SERVER")
+                    .unwrap_or_else(|| "redis-server".into());
+                let child = std::process::Command::new(program)
                     .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
                     .stdout(std::process::Stdio::null())
                     .spawn()
-                    .expect("redis-server is needed (apt-get install -y redis-server) or set SWITCHBOARD_TEST_REDIS_URL");
+                    .expect("redis-server is needed: run `make test` (it provides one), or set SWITCHBOARD_TEST_REDIS_SERVER or SWITCHBOARD_TEST_REDIS_URL");
                 own = Some(child);
                 for _ in 0..100 {
                     if tokio::net::TcpStream::connect(("127.0.0.1", port))
