@@ -241,7 +241,7 @@ class Bootstrap:
         path, source = self.explicit(var, executable), f"${var}"
         if path is None and (path := executable(shutil.which("chromium"))):
             source = "PATH"
-        if path is None and self.apt_install("chromium"):
+        if path is None and self.apt_install("chromium", "fonts-liberation"):
             path, source = executable("/usr/bin/chromium"), "Debian chromium"
         if path is None:
             why = "apt-get failed" if self.apt else "installing Debian's chromium needs root"
