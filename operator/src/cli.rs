@@ -80,6 +80,11 @@ pub struct Cli {
     /// OTLP protocol: `http/protobuf` (default) or `grpc`.
     #[arg(long, env = "SWITCHBOARD_OPERATOR_OTLP_PROTOCOL")]
     pub otlp_protocol: Option<String>,
+    /// Apply this release's CRDs by server-side apply at start, before watching (needs `get`,
+    /// `create` and `patch` on the four CRDs; the chart grants them with `operator.applyCRDs`).
+    /// Keeps CRDs current across `helm upgrade`; never replaces a CRD a newer operator applied.
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_APPLY_CRDS")]
+    pub apply_crds: bool,
     /// Log format.
     #[arg(
         long,

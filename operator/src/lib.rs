@@ -7,10 +7,12 @@
 //!
 //! Layout: [`status`], [`keys`], [`publish`] and [`leader::decide`] decide (pure, unit-tested);
 //! [`writer`] and [`leader::Elector`] talk to the API server; [`controller`] runs the loop;
-//! [`push`] serves routers; [`run`] wires it all for `main` and the end-to-end tests.
+//! [`push`] serves routers; [`crds`] keeps the CRDs current (`--apply-crds`); [`start`] wires
+//! it all for `main` and the end-to-end tests.
 
 pub mod cli;
 pub mod controller;
+pub mod crds;
 #[cfg(test)]
 mod fixtures;
 pub mod keys;

@@ -7,7 +7,7 @@ use clap::Parser;
 use switchboard_operator::{
     Config,
     cli::{Cli, split_namespaced},
-    controller,
+    controller, crds,
     leader::LeaseSettings,
 };
 use switchboard_router::telemetry;
@@ -85,6 +85,11 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+    if cli.apply_crds {
+        crds::apply(client.clone(), env!("CARGO_PKG_VERSION"))
+            .await
+            .context("--apply-crds")?;
+    }
     let running = switchboard_operator::start(client, config).await?;
 
     let mut term = signal(SignalKind::terminate())?;

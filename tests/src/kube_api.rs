@@ -7,6 +7,10 @@
 //! path shaped like `/api/v1/...` or `/apis/GROUP/VERSION/...`, so Secrets, Events and Leases
 //! need nothing special.
 //!
+//! CustomResourceDefinitions stored here take effect as in a cluster: objects of their kinds are
+//! pruned to the CRD version's schema on every write ([`crate::crd_schema::prune`]), and a
+//! server-side apply patch (`application/apply-patch+yaml`) creates a missing object.
+//!
 //! Not implemented (the operator does not use them): label selectors, pagination, JSON patch,
 //! namespaces as objects, admission/validation, field managers.
 
@@ -361,20 +365,28 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
         }
         (Method::POST, None) => create(&shared, &target, body),
         (Method::PUT, Some(name)) => update(&shared, &target, name, |_| body.clone(), true),
-        (Method::PATCH, Some(name)) => {
-            let _ = content_type;
-            update(
-                &shared,
-                &target,
-                name,
-                |current| {
-                    let mut next = current.clone();
-                    merge_patch(&mut next, &body);
-                    next
-                },
-                false,
-            )
+        (Method::PATCH, Some(name))
+            if content_type.starts_with(APPLY_PATCH)
+                && !shared.inner.lock().unwrap().objects.contains_key(&(
+                    target.collection.clone(),
+                    target.namespace.clone().unwrap_or_default(),
+                    name.clone(),
+                )) =>
+        {
+            // Server-side apply of an object that does not exist creates it.
+            create(&shared, &target, body)
         }
+        (Method::PATCH, Some(name)) => update(
+            &shared,
+            &target,
+            name,
+            |current| {
+                let mut next = current.clone();
+                merge_patch(&mut next, &body);
+                next
+            },
+            false,
+        ),
         (Method::DELETE, Some(name)) => {
             let key = (
                 target.collection.clone(),
@@ -522,6 +534,7 @@ fn create(shared: &Shared, target: &Target, mut obj: Value) -> Response {
         o.remove("status");
     }
     fold_string_data(&mut obj);
+    prune_by_crd(&inner, &key.0, &mut obj);
     let stored = inner.store(shared, "ADDED", key, obj);
     (StatusCode::CREATED, axum::Json(stored)).into_response()
 }
@@ -595,11 +608,35 @@ fn update(
         }
         result = proposed;
     }
+    prune_by_crd(&inner, &key.0, &mut result);
     if result == current {
         return axum::Json(current).into_response();
     }
     let stored = inner.store(shared, "MODIFIED", key, result);
     axum::Json(stored).into_response()
+}
+
+/// `Content-Type` of a server-side apply patch.
+const APPLY_PATCH: &str = "application/apply-patch";
+
+/// Collection of CustomResourceDefinitions.
+const CRDS: &str = "apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+
+/// Prunes a custom resource to the schema of its CRD version, as the API server does, when that
+/// CRD is stored here (`apis/GROUP/VERSION/PLURAL` → CRD `PLURAL.GROUP`). Without one, nothing
+/// changes: tests that never store CRDs see objects as written.
+fn prune_by_crd(inner: &Inner, collection: &str, object: &mut Value) {
+    let ["apis", group, version, plural] = collection.split('/').collect::<Vec<_>>()[..] else {
+        return;
+    };
+    let crd_key = (CRDS.to_string(), String::new(), format!("{plural}.{group}"));
+    if let Some(schema) = inner
+        .objects
+        .get(&crd_key)
+        .and_then(|crd| crate::crd_schema::version_schema(crd, version))
+    {
+        crate::crd_schema::prune(schema, object);
+    }
 }
 
 #[cfg(test)]
