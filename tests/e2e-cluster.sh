@@ -173,6 +173,9 @@ helm upgrade --install "$RELEASE" charts/switchboard --namespace "$CHART_NS" --c
   --set "operator.image.repository=${prefix}switchboard-operator,router.image.repository=${prefix}switchboard-router" \
   --wait --timeout 5m
 kubectl -n "$CHART_NS" get pods,services,hpa,pdb -o wide
+
+say "chart: helm test (/readyz and /v1/models with a throwaway key)"
+helm test "$RELEASE" --namespace "$CHART_NS" --logs --timeout 3m
 ROUTER_URL="http://$RELEASE-switchboard-router.$CHART_NS.svc:8080/v1"
 
 say "chart: examples"

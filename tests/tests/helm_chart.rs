@@ -8,29 +8,23 @@
 //!   exactly the API calls in `operator/src`, probes hit routes the binaries serve, ports and
 //!   flags are the binaries' own, alerts and the dashboard name metrics that exist, the
 //!   Dockerfiles run the binaries as the user the chart expects;
-//! - where a `helm` binary is on PATH: `helm lint` and `helm template` with the default and every
-//!   ci values file, every rendered document parses, and the rendered RBAC, probes and ports are
-//!   checked again. Without helm that test prints SKIPPED and passes.
+//! - with the `helm` `make test` provides (`SWITCHBOARD_TEST_HELM`, else PATH): `helm lint --strict`
+//!   and `helm template` with the default and every ci values file, every rendered document parses,
+//!   and the rendered RBAC, probes and ports are checked again. Without helm that test prints
+//!   SKIPPED and passes, except under CI, where it fails. (`helm_render.rs` validates every
+//!   rendering against the Kubernetes schemas.)
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    io::Write,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use serde_json::{Value, json};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is inside the repository")
-        .to_path_buf()
-}
+use switchboard_e2e::chart::{Helm, chart_dir, ci_values_files, repo, yaml_documents};
 
 fn chart() -> PathBuf {
-    repo().join("charts/switchboard")
+    chart_dir()
 }
 
 fn read(path: &Path) -> String {
@@ -40,18 +34,6 @@ fn read(path: &Path) -> String {
 /// One YAML document as JSON.
 fn yaml(text: &str, what: &str) -> Value {
     serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-/// Every `---`-separated YAML document of `text` (empty documents dropped).
-fn yaml_documents(text: &str, what: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .enumerate()
-        .map(|(i, doc)| {
-            <Value as serde::Deserialize>::deserialize(doc)
-                .unwrap_or_else(|e| panic!("{what}, document {}: {e}", i + 1))
-        })
-        .filter(|v| !v.is_null())
-        .collect()
 }
 
 fn default_values() -> Value {
@@ -75,16 +57,6 @@ fn merge(base: &mut Value, overlay: &Value) {
         }
         (base, overlay) => *base = overlay.clone(),
     }
-}
-
-fn ci_values_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(chart().join("ci"))
-        .expect("charts/switchboard/ci exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
 }
 
 fn validator() -> jsonschema::Validator {
@@ -115,7 +87,7 @@ fn the_schema_accepts_the_defaults_and_every_ci_values_file() {
     let errors = schema_errors(&validator, &defaults);
     assert!(errors.is_empty(), "values.yaml: {errors:#?}");
 
-    let files = ci_values_files();
+    let files = ci_values_files(&chart());
     assert!(
         files.len() >= 4,
         "expected the ci/ values files, found {files:?}"
@@ -411,8 +383,9 @@ fn the_chart_crds_are_the_generated_crds() {
 // ---------------------------------------------------------------------------------------------
 // RBAC: exactly the operator's API calls
 
-/// Where a rule applies: `watched` (a ClusterRole, or a Role in `operator.watchNamespace`) or
-/// `release` (a Role in the release namespace, for the snapshot Secret and the Lease).
+/// Where a rule applies: `watched` (a ClusterRole, or a Role in `operator.watchNamespace`),
+/// `release` (a Role in the release namespace, for the snapshot Secret and the Lease) or `crds`
+/// (a ClusterRole over the four CRDs, only with `operator.applyCRDs`).
 type Grant = (&'static str, &'static str, &'static str, &'static str, bool);
 
 /// (scope, apiGroup, resource, verb, restricted to the named object), derived from the calls in
@@ -475,6 +448,29 @@ const EXPECTED_GRANTS: &[Grant] = &[
     ("release", "coordination.k8s.io", "leases", "get", true),
     ("release", "coordination.k8s.io", "leases", "update", true),
     ("release", "coordination.k8s.io", "leases", "create", false),
+    // crds.rs (with `operator.applyCRDs`): get_opt, then a server-side apply patch, which the API
+    // server authorises as create when the CRD does not exist yet.
+    (
+        "crds",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "get",
+        true,
+    ),
+    (
+        "crds",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "create",
+        true,
+    ),
+    (
+        "crds",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "patch",
+        true,
+    ),
 ];
 
 /// The calls behind `EXPECTED_GRANTS`: (file in operator/src, text that must be there).
@@ -495,6 +491,8 @@ const EVIDENCE: &[(&str, &str)] = &[
         "leader.rs",
         ".replace(&s.name, &PostParams::default(), &lease)",
     ),
+    ("crds.rs", ".get_opt(&name)"),
+    ("crds.rs", ".patch(&name, &params, &Patch::Apply(&crd))"),
 ];
 
 /// Calls that would need a verb the chart does not grant.
@@ -605,7 +603,7 @@ fn operator_rbac_grants_exactly_the_calls_the_operator_makes() {
                 .take_while(|c| c.is_alphanumeric())
                 .collect();
             assert!(
-                ["K", "Secret", "Lease"].contains(&kind.as_str()),
+                ["K", "Secret", "Lease", "CustomResourceDefinition"].contains(&kind.as_str()),
                 "operator/src/{file}: Api<{kind}> is not covered by the chart's RBAC"
             );
         }
@@ -615,7 +613,7 @@ fn operator_rbac_grants_exactly_the_calls_the_operator_makes() {
         &read(&chart().join("files/operator-rbac.yaml")),
         "files/operator-rbac.yaml",
     );
-    for scope in ["watched", "release"] {
+    for scope in ["watched", "release", "crds"] {
         let granted = grants(&rules[scope], scope);
         let expected = expected_grants(scope);
         assert_eq!(
@@ -626,6 +624,25 @@ fn operator_rbac_grants_exactly_the_calls_the_operator_makes() {
             expected.difference(&granted).collect::<Vec<_>>()
         );
     }
+
+    // The CRDs the operator may apply are exactly the generated ones.
+    let names: BTreeSet<String> = rules["crds"][0]["resourceNames"]
+        .as_array()
+        .expect("crds rule names its CRDs")
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    let generated: BTreeSet<String> = fs::read_dir(repo().join("crds"))
+        .expect("crds/")
+        .map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.trim_end_matches(".yaml").to_string()
+        })
+        .collect();
+    assert_eq!(
+        names, generated,
+        "files/operator-rbac.yaml `crds` resourceNames"
+    );
 
     // The templates render those rules and no others; the router gets none.
     let templates = chart().join("templates");
@@ -639,7 +656,8 @@ fn operator_rbac_grants_exactly_the_calls_the_operator_makes() {
     }
     assert_eq!(
         rbac.matches("toYaml $rules.watched").count()
-            + rbac.matches("toYaml $rules.release").count(),
+            + rbac.matches("toYaml $rules.release").count()
+            + rbac.matches("toYaml $rules.crds").count(),
         rbac.matches("rules:").count(),
         "every rules: block of operator-rbac.yaml is the file's"
     );
@@ -963,37 +981,14 @@ fn the_dockerfiles_build_the_binaries_the_chart_runs_as_its_user() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// With helm on PATH: lint, render, parse, check the rendered objects
+// With helm: lint, render, parse, check the rendered objects
 
-fn helm(args: &[&str]) -> Option<std::process::Output> {
-    Command::new("helm").args(args).output().ok()
-}
-
-/// Renders the chart with `values_file` (None: defaults) in namespace `switchboard-system`.
-fn helm_template(values_file: Option<&Path>) -> Vec<Value> {
-    let chart = chart();
-    let chart = chart.to_str().expect("UTF-8 path");
-    let mut args = vec![
-        "template",
-        "sb",
-        chart,
-        "--namespace",
-        "switchboard-system",
-        "--include-crds",
-    ];
-    let file;
-    if let Some(f) = values_file {
-        file = f.to_str().expect("UTF-8 path").to_string();
-        args.extend(["--values", &file]);
-    }
-    let out = helm(&args).expect("helm runs");
+/// Renders the chart with `values_file` (None: defaults), each document with a kind and a name.
+fn helm_template(helm: &Helm, values_file: Option<&Path>) -> Vec<Value> {
     let what = format!("helm template {values_file:?}");
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let docs = yaml_documents(&String::from_utf8_lossy(&out.stdout), &what);
+    let docs = helm
+        .template(&chart(), values_file.as_slice(), &[])
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     for d in &docs {
         assert!(
             d["apiVersion"].is_string()
@@ -1007,22 +1002,17 @@ fn helm_template(values_file: Option<&Path>) -> Vec<Value> {
 
 #[test]
 fn helm_lints_and_renders_the_chart_with_default_and_ci_values() {
-    let Some(version) = helm(&["version", "--short"]).filter(|o| o.status.success()) else {
-        // Written to stderr directly, not with eprintln!: the test harness captures the macros'
-        // output of passing tests, and this line should show in every `cargo test` run.
-        let _ = writeln!(
-            std::io::stderr(),
-            "helm_chart: SKIPPED helm lint/template: helm is not on PATH (the schema, file, RBAC, \
-             probe, port and metric checks ran without it)"
-        );
+    let Some(helm) = Helm::find(
+        "helm lint/template (the schema, file, RBAC, probe, port and metric checks ran without it)",
+    ) else {
         return;
     };
-    eprintln!("helm {}", String::from_utf8_lossy(&version.stdout).trim());
+    eprintln!("helm {}", helm.version());
     let chart = chart();
     let chart_str = chart.to_str().expect("UTF-8 path");
 
     let mut runs: Vec<Option<PathBuf>> = vec![None];
-    runs.extend(ci_values_files().into_iter().map(Some));
+    runs.extend(ci_values_files(&chart).into_iter().map(Some));
     for values_file in &runs {
         let mut args = vec!["lint", "--strict", chart_str];
         let file;
@@ -1030,7 +1020,7 @@ fn helm_lints_and_renders_the_chart_with_default_and_ci_values() {
             file = f.to_str().expect("UTF-8 path").to_string();
             args.extend(["--values", &file]);
         }
-        let out = helm(&args).expect("helm runs");
+        let out = helm.run(&args);
         assert!(
             out.status.success(),
             "helm lint {values_file:?}: {}{}",
@@ -1038,7 +1028,7 @@ fn helm_lints_and_renders_the_chart_with_default_and_ci_values() {
             String::from_utf8_lossy(&out.stderr)
         );
 
-        let docs = helm_template(values_file.as_deref());
+        let docs = helm_template(&helm, values_file.as_deref());
         let by_kind =
             |kind: &str| -> Vec<&Value> { docs.iter().filter(|d| d["kind"] == kind).collect() };
         assert_eq!(by_kind("CustomResourceDefinition").len(), 4);
@@ -1049,27 +1039,46 @@ fn helm_lints_and_renders_the_chart_with_default_and_ci_values() {
             .chain(by_kind("Role"))
             .map(|r| (r["metadata"]["name"].as_str().unwrap().to_string(), r))
             .collect();
-        let leader = roles
-            .iter()
-            .find(|(n, _)| n.ends_with("-leader"))
-            .expect("the release-namespace Role");
+        let scope = |name: &str| {
+            if name.ends_with("-leader") {
+                "release"
+            } else if name.contains("-crds-") {
+                "crds"
+            } else {
+                "watched"
+            }
+        };
+        for want in ["release", "watched"] {
+            let of_scope: Vec<_> = roles.iter().filter(|(n, _)| scope(n) == want).collect();
+            assert_eq!(of_scope.len(), 1, "{values_file:?}: one role for {want}");
+            assert_eq!(
+                grants(&of_scope[0].1["rules"], of_scope[0].0),
+                expected_grants(want)
+            );
+        }
+        let operator = by_kind("Deployment")
+            .into_iter()
+            .find(|d| {
+                d["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("-operator")
+            })
+            .expect("operator Deployment");
+        let applies_crds = operator["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("--apply-crds"));
+        let crd_roles: Vec<_> = roles.iter().filter(|(n, _)| scope(n) == "crds").collect();
         assert_eq!(
-            grants(&leader.1["rules"], leader.0),
-            expected_grants("release")
+            crd_roles.len(),
+            usize::from(applies_crds),
+            "{values_file:?}: the CRD ClusterRole exactly when the operator runs --apply-crds"
         );
-        let watched: Vec<_> = roles
-            .iter()
-            .filter(|(n, _)| !n.ends_with("-leader"))
-            .collect();
-        assert_eq!(
-            watched.len(),
-            1,
-            "one Role or ClusterRole for watched objects"
-        );
-        assert_eq!(
-            grants(&watched[0].1["rules"], watched[0].0),
-            expected_grants("watched")
-        );
+        for (name, role) in crd_roles {
+            assert_eq!(role["kind"], "ClusterRole");
+            assert_eq!(grants(&role["rules"], name), expected_grants("crds"));
+        }
 
         // Rendered Deployments: probes on the admin port, ports named http and admin.
         for d in by_kind("Deployment") {
@@ -1104,14 +1113,13 @@ fn helm_lints_and_renders_the_chart_with_default_and_ci_values() {
 
     // Several routers without Redis do not render: the schema refuses them (and, were the schema
     // skipped, the templates' own check says why).
-    let out = helm(&[
+    let out = helm.run(&[
         "template",
         "sb",
         chart_str,
         "--set",
         "router.replicas=3,router.autoscaling.enabled=false,redis.enabled=false",
-    ])
-    .expect("helm runs");
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
