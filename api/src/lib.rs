@@ -5,6 +5,7 @@
 //! feeds it objects parsed from manifest files, and both get the same snapshot.
 
 pub mod compile;
+pub mod counters;
 pub mod crdgen;
 pub mod manifest;
 pub mod money;

@@ -1,9 +1,10 @@
 //! Money as Kubernetes wants it: decimal strings in the resources (`"0.15"`), exact
-//! [`Decimal`]s everywhere money is computed. No floating point touches a price or a spend.
+//! [`Decimal`]s everywhere money is computed, and whole nano-dollars (1e-9 USD, `i64`) in the
+//! spend ledger's counters. No floating point touches a price or a spend.
 
 use std::{borrow::Cow, fmt, str::FromStr};
 
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy, prelude::ToPrimitive};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
@@ -71,9 +72,42 @@ pub fn parse_usd(s: &str) -> Result<Decimal, String> {
     Decimal::from_str(s).map_err(|e| format!("{s:?} is not a representable decimal: {e}"))
 }
 
+/// Nano-dollars in a dollar.
+pub const NANOS_PER_USD: i64 = 1_000_000_000;
+
+/// A cost in nano-dollars, rounded up (so no charge rounds to zero).
+pub fn to_nanos(usd: Decimal) -> i64 {
+    (usd * Decimal::from(NANOS_PER_USD))
+        .round_dp_with_strategy(0, RoundingStrategy::AwayFromZero)
+        .to_i64()
+        .unwrap_or(i64::MAX)
+}
+
+/// Nano-dollars as an exact USD decimal.
+pub fn from_nanos(nanos: i64) -> Decimal {
+    Decimal::new(nanos, 9).normalize()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn nanos_round_up_so_nothing_is_free_by_accident() {
+        assert_eq!(
+            to_nanos(d("0.0000000001")),
+            1,
+            "a tenth of a nano-dollar is charged as one"
+        );
+        assert_eq!(to_nanos(d("0.000000001")), 1);
+        assert_eq!(to_nanos(d("1.5")), 1_500_000_000);
+        assert_eq!(to_nanos(Decimal::ZERO), 0);
+        assert_eq!(from_nanos(1), d("0.000000001"));
+    }
 
     #[test]
     fn parses_plain_decimals_exactly() {

@@ -17,6 +17,10 @@ pub use crate::resources::{
     ProviderPolicy, ProviderType, RateLimits, RouteSort,
 };
 
+/// Path of the operator's config stream (server-sent events, one `snapshot` event per version)
+/// that routers started with `--operator-url` follow.
+pub const CONFIG_STREAM_PATH: &str = "/v1/config/stream";
+
 /// A compiled, versioned, content-hashed router configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

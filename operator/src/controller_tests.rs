@@ -479,13 +479,13 @@ mod scenarios {
     // Spend: the leader reads the ledger and writes what it holds into Budget and ApiKey status.
 
     use jiff::Timestamp;
-    use switchboard_api::resources::BudgetWindow;
-    use switchboard_router::{
-        ledger::{
-            BoxFuture, CounterState, LedgerError, ReserveRequest, Reserved, Settlement,
-            local::LocalLedger,
-        },
-        spend::{budget_counter, key_usage_counter},
+    use switchboard_api::{
+        counters::{budget_counter, key_usage_counter},
+        resources::BudgetWindow,
+    };
+    use switchboard_router::ledger::{
+        BoxFuture, CounterState, LedgerError, ReserveRequest, Reserved, Settlement,
+        local::LocalLedger,
     };
 
     /// A Secret-backed ApiKey `app` and a $0.00001 `total` Budget over it with a 50 % soft limit.

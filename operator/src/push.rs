@@ -20,7 +20,7 @@ use axum::{
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use switchboard_api::RouterConfig;
+use switchboard_api::{RouterConfig, snapshot::CONFIG_STREAM_PATH};
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 
@@ -67,7 +67,7 @@ pub struct PushState {
 /// The push server's routes.
 pub fn push_app(state: PushState) -> Router {
     Router::new()
-        .route("/v1/config/stream", get(stream))
+        .route(CONFIG_STREAM_PATH, get(stream))
         .route("/v1/config", get(current))
         .with_state(state)
 }

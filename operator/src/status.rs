@@ -27,13 +27,12 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use switchboard_api::{
     Compiled, ObjectOutcome, ObjectRef, ObjectResult, RouterConfig,
+    counters::{budget_counter, key_usage_counter},
+    money::{from_nanos, to_nanos},
     snapshot::{BudgetAction, BudgetWindow},
     windows::window_bounds,
 };
-use switchboard_router::{
-    ledger::CounterState,
-    spend::{budget_counter, from_nanos, key_usage_counter, to_nanos},
-};
+use switchboard_router::ledger::CounterState;
 
 /// Condition type the operator owns on every object.
 pub const READY: &str = "Ready";

@@ -5,12 +5,13 @@
 use std::{sync::Arc, time::Instant};
 
 use rust_decimal::Decimal;
+use switchboard_api::money::to_nanos;
 
 use crate::{
     endpoints::generation::{Generation, Stored},
     error::AttemptReport,
     pricing::Usage,
-    spend::{SpendPlan, settlement, to_nanos},
+    spend::{SpendPlan, settlement},
     state::AppState,
 };
 

@@ -22,7 +22,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt, stream};
-use switchboard_api::RouterConfig;
+use switchboard_api::{RouterConfig, snapshot::CONFIG_STREAM_PATH};
 use tokio::sync::watch;
 
 use crate::{
@@ -222,7 +222,7 @@ async fn follow_once(
     source: &OperatorSource,
     state: &AppState,
 ) -> Result<(), (bool, String)> {
-    let url = format!("{}/v1/config/stream", source.url);
+    let url = format!("{}{CONFIG_STREAM_PATH}", source.url);
     let resp = client
         .get(&url)
         .bearer_auth(&source.token)

@@ -11,35 +11,22 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rust_decimal::{Decimal, RoundingStrategy, prelude::ToPrimitive};
 use switchboard_api::{
+    counters::{
+        budget_counter, concurrency_counter, key_usage_counter, requests_per_minute_counter,
+        tokens_per_minute_counter, window_at,
+    },
+    money::to_nanos,
     snapshot::{
         ApiKeyConfig, BudgetAction, BudgetWindow, FailureMode, ModelConfig, RouterConfig,
         glob_matches,
     },
-    windows::{window_bounds, window_label},
 };
 
 use crate::{
     ledger::{Charge, ReserveRequest, Settlement},
     pricing::{Usage, cost},
 };
-
-/// Nano-dollars in a dollar.
-pub const NANOS_PER_USD: i64 = 1_000_000_000;
-
-/// A cost in nano-dollars, rounded up (so no charge rounds to zero).
-pub fn to_nanos(usd: Decimal) -> i64 {
-    (usd * Decimal::from(NANOS_PER_USD))
-        .round_dp_with_strategy(0, RoundingStrategy::AwayFromZero)
-        .to_i64()
-        .unwrap_or(i64::MAX)
-}
-
-/// Nano-dollars as an exact USD decimal.
-pub fn from_nanos(nanos: i64) -> Decimal {
-    Decimal::new(nanos, 9).normalize()
-}
 
 /// Output tokens assumed when neither the request nor the model bounds them.
 pub const DEFAULT_MAX_OUTPUT: u64 = 4096;
@@ -124,42 +111,6 @@ fn until(end: Option<Timestamp>, now: Timestamp, grace: Duration) -> Option<Dura
     })
 }
 
-/// The end and counter label of the `window` containing `now`, memoised per thread for the
-/// current second: every request needs them several times, and they change only at window
-/// boundaries, which fall on whole seconds.
-fn window_at(window: BudgetWindow, now: Timestamp) -> (Option<Timestamp>, String) {
-    type Memo = [Option<(i64, Option<Timestamp>, String)>; 4];
-    thread_local! {
-        static MEMO: std::cell::RefCell<Memo> = const { std::cell::RefCell::new([None, None, None, None]) };
-    }
-    let slot = match window {
-        BudgetWindow::Daily => 0,
-        BudgetWindow::Weekly => 1,
-        BudgetWindow::Monthly => 2,
-        BudgetWindow::Total => 3,
-    };
-    let second = now.as_second();
-    MEMO.with_borrow_mut(|memo| match &memo[slot] {
-        Some((at, end, label)) if *at == second => (*end, label.clone()),
-        _ => {
-            let (_, end) = window_bounds(window, now);
-            let label = window_label(window, now);
-            memo[slot] = Some((second, end, label.clone()));
-            (end, label)
-        }
-    })
-}
-
-/// Counter name of a key's usage in the window containing `now`.
-pub fn key_usage_counter(key_id: &str, window: BudgetWindow, now: Timestamp) -> String {
-    format!("k:{key_id}:{}", window_at(window, now).1)
-}
-
-/// Counter name of a budget in the window containing `now`.
-pub fn budget_counter(budget_id: &str, window: BudgetWindow, now: Timestamp) -> String {
-    format!("b:{budget_id}:{}", window_at(window, now).1)
-}
-
 /// The budgets that apply to `key` calling `model`.
 pub fn budgets_in_scope<'a>(
     config: &'a RouterConfig,
@@ -196,7 +147,7 @@ pub fn plan_spend(
     let limits = &key.rate_limits;
     if let Some(n) = limits.concurrent_requests {
         charges.push(Charge {
-            counter: format!("c:{key_id}"),
+            counter: concurrency_counter(&key_id),
             limit: Some(i64::from(n)),
             reserve: 1,
             keep_for: Some(Duration::from_secs(24 * 3600)),
@@ -205,7 +156,7 @@ pub fn plan_spend(
     }
     if let Some(n) = limits.requests_per_minute {
         charges.push(Charge {
-            counter: format!("rpm:{key_id}:{}", minute.as_second()),
+            counter: requests_per_minute_counter(&key_id, minute.as_second()),
             limit: Some(i64::from(n)),
             reserve: 1,
             keep_for: rate_keep,
@@ -214,7 +165,7 @@ pub fn plan_spend(
     }
     if let Some(n) = limits.tokens_per_minute {
         charges.push(Charge {
-            counter: format!("tpm:{key_id}:{}", minute.as_second()),
+            counter: tokens_per_minute_counter(&key_id, minute.as_second()),
             limit: Some(i64::try_from(n).unwrap_or(i64::MAX)),
             reserve: i64::try_from(token_estimate).unwrap_or(i64::MAX),
             keep_for: rate_keep,
@@ -300,44 +251,13 @@ pub fn settlement(plan: &SpendPlan, cost_nanos: i64, tokens: u64) -> Settlement 
 mod tests {
     use std::str::FromStr;
 
+    use rust_decimal::Decimal;
     use switchboard_api::snapshot::{BudgetConfig, PriceTable};
 
     use super::*;
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
-    }
-
-    #[test]
-    fn memoised_windows_change_at_the_boundary_second() {
-        let before: Timestamp = "2026-11-30T23:59:59.900Z".parse().unwrap();
-        let after: Timestamp = "2026-12-01T00:00:00.001Z".parse().unwrap();
-        for (now, day, month) in [
-            (before, "k:id:d2026-11-30", "k:id:m2026-11"),
-            (before, "k:id:d2026-11-30", "k:id:m2026-11"),
-            (after, "k:id:d2026-12-01", "k:id:m2026-12"),
-            (before, "k:id:d2026-11-30", "k:id:m2026-11"),
-        ] {
-            assert_eq!(key_usage_counter("id", BudgetWindow::Daily, now), day);
-            assert_eq!(key_usage_counter("id", BudgetWindow::Monthly, now), month);
-            assert_eq!(
-                window_at(BudgetWindow::Daily, now).0,
-                window_bounds(BudgetWindow::Daily, now).1
-            );
-        }
-    }
-
-    #[test]
-    fn nanos_round_up_so_nothing_is_free_by_accident() {
-        assert_eq!(
-            to_nanos(d("0.0000000001")),
-            1,
-            "a tenth of a nano-dollar is charged as one"
-        );
-        assert_eq!(to_nanos(d("0.000000001")), 1);
-        assert_eq!(to_nanos(d("1.5")), 1_500_000_000);
-        assert_eq!(to_nanos(Decimal::ZERO), 0);
-        assert_eq!(from_nanos(1), d("0.000000001"));
     }
 
     fn model(input: &str, output: &str, max_out: Option<u32>, ctx: Option<u32>) -> ModelConfig {

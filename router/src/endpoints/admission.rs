@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+use switchboard_api::money::from_nanos;
 
 use super::Caller;
 use crate::{
@@ -14,7 +15,7 @@ use crate::{
     error::ApiError,
     ledger::Reserved,
     routing::Plan,
-    spend::{Role, from_nanos, plan_spend, worst_case_nanos},
+    spend::{Role, plan_spend, worst_case_nanos},
     state::AppState,
 };
 

@@ -15,15 +15,15 @@ use axum::{
 use jiff::Timestamp;
 use rust_decimal::{Decimal, prelude::ToPrimitive};
 use serde_json::{Value, json};
-use switchboard_api::{snapshot::BudgetWindow, windows::window_bounds};
+use switchboard_api::{
+    counters::{budget_counter, key_usage_counter},
+    money::from_nanos,
+    snapshot::BudgetWindow,
+    windows::window_bounds,
+};
 
 use super::{authenticate, new_generation_id};
-use crate::{
-    access::Access,
-    error::ApiError,
-    spend::{budget_counter, from_nanos, key_usage_counter},
-    state::AppState,
-};
+use crate::{access::Access, error::ApiError, state::AppState};
 
 fn number(usd: Decimal) -> Value {
     json!(usd.to_f64().unwrap_or(0.0))
