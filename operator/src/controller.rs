@@ -31,7 +31,7 @@ use switchboard_api::{
     compile::generated_key_secret_name,
     resources::{ApiKey, Budget, Credentials, ModelRoute, Provider},
 };
-use switchboard_router::ledger::Ledger;
+use switchboard_ledger::Ledger;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::Instrument;
 

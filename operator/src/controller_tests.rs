@@ -483,7 +483,7 @@ mod scenarios {
         counters::{budget_counter, key_usage_counter},
         resources::BudgetWindow,
     };
-    use switchboard_router::ledger::{
+    use switchboard_ledger::{
         BoxFuture, CounterState, LedgerError, ReserveRequest, Reserved, Settlement,
         local::LocalLedger,
     };

@@ -27,7 +27,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use kube::Client;
-use switchboard_router::ledger::redis::RedisLedger;
+use switchboard_ledger::redis::RedisLedger;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{

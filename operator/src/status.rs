@@ -32,7 +32,7 @@ use switchboard_api::{
     snapshot::{BudgetAction, BudgetWindow},
     windows::window_bounds,
 };
-use switchboard_router::ledger::CounterState;
+use switchboard_ledger::CounterState;
 
 /// Condition type the operator owns on every object.
 pub const READY: &str = "Ready";

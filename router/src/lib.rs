@@ -9,12 +9,12 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+pub mod budgets;
 pub mod cli;
 pub mod config_source;
 pub mod endpoints;
 pub mod error;
 pub mod health;
-pub mod ledger;
 pub mod logging;
 pub mod metrics;
 pub mod prefs;

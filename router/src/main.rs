@@ -7,11 +7,11 @@ use std::sync::{
 };
 
 use clap::Parser;
+use switchboard_ledger::{Ledger, local::LocalLedger, redis::RedisLedger};
 use switchboard_router::{
     cli::Cli,
     config_source,
     health::HealthPolicy,
-    ledger::{Ledger, local::LocalLedger, redis::RedisLedger},
     load_manifests, logging, server,
     state::{AppState, Settings},
     telemetry,

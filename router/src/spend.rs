@@ -23,10 +23,9 @@ use switchboard_api::{
     },
 };
 
-use crate::{
-    ledger::{Charge, ReserveRequest, Settlement},
-    pricing::{Usage, cost},
-};
+use switchboard_ledger::{Charge, ReserveRequest, Settlement};
+
+use crate::pricing::{Usage, cost};
 
 /// Output tokens assumed when neither the request nor the model bounds them.
 pub const DEFAULT_MAX_OUTPUT: u64 = 4096;

@@ -9,11 +9,12 @@ use std::{
 };
 
 use arc_swap::ArcSwapOption;
+use switchboard_ledger::{Ledger, local::LocalLedger};
 
 use crate::{
+    budgets::settler::Settler,
     endpoints::generation::GenerationStore,
     health::{Health, HealthPolicy},
-    ledger::{Ledger, local::LocalLedger, settler::Settler},
     metrics::Metrics,
     runtime::{ClientPool, Runtime},
 };

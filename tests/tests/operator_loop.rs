@@ -30,10 +30,10 @@ use switchboard_api::{
     windows::window_bounds,
 };
 use switchboard_e2e::{kube_api::MockKubeApi, redis::RedisServer};
+use switchboard_ledger::redis::RedisLedger;
 use switchboard_operator::{Config, Running, controller, leader::LeaseSettings};
 use switchboard_router::{
     config_source::{self, OperatorSource},
-    ledger::redis::RedisLedger,
     server::{self, RunningServer},
     state::{AppState, Settings},
 };

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use switchboard_api::money::from_nanos;
+use switchboard_ledger::Reserved;
 
 use super::Caller;
 use crate::{
     access::Access,
     error::ApiError,
-    ledger::Reserved,
     routing::Plan,
     spend::{Role, plan_spend, worst_case_nanos},
     state::AppState,

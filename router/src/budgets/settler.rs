@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use super::{Ledger, Settlement};
+use switchboard_ledger::{Ledger, Settlement};
 
 /// Submits settlements and retries the ones that failed.
 pub struct Settler {

@@ -319,7 +319,7 @@ mod tests {
         s.forget_settled(t0 + SETTLED_MEMORY + Duration::from_secs(2000));
         assert!(s.settled.is_empty() && s.settled_order.is_empty());
     }
-    use crate::ledger::{Charge, contract_tests};
+    use crate::{Charge, contract_tests};
 
     #[tokio::test]
     async fn satisfies_the_ledger_contract() {

@@ -289,7 +289,7 @@ impl Ledger for RedisLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::contract_tests;
+    use crate::contract_tests;
 
     /// Runs against `SWITCHBOARD_TEST_REDIS_URL` when set, else against a `redis-server`
     /// (`SWITCHBOARD_TEST_REDIS_SERVER`, else PATH) it starts itself; fails when neither is possible.
