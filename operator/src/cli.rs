@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
+use switchboard_telemetry::LogFormat;
 
 /// Switchboard operator: compiles Provider, ModelRoute, ApiKey and Budget objects into the router
 /// snapshot, pushes it to routers, and writes status.
@@ -60,10 +61,10 @@ pub struct Cli {
     #[arg(long, env = "SWITCHBOARD_OPERATOR_IDENTITY")]
     pub identity: Option<String>,
     /// How long a Lease is valid without renewal.
-    #[arg(long, env = "SWITCHBOARD_OPERATOR_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
     /// Quiet period after a change before compiling, so a burst of changes compiles once.
-    #[arg(long, env = "SWITCHBOARD_OPERATOR_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_DEBOUNCE", default_value = "100ms", value_parser = humantime::parse_duration)]
     pub debounce: Duration,
     /// Redis the routers share as their spend ledger (`redis://host:6379/0`, the routers'
     /// `--redis-url`). Spend is written into Budget and ApiKey status only with it.
@@ -71,7 +72,7 @@ pub struct Cli {
     pub redis_url: Option<String>,
     /// How often the leader reads spend from the ledger (besides reads for new Budgets and
     /// ApiKeys).
-    #[arg(long, env = "SWITCHBOARD_OPERATOR_SPEND_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_SPEND_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
     pub spend_interval: Duration,
     /// OTLP endpoint for traces of reconciles (e.g. `http://otel-collector:4318`); the standard
     /// `OTEL_EXPORTER_OTLP_*` variables work as well. Unset: no traces are exported.
@@ -97,9 +98,6 @@ pub struct Cli {
     #[arg(long, env = "SWITCHBOARD_OPERATOR_LOG", default_value = "info")]
     pub log: String,
 }
-
-pub use switchboard_router::cli::LogFormat;
-use switchboard_router::cli::parse_duration;
 
 /// Splits `NAMESPACE/NAME`.
 pub fn split_namespaced(s: &str) -> Result<(String, String), String> {

@@ -628,7 +628,7 @@ impl Controller {
 }
 
 /// The tracing target of operator spans: exported with traces, kept out of log lines.
-const TRACE: &str = switchboard_router::telemetry::TARGET;
+const TRACE: &str = switchboard_telemetry::TARGET;
 
 /// A span for one write, naming the object it touches.
 fn write_span(op: &str, kind: &str, namespace: &str, name: &str) -> tracing::Span {

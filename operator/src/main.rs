@@ -10,7 +10,7 @@ use switchboard_operator::{
     controller, crds,
     leader::LeaseSettings,
 };
-use switchboard_router::telemetry;
+use switchboard_telemetry::{logging, otlp};
 use tokio::signal::unix::{SignalKind, signal};
 
 fn router_token(cli: &Cli) -> anyhow::Result<String> {
@@ -37,17 +37,16 @@ fn identity(cli: &Cli) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let otlp = telemetry::OtlpOptions {
+    let trace_export = otlp::OtlpOptions {
         endpoint: cli.otlp_endpoint.clone(),
         protocol: cli.otlp_protocol.clone(),
         service_name: "switchboard-operator".into(),
     };
-    let traces = telemetry::enabled(&otlp)
-        .then(|| telemetry::tracer_provider(&otlp))
+    let traces = otlp::enabled(&trace_export)
+        .then(|| otlp::tracer_provider(&trace_export))
         .transpose()?;
     // The live filter handle is not exposed by the operator's admin server (yet).
-    let (_log_level, _log_writer) =
-        switchboard_router::logging::init(cli.log_format, &cli.log, traces.as_ref());
+    let (_log_level, _log_writer) = logging::init(cli.log_format, &cli.log, traces.as_ref());
     rustls::crypto::ring::default_provider()
         .install_default()
         .ok();

@@ -1,6 +1,7 @@
 //! Prometheus metrics of the operator, served on the admin port.
 
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec};
+use switchboard_telemetry::metrics::Registry;
 
 /// The operator's metrics.
 pub struct Metrics {
@@ -24,74 +25,41 @@ pub struct Metrics {
 impl Metrics {
     /// Registers every metric in a fresh registry.
     pub fn new() -> Metrics {
-        let registry = Registry::new();
-        let snapshot_version = IntGauge::new(
-            "switchboard_operator_snapshot_version",
-            "Version of the router snapshot this replica publishes",
-        )
-        .expect("valid metric");
-        let leader = IntGauge::new(
-            "switchboard_operator_leader",
-            "1 while this replica holds the leader Lease",
-        )
-        .expect("valid metric");
-        let reconciles = IntCounterVec::new(
-            Opts::new(
+        let r = Registry::new();
+        Metrics {
+            snapshot_version: r.int_gauge(
+                "switchboard_operator_snapshot_version",
+                "Version of the router snapshot this replica publishes",
+            ),
+            leader: r.int_gauge(
+                "switchboard_operator_leader",
+                "1 while this replica holds the leader Lease",
+            ),
+            reconciles: r.int_counter_vec(
                 "switchboard_operator_reconciles_total",
                 "Compile rounds, by whether they published a new snapshot",
+                &["published"],
             ),
-            &["published"],
-        )
-        .expect("valid metric");
-        let writes = IntCounterVec::new(
-            Opts::new(
+            writes: r.int_counter_vec(
                 "switchboard_operator_writes_total",
                 "Writes to the API server by kind (status, event, key_secret, snapshot_secret) and result",
+                &["kind", "result"],
             ),
-            &["kind", "result"],
-        )
-        .expect("valid metric");
-        let rejected_objects = IntGaugeVec::new(
-            Opts::new(
+            rejected_objects: r.int_gauge_vec(
                 "switchboard_operator_rejected_objects",
                 "Objects left out of the snapshot, by kind and reason",
+                &["kind", "reason"],
             ),
-            &["kind", "reason"],
-        )
-        .expect("valid metric");
-        let stream_clients = IntGauge::new(
-            "switchboard_operator_stream_clients",
-            "Routers connected to the config stream",
-        )
-        .expect("valid metric");
-        let spend_reads = IntCounterVec::new(
-            Opts::new(
+            stream_clients: r.int_gauge(
+                "switchboard_operator_stream_clients",
+                "Routers connected to the config stream",
+            ),
+            spend_reads: r.int_counter_vec(
                 "switchboard_operator_spend_reads_total",
                 "Reads of spend from the ledger (leader only), by result (ok, error)",
+                &["result"],
             ),
-            &["result"],
-        )
-        .expect("valid metric");
-        for m in [
-            Box::new(snapshot_version.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(leader.clone()),
-            Box::new(reconciles.clone()),
-            Box::new(writes.clone()),
-            Box::new(rejected_objects.clone()),
-            Box::new(stream_clients.clone()),
-            Box::new(spend_reads.clone()),
-        ] {
-            registry.register(m).expect("unique metric names");
-        }
-        Metrics {
-            registry,
-            snapshot_version,
-            leader,
-            reconciles,
-            writes,
-            rejected_objects,
-            stream_clients,
-            spend_reads,
+            registry: r,
         }
     }
 
@@ -111,11 +79,7 @@ impl Metrics {
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding never fails");
-        String::from_utf8(buf).expect("exposition is UTF-8")
+        self.registry.render()
     }
 }
 

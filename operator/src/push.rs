@@ -185,7 +185,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            switchboard_telemetry::metrics::CONTENT_TYPE,
         )],
         state.metrics.render(),
     )

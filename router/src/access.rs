@@ -131,12 +131,12 @@ impl Access {
 
     /// Starts the request's span, named `{operation} {model}` as the GenAI conventions ask.
     pub fn start_span(&mut self, model: &str) {
-        if !self.span.is_none() || !crate::telemetry::exporting() {
+        if !self.span.is_none() || !switchboard_telemetry::exporting() {
             return;
         }
         let operation = self.operation();
         let span = tracing::info_span!(
-            target: crate::telemetry::TARGET,
+            target: switchboard_telemetry::TARGET,
             "request",
             otel.name = %format!("{operation} {model}"),
             otel.kind = "server",
@@ -172,7 +172,7 @@ impl Access {
 
     /// Writes what is known about the request onto its span (called once, when it ends).
     fn record_span(&mut self) {
-        if !crate::telemetry::exporting() {
+        if !switchboard_telemetry::exporting() {
             return;
         }
         if self.span.is_none() {

@@ -79,7 +79,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            switchboard_telemetry::metrics::CONTENT_TYPE,
         )],
         state.metrics.render(),
     )

@@ -3,7 +3,8 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{ArgGroup, Parser, ValueEnum};
+use clap::{ArgGroup, Parser};
+use switchboard_telemetry::LogFormat;
 
 /// Switchboard router: an OpenAI-compatible LLM gateway.
 #[derive(Debug, Parser)]
@@ -60,7 +61,7 @@ pub struct Cli {
     #[arg(long, env = "SWITCHBOARD_MAX_REQUEST_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_request_bytes: usize,
     /// How long in-flight requests may run after SIGTERM (e.g. `30s`).
-    #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
     /// Redis URL of the shared spend and rate-limit ledger (`redis://host:6379/0`). Required when
     /// more than one router replica serves the same keys; without it counters are in-process.
@@ -83,7 +84,7 @@ pub struct Cli {
     #[arg(long, env = "SWITCHBOARD_EJECT_AFTER_FAILURES", default_value_t = 5)]
     pub eject_after_failures: u32,
     /// First ejection time of a failing target (doubles on each further ejection, up to 5m).
-    #[arg(long, env = "SWITCHBOARD_EJECTION_TIME", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "SWITCHBOARD_EJECTION_TIME", default_value = "5s", value_parser = humantime::parse_duration)]
     pub ejection_time: Duration,
     /// OTLP endpoint for traces (e.g. `http://otel-collector:4318`); the standard
     /// `OTEL_EXPORTER_OTLP_*` variables work as well. Unset: no traces are exported.
@@ -107,18 +108,4 @@ pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `switchboard=debug`).
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info")]
     pub log: String,
-}
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Parses a duration flag such as `30s` or `1500ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| e.to_string())
 }

@@ -15,7 +15,6 @@ pub mod config_source;
 pub mod endpoints;
 pub mod error;
 pub mod health;
-pub mod logging;
 pub mod metrics;
 pub mod prefs;
 pub mod pricing;

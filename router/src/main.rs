@@ -12,10 +12,10 @@ use switchboard_router::{
     cli::Cli,
     config_source,
     health::HealthPolicy,
-    load_manifests, logging, server,
+    load_manifests, server,
     state::{AppState, Settings},
-    telemetry,
 };
+use switchboard_telemetry::{logging, otlp};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// mimalloc instead of glibc's malloc: fewer instructions per allocation on the request path,
@@ -28,13 +28,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let otlp = telemetry::OtlpOptions {
+    let trace_export = otlp::OtlpOptions {
         endpoint: cli.otlp_endpoint.clone(),
         protocol: cli.otlp_protocol.clone(),
         service_name: "switchboard-router".into(),
     };
-    let traces = telemetry::enabled(&otlp)
-        .then(|| telemetry::tracer_provider(&otlp))
+    let traces = otlp::enabled(&trace_export)
+        .then(|| otlp::tracer_provider(&trace_export))
         .transpose()?;
     // `_log_writer` lives to the end of `main`, so queued lines are written before exit.
     let (log_level, _log_writer) = logging::init(cli.log_format, &cli.log, traces.as_ref());

@@ -60,7 +60,7 @@ pub struct AppState {
     /// Process settings.
     pub settings: Settings,
     /// The live log filter, when this process installed one (the binary does; tests need not).
-    pub log_level: std::sync::OnceLock<crate::logging::LogLevel>,
+    pub log_level: std::sync::OnceLock<switchboard_telemetry::LogLevel>,
     /// Access records handed off by [`crate::access::Access::finish_after_response`], and how
     /// many of them are written: both only grow.
     records_handed_off: AtomicU64,

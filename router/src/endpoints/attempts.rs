@@ -235,11 +235,11 @@ impl<'s, 'a> Attempts<'s, 'a> {
                     };
                     access.attempts += 1;
                     self.started = Instant::now();
-                    self.span = if !crate::telemetry::exporting() {
+                    self.span = if !switchboard_telemetry::exporting() {
                         tracing::Span::none()
                     } else {
                         tracing::info_span!(
-                            target: crate::telemetry::TARGET,
+                            target: switchboard_telemetry::TARGET,
                             parent: &access.span,
                             "attempt",
                             otel.name = format!("chat {}", c.upstream_model).as_str(),

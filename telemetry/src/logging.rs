@@ -1,21 +1,33 @@
 //! Logging: `tracing` to stderr as text or JSON (one object per line), with a filter that can be
-//! changed while the router runs (`PUT /loglevel` on the admin port). Access-log lines use the
-//! target `switchboard::access`. Prompts, responses and keys are never logged.
+//! changed while the process runs (the router's `PUT /loglevel` on its admin port). The router's
+//! access-log lines use the target `switchboard::access`. Prompts, responses and keys are never
+//! logged.
 //!
 //! Lines are written by a dedicated thread (`tracing_appender::non_blocking`), not by the request
 //! workers: a slow stderr (a full pipe to the container runtime, a file under writeback) must not
-//! stall requests. The queue holds 128,000 lines; when it is full, logging waits rather than drops.
+//! stall requests. The queue holds 8,192 lines; when it is full, logging waits
+//! rather than drops.
 
 use std::{
     io::IsTerminal,
     sync::{Mutex, PoisonError},
 };
 
+use clap::ValueEnum;
 use tracing_subscriber::{
     EnvFilter, Layer, Registry, layer::SubscriberExt, reload, util::SubscriberInitExt,
 };
 
-use crate::cli::LogFormat;
+use crate::TARGET;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// The live log filter.
 pub struct LogLevel {
@@ -30,7 +42,7 @@ pub type LogWriter = tracing_appender::non_blocking::WorkerGuard;
 /// The filter actually installed: the user's, plus request spans when traces are exported.
 fn effective(filter: &str, tracing: bool) -> Result<EnvFilter, String> {
     let full = if tracing {
-        format!("{filter},{}=info", crate::telemetry::TARGET)
+        format!("{filter},{}=info", TARGET)
     } else {
         filter.to_string()
     };
@@ -97,9 +109,9 @@ pub fn init(
     // Request and attempt spans (which carry prompts when content recording is on) go to traces
     // only, never into log lines.
     let output = output.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-        meta.target() != crate::telemetry::TARGET
+        meta.target() != TARGET
     }));
-    let otel = traces.map(crate::telemetry::layer);
+    let otel = traces.map(crate::otlp::layer);
     tracing_subscriber::registry()
         .with(filter)
         .with(output)

@@ -1,0 +1,105 @@
+//! Prometheus metrics made and registered in one call, so a process's metric set is a list of
+//! names, help texts and labels rather than a constructor and a registration apart. Names and
+//! labels are each process's own; the text exposition is sorted by name, so the order metrics are
+//! made in does not show.
+
+use prometheus::{
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, TextEncoder, core::Collector,
+};
+
+/// The `Content-Type` of [`Registry::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A metric registry: every method makes one metric and registers it. Names are fixed in the
+/// code, so an invalid or repeated one is a bug and panics at start.
+#[derive(Default)]
+pub struct Registry(prometheus::Registry);
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    fn register<M: Collector + Clone + 'static>(&self, metric: M) -> M {
+        self.0
+            .register(Box::new(metric.clone()))
+            .expect("unique metric names");
+        metric
+    }
+
+    /// An integer counter per label set.
+    pub fn int_counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.register(IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+
+    /// A floating-point counter per label set.
+    pub fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+        self.register(CounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+
+    /// An integer gauge.
+    pub fn int_gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.register(IntGauge::new(name, help).expect("valid metric"))
+    }
+
+    /// An integer gauge per label set.
+    pub fn int_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.register(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+
+    /// A floating-point gauge per label set.
+    pub fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        self.register(GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+
+    /// A histogram with `buckets` (upper bounds, ascending) per label set.
+    pub fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: Vec<f64>,
+        labels: &[&str],
+    ) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(buckets);
+        self.register(HistogramVec::new(opts, labels).expect("valid metric"))
+    }
+
+    /// Prometheus text exposition of every metric (see [`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.0.gather(), &mut buf)
+            .expect("text encoding never fails");
+        String::from_utf8(buf).expect("exposition is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_sorted_by_name_whatever_order_they_were_made_in() {
+        let r = Registry::new();
+        let b = r.int_counter_vec("test_b_total", "B", &["kind"]);
+        let a = r.int_gauge("test_a", "A");
+        b.with_label_values(&["x"]).inc();
+        a.set(3);
+        let text = r.render();
+        let a_at = text.find("test_a 3").expect("gauge rendered");
+        let b_at = text
+            .find("test_b_total{kind=\"x\"} 1")
+            .expect("counter rendered");
+        assert!(a_at < b_at, "{text}");
+    }
+
+    #[test]
+    #[should_panic(expected = "unique metric names")]
+    fn a_name_made_twice_is_a_bug() {
+        let r = Registry::new();
+        r.int_gauge("test_twice", "once");
+        r.int_gauge("test_twice", "twice");
+    }
+}
