@@ -15,11 +15,12 @@ pub mod config_source;
 pub mod endpoints;
 pub mod error;
 pub mod health;
+pub mod json;
 pub mod metrics;
 pub mod prefs;
 pub mod pricing;
 pub mod providers;
-pub mod raw_json;
+
 pub mod routing;
 pub mod runtime;
 pub mod server;

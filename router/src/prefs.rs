@@ -9,7 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, value::RawValue};
 use switchboard_api::snapshot::{ApiKeyConfig, Capability, DataCollection};
 
-use crate::{endpoints::field, error::ApiError, raw_json::RawObject};
+use crate::{
+    error::ApiError,
+    json::{RawObject, field},
+};
 
 /// A model-name suffix that changes routing for that model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

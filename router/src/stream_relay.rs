@@ -11,8 +11,8 @@ use serde_json::{json, value::RawValue};
 use switchboard_api::snapshot::PriceTable;
 
 use crate::{
+    json::{RawObject, usage_with_cost},
     pricing::{Usage, cost, estimate_tokens},
-    raw_json::{RawObject, usage_with_cost},
 };
 
 /// The parts of a chunk the relay looks at.

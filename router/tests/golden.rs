@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use serde_json::Value;
 use switchboard_router::{
     endpoints::messages::translate as messages,
+    json::RawObject,
     providers::{
         anthropic::translate as anthropic, bedrock::translate as bedrock,
         gemini::translate as gemini, openai_wire::ChatRequest, upstream::StreamTranslate,
     },
-    raw_json::RawObject,
 };
 
 fn path(rel: &str) -> PathBuf {

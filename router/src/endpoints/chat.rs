@@ -19,15 +19,13 @@ use rust_decimal::Decimal;
 use serde_json::{Value, value::RawValue};
 use tracing::Instrument;
 
-use super::{
-    Attempts, Slot, admit, authenticated_json, begin, field, plan_request, tag_generation,
-};
+use super::{Attempts, Slot, admit, authenticated_json, begin, plan_request, tag_generation};
 use crate::{
     access::Access,
     error::{ApiError, scrub},
+    json::{Present, RawObject, field, splice_fields, usage_with_cost},
     pricing::{Usage, cost, estimate_tokens},
     providers::{self, AttemptError, Call, ChunkStream, Reply},
-    raw_json::{Present, RawObject, splice_fields, usage_with_cost},
     routing::Candidate,
     state::AppState,
     stream_relay::{StreamEnd, StreamRelay, in_band_error, is_committing},

@@ -18,9 +18,9 @@ use super::{Attempts, admit, authenticated_json, begin, plan_request, tag_genera
 use crate::{
     access::Access,
     error::ApiError,
+    json::{RawObject, usage_with_cost},
     pricing::{Usage, cost},
     providers::{self, AttemptError, Call},
-    raw_json::{RawObject, usage_with_cost},
     routing::Candidate,
     state::AppState,
 };

@@ -17,11 +17,10 @@ use std::{
 
 use axum::{body::Body, http::HeaderMap};
 use rand::{Rng, distr::Alphanumeric};
-use serde::de::DeserializeOwned;
 use switchboard_api::snapshot::ApiKeyConfig;
 
 use crate::{
-    access::Access, auth, error::ApiError, raw_json::RawObject, runtime::Runtime, state::AppState,
+    access::Access, auth, error::ApiError, json::RawObject, runtime::Runtime, state::AppState,
 };
 
 pub use admission::admit;
@@ -144,21 +143,6 @@ pub async fn read_json(
         message: format!("Invalid JSON in request body: {e}"),
         param: None,
     })
-}
-
-/// Decodes one field, with a 400 naming the field when it has the wrong type.
-pub fn field<T: DeserializeOwned>(
-    body: &RawObject,
-    name: &str,
-    expected: &str,
-) -> Result<Option<T>, ApiError> {
-    match body.get(name) {
-        None => Ok(None),
-        Some(raw) if raw.get() == "null" => Ok(None),
-        Some(raw) => serde_json::from_str(raw.get())
-            .map(Some)
-            .map_err(|_| ApiError::bad_param(name, format!("`{name}` must be {expected}"))),
-    }
 }
 
 /// Checks the primary model exists and the key may use it: 404, then 403.

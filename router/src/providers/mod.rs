@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::{
-    raw_json::RawObject,
+    json::RawObject,
     runtime::{Adapter, ProviderRuntime},
 };
 

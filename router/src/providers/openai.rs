@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use http::header;
 
 use super::{AttemptError, Call, EXTENSION_FIELDS, Reply, upstream};
-use crate::raw_json::RawObject;
+use crate::json::RawObject;
 
 /// The upstream request body: the client's fields, `model` replaced, extensions removed, and
 /// `stream_options.include_usage` forced on for streams so usage is always reported.

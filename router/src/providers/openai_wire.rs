@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::AttemptError;
-use crate::raw_json::RawObject;
+use crate::json::RawObject;
 
 /// The client's chat request, as far as translators read it.
 #[derive(Debug, Default, Deserialize)]

@@ -100,7 +100,7 @@ pub fn fold<V: Blocks>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{providers::openai_wire::ChatRequest, raw_json::RawObject};
+    use crate::{json::RawObject, providers::openai_wire::ChatRequest};
 
     /// Blocks as text: content parts as-is, an assistant's tool calls as `call:<name>`, tool
     /// results as `result:<id>`.

@@ -19,6 +19,7 @@ use serde_json::{Number, Value, json};
 
 use crate::{
     error::ApiError,
+    json::RawObject,
     providers::{
         EXTENSION_FIELDS,
         anthropic::wire::{
@@ -27,7 +28,6 @@ use crate::{
             ToolChoice, ToolChoiceKind, Usage,
         },
     },
-    raw_json::RawObject,
 };
 
 /// Format tag of Anthropic thinking blocks in `reasoning_details`.

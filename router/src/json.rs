@@ -1,15 +1,18 @@
 //! Editing a JSON object without re-serialising what we do not touch: every field we pass on
-//! keeps the upstream's exact bytes. Pure.
+//! keeps the upstream's exact bytes; and decoding the one field we read, with a 400 that names it.
+//! Pure.
 
 use std::fmt;
 
 use rust_decimal::Decimal;
 use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
-    de::{MapAccess, Visitor},
+    de::{DeserializeOwned, MapAccess, Visitor},
     ser::SerializeMap,
 };
 use serde_json::value::RawValue;
+
+use crate::error::ApiError;
 
 /// A JSON object as an ordered list of fields with raw values.
 #[derive(Debug, Default)]
@@ -146,6 +149,21 @@ pub fn usage_with_cost(usage: Option<&RawValue>, cost: Decimal) -> String {
     // `Decimal`'s Display never uses an exponent, so this is a valid, exact JSON number.
     obj.set_raw("cost", cost.normalize().to_string());
     String::from_utf8(obj.to_vec()).expect("JSON is UTF-8")
+}
+
+/// Decodes one field, with a 400 naming the field when it has the wrong type.
+pub fn field<T: DeserializeOwned>(
+    body: &RawObject,
+    name: &str,
+    expected: &str,
+) -> Result<Option<T>, ApiError> {
+    match body.get(name) {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) => serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(|_| ApiError::bad_param(name, format!("`{name}` must be {expected}"))),
+    }
 }
 
 #[cfg(test)]
