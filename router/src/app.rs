@@ -11,7 +11,11 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{endpoints, error::ApiError, state::AppState};
+use crate::{
+    endpoints,
+    error::ApiError,
+    state::{AppState, RECORDS_WAIT},
+};
 
 /// The client API: OpenAI-compatible endpoints under `/v1` and, for OpenRouter-style base URLs,
 /// `/api/v1`.
@@ -85,9 +89,6 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     )
         .into_response()
 }
-
-/// How long a read of recorded state waits for the records of responses already sent.
-pub(crate) const RECORDS_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 async fn config(State(state): State<Arc<AppState>>) -> Response {
     match state.runtime() {

@@ -6,7 +6,6 @@
 //! [`state::AppState`]; [`server::start`] binds and serves them; [`standalone`] compiles manifest
 //! files into a config.
 
-pub mod access;
 pub mod app;
 pub mod auth;
 pub mod budgets;
@@ -16,7 +15,7 @@ pub mod endpoints;
 pub mod error;
 pub mod health;
 pub mod json;
-pub mod metrics;
+pub mod observability;
 pub mod prefs;
 pub mod pricing;
 pub mod providers;
@@ -28,7 +27,6 @@ pub mod spend;
 pub mod standalone;
 pub mod state;
 pub mod stream_relay;
-pub mod telemetry;
 
 use std::{path::PathBuf, sync::Arc};
 

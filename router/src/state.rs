@@ -13,9 +13,8 @@ use switchboard_ledger::{Ledger, local::LocalLedger};
 
 use crate::{
     budgets::settler::Settler,
-    endpoints::generation::GenerationStore,
     health::{Health, HealthPolicy},
-    metrics::Metrics,
+    observability::{generations::GenerationStore, metrics::Metrics},
     runtime::{ClientPool, Runtime},
 };
 
@@ -44,6 +43,10 @@ impl Default for Settings {
     }
 }
 
+/// How long a read of recorded state (`/metrics`, a generation record) waits for the records of
+/// responses already sent (see [`AppState::records_written`]).
+pub const RECORDS_WAIT: Duration = Duration::from_millis(100);
+
 /// What every handler shares: the current config (swapped atomically), metrics, upstream clients.
 pub struct AppState {
     runtime: ArcSwapOption<Runtime>,
@@ -61,7 +64,7 @@ pub struct AppState {
     pub settings: Settings,
     /// The live log filter, when this process installed one (the binary does; tests need not).
     pub log_level: std::sync::OnceLock<switchboard_telemetry::LogLevel>,
-    /// Access records handed off by [`crate::access::Access::finish_after_response`], and how
+    /// Access records handed off by [`crate::observability::access::Access::finish_after_response`], and how
     /// many of them are written: both only grow.
     records_handed_off: AtomicU64,
     records_written: AtomicU64,

@@ -851,7 +851,10 @@ fn pods_run_locked_down() {
 /// Metric names registered in a metrics.rs (`"switchboard_..."` string literals).
 fn registered_metrics() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for file in ["router/src/metrics.rs", "operator/src/metrics.rs"] {
+    for file in [
+        "router/src/observability/metrics.rs",
+        "operator/src/metrics.rs",
+    ] {
         let text = read(&repo().join(file));
         for part in text.split("\"switchboard_").skip(1) {
             let name: String = part

@@ -12,8 +12,8 @@ use switchboard_ledger::Reserved;
 
 use super::Caller;
 use crate::{
-    access::Access,
     error::ApiError,
+    observability::access::Access,
     routing::Plan,
     spend::{Role, plan_spend, worst_case_nanos},
     state::AppState,

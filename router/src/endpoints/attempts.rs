@@ -16,10 +16,10 @@ use switchboard_api::snapshot::RetryConfig;
 
 use super::{Caller, check_primary_model};
 use crate::{
-    access::Access,
     error::{ApiError, AttemptReport, scrub},
     health::InFlight,
     json::RawObject,
+    observability::access::Access,
     prefs::{ProviderPrefs, model_chain, needed_capabilities, sticky_key},
     providers::AttemptError,
     routing::{Candidate, Plan, RoutingRequest, plan},

@@ -21,9 +21,9 @@ use tracing::Instrument;
 
 use super::{Attempts, Slot, admit, authenticated_json, begin, plan_request, tag_generation};
 use crate::{
-    access::Access,
     error::{ApiError, scrub},
     json::{Present, RawObject, field, splice_fields, usage_with_cost},
+    observability::access::Access,
     pricing::{Usage, cost, estimate_tokens},
     providers::{self, AttemptError, Call, ChunkStream, Reply},
     routing::Candidate,

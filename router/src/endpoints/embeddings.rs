@@ -16,9 +16,9 @@ use tracing::Instrument;
 
 use super::{Attempts, admit, authenticated_json, begin, plan_request, tag_generation};
 use crate::{
-    access::Access,
     error::ApiError,
     json::{RawObject, usage_with_cost},
+    observability::access::Access,
     pricing::{Usage, cost},
     providers::{self, AttemptError, Call},
     routing::Candidate,

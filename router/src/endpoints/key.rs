@@ -23,7 +23,7 @@ use switchboard_api::{
 };
 
 use super::{authenticate, new_generation_id};
-use crate::{access::Access, error::ApiError, state::AppState};
+use crate::{error::ApiError, observability::access::Access, state::AppState};
 
 fn number(usd: Decimal) -> Value {
     json!(usd.to_f64().unwrap_or(0.0))

@@ -20,7 +20,8 @@ use rand::{Rng, distr::Alphanumeric};
 use switchboard_api::snapshot::ApiKeyConfig;
 
 use crate::{
-    access::Access, auth, error::ApiError, json::RawObject, runtime::Runtime, state::AppState,
+    auth, error::ApiError, json::RawObject, observability::access::Access, runtime::Runtime,
+    state::AppState,
 };
 
 pub use admission::admit;

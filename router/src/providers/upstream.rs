@@ -25,7 +25,7 @@ pub async fn send(
         req = req.header(k, v);
     }
     // W3C trace context of the attempt span this request runs in.
-    for (k, v) in crate::telemetry::outgoing_headers() {
+    for (k, v) in crate::observability::traces::outgoing_headers() {
         req = req.header(k, v);
     }
     let resp = tokio::time::timeout(call.first_token_timeout, req.send())

@@ -8,8 +8,8 @@ use rust_decimal::Decimal;
 use switchboard_api::money::to_nanos;
 
 use crate::{
-    endpoints::generation::{Generation, Stored},
     error::AttemptReport,
+    observability::generations::{Generation, Stored},
     pricing::Usage,
     spend::{SpendPlan, settlement},
     state::AppState,
@@ -118,7 +118,7 @@ impl Access {
 impl Access {
     /// Continues the client's W3C trace (`traceparent`) in this request's span.
     pub fn continue_trace(&mut self, headers: &http::HeaderMap) {
-        self.trace_parent = Some(crate::telemetry::extract(headers));
+        self.trace_parent = Some(super::traces::extract(headers));
     }
 
     fn operation(&self) -> &'static str {
@@ -165,7 +165,7 @@ impl Access {
             gen_ai.output.messages = tracing::field::Empty,
         );
         if let Some(parent) = self.trace_parent.take() {
-            crate::telemetry::set_parent(&span, parent);
+            super::traces::set_parent(&span, parent);
         }
         self.span = span;
     }
