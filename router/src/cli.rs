@@ -77,7 +77,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "SWITCHBOARD_UPSTREAM_REQUESTS_PER_CONNECTION",
-        default_value_t = crate::runtime::REQUESTS_PER_CLIENT
+        default_value_t = crate::providers::clients::REQUESTS_PER_CLIENT
     )]
     pub upstream_requests_per_connection: usize,
     /// Consecutive failures that eject an upstream target from routing.

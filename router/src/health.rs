@@ -312,16 +312,6 @@ impl Health {
     }
 }
 
-/// Parses a `Retry-After` header: delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,21 +416,6 @@ mod tests {
         h.record_failure("p", "m", t0, Some(Duration::from_secs(7)));
         assert_eq!(h.view("p", "m", t0).cooling, Some(Duration::from_secs(7)));
         assert_eq!(h.view("p", "m", t0 + Duration::from_secs(7)).cooling, None);
-        assert_eq!(
-            parse_retry_after(
-                "Wed, 21 Oct 2015 07:28:00 GMT",
-                httpdate::parse_http_date("Wed, 21 Oct 2015 07:27:30 GMT").unwrap()
-            ),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after("12", std::time::SystemTime::now()),
-            Some(Duration::from_secs(12))
-        );
-        assert_eq!(
-            parse_retry_after("soon", std::time::SystemTime::now()),
-            None
-        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use clap::Parser;
 use switchboard_ledger::{Ledger, local::LocalLedger, redis::RedisLedger};
 use switchboard_router::{
     cli::Cli,
-    config_source,
+    config::operator,
     health::HealthPolicy,
     load_manifests, server,
     state::{AppState, Settings},
@@ -65,12 +65,12 @@ async fn main() -> anyhow::Result<()> {
     let (stop_follower, follower_stop) = tokio::sync::watch::channel(false);
     match &cli.operator_url {
         Some(url) => {
-            let token = config_source::read_token(
+            let token = operator::read_token(
                 cli.operator_token_file.as_deref(),
                 cli.operator_token.as_deref(),
             )?;
-            let source = config_source::OperatorSource::new(url, token);
-            config_source::start(
+            let source = operator::OperatorSource::new(url, token);
+            operator::start(
                 state.clone(),
                 source,
                 cli.snapshot_file.clone(),

@@ -32,9 +32,10 @@ use switchboard_api::snapshot::{
 };
 
 use crate::{
+    config::runtime::Runtime,
     health::{TargetView, Tier},
     prefs::{ModelChoice, ProviderPrefs, SortBy, Variant},
-    runtime::{Adapter, ProviderRuntime, Runtime},
+    providers::{Adapter, ProviderRuntime},
 };
 
 /// One upstream to try.

@@ -6,7 +6,7 @@ use switchboard_api::{compile, parse_manifests, snapshot::ApiKeyConfig};
 use super::*;
 use crate::{
     prefs::{MaxPrice, model_choice},
-    runtime::ClientPool,
+    providers::clients::ClientPool,
 };
 
 /// Providers `a`..`e` (openaiCompatible) each offering `m`, with prices, data policies and

@@ -13,9 +13,10 @@ use switchboard_ledger::{Ledger, local::LocalLedger};
 
 use crate::{
     budgets::settler::Settler,
+    config::runtime::Runtime,
     health::{Health, HealthPolicy},
     observability::{generations::GenerationStore, metrics::Metrics},
-    runtime::{ClientPool, Runtime},
+    providers::clients::{ClientPool, REQUESTS_PER_CLIENT},
 };
 
 /// Settings that do not come from the config snapshot.
@@ -28,7 +29,7 @@ pub struct Settings {
     /// Record prompts and completions on traces (span events); off by default.
     pub trace_content: bool,
     /// Requests one upstream HTTP client carries before another is used (see
-    /// [`crate::runtime::REQUESTS_PER_CLIENT`]).
+    /// [`REQUESTS_PER_CLIENT`]).
     pub requests_per_client: usize,
 }
 
@@ -38,7 +39,7 @@ impl Default for Settings {
             max_request_bytes: 10 * 1024 * 1024,
             health: HealthPolicy::default(),
             trace_content: false,
-            requests_per_client: crate::runtime::REQUESTS_PER_CLIENT,
+            requests_per_client: REQUESTS_PER_CLIENT,
         }
     }
 }

@@ -55,7 +55,7 @@ async fn tls_upstream_with(
         .signed_by(&leaf_key, &issuer)
         .unwrap();
 
-    switchboard_router::runtime::install_crypto_provider();
+    switchboard_router::providers::clients::install_crypto_provider();
     let mut config = ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(

@@ -31,7 +31,7 @@ const SECRETS: &str = "api/v1/secrets";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn kube_client(api: &MockKubeApi) -> Client {
-    switchboard_router::runtime::install_crypto_provider();
+    switchboard_router::providers::clients::install_crypto_provider();
     let config = kube::Config::new(api.url().parse().unwrap());
     Client::try_from(config).expect("client for the mock API server")
 }

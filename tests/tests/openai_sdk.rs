@@ -19,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use switchboard_router::{runtime::install_crypto_provider, server, state::Settings};
+use switchboard_router::{providers::clients::install_crypto_provider, server, state::Settings};
 
 /// The quickstart's client key.
 const KEY: &str = "sk-sb-quickstart-0123456789";

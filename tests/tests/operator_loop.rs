@@ -33,7 +33,7 @@ use switchboard_e2e::{kube_api::MockKubeApi, redis::RedisServer};
 use switchboard_ledger::redis::RedisLedger;
 use switchboard_operator::{Config, Running, controller, leader::LeaseSettings};
 use switchboard_router::{
-    config_source::{self, OperatorSource},
+    config::operator::{self as config_source, OperatorSource},
     server::{self, RunningServer},
     state::{AppState, Settings},
 };
@@ -48,7 +48,7 @@ const BUDGETS: &str = "apis/switchboard.dev/v1alpha1/budgets";
 const SECRETS: &str = "api/v1/secrets";
 
 fn kube_client(api: &MockKubeApi) -> Client {
-    switchboard_router::runtime::install_crypto_provider();
+    switchboard_router::providers::clients::install_crypto_provider();
     let config = kube::Config::new(api.url().parse().unwrap());
     Client::try_from(config).expect("client for the mock API server")
 }

@@ -22,8 +22,8 @@ use crate::{
     observability::access::Access,
     prefs::{ProviderPrefs, model_chain, needed_capabilities, sticky_key},
     providers::AttemptError,
+    providers::clients::ClientLease,
     routing::{Candidate, Plan, RoutingRequest, plan},
-    runtime::ClientLease,
     state::AppState,
 };
 

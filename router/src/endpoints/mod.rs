@@ -20,8 +20,8 @@ use rand::{Rng, distr::Alphanumeric};
 use switchboard_api::snapshot::ApiKeyConfig;
 
 use crate::{
-    auth, error::ApiError, json::RawObject, observability::access::Access, runtime::Runtime,
-    state::AppState,
+    auth, config::runtime::Runtime, error::ApiError, json::RawObject,
+    observability::access::Access, state::AppState,
 };
 
 pub use admission::admit;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use switchboard_api::snapshot::{Capability, RouteConfig};
 
 use super::{authenticate, new_generation_id};
-use crate::{observability::access::Access, runtime::Runtime, state::AppState};
+use crate::{config::runtime::Runtime, observability::access::Access, state::AppState};
 
 /// Handles a model listing.
 pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {

@@ -5,10 +5,12 @@
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+pub mod clients;
 pub mod gemini;
 pub mod mock;
 pub mod openai;
 pub mod openai_wire;
+pub mod runtime;
 pub mod turns;
 pub mod upstream;
 pub mod vertex;
@@ -18,10 +20,50 @@ use std::{pin::Pin, time::Duration};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::{
-    json::RawObject,
-    runtime::{Adapter, ProviderRuntime},
-};
+use switchboard_api::snapshot::{ProviderType, SecretValue};
+
+use crate::json::RawObject;
+pub use runtime::ProviderRuntime;
+
+/// How a provider is spoken to: one variant per wire format.
+#[derive(Clone, Debug)]
+pub enum Adapter {
+    /// OpenAI Chat Completions over HTTP (`openai`, `openaiCompatible`).
+    OpenAi,
+    /// OpenAI Chat Completions at Azure deployment URLs (`azureOpenAI`).
+    Azure,
+    /// Anthropic Messages (`anthropic`).
+    Anthropic,
+    /// Google AI generateContent (`gemini`).
+    Gemini,
+    /// Vertex AI: Gemini and Anthropic models, with the provider's OAuth2 token cache.
+    Vertex(vertex::Auth),
+    /// Bedrock Converse, with the provider's AWS credentials.
+    Bedrock(bedrock::Auth),
+    /// The built-in deterministic mock.
+    Mock,
+    /// A type whose adapter is not built: requests get a 501. Every type has one today; kept so
+    /// a type added to the API before its adapter is refused cleanly.
+    Unsupported(ProviderType),
+}
+
+impl Adapter {
+    /// The adapter of a provider type; cloud-identity adapters keep the credential's auth state.
+    pub fn for_provider(
+        provider_type: ProviderType,
+        credential: &Result<Option<SecretValue>, String>,
+    ) -> Adapter {
+        match provider_type {
+            ProviderType::Openai | ProviderType::OpenaiCompatible => Adapter::OpenAi,
+            ProviderType::AzureOpenAI => Adapter::Azure,
+            ProviderType::Anthropic => Adapter::Anthropic,
+            ProviderType::Gemini => Adapter::Gemini,
+            ProviderType::Vertex => Adapter::Vertex(vertex::Auth::from_credential(credential)),
+            ProviderType::Bedrock => Adapter::Bedrock(bedrock::Auth::from_credential(credential)),
+            ProviderType::Mock => Adapter::Mock,
+        }
+    }
+}
 
 /// A stream of SSE `data` payloads in OpenAI chat-chunk format (the last one is `[DONE]`).
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<String, AttemptError>> + Send>>;
@@ -115,7 +157,7 @@ fn without_url(e: &reqwest::Error) -> String {
 pub struct Call<'a> {
     /// The provider.
     pub provider: &'a ProviderRuntime,
-    /// The client leased for this attempt (see [`crate::runtime::ClientSet`]).
+    /// The client leased for this attempt (see [`clients::ClientSet`]).
     pub client: &'a reqwest::Client,
     /// Upstream model id.
     pub upstream_model: &'a str,

@@ -1,7 +1,7 @@
 //! Sending one upstream request, shared by every HTTP adapter: the Provider's extra headers and
 //! timeouts, error statuses with their body and `Retry-After`, and streams of translated chunks.
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, time::Duration};
 
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
@@ -20,7 +20,7 @@ pub async fn send(
     map_status: fn(u16, &str) -> u16,
 ) -> Result<reqwest::Response, AttemptError> {
     let p = call.provider;
-    req = req.timeout(std::time::Duration::from_millis(p.config.timeouts.total_ms));
+    req = req.timeout(Duration::from_millis(p.config.timeouts.total_ms));
     for (k, v) in &p.config.headers {
         req = req.header(k, v);
     }
@@ -38,7 +38,7 @@ pub async fn send(
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| crate::health::parse_retry_after(v, std::time::SystemTime::now()));
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let body = read_error_body(resp).await;
         return Err(AttemptError::Status {
             status: map_status(status.as_u16(), &body),
@@ -47,6 +47,16 @@ pub async fn send(
         });
     }
     Ok(resp)
+}
+
+/// Parses a `Retry-After` header: delay-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Keeps the upstream's status.
@@ -149,4 +159,28 @@ where
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        assert_eq!(
+            parse_retry_after(
+                "Wed, 21 Oct 2015 07:28:00 GMT",
+                httpdate::parse_http_date("Wed, 21 Oct 2015 07:27:30 GMT").unwrap()
+            ),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("12", std::time::SystemTime::now()),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            parse_retry_after("soon", std::time::SystemTime::now()),
+            None
+        );
+    }
 }

@@ -239,7 +239,7 @@ async fn answer(
 
 /// An HTTP client for tests (installs the process's rustls crypto provider first).
 pub fn http() -> reqwest::Client {
-    switchboard_router::runtime::install_crypto_provider();
+    switchboard_router::providers::clients::install_crypto_provider();
     reqwest::Client::new()
 }
 

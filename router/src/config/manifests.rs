@@ -1,15 +1,47 @@
 //! Standalone mode: the same manifests a team would `kubectl apply`, read from files and compiled
-//! in-process with the same pure compiler the operator uses.
+//! in-process with the same pure compiler the operator uses, then served.
 
 use std::{
     fs,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use anyhow::{Context, bail};
 use switchboard_api::{Object, RouterConfig, compile, parse_manifests};
 
-use crate::runtime::ObjectStatus;
+use super::runtime::{ObjectStatus, Runtime};
+use crate::state::{AppState, Settings};
+
+/// Compiles `manifests` and installs the result as config `version` into `state`. Used at start,
+/// on SIGHUP, and by tests. A config that fails validation is refused and the old one kept.
+pub fn load_manifests(
+    state: &AppState,
+    manifests: &[PathBuf],
+    namespace: &str,
+    version: u64,
+) -> anyhow::Result<()> {
+    let (config, objects) = compile_manifests(manifests, namespace, version)?;
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid snapshot: {e}"))?;
+    let runtime = Runtime::build(config, objects, &state.clients, &|name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    state.install(runtime);
+    Ok(())
+}
+
+/// A fresh state serving `manifests`, for embedding the router (tests, benchmarks).
+pub fn state_from_manifests(
+    manifests: &[PathBuf],
+    settings: Settings,
+) -> anyhow::Result<Arc<AppState>> {
+    let state = AppState::new(settings);
+    load_manifests(&state, manifests, "default", 1)?;
+    Ok(state)
+}
 
 /// The manifest files named by `paths`: files as given, directories expanded to their `.yaml`,
 /// `.yml` and `.json` files (not recursive), in name order.
