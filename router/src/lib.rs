@@ -13,15 +13,12 @@ pub mod cli;
 pub mod config;
 pub mod endpoints;
 pub mod error;
-pub mod health;
 pub mod json;
 pub mod observability;
-pub mod prefs;
 pub mod pricing;
 pub mod providers;
 pub mod routing;
 pub mod server;
-pub mod spend;
 pub mod state;
 pub mod stream_relay;
 

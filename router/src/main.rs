@@ -11,8 +11,9 @@ use switchboard_ledger::{Ledger, local::LocalLedger, redis::RedisLedger};
 use switchboard_router::{
     cli::Cli,
     config::operator,
-    health::HealthPolicy,
-    load_manifests, server,
+    load_manifests,
+    routing::health::HealthPolicy,
+    server,
     state::{AppState, Settings},
 };
 use switchboard_telemetry::{logging, otlp};

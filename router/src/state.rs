@@ -14,9 +14,9 @@ use switchboard_ledger::{Ledger, local::LocalLedger};
 use crate::{
     budgets::settler::Settler,
     config::runtime::Runtime,
-    health::{Health, HealthPolicy},
     observability::{generations::GenerationStore, metrics::Metrics},
     providers::clients::{ClientPool, REQUESTS_PER_CLIENT},
+    routing::health::{Health, HealthPolicy},
 };
 
 /// Settings that do not come from the config snapshot.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::*;
-use switchboard_router::{health::HealthPolicy, state::Settings};
+use switchboard_router::{routing::health::HealthPolicy, state::Settings};
 
 fn hi() -> Value {
     json!([{"role": "user", "content": "hi"}])

@@ -19,14 +19,20 @@ use rust_decimal::Decimal;
 use serde_json::{Value, value::RawValue};
 use tracing::Instrument;
 
-use super::{Attempts, Slot, admit, authenticated_json, begin, plan_request, tag_generation};
+use super::{authenticated_json, begin, tag_generation};
 use crate::{
+    auth::Caller,
+    budgets::admission::admit,
     error::{ApiError, scrub},
     json::{Present, RawObject, field, splice_fields, usage_with_cost},
     observability::access::Access,
     pricing::{Usage, cost, estimate_tokens},
     providers::{self, AttemptError, Call, ChunkStream, Reply},
-    routing::Candidate,
+    routing::{
+        Candidate,
+        attempts::{Attempts, Slot},
+        request::plan_request,
+    },
     state::AppState,
     stream_relay::{StreamEnd, StreamRelay, in_band_error, is_committing},
 };
@@ -154,7 +160,7 @@ fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
 /// to and from it. The access record travels with the result and is written when it drops.
 pub async fn run(
     state: &Arc<AppState>,
-    caller: &super::Caller,
+    caller: &Caller,
     body: RawObject,
     mut access: Access,
 ) -> Result<ChatOutput, (ApiError, Access)> {

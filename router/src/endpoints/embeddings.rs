@@ -14,14 +14,15 @@ use serde_json::Value;
 use rust_decimal::Decimal;
 use tracing::Instrument;
 
-use super::{Attempts, admit, authenticated_json, begin, plan_request, tag_generation};
+use super::{authenticated_json, begin, tag_generation};
 use crate::{
+    budgets::admission::admit,
     error::ApiError,
     json::{RawObject, usage_with_cost},
     observability::access::Access,
     pricing::{Usage, cost},
     providers::{self, AttemptError, Call},
-    routing::Candidate,
+    routing::{Candidate, attempts::Attempts, request::plan_request},
     state::AppState,
 };
 

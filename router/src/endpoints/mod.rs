@@ -1,8 +1,6 @@
 //! The client-facing API (`/v1/...` and `/api/v1/...`): request intake shared by every endpoint
 //! (auth, body limits, JSON parsing) and the attempt loop shared by chat and embeddings.
 
-mod admission;
-mod attempts;
 pub mod chat;
 pub mod embeddings;
 pub mod generation;
@@ -15,17 +13,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use crate::{
+    auth::Caller, error::ApiError, json::RawObject, observability::access::Access, state::AppState,
+};
 use axum::{body::Body, http::HeaderMap};
 use rand::{Rng, distr::Alphanumeric};
-use switchboard_api::snapshot::ApiKeyConfig;
-
-use crate::{
-    auth, config::runtime::Runtime, error::ApiError, json::RawObject,
-    observability::access::Access, state::AppState,
-};
-
-pub use admission::admit;
-pub use attempts::{Attempts, Slot, plan_request};
 
 /// Header carrying the generation id on every generation response.
 pub const GENERATION_ID_HEADER: &str = "x-generation-id";
@@ -62,21 +54,7 @@ fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
-/// The config in force and the authenticated caller's key.
-pub struct Caller {
-    /// The config this request is served with, start to end.
-    pub runtime: Arc<Runtime>,
-    key_hash: String,
-}
-
-impl Caller {
-    /// The caller's ApiKey.
-    pub fn key(&self) -> &ApiKeyConfig {
-        &self.runtime.config.api_keys[&self.key_hash]
-    }
-}
-
-/// Authenticates the request against the current config.
+/// Authenticates the request against the current config, and records who is calling.
 pub fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -85,11 +63,10 @@ pub fn authenticate(
     let runtime = state.runtime().ok_or_else(|| {
         ApiError::NoEligibleProvider("The router has no configuration yet".into())
     })?;
-    let key = auth::authenticate(&runtime.config, headers, now_unix())?;
-    access.key = Some(key.name.clone());
-    access.team = key.team.clone();
-    let key_hash = key.key_hash.clone();
-    Ok(Caller { runtime, key_hash })
+    let caller = Caller::authenticate(runtime, headers, now_unix())?;
+    access.key = Some(caller.key().name.clone());
+    access.team = caller.key().team.clone();
+    Ok(caller)
 }
 
 /// Intake of a generation request: the caller and its JSON body. The body is read before the key
@@ -144,26 +121,4 @@ pub async fn read_json(
         message: format!("Invalid JSON in request body: {e}"),
         param: None,
     })
-}
-
-/// Checks the primary model exists and the key may use it: 404, then 403.
-pub fn check_primary_model(
-    caller: &Caller,
-    model: &str,
-    access: &mut Access,
-) -> Result<(), ApiError> {
-    if !caller.runtime.config.routes.contains_key(model) {
-        return Err(ApiError::UnknownModel(model.to_string()));
-    }
-    access.model = model.to_string();
-    access.start_span(model);
-    // From here on the request is recorded for `/api/v1/generation`.
-    access.key_id = Some(caller.key().id());
-    if !caller.key().may_use(model) {
-        return Err(ApiError::ModelNotAllowed {
-            key: caller.key().name.clone(),
-            model: model.to_string(),
-        });
-    }
-    Ok(())
 }

@@ -8,10 +8,10 @@ use rust_decimal::Decimal;
 use switchboard_api::money::to_nanos;
 
 use crate::{
+    budgets::spend::{SpendPlan, settlement},
     error::AttemptReport,
     observability::generations::{Generation, Stored},
     pricing::Usage,
-    spend::{SpendPlan, settlement},
     state::AppState,
 };
 

@@ -10,13 +10,9 @@ use jiff::Timestamp;
 use switchboard_api::money::from_nanos;
 use switchboard_ledger::Reserved;
 
-use super::Caller;
+use super::spend::{Role, plan_spend, worst_case_nanos};
 use crate::{
-    error::ApiError,
-    observability::access::Access,
-    routing::Plan,
-    spend::{Role, plan_spend, worst_case_nanos},
-    state::AppState,
+    auth::Caller, error::ApiError, observability::access::Access, routing::Plan, state::AppState,
 };
 
 /// How long a reservation outlives the longest its request can take.

@@ -5,8 +5,8 @@ use switchboard_api::{compile, parse_manifests, snapshot::ApiKeyConfig};
 
 use super::*;
 use crate::{
-    prefs::{MaxPrice, model_choice},
     providers::clients::ClientPool,
+    routing::prefs::{MaxPrice, model_choice},
 };
 
 /// Providers `a`..`e` (openaiCompatible) each offering `m`, with prices, data policies and

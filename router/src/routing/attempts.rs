@@ -1,4 +1,4 @@
-//! Planning a request and walking its plan: the attempt loop shared by chat and embeddings.
+//! Walking a request's plan: the attempt loop shared by chat and embeddings.
 //!
 //! Retryable failures (connection, timeout, 408/409/425/429, 5xx, the provider's own 401/403/404)
 //! move to the next target and count against the target's health; a client error from an
@@ -14,75 +14,16 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use switchboard_api::snapshot::RetryConfig;
 
-use super::{Caller, check_primary_model};
+use super::{
+    health::{InFlight, Tier},
+    plan::{Candidate, Plan},
+};
 use crate::{
     error::{ApiError, AttemptReport, scrub},
-    health::InFlight,
-    json::RawObject,
     observability::access::Access,
-    prefs::{ProviderPrefs, model_chain, needed_capabilities, sticky_key},
-    providers::AttemptError,
-    providers::clients::ClientLease,
-    routing::{Candidate, Plan, RoutingRequest, plan},
+    providers::{AttemptError, clients::ClientLease},
     state::AppState,
 };
-
-/// Reads the routing parts of a request (models, `provider` preferences, capabilities, sticky
-/// key), checks the primary model (404, 403), and plans the attempts. An empty plan is an error
-/// that says why: 501 when only adapter-less providers serve the model, 429 when every target
-/// asked to be left alone (`Retry-After`), 503 with each exclusion otherwise.
-pub fn plan_request<'a>(
-    state: &AppState,
-    caller: &'a Caller,
-    body: &RawObject,
-    access: &mut Access,
-) -> Result<Plan<'a>, ApiError> {
-    let routes = &caller.runtime.config.routes;
-    let chain = model_chain(body, |n| routes.contains_key(n))?;
-    check_primary_model(caller, &chain[0].route, access)?;
-    let prefs = ProviderPrefs::parse(body, caller.key())?;
-    let needs = needed_capabilities(body);
-    let sticky = sticky_key(body);
-    let req = RoutingRequest {
-        chain: &chain,
-        prefs: &prefs,
-        needs: &needs,
-        sticky: sticky.as_deref(),
-    };
-    let now = Instant::now();
-    let view = |provider: &str, model: &str| state.health.view(provider, model, now);
-    let plan = plan(&caller.runtime, caller.key(), &req, &view, &mut rand::rng());
-    if !plan.is_empty() {
-        return Ok(plan);
-    }
-    let model = &chain[0].requested;
-    if let (Some((provider, ty)), true) = (plan.unsupported.first(), plan.excluded.is_empty()) {
-        return Err(ApiError::NotImplemented {
-            provider: provider.clone(),
-            provider_type: ty.as_str().to_string(),
-        });
-    }
-    if let Some(retry_after) = plan.cooling
-        && plan.excluded.iter().all(|e| e.contains("retry after"))
-    {
-        return Err(ApiError::RateLimited {
-            message: format!(
-                "Every provider of {model} is rate limited; retry after {}s",
-                retry_after.as_secs_f64().ceil()
-            ),
-            retry_after,
-            attempts: vec![],
-        });
-    }
-    Err(ApiError::NoEligibleProvider(if plan.excluded.is_empty() {
-        format!("No provider can serve {model} right now")
-    } else {
-        format!(
-            "No provider of {model} matches this request: {}",
-            plan.excluded.join("; ")
-        )
-    }))
-}
 
 /// The message of an upstream error body (`error.message`, or the text itself).
 fn upstream_message(body: &str) -> String {
@@ -205,7 +146,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
             };
             self.cand += 1;
             let (provider_id, provider) = (c.provider.id(), &c.provider.config);
-            if c.tier == crate::health::Tier::Probe
+            if c.tier == Tier::Probe
                 && !self
                     .state
                     .health
@@ -219,7 +160,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
                     .state
                     .health
                     .view(provider_id, c.upstream_model, Instant::now());
-                if view.cooling.is_some() || view.tier == crate::health::Tier::Ejected {
+                if view.cooling.is_some() || view.tier == Tier::Ejected {
                     continue;
                 }
             }

@@ -31,10 +31,12 @@ use switchboard_api::snapshot::{
     ApiKeyConfig, Capability, ModelConfig, ProviderType, RouteConfig, RouteSort, TargetConfig,
 };
 
-use crate::{
-    config::runtime::Runtime,
+use super::{
     health::{TargetView, Tier},
     prefs::{ModelChoice, ProviderPrefs, SortBy, Variant},
+};
+use crate::{
+    config::runtime::Runtime,
     providers::{Adapter, ProviderRuntime},
 };
 
@@ -361,5 +363,5 @@ fn rank<'a>(
 }
 
 #[cfg(test)]
-#[path = "routing_tests.rs"]
+#[path = "plan_tests.rs"]
 mod tests;
