@@ -20,6 +20,6 @@ pub mod providers;
 pub mod routing;
 pub mod server;
 pub mod state;
-pub mod stream_relay;
+pub mod streaming;
 
 pub use config::manifests::{load_manifests, state_from_manifests};

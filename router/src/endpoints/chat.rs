@@ -1,8 +1,6 @@
 //! `POST /v1/chat/completions`, streamed and not.
 
 use std::{
-    collections::VecDeque,
-    convert::Infallible,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -14,7 +12,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use futures_util::{StreamExt, stream};
 use rust_decimal::Decimal;
 use serde_json::{Value, value::RawValue};
 use tracing::Instrument;
@@ -23,18 +20,22 @@ use super::{authenticated_json, begin, tag_generation};
 use crate::{
     auth::Caller,
     budgets::admission::admit,
-    error::{ApiError, scrub},
+    error::ApiError,
     json::{Present, RawObject, field, splice_fields, usage_with_cost},
     observability::access::Access,
     pricing::{Usage, cost, estimate_tokens},
-    providers::{self, AttemptError, Call, ChunkStream, Reply},
+    providers::{self, AttemptError, Call, Reply},
     routing::{
         Candidate,
         attempts::{Attempts, Slot},
         request::plan_request,
     },
     state::AppState,
-    stream_relay::{StreamEnd, StreamRelay, in_band_error, is_committing},
+    streaming::{
+        frames::{FrameStream, relay},
+        hold_back::hold_back,
+        sse::sse_response,
+    },
 };
 
 /// Handles a chat completion request.
@@ -60,17 +61,7 @@ pub async fn handle(
             access.finish_after_response();
             resp
         }
-        Ok(ChatOutput::Stream(frames)) => {
-            let mut resp = Response::new(Body::from_stream(frames));
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            resp
-        }
+        Ok(ChatOutput::Stream(frames)) => sse_response(frames),
         Err((e, access)) => error_response(e, access),
     };
     tag_generation(&mut response, &generation_id);
@@ -94,10 +85,6 @@ pub enum ChatOutput {
     /// SSE frames (`data: <chunk>\n\n` ... `data: [DONE]\n\n`, or an error chunk at the end).
     Stream(FrameStream),
 }
-
-/// A stream of SSE frames.
-pub type FrameStream =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, Infallible>> + Send>>;
 
 /// The parts of a chat request the router itself reads; everything else goes upstream as sent.
 struct ChatRequest {
@@ -278,40 +265,16 @@ pub async fn run(
         m.gateway_overhead
             .with_label_values(&[access.endpoint])
             .observe(ttft.saturating_sub(access.upstream_time).as_secs_f64());
-        m.open_streams.inc();
-        let relay = StreamRelay::new(
-            &cand.provider.config.name,
-            cand.model.pricing.clone(),
-            req.prompt_estimate,
-            cand.upstream_model,
-        );
-        let secrets: Vec<String> = cand
-            .provider
-            .secrets()
-            .into_iter()
-            .map(str::to_string)
-            .collect();
         access.outcome = Some("client_disconnected".into());
-        let relay_state = RelayState {
-            relay,
+        let frames = relay(
+            state,
+            &cand,
+            slot,
             access,
-            buffered: buffered.into(),
-            upstream,
-            pending: VecDeque::new(),
-            idle: ms(cand.provider.config.timeouts.idle_ms),
-            secrets,
-            target: (
-                state.clone(),
-                cand.provider.id().to_string(),
-                cand.upstream_model.to_string(),
-            ),
-            committed: Instant::now(),
-            _slot: slot,
-        };
-        return Ok(ChatOutput::Stream(Box::pin(stream::unfold(
-            relay_state,
-            next_frame,
-        ))));
+            (buffered, upstream),
+            req.prompt_estimate,
+        );
+        return Ok(ChatOutput::Stream(frames));
     }
     let e = attempts.exhausted(&mut access);
     Err((e, access))
@@ -417,135 +380,5 @@ fn complete_body(
         usage,
         cost,
         finish_reason,
-    })
-}
-
-/// Reads the stream until the upstream commits to an answer (see [`is_committing`]), so that an
-/// upstream failing before that can be replaced without the client seeing anything.
-async fn hold_back(
-    mut s: ChunkStream,
-    first_token: Duration,
-) -> Result<(Vec<String>, ChunkStream), AttemptError> {
-    let deadline = tokio::time::Instant::now() + first_token;
-    let mut buffered = Vec::new();
-    loop {
-        let next = tokio::time::timeout_at(deadline, s.next())
-            .await
-            .map_err(|_| AttemptError::Timeout("first_token"))?;
-        match next {
-            None => {
-                return Err(AttemptError::Protocol(
-                    "the stream ended before any content".into(),
-                ));
-            }
-            Some(Err(e)) => return Err(e),
-            Some(Ok(data)) => {
-                if let Some(err) = in_band_error(&data) {
-                    return Err(AttemptError::Protocol(format!("error in stream: {err}")));
-                }
-                let commit = is_committing(&data);
-                buffered.push(data);
-                if commit {
-                    return Ok((buffered, s));
-                }
-            }
-        }
-    }
-}
-
-/// Everything a committed stream needs until its last frame.
-struct RelayState {
-    relay: StreamRelay,
-    access: Access,
-    buffered: VecDeque<String>,
-    upstream: ChunkStream,
-    pending: VecDeque<Bytes>,
-    idle: Duration,
-    secrets: Vec<String>,
-    /// The state, provider id and model, for health and throughput when the stream ends.
-    target: (Arc<AppState>, String, String),
-    committed: Instant,
-    _slot: Slot,
-}
-
-impl Drop for RelayState {
-    fn drop(&mut self) {
-        // Runs when the stream ends and when the client goes away mid-stream.
-        self.target.0.metrics.open_streams.dec();
-        let usage = self.relay.final_usage();
-        self.access.usage = Some(usage);
-        self.access.cost = Some(self.relay.final_cost());
-        self.access.finish_reason = self.relay.finish_reason().map(str::to_string);
-        self.access.response_id = self.relay.response_id().map(str::to_string);
-        if self.target.0.settings.trace_content {
-            self.access
-                .span
-                .record("gen_ai.output.messages", self.relay.completion_text());
-        }
-        let (state, provider, model) = &self.target;
-        match self.relay.end() {
-            Some(StreamEnd::Completed) => {
-                self.access.outcome = None;
-                let secs = self.committed.elapsed().as_secs_f64();
-                if secs > 0.0 && usage.completion_tokens > 0 {
-                    state.health.record_throughput(
-                        provider,
-                        model,
-                        usage.completion_tokens as f64 / secs,
-                    );
-                }
-            }
-            Some(StreamEnd::Failed) => {
-                self.access.outcome = Some("stream_error".into());
-                state
-                    .health
-                    .record_failure(provider, model, Instant::now(), None);
-            }
-            None => {}
-        }
-    }
-}
-
-async fn next_frame(mut st: RelayState) -> Option<(Result<Bytes, Infallible>, RelayState)> {
-    loop {
-        if let Some(frame) = st.pending.pop_front() {
-            return Some((Ok(frame), st));
-        }
-        if st.relay.end().is_some() {
-            return None;
-        }
-        let next = match st.buffered.pop_front() {
-            Some(data) => Some(Ok(data)),
-            None => match tokio::time::timeout(st.idle, st.upstream.next()).await {
-                Ok(next) => next,
-                Err(_) => Some(Err(AttemptError::Timeout("idle"))),
-            },
-        };
-        let mut out = Vec::new();
-        match next {
-            Some(Ok(data)) => match in_band_error(&data) {
-                Some(err) => st.relay.fail(
-                    &stream_error(&format!("upstream error: {err}"), &st.secrets),
-                    &mut out,
-                ),
-                None => st.relay.on_data(&data, &mut out),
-            },
-            Some(Err(e)) => st
-                .relay
-                .fail(&stream_error(&e.to_string(), &st.secrets), &mut out),
-            None => st.relay.on_eof(&mut out),
-        }
-        st.pending.extend(out);
-    }
-}
-
-fn stream_error(message: &str, secrets: &[String]) -> Value {
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let message = scrub(message, &secrets);
-    serde_json::json!({
-        "message": format!("The upstream failed mid-stream: {message}"),
-        "type": "upstream_error",
-        "code": "stream_interrupted",
-        "param": null
     })
 }

@@ -19,10 +19,14 @@ use futures_util::{StreamExt, stream};
 
 use super::{
     authenticated_json, begin,
-    chat::{ChatOutput, FrameStream, run},
+    chat::{ChatOutput, run},
     tag_generation,
 };
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::ApiError,
+    state::AppState,
+    streaming::{frames::FrameStream, sse::sse_response},
+};
 
 /// Handles a Messages request.
 pub async fn handle(
@@ -68,17 +72,7 @@ pub async fn handle(
             access.finish_after_response();
             resp
         }
-        Ok((ChatOutput::Stream(frames), model)) => {
-            let mut resp = Response::new(Body::from_stream(events(frames, &model)));
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            resp
-        }
+        Ok((ChatOutput::Stream(frames), model)) => sse_response(events(frames, &model)),
         Err((e, mut access)) => {
             access.status = e.status().as_u16();
             access.outcome = Some(e.code().to_string());

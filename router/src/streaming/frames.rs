@@ -1,0 +1,168 @@
+//! A committed stream, relayed until its last frame: upstream payloads (first those held back,
+//! then the rest, each within the idle timeout) go through the [`StreamRelay`] and come out as the
+//! client's SSE frames. When the stream ends, fails or the client goes away, the request's record
+//! gets the usage, cost and finish reason, and the target's health what the stream showed.
+
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+use serde_json::Value;
+
+use super::relay::{StreamEnd, StreamRelay, in_band_error};
+use crate::{
+    error::scrub,
+    observability::access::Access,
+    providers::{AttemptError, ChunkStream},
+    routing::{Candidate, attempts::Slot},
+    state::AppState,
+};
+
+/// A stream of SSE frames.
+pub type FrameStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, Infallible>> + Send>>;
+
+/// The client's frames of the stream `cand` committed to: `buffered` (the payloads held back)
+/// first, then the rest of `upstream`. The slot and the record ride along until the stream ends.
+pub fn relay(
+    state: &Arc<AppState>,
+    cand: &Candidate<'_>,
+    slot: Slot,
+    access: Access,
+    (buffered, upstream): (Vec<String>, ChunkStream),
+    prompt_estimate: u64,
+) -> FrameStream {
+    let provider = &cand.provider.config;
+    let relay = StreamRelay::new(
+        &provider.name,
+        cand.model.pricing.clone(),
+        prompt_estimate,
+        cand.upstream_model,
+    );
+    let secrets = cand
+        .provider
+        .secrets()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    state.metrics.open_streams.inc();
+    let relay_state = RelayState {
+        relay,
+        access,
+        buffered: buffered.into(),
+        upstream,
+        pending: VecDeque::new(),
+        idle: Duration::from_millis(provider.timeouts.idle_ms),
+        secrets,
+        target: (
+            state.clone(),
+            cand.provider.id().to_string(),
+            cand.upstream_model.to_string(),
+        ),
+        committed: Instant::now(),
+        _slot: slot,
+    };
+    Box::pin(stream::unfold(relay_state, next_frame))
+}
+
+/// Everything a committed stream needs until its last frame.
+struct RelayState {
+    relay: StreamRelay,
+    access: Access,
+    buffered: VecDeque<String>,
+    upstream: ChunkStream,
+    pending: VecDeque<Bytes>,
+    idle: Duration,
+    secrets: Vec<String>,
+    /// The state, provider id and model, for health and throughput when the stream ends.
+    target: (Arc<AppState>, String, String),
+    committed: Instant,
+    _slot: Slot,
+}
+
+impl Drop for RelayState {
+    fn drop(&mut self) {
+        // Runs when the stream ends and when the client goes away mid-stream.
+        self.target.0.metrics.open_streams.dec();
+        let usage = self.relay.final_usage();
+        self.access.usage = Some(usage);
+        self.access.cost = Some(self.relay.final_cost());
+        self.access.finish_reason = self.relay.finish_reason().map(str::to_string);
+        self.access.response_id = self.relay.response_id().map(str::to_string);
+        if self.target.0.settings.trace_content {
+            self.access
+                .span
+                .record("gen_ai.output.messages", self.relay.completion_text());
+        }
+        let (state, provider, model) = &self.target;
+        match self.relay.end() {
+            Some(StreamEnd::Completed) => {
+                self.access.outcome = None;
+                let secs = self.committed.elapsed().as_secs_f64();
+                if secs > 0.0 && usage.completion_tokens > 0 {
+                    state.health.record_throughput(
+                        provider,
+                        model,
+                        usage.completion_tokens as f64 / secs,
+                    );
+                }
+            }
+            Some(StreamEnd::Failed) => {
+                self.access.outcome = Some("stream_error".into());
+                state
+                    .health
+                    .record_failure(provider, model, Instant::now(), None);
+            }
+            None => {}
+        }
+    }
+}
+
+async fn next_frame(mut st: RelayState) -> Option<(Result<Bytes, Infallible>, RelayState)> {
+    loop {
+        if let Some(frame) = st.pending.pop_front() {
+            return Some((Ok(frame), st));
+        }
+        if st.relay.end().is_some() {
+            return None;
+        }
+        let next = match st.buffered.pop_front() {
+            Some(data) => Some(Ok(data)),
+            None => match tokio::time::timeout(st.idle, st.upstream.next()).await {
+                Ok(next) => next,
+                Err(_) => Some(Err(AttemptError::Timeout("idle"))),
+            },
+        };
+        let mut out = Vec::new();
+        match next {
+            Some(Ok(data)) => match in_band_error(&data) {
+                Some(err) => st.relay.fail(
+                    &stream_error(&format!("upstream error: {err}"), &st.secrets),
+                    &mut out,
+                ),
+                None => st.relay.on_data(&data, &mut out),
+            },
+            Some(Err(e)) => st
+                .relay
+                .fail(&stream_error(&e.to_string(), &st.secrets), &mut out),
+            None => st.relay.on_eof(&mut out),
+        }
+        st.pending.extend(out);
+    }
+}
+
+fn stream_error(message: &str, secrets: &[String]) -> Value {
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let message = scrub(message, &secrets);
+    serde_json::json!({
+        "message": format!("The upstream failed mid-stream: {message}"),
+        "type": "upstream_error",
+        "code": "stream_interrupted",
+        "param": null
+    })
+}

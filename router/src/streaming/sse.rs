@@ -1,0 +1,26 @@
+//! The HTTP response that carries a stream of server-sent events to the client.
+
+use std::convert::Infallible;
+
+use axum::{
+    body::Body,
+    http::{HeaderValue, header},
+    response::Response,
+};
+use bytes::Bytes;
+use futures_util::Stream;
+
+/// A `200 text/event-stream` response of `frames`, uncached and unbuffered by proxies.
+pub fn sse_response(
+    frames: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
+    let mut resp = Response::new(Body::from_stream(frames));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
