@@ -24,9 +24,9 @@ use crate::{
     json::{Present, RawObject, field, splice_fields, usage_with_cost},
     observability::access::Access,
     pricing::{Usage, cost, estimate_tokens},
-    providers::{self, AttemptError, Call, Reply},
+    providers::{self, AttemptError, Call, ChunkStream, Reply},
     routing::{
-        Candidate,
+        Candidate, Plan,
         attempts::{Attempts, Slot},
         request::plan_request,
     },
@@ -151,21 +151,33 @@ pub async fn run(
     body: RawObject,
     mut access: Access,
 ) -> Result<ChatOutput, (ApiError, Access)> {
-    macro_rules! tri {
-        ($e:expr) => {
-            match $e {
-                Ok(v) => v,
-                Err(e) => return Err((e, access)),
-            }
-        };
+    let (req, plan) = match prepare(state, caller, &body, &mut access).await {
+        Ok(prepared) => prepared,
+        Err(e) => return Err((e, access)),
+    };
+    let attempts = Attempts::new(state, plan);
+    if req.stream {
+        stream(state, attempts, &body, &req, access).await
+    } else {
+        complete(state, attempts, &body, access).await
     }
-    let req = tri!(parse_request(&body));
+}
+
+/// Everything before the first attempt: the request checked, its plan, its attributes on the
+/// trace, and its worst case reserved.
+async fn prepare<'c>(
+    state: &AppState,
+    caller: &'c Caller,
+    body: &RawObject,
+    access: &mut Access,
+) -> Result<(ChatRequest, Plan<'c>), ApiError> {
+    let req = parse_request(body)?;
     access.stream = req.stream;
-    let plan = tri!(plan_request(state, caller, &body, &mut access));
+    let plan = plan_request(state, caller, body, access)?;
     if let Some(n) = req.max_tokens {
         access.span.record("gen_ai.request.max_tokens", n);
     }
-    if let Ok(Some(t)) = field::<f64>(&body, "temperature", "a number") {
+    if let Ok(Some(t)) = field::<f64>(body, "temperature", "a number") {
         access.span.record("gen_ai.request.temperature", t);
     }
     if state.settings.trace_content
@@ -173,111 +185,142 @@ pub async fn run(
     {
         access.span.record("gen_ai.input.messages", messages.get());
     }
-    tri!(
-        admit(
-            state,
-            caller,
-            &plan,
-            req.prompt_bytes,
-            req.max_tokens,
-            &mut access
-        )
-        .await
-    );
-    let mut attempts = Attempts::new(state, plan);
-    if !req.stream {
-        while let Some((cand, slot)) = attempts.next(&mut access).await {
-            let started = Instant::now();
-            let timeouts = &cand.provider.config.timeouts;
-            let call = call_for(
-                &cand,
-                &slot,
-                &body,
-                false,
-                attempts.remaining(ms(timeouts.first_token_ms)),
-            );
-            let result = match tokio::time::timeout(
-                attempts.remaining(ms(timeouts.total_ms)),
-                providers::chat(call).instrument(attempts.span()),
-            )
-            .await
-            {
-                Err(_) => Err(AttemptError::Timeout("total")),
-                Ok(Ok(Reply::Complete(bytes))) => {
-                    complete_body(&bytes, &cand, state.settings.trace_content)
+    admit(
+        state,
+        caller,
+        &plan,
+        req.prompt_bytes,
+        req.max_tokens,
+        access,
+    )
+    .await?;
+    Ok((req, plan))
+}
+
+/// The attempt loop of a non-streamed request: the first complete answer, priced, is the
+/// response.
+async fn complete(
+    state: &AppState,
+    mut attempts: Attempts<'_, '_>,
+    body: &RawObject,
+    mut access: Access,
+) -> Result<ChatOutput, (ApiError, Access)> {
+    while let Some((cand, slot)) = attempts.next(&mut access).await {
+        let started = Instant::now();
+        let result = attempt_complete(state, &attempts, &cand, &slot, body).await;
+        drop(slot);
+        match result {
+            Ok(done) => {
+                let elapsed = started.elapsed();
+                let rate = done.usage.completion_tokens as f64 / elapsed.as_secs_f64().max(1e-6);
+                attempts.succeeded(&mut access, &cand, Some(elapsed), Some(rate));
+                return Ok(ChatOutput::Complete(
+                    done.record(&mut access, state.settings.trace_content),
+                    access,
+                ));
+            }
+            Err(e) => {
+                if let Err(e) = attempts.failed(&mut access, &cand, e) {
+                    return Err((e, access));
                 }
-                Ok(Ok(Reply::Stream(_))) => Err(AttemptError::Protocol("unexpected stream".into())),
-                Ok(Err(e)) => Err(e),
-            };
-            drop(slot);
-            match result {
-                Ok(done) => {
-                    let elapsed = started.elapsed();
-                    let rate =
-                        done.usage.completion_tokens as f64 / elapsed.as_secs_f64().max(1e-6);
-                    attempts.succeeded(&mut access, &cand, Some(elapsed), Some(rate));
-                    access.usage = Some(done.usage);
-                    access.cost = Some(done.cost);
-                    access.finish_reason = done.finish_reason;
-                    access.response_id = done.id;
-                    if state.settings.trace_content {
-                        access.span.record(
-                            "gen_ai.output.messages",
-                            done.choices.as_deref().unwrap_or(""),
-                        );
-                    }
-                    return Ok(ChatOutput::Complete(done.body, access));
-                }
-                Err(e) => tri!(attempts.failed(&mut access, &cand, e)),
             }
         }
-        let e = attempts.exhausted(&mut access);
-        return Err((e, access));
     }
+    let e = attempts.exhausted(&mut access);
+    Err((e, access))
+}
+
+/// One non-streamed attempt on `cand`, within the provider's total timeout (and what is left of
+/// the request's deadline).
+async fn attempt_complete(
+    state: &AppState,
+    attempts: &Attempts<'_, '_>,
+    cand: &Candidate<'_>,
+    slot: &Slot,
+    body: &RawObject,
+) -> Result<Completed, AttemptError> {
+    let timeouts = &cand.provider.config.timeouts;
+    let call = call_for(
+        cand,
+        slot,
+        body,
+        false,
+        attempts.remaining(ms(timeouts.first_token_ms)),
+    );
+    match tokio::time::timeout(
+        attempts.remaining(ms(timeouts.total_ms)),
+        providers::chat(call).instrument(attempts.span()),
+    )
+    .await
+    {
+        Err(_) => Err(AttemptError::Timeout("total")),
+        Ok(Ok(Reply::Complete(bytes))) => complete_body(&bytes, cand, state.settings.trace_content),
+        Ok(Ok(Reply::Stream(_))) => Err(AttemptError::Protocol("unexpected stream".into())),
+        Ok(Err(e)) => Err(e),
+    }
+}
+
+/// The attempt loop of a streamed request: the first stream that commits to an answer is relayed
+/// to the client.
+async fn stream(
+    state: &Arc<AppState>,
+    mut attempts: Attempts<'_, '_>,
+    body: &RawObject,
+    req: &ChatRequest,
+    mut access: Access,
+) -> Result<ChatOutput, (ApiError, Access)> {
     while let Some((cand, slot)) = attempts.next(&mut access).await {
         let started = Instant::now();
         let first_token = attempts.remaining(ms(cand.provider.config.timeouts.first_token_ms));
-        let opened = async {
-            match providers::chat(call_for(&cand, &slot, &body, true, first_token)).await {
-                Ok(Reply::Stream(s)) => hold_back(s, first_token).await,
-                Ok(Reply::Complete(_)) => Err(AttemptError::Protocol("expected a stream".into())),
-                Err(e) => Err(e),
-            }
-        };
-        let result = opened.instrument(attempts.span()).await;
-        let (buffered, upstream) = match result {
+        let opened = open_stream(&cand, &slot, body, first_token)
+            .instrument(attempts.span())
+            .await;
+        let opened = match opened {
             Ok(opened) => opened,
             Err(e) => {
                 drop(slot);
-                tri!(attempts.failed(&mut access, &cand, e));
+                if let Err(e) = attempts.failed(&mut access, &cand, e) {
+                    return Err((e, access));
+                }
                 continue;
             }
         };
         attempts.succeeded(&mut access, &cand, Some(started.elapsed()), None);
-        // The first content is about to be sent: the client's time to first token, and the
-        // router's own share of it.
-        let ttft = access.elapsed();
-        access.time_to_first_token = Some(ttft);
-        let m = &state.metrics;
-        m.time_to_first_token
-            .with_label_values(&[&access.model, &cand.provider.config.name])
-            .observe(ttft.as_secs_f64());
-        m.gateway_overhead
-            .with_label_values(&[access.endpoint])
-            .observe(ttft.saturating_sub(access.upstream_time).as_secs_f64());
+        record_first_token(state, &cand, &mut access);
         access.outcome = Some("client_disconnected".into());
-        let frames = relay(
-            state,
-            &cand,
-            slot,
-            access,
-            (buffered, upstream),
-            req.prompt_estimate,
-        );
+        let frames = relay(state, &cand, slot, access, opened, req.prompt_estimate);
         return Ok(ChatOutput::Stream(frames));
     }
     let e = attempts.exhausted(&mut access);
     Err((e, access))
+}
+
+/// Opens a streamed attempt and holds it back until the upstream commits to an answer.
+async fn open_stream(
+    cand: &Candidate<'_>,
+    slot: &Slot,
+    body: &RawObject,
+    first_token: Duration,
+) -> Result<(Vec<String>, ChunkStream), AttemptError> {
+    match providers::chat(call_for(cand, slot, body, true, first_token)).await {
+        Ok(Reply::Stream(s)) => hold_back(s, first_token).await,
+        Ok(Reply::Complete(_)) => Err(AttemptError::Protocol("expected a stream".into())),
+        Err(e) => Err(e),
+    }
+}
+
+/// The first content is about to be sent: the client's time to first token, and the router's own
+/// share of it.
+fn record_first_token(state: &AppState, cand: &Candidate<'_>, access: &mut Access) {
+    let ttft = access.elapsed();
+    access.time_to_first_token = Some(ttft);
+    let m = &state.metrics;
+    m.time_to_first_token
+        .with_label_values(&[&access.model, &cand.provider.config.name])
+        .observe(ttft.as_secs_f64());
+    m.gateway_overhead
+        .with_label_values(&[access.endpoint])
+        .observe(ttft.saturating_sub(access.upstream_time).as_secs_f64());
 }
 
 fn ms(millis: u64) -> Duration {
@@ -310,6 +353,23 @@ struct Completed {
     usage: Usage,
     cost: Decimal,
     finish_reason: Option<String>,
+}
+
+impl Completed {
+    /// Puts what the answer says on the request's record, and gives up the body to send.
+    fn record(self, access: &mut Access, trace_content: bool) -> Bytes {
+        access.usage = Some(self.usage);
+        access.cost = Some(self.cost);
+        access.finish_reason = self.finish_reason;
+        access.response_id = self.id;
+        if trace_content {
+            access.span.record(
+                "gen_ai.output.messages",
+                self.choices.as_deref().unwrap_or(""),
+            );
+        }
+        self.body
+    }
 }
 
 #[derive(serde::Deserialize)]
