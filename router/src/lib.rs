@@ -6,13 +6,14 @@
 //! [`state::AppState`]; [`server::start`] binds and serves them; [`load_manifests`] serves
 //! manifest files (standalone), [`config::operator`] the operator's snapshots.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod budgets;
 pub mod cli;
 pub mod config;
-pub mod endpoints;
 pub mod error;
+pub mod ingress;
 pub mod json;
 pub mod observability;
 pub mod pricing;

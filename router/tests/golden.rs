@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use switchboard_router::{
-    endpoints::messages::translate as messages,
+    ingress::messages::translate as messages,
     json::RawObject,
     providers::{
         anthropic::translate as anthropic, bedrock::translate as bedrock,

@@ -18,9 +18,8 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
 use super::{
-    authenticated_json, begin,
     chat::{ChatOutput, run},
-    tag_generation,
+    intake::{authenticated_json, begin, tag_generation},
 };
 use crate::{
     error::ApiError,

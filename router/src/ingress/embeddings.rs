@@ -14,7 +14,7 @@ use serde_json::Value;
 use rust_decimal::Decimal;
 use tracing::Instrument;
 
-use super::{authenticated_json, begin, tag_generation};
+use super::intake::{authenticated_json, begin, tag_generation};
 use crate::{
     budgets::admission::admit,
     error::ApiError,

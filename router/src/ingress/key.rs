@@ -22,7 +22,7 @@ use switchboard_api::{
     windows::window_bounds,
 };
 
-use super::{authenticate, new_generation_id};
+use super::intake::{authenticate, new_generation_id};
 use crate::{error::ApiError, observability::access::Access, state::AppState};
 
 fn number(usd: Decimal) -> Value {

@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use switchboard_api::snapshot::{Capability, RouteConfig};
 
-use super::{authenticate, new_generation_id};
+use super::intake::{authenticate, new_generation_id};
 use crate::{config::runtime::Runtime, observability::access::Access, state::AppState};
 
 /// Handles a model listing.

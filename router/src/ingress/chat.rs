@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, value::RawValue};
 use tracing::Instrument;
 
-use super::{authenticated_json, begin, tag_generation};
+use super::intake::{authenticated_json, begin, tag_generation};
 use crate::{
     auth::Caller,
     budgets::admission::admit,

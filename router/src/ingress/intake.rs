@@ -1,12 +1,5 @@
-//! The client-facing API (`/v1/...` and `/api/v1/...`): request intake shared by every endpoint
-//! (auth, body limits, JSON parsing) and the attempt loop shared by chat and embeddings.
-
-pub mod chat;
-pub mod embeddings;
-pub mod generation;
-pub mod key;
-pub mod messages;
-pub mod models;
+//! Request intake shared by every endpoint: the request's record and generation id, the
+//! caller's key, and the JSON body within the size limit.
 
 use std::{
     sync::Arc,

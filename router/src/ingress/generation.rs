@@ -12,7 +12,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{authenticate, new_generation_id};
+use super::intake::{authenticate, new_generation_id};
 use crate::{
     error::ApiError,
     observability::{access::Access, generations::Stored},

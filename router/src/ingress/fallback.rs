@@ -1,0 +1,26 @@
+//! Answers, in the OpenAI error shape, for paths and methods the client API does not serve.
+
+use axum::{
+    Json,
+    http::{StatusCode, Uri},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+/// `404` for a path no endpoint serves.
+pub async fn not_found(uri: Uri) -> Response {
+    let body = json!({"error": {
+        "message": format!("No endpoint at {}", uri.path()),
+        "type": "not_found_error", "code": "unknown_endpoint", "param": null
+    }});
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+/// `405` for a method an endpoint does not take.
+pub async fn method_not_allowed() -> Response {
+    let body = json!({"error": {
+        "message": "Method not allowed on this endpoint",
+        "type": "invalid_request_error", "code": "method_not_allowed", "param": null
+    }});
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}
