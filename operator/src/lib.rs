@@ -82,6 +82,24 @@ impl Running {
     }
 }
 
+/// Serves `app` on `listener` until `shutdown` turns true.
+fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!("server failed: {e}");
+        }
+    })
+}
+
 /// Binds both servers and starts the election and the controller.
 pub async fn start(client: Client, config: Config) -> anyhow::Result<Running> {
     anyhow::ensure!(
@@ -107,18 +125,6 @@ pub async fn start(client: Client, config: Config) -> anyhow::Result<Running> {
     let (leader_tx, leader) = watch::channel(false);
     let (shutdown, shutdown_rx) = watch::channel(false);
 
-    let serve = |listener: TcpListener, app: axum::Router, mut rx: watch::Receiver<bool>| {
-        tokio::spawn(async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::error!("server failed: {e}");
-            }
-        })
-    };
     // Open streams never end by themselves: shut them down with the server by ending the
     // snapshot channel (the sender is dropped when the controller stops).
     let push_state = PushState {

@@ -266,8 +266,39 @@ pub fn plan(current: &Value, desired: &DesiredStatus, now: &str) -> Option<Statu
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let type_of = |c: &Value| c.get("type").and_then(Value::as_str).map(str::to_string);
+    let (new_conditions, events) = plan_conditions(&conditions, desired, now);
+    let mut status = Map::new();
+    status.insert("conditions".into(), Value::Array(new_conditions.clone()));
+    status.insert(
+        "observedGeneration".into(),
+        desired.observed_generation.map_or(Value::Null, Value::from),
+    );
+    insert_kind_fields(&mut status, &desired.fields);
 
+    // Same condition set (order aside) and same owned fields: nothing to write.
+    let same_conditions = conditions.len() == new_conditions.len()
+        && new_conditions.iter().all(|c| conditions.contains(c));
+    let same_fields = status
+        .iter()
+        .filter(|(k, _)| k.as_str() != "conditions")
+        .all(|(k, v)| current.get(k).unwrap_or(&Value::Null) == v);
+    if same_conditions && same_fields {
+        return None;
+    }
+    Some(StatusChange {
+        patch: json!({ "status": Value::Object(status) }),
+        events,
+    })
+}
+
+/// The conditions to write (the owned ones as desired, `lastTransitionTime` kept unless the status
+/// flips; the others as they are) and the Events the changes call for.
+fn plan_conditions(
+    conditions: &[Value],
+    desired: &DesiredStatus,
+    now: &str,
+) -> (Vec<Value>, Vec<StatusEvent>) {
+    let type_of = |c: &Value| c.get("type").and_then(Value::as_str).map(str::to_string);
     let (owned, managed) = owned_conditions(desired);
     let mut new_conditions = Vec::new();
     let mut events = Vec::new();
@@ -303,14 +334,12 @@ pub fn plan(current: &Value, desired: &DesiredStatus, now: &str) -> Option<Statu
             .filter(|c| !type_of(c).is_some_and(|t| managed.contains(&t.as_str())))
             .cloned(),
     );
+    (new_conditions, events)
+}
 
-    let mut status = Map::new();
-    status.insert("conditions".into(), Value::Array(new_conditions.clone()));
-    status.insert(
-        "observedGeneration".into(),
-        desired.observed_generation.map_or(Value::Null, Value::from),
-    );
-    match &desired.fields {
+/// The kind-specific status fields the operator owns.
+fn insert_kind_fields(status: &mut Map<String, Value>, fields: &KindFields) {
+    match fields {
         KindFields::Provider { models } => {
             status.insert("models".into(), (*models).into());
         }
@@ -347,21 +376,6 @@ pub fn plan(current: &Value, desired: &DesiredStatus, now: &str) -> Option<Statu
         }
         KindFields::Budget { spend: None } => {}
     }
-
-    // Same condition set (order aside) and same owned fields: nothing to write.
-    let same_conditions = conditions.len() == new_conditions.len()
-        && new_conditions.iter().all(|c| conditions.contains(c));
-    let same_fields = status
-        .iter()
-        .filter(|(k, _)| k.as_str() != "conditions")
-        .all(|(k, v)| current.get(k).unwrap_or(&Value::Null) == v);
-    if same_conditions && same_fields {
-        return None;
-    }
-    Some(StatusChange {
-        patch: json!({ "status": Value::Object(status) }),
-        events,
-    })
 }
 
 /// A condition the operator sets, with what its transitions announce.

@@ -39,30 +39,13 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?;
     // `_log_writer` lives to the end of `main`, so queued lines are written before exit.
     let (log_level, _log_writer) = logging::init(cli.log_format, &cli.log, traces.as_ref());
-    let settings = Settings {
-        max_request_bytes: cli.max_request_bytes,
-        health: HealthPolicy {
-            consecutive_failures: cli.eject_after_failures.max(1),
-            base_ejection: cli.ejection_time,
-            ..HealthPolicy::default()
-        },
-        trace_content: cli.trace_content,
-        requests_per_client: cli.upstream_requests_per_connection.max(1),
-    };
-    let mut local_ledger = None;
-    let ledger: Arc<dyn Ledger> = match (&cli.redis_url, &cli.state_file) {
-        (Some(url), _) => Arc::new(RedisLedger::new(url)?),
-        (None, Some(path)) => {
-            let l = LocalLedger::open(path)?;
-            local_ledger = Some(l.clone());
-            l
-        }
-        (None, None) => LocalLedger::in_memory(),
-    };
+    let OpenLedger {
+        ledger,
+        persisted: local_ledger,
+    } = open_ledger(&cli)?;
     tracing::info!(ledger = ledger.kind(), "spend ledger ready");
-    let state = AppState::with_ledger(settings, ledger);
+    let state = AppState::with_ledger(settings(&cli), ledger);
     let _ = state.log_level.set(log_level);
-    let version = AtomicU64::new(1);
     let (stop_follower, follower_stop) = tokio::sync::watch::channel(false);
     match &cli.operator_url {
         Some(url) => {
@@ -87,23 +70,7 @@ async fn main() -> anyhow::Result<()> {
         cli.drain_timeout,
     )
     .await?;
-
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv(), if cli.operator_url.is_none() => {
-                let next = version.fetch_add(1, Ordering::SeqCst) + 1;
-                match load_manifests(&state, &cli.manifests, &cli.namespace, next) {
-                    Ok(()) => tracing::info!(version = next, "reloaded manifests"),
-                    Err(e) => tracing::error!("reload failed, keeping the current config: {e:#}"),
-                }
-            }
-        }
-    }
+    serve_until_stopped(&cli, &state).await?;
     tracing::info!("shutting down: draining in-flight requests");
     let _ = stop_follower.send(true);
     server.shutdown().await;
@@ -117,4 +84,61 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
     }
     Ok(())
+}
+
+/// The process settings from the flags.
+fn settings(cli: &Cli) -> Settings {
+    Settings {
+        max_request_bytes: cli.max_request_bytes,
+        health: HealthPolicy {
+            consecutive_failures: cli.eject_after_failures.max(1),
+            base_ejection: cli.ejection_time,
+            ..HealthPolicy::default()
+        },
+        trace_content: cli.trace_content,
+        requests_per_client: cli.upstream_requests_per_connection.max(1),
+    }
+}
+
+/// The spend ledger the flags name, and the local one again when it persists to a state file.
+struct OpenLedger {
+    ledger: Arc<dyn Ledger>,
+    /// Flushed at exit.
+    persisted: Option<Arc<LocalLedger>>,
+}
+
+/// The spend ledger the flags name: Redis, a local one persisted to the state file, or an
+/// in-memory one.
+fn open_ledger(cli: &Cli) -> anyhow::Result<OpenLedger> {
+    let (ledger, persisted): (Arc<dyn Ledger>, _) = match (&cli.redis_url, &cli.state_file) {
+        (Some(url), _) => (Arc::new(RedisLedger::new(url)?), None),
+        (None, Some(path)) => {
+            let l = LocalLedger::open(path)?;
+            (l.clone(), Some(l))
+        }
+        (None, None) => (LocalLedger::in_memory(), None),
+    };
+    Ok(OpenLedger { ledger, persisted })
+}
+
+/// Serves until SIGTERM or SIGINT; in standalone mode SIGHUP reloads the manifests (as the next
+/// config version), keeping the current config when they do not load.
+async fn serve_until_stopped(cli: &Cli, state: &AppState) -> anyhow::Result<()> {
+    let version = AtomicU64::new(1);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv(), if cli.operator_url.is_none() => {
+                let next = version.fetch_add(1, Ordering::SeqCst) + 1;
+                match load_manifests(state, &cli.manifests, &cli.namespace, next) {
+                    Ok(()) => tracing::info!(version = next, "reloaded manifests"),
+                    Err(e) => tracing::error!("reload failed, keeping the current config: {e:#}"),
+                }
+            }
+        }
+    }
 }

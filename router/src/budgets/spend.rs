@@ -135,13 +135,69 @@ pub fn plan_spend(
     hold_for: Duration,
     now: Timestamp,
 ) -> SpendPlan {
-    let grace = Duration::from_secs(7 * 24 * 3600);
-    let mut charges = Vec::new();
-    let mut roles = Vec::new();
     let key_id = key.id();
     let minute =
         Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(60)).unwrap_or(now);
     let minute_end = Timestamp::from_second(minute.as_second() + 60).unwrap_or(now);
+    let (mut charges, mut roles) = rate_charges(key, minute, token_estimate);
+    for (id, b) in budgets_in_scope(config, key, model) {
+        let (end, _) = window_at(b.window, now);
+        let limit = to_nanos(b.limit_usd);
+        charges.push(Charge {
+            counter: budget_counter(id, b.window, now),
+            limit: (b.action == BudgetAction::Block).then_some(limit),
+            reserve: worst_case,
+            keep_for: until(end, now, GRACE),
+        });
+        roles.push(Role::Budget {
+            id: id.clone(),
+            limit,
+            failure_mode: b.failure_mode,
+            soft_limit_percent: b.soft_limit_percent,
+            resets_at: end,
+        });
+    }
+    let tallies = [
+        BudgetWindow::Daily,
+        BudgetWindow::Weekly,
+        BudgetWindow::Monthly,
+        BudgetWindow::Total,
+    ]
+    .into_iter()
+    .map(|window| {
+        let (end, _) = window_at(window, now);
+        (
+            key_usage_counter(&key_id, window, now),
+            until(end, now, GRACE),
+        )
+    })
+    .collect();
+    SpendPlan {
+        tallies,
+        request: ReserveRequest {
+            id: id.to_string(),
+            charges,
+            hold_for,
+        },
+        roles,
+        worst_case,
+        minute_resets_at: minute_end,
+    }
+}
+
+/// How long a money counter is kept after its window ends.
+const GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The charges of `key`'s rate limits in the `minute` starting then: requests in flight,
+/// requests per minute, tokens per minute (reserving `token_estimate`).
+fn rate_charges(
+    key: &ApiKeyConfig,
+    minute: Timestamp,
+    token_estimate: u64,
+) -> (Vec<Charge>, Vec<Role>) {
+    let mut charges = Vec::new();
+    let mut roles = Vec::new();
+    let key_id = key.id();
     let rate_keep = Some(Duration::from_secs(120));
     let limits = &key.rate_limits;
     if let Some(n) = limits.concurrent_requests {
@@ -171,49 +227,7 @@ pub fn plan_spend(
         });
         roles.push(Role::TokensPerMinute(n));
     }
-    for (id, b) in budgets_in_scope(config, key, model) {
-        let (end, _) = window_at(b.window, now);
-        let limit = to_nanos(b.limit_usd);
-        charges.push(Charge {
-            counter: budget_counter(id, b.window, now),
-            limit: (b.action == BudgetAction::Block).then_some(limit),
-            reserve: worst_case,
-            keep_for: until(end, now, grace),
-        });
-        roles.push(Role::Budget {
-            id: id.clone(),
-            limit,
-            failure_mode: b.failure_mode,
-            soft_limit_percent: b.soft_limit_percent,
-            resets_at: end,
-        });
-    }
-    let tallies = [
-        BudgetWindow::Daily,
-        BudgetWindow::Weekly,
-        BudgetWindow::Monthly,
-        BudgetWindow::Total,
-    ]
-    .into_iter()
-    .map(|window| {
-        let (end, _) = window_at(window, now);
-        (
-            key_usage_counter(&key_id, window, now),
-            until(end, now, grace),
-        )
-    })
-    .collect();
-    SpendPlan {
-        tallies,
-        request: ReserveRequest {
-            id: id.to_string(),
-            charges,
-            hold_for,
-        },
-        roles,
-        worst_case,
-        minute_resets_at: minute_end,
-    }
+    (charges, roles)
 }
 
 /// The settlement of `plan` once the request cost `cost_nanos` and used `tokens`: money counters

@@ -18,9 +18,10 @@ use serde_json::{Value, json};
 use switchboard_api::{
     counters::{budget_counter, key_usage_counter},
     money::from_nanos,
-    snapshot::BudgetWindow,
+    snapshot::{BudgetAction, BudgetConfig, BudgetWindow},
     windows::window_bounds,
 };
+use switchboard_ledger::CounterState;
 
 use super::intake::{authenticate, new_generation_id};
 use crate::{error::ApiError, observability::access::Access, state::AppState};
@@ -51,12 +52,6 @@ pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     let key = caller.key();
     let key_id = key.id();
     let now = Timestamp::now();
-    let windows = [
-        BudgetWindow::Daily,
-        BudgetWindow::Weekly,
-        BudgetWindow::Monthly,
-        BudgetWindow::Total,
-    ];
     let budgets: Vec<_> = caller
         .runtime
         .config
@@ -64,7 +59,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         .iter()
         .filter(|(_, b)| b.api_keys.contains(&key_id))
         .collect();
-    let mut counters: Vec<String> = windows
+    let mut counters: Vec<String> = WINDOWS
         .iter()
         .map(|w| key_usage_counter(&key_id, *w, now))
         .collect();
@@ -88,33 +83,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         }
     };
     let spent = |i: usize| from_nanos(states[i].spent);
-    let mut tightest: Option<(Decimal, Decimal)> = None;
-    let budget_json: Vec<Value> = budgets
-        .iter()
-        .enumerate()
-        .map(|(i, (id, b))| {
-            let s = states[windows.len() + i];
-            let used = from_nanos(s.spent);
-            let remaining = (b.limit_usd - from_nanos(s.spent + s.reserved)).max(Decimal::ZERO);
-            let blocks = b.action == switchboard_api::snapshot::BudgetAction::Block;
-            if blocks && tightest.is_none_or(|(_, left)| remaining < left) {
-                tightest = Some((b.limit_usd, remaining));
-            }
-            let (start, end) = window_bounds(b.window, now);
-            json!({
-                "name": id,
-                "window": window_name(b.window),
-                "window_start": (b.window != BudgetWindow::Total).then(|| start.to_string()),
-                "resets_at": end.map(|e| e.to_string()),
-                "limit_usd": b.limit_usd.normalize().to_string(),
-                "spent_usd": used.to_string(),
-                "reserved_usd": from_nanos(s.reserved).to_string(),
-                "remaining_usd": remaining.normalize().to_string(),
-                "action": if blocks { "block" } else { "alertOnly" },
-                "models": b.models,
-            })
-        })
-        .collect();
+    let (budget_json, tightest) = budget_entries(&budgets, &states[WINDOWS.len()..], now);
     let limits = &key.rate_limits;
     let expires_at = key
         .expires_at
@@ -141,4 +110,48 @@ pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         "budgets": budget_json,
     }}))
     .into_response()
+}
+
+/// The windows of the key's own usage counters, in the order they are read.
+const WINDOWS: [BudgetWindow; 4] = [
+    BudgetWindow::Daily,
+    BudgetWindow::Weekly,
+    BudgetWindow::Monthly,
+    BudgetWindow::Total,
+];
+
+/// Each budget in scope with its counter's `states`, and the tightest blocking budget as
+/// `(limit, remaining)`.
+fn budget_entries(
+    budgets: &[(&String, &BudgetConfig)],
+    states: &[CounterState],
+    now: Timestamp,
+) -> (Vec<Value>, Option<(Decimal, Decimal)>) {
+    let mut tightest: Option<(Decimal, Decimal)> = None;
+    let entries = budgets
+        .iter()
+        .zip(states)
+        .map(|((id, b), s)| {
+            let used = from_nanos(s.spent);
+            let remaining = (b.limit_usd - from_nanos(s.spent + s.reserved)).max(Decimal::ZERO);
+            let blocks = b.action == BudgetAction::Block;
+            if blocks && tightest.is_none_or(|(_, left)| remaining < left) {
+                tightest = Some((b.limit_usd, remaining));
+            }
+            let (start, end) = window_bounds(b.window, now);
+            json!({
+                "name": id,
+                "window": window_name(b.window),
+                "window_start": (b.window != BudgetWindow::Total).then(|| start.to_string()),
+                "resets_at": end.map(|e| e.to_string()),
+                "limit_usd": b.limit_usd.normalize().to_string(),
+                "spent_usd": used.to_string(),
+                "reserved_usd": from_nanos(s.reserved).to_string(),
+                "remaining_usd": remaining.normalize().to_string(),
+                "action": if blocks { "block" } else { "alertOnly" },
+                "models": b.models,
+            })
+        })
+        .collect();
+    (entries, tightest)
 }

@@ -234,29 +234,42 @@ impl Drop for Access {
     fn drop(&mut self) {
         let elapsed = self.started.elapsed();
         self.record_span();
+        self.settle();
+        self.count(elapsed);
+        self.keep_generation(elapsed);
+        self.log(elapsed);
+    }
+}
+
+impl Access {
+    /// Settles whatever happened: the cost of what was served (zero on failure) and the tokens
+    /// used; releases the rest of the reservation.
+    fn settle(&mut self) {
+        let Some(plan) = self.spend.take() else {
+            return;
+        };
         let m = &self.state.metrics;
-        if let Some(plan) = self.spend.take() {
-            // Settle whatever happened: the cost of what was served (zero on failure) and the
-            // tokens used; releases the rest of the reservation.
-            let cost = self.cost.unwrap_or_default();
-            let tokens = self.usage.map_or(0, |u| u.total_tokens());
-            self.state
-                .settler
-                .submit(settlement(&plan, to_nanos(cost), tokens));
-            m.reservations_outstanding.dec();
-            if let Some(usd) =
-                rust_decimal::prelude::ToPrimitive::to_f64(&cost).filter(|c| *c > 0.0)
-            {
-                m.spend_usd
-                    .with_label_values(&[
-                        self.key.as_deref().unwrap_or("-"),
-                        self.team.as_deref().unwrap_or("-"),
-                        self.served_model.as_deref().unwrap_or(&self.model),
-                        self.provider.as_deref().unwrap_or("-"),
-                    ])
-                    .inc_by(usd);
-            }
+        let cost = self.cost.unwrap_or_default();
+        let tokens = self.usage.map_or(0, |u| u.total_tokens());
+        self.state
+            .settler
+            .submit(settlement(&plan, to_nanos(cost), tokens));
+        m.reservations_outstanding.dec();
+        if let Some(usd) = rust_decimal::prelude::ToPrimitive::to_f64(&cost).filter(|c| *c > 0.0) {
+            m.spend_usd
+                .with_label_values(&[
+                    self.key.as_deref().unwrap_or("-"),
+                    self.team.as_deref().unwrap_or("-"),
+                    self.served_model.as_deref().unwrap_or(&self.model),
+                    self.provider.as_deref().unwrap_or("-"),
+                ])
+                .inc_by(usd);
         }
+    }
+
+    /// Request, GenAI, overhead and token metrics.
+    fn count(&self, elapsed: std::time::Duration) {
+        let m = &self.state.metrics;
         let status = self.status.to_string();
         m.requests
             .with_label_values(&[self.endpoint, &self.model, &status])
@@ -310,42 +323,51 @@ impl Drop for Access {
                 .with_label_values(&[&self.model, p, "output"])
                 .inc_by(u.completion_tokens);
         }
-        if let Some(key_id) = self.key_id.take() {
-            let stored = self.state.generations.insert(Generation {
-                id: self.generation_id.clone(),
-                key_id,
-                created_at: std::time::SystemTime::now(),
-                model: self
-                    .served_model
-                    .clone()
-                    .unwrap_or_else(|| self.model.clone()),
-                provider: self.provider.clone(),
-                upstream_model: self.upstream_model.clone(),
-                status: self.status,
-                streamed: self.stream,
-                finish_reason: self.finish_reason.clone(),
-                usage: self.usage,
-                cost: self.cost,
-                latency_ms: elapsed.as_millis() as u64,
-                attempts: std::mem::take(&mut self.reports),
-                outcome: self.outcome.clone(),
+    }
+
+    /// Keeps the generation record for `/api/v1/generation` once the request reached a model.
+    fn keep_generation(&mut self, elapsed: std::time::Duration) {
+        let Some(key_id) = self.key_id.take() else {
+            return;
+        };
+        let stored = self.state.generations.insert(Generation {
+            id: self.generation_id.clone(),
+            key_id,
+            created_at: std::time::SystemTime::now(),
+            model: self
+                .served_model
+                .clone()
+                .unwrap_or_else(|| self.model.clone()),
+            provider: self.provider.clone(),
+            upstream_model: self.upstream_model.clone(),
+            status: self.status,
+            streamed: self.stream,
+            finish_reason: self.finish_reason.clone(),
+            usage: self.usage,
+            cost: self.cost,
+            latency_ms: elapsed.as_millis() as u64,
+            attempts: std::mem::take(&mut self.reports),
+            outcome: self.outcome.clone(),
+        });
+        // Shared with the other replicas through the ledger's store, when it has one
+        // (rendered and serialised only then: this runs on every request).
+        if self.state.settler.ledger().kind() == "redis" {
+            let state = self.state.clone();
+            let id = self.generation_id.clone();
+            tokio::spawn(async move {
+                let Ok(json) = serde_json::to_string(&Stored::from(&*stored)) else {
+                    return;
+                };
+                let ttl = state.generations.ttl();
+                if let Err(e) = state.settler.ledger().put_generation(&id, &json, ttl).await {
+                    tracing::debug!(generation_id = %id, "generation record not shared: {e}");
+                }
             });
-            // Shared with the other replicas through the ledger's store, when it has one
-            // (rendered and serialised only then: this runs on every request).
-            if self.state.settler.ledger().kind() == "redis" {
-                let state = self.state.clone();
-                let id = self.generation_id.clone();
-                tokio::spawn(async move {
-                    let Ok(json) = serde_json::to_string(&Stored::from(&*stored)) else {
-                        return;
-                    };
-                    let ttl = state.generations.ttl();
-                    if let Err(e) = state.settler.ledger().put_generation(&id, &json, ttl).await {
-                        tracing::debug!(generation_id = %id, "generation record not shared: {e}");
-                    }
-                });
-            }
         }
+    }
+
+    /// The access-log line.
+    fn log(&self, elapsed: std::time::Duration) {
         tracing::info!(
             target: "switchboard::access",
             generation_id = %self.generation_id,

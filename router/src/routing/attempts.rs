@@ -120,22 +120,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
                 if !self.transient_in_pass || self.pass >= self.retry.attempts {
                     return None;
                 }
-                self.pass += 1;
-                self.state
-                    .metrics
-                    .retries
-                    .with_label_values(&[&access.model])
-                    .inc();
-                self.model = 0;
-                self.cand = 0;
-                self.transient_in_pass = false;
-                let cap = self
-                    .retry
-                    .backoff_ms
-                    .saturating_mul(1 << (self.pass - 1).min(20))
-                    .min(self.retry.max_backoff_ms);
-                let wait = self.remaining(Duration::from_millis(rand::rng().random_range(0..=cap)));
-                tokio::time::sleep(wait).await;
+                self.start_pass(access).await;
                 continue;
             }
             let candidates = &self.plan.models[self.model].candidates;
@@ -145,29 +130,14 @@ impl<'s, 'a> Attempts<'s, 'a> {
                 continue;
             };
             self.cand += 1;
-            let (provider_id, provider) = (c.provider.id(), &c.provider.config);
-            if c.tier == Tier::Probe
-                && !self
-                    .state
-                    .health
-                    .claim_probe(provider_id, c.upstream_model, Instant::now())
-            {
-                // Another request is probing this target right now.
+            if !self.may_try(&c) {
                 continue;
             }
-            if self.pass > 0 {
-                let view = self
-                    .state
-                    .health
-                    .view(provider_id, c.upstream_model, Instant::now());
-                if view.cooling.is_some() || view.tier == Tier::Ejected {
-                    continue;
-                }
-            }
+            let provider = &c.provider.config;
             match self
                 .state
                 .health
-                .try_acquire(provider_id, provider.max_concurrent_requests)
+                .try_acquire(c.provider.id(), provider.max_concurrent_requests)
             {
                 Some(cap) => {
                     let slot = Slot {
@@ -176,23 +146,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
                     };
                     access.attempts += 1;
                     self.started = Instant::now();
-                    self.span = if !switchboard_telemetry::exporting() {
-                        tracing::Span::none()
-                    } else {
-                        tracing::info_span!(
-                            target: switchboard_telemetry::TARGET,
-                            parent: &access.span,
-                            "attempt",
-                            otel.name = format!("chat {}", c.upstream_model).as_str(),
-                            otel.kind = "client",
-                            otel.status_code = tracing::field::Empty,
-                            gen_ai.operation.name = "chat",
-                            gen_ai.provider.name = provider.name.as_str(),
-                            gen_ai.request.model = c.upstream_model,
-                            error.type = tracing::field::Empty,
-                            http.response.status_code = tracing::field::Empty,
-                        )
-                    };
+                    self.span = attempt_span(access, &c);
                     return Some((c, slot));
                 }
                 None => self.reports.push(AttemptReport {
@@ -205,6 +159,51 @@ impl<'s, 'a> Attempts<'s, 'a> {
                 }),
             }
         }
+    }
+
+    /// Starts another pass over the plan (a retry), after a jittered exponential backoff.
+    async fn start_pass(&mut self, access: &Access) {
+        self.pass += 1;
+        self.state
+            .metrics
+            .retries
+            .with_label_values(&[&access.model])
+            .inc();
+        self.model = 0;
+        self.cand = 0;
+        self.transient_in_pass = false;
+        let cap = self
+            .retry
+            .backoff_ms
+            .saturating_mul(1 << (self.pass - 1).min(20))
+            .min(self.retry.max_backoff_ms);
+        let wait = self.remaining(Duration::from_millis(rand::rng().random_range(0..=cap)));
+        tokio::time::sleep(wait).await;
+    }
+
+    /// Whether `c` may be tried now: a probe only by the request that claims it, and on a retry
+    /// pass nothing that is cooling down or ejected.
+    fn may_try(&self, c: &Candidate<'_>) -> bool {
+        let provider_id = c.provider.id();
+        if c.tier == Tier::Probe
+            && !self
+                .state
+                .health
+                .claim_probe(provider_id, c.upstream_model, Instant::now())
+        {
+            // Another request is probing this target right now.
+            return false;
+        }
+        if self.pass > 0 {
+            let view = self
+                .state
+                .health
+                .view(provider_id, c.upstream_model, Instant::now());
+            if view.cooling.is_some() || view.tier == Tier::Ejected {
+                return false;
+            }
+        }
+        true
     }
 
     /// Records the attempt on `cand` as the one that served: health (time to first token,
@@ -263,39 +262,8 @@ impl<'s, 'a> Attempts<'s, 'a> {
     ) -> Result<(), ApiError> {
         access.upstream_time += self.started.elapsed();
         let provider_name = cand.provider.config.name.clone();
-        let label = e.label();
-        let span = std::mem::replace(&mut self.span, tracing::Span::none());
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", label.as_str());
-        if let AttemptError::Status { status, .. } = &e {
-            span.record("http.response.status_code", *status);
-        }
-        drop(span);
-        self.state
-            .metrics
-            .upstream_attempts
-            .with_label_values(&[&provider_name, &label])
-            .inc();
         let secrets = cand.provider.secrets();
-        tracing::warn!(
-            generation_id = %access.generation_id,
-            provider = %provider_name,
-            model = cand.upstream_model,
-            error = %scrub(&e.to_string(), &secrets),
-            "upstream attempt failed"
-        );
-        let status = match &e {
-            AttemptError::Status { status, .. } => Some(*status),
-            _ => None,
-        };
-        self.reports.push(AttemptReport {
-            provider: provider_name.clone(),
-            model: cand.upstream_model.to_string(),
-            ok: false,
-            error_type: Some(label),
-            status,
-            latency_ms: self.started.elapsed().as_millis() as u64,
-        });
+        let status = self.report_failure(access, cand, &e, &secrets);
         let raw = match &e {
             AttemptError::Status { body, .. } => scrub(body, &secrets),
             other => scrub(&other.to_string(), &secrets),
@@ -335,6 +303,51 @@ impl<'s, 'a> Attempts<'s, 'a> {
             provider: provider_name,
             raw,
         })
+    }
+
+    /// Counts, logs and reports a failed attempt on its span, the metrics and the attempt list;
+    /// returns the upstream's status, if it answered one.
+    fn report_failure(
+        &mut self,
+        access: &Access,
+        cand: &Candidate<'_>,
+        e: &AttemptError,
+        secrets: &[&str],
+    ) -> Option<u16> {
+        let provider_name = &cand.provider.config.name;
+        let label = e.label();
+        let span = std::mem::replace(&mut self.span, tracing::Span::none());
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", label.as_str());
+        if let AttemptError::Status { status, .. } = e {
+            span.record("http.response.status_code", *status);
+        }
+        drop(span);
+        self.state
+            .metrics
+            .upstream_attempts
+            .with_label_values(&[provider_name, &label])
+            .inc();
+        tracing::warn!(
+            generation_id = %access.generation_id,
+            provider = %provider_name,
+            model = cand.upstream_model,
+            error = %scrub(&e.to_string(), secrets),
+            "upstream attempt failed"
+        );
+        let status = match e {
+            AttemptError::Status { status, .. } => Some(*status),
+            _ => None,
+        };
+        self.reports.push(AttemptReport {
+            provider: provider_name.clone(),
+            model: cand.upstream_model.to_string(),
+            ok: false,
+            error_type: Some(label),
+            status,
+            latency_ms: self.started.elapsed().as_millis() as u64,
+        });
+        status
     }
 
     /// The error for the client once the loop ends without success.
@@ -398,4 +411,25 @@ impl<'s, 'a> Attempts<'s, 'a> {
             attempts,
         }
     }
+}
+
+/// The client span of an attempt on `c`, a child of the request's span (none unless spans are
+/// exported).
+fn attempt_span(access: &Access, c: &Candidate<'_>) -> tracing::Span {
+    if !switchboard_telemetry::exporting() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        target: switchboard_telemetry::TARGET,
+        parent: &access.span,
+        "attempt",
+        otel.name = format!("chat {}", c.upstream_model).as_str(),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = c.provider.config.name.as_str(),
+        gen_ai.request.model = c.upstream_model,
+        error.type = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    )
 }

@@ -216,6 +216,38 @@ fn plan_model<'a>(
     rng: &mut impl Rng,
     out: &mut Plan<'a>,
 ) -> Vec<Candidate<'a>> {
+    let eligible = eligible(runtime, route, variant, req, view, out);
+    let sort = req.prefs.sort.or(match variant {
+        Some(Variant::Floor) => Some(SortBy::Price),
+        Some(Variant::Nitro) => Some(SortBy::Throughput),
+        _ => route.sort.map(|s| match s {
+            RouteSort::Price => SortBy::Price,
+            RouteSort::Latency => SortBy::Latency,
+            RouteSort::Throughput => SortBy::Throughput,
+        }),
+    });
+    order(eligible, req, sort, rng)
+        .into_iter()
+        .map(|e| Candidate {
+            public_model: &route.model,
+            provider: e.provider.clone(),
+            upstream_model: &e.target.model,
+            model: e.model,
+            tier: e.view.tier,
+        })
+        .collect()
+}
+
+/// The route's targets the request may use, in declared order; the others are noted on `out`
+/// with the reason (no adapter, an [`exclusion`], cooling down after a `Retry-After`).
+fn eligible<'a>(
+    runtime: &'a Runtime,
+    route: &'a RouteConfig,
+    variant: Option<Variant>,
+    req: &RoutingRequest<'_>,
+    view: &dyn Fn(&str, &str) -> TargetView,
+    out: &mut Plan<'a>,
+) -> Vec<Eligible<'a>> {
     let mut eligible = Vec::new();
     for (index, target) in route.targets.iter().enumerate() {
         let Some(provider) = runtime.providers.get(&target.provider) else {
@@ -252,53 +284,43 @@ fn plan_model<'a>(
             view: v,
         });
     }
+    eligible
+}
 
-    let sort = req.prefs.sort.or(match variant {
-        Some(Variant::Floor) => Some(SortBy::Price),
-        Some(Variant::Nitro) => Some(SortBy::Throughput),
-        _ => route.sort.map(|s| match s {
-            RouteSort::Price => SortBy::Price,
-            RouteSort::Latency => SortBy::Latency,
-            RouteSort::Throughput => SortBy::Throughput,
-        }),
-    });
+/// The eligible targets in the order to try them: `provider.order` first when given (then the
+/// rest if fallbacks are allowed), else ranked; `allow_fallbacks: false` keeps one.
+fn order<'a>(
+    eligible: Vec<Eligible<'a>>,
+    req: &RoutingRequest<'_>,
+    sort: Option<SortBy>,
+    rng: &mut impl Rng,
+) -> Vec<Eligible<'a>> {
     let prefs = req.prefs;
-    let ordered: Vec<Eligible<'a>> = if prefs.order.is_empty() {
+    if prefs.order.is_empty() {
         let mut all = rank(eligible, sort, req.sticky, rng);
         if !prefs.allow_fallbacks {
             all.truncate(1);
         }
-        all
-    } else {
-        let mut named = Vec::new();
-        let mut rest = Vec::new();
-        for e in eligible {
-            match prefs
-                .order
-                .iter()
-                .position(|n| *n == e.provider.config.name)
-            {
-                Some(pos) => named.push((pos, e)),
-                None => rest.push(e),
-            }
+        return all;
+    }
+    let mut named = Vec::new();
+    let mut rest = Vec::new();
+    for e in eligible {
+        match prefs
+            .order
+            .iter()
+            .position(|n| *n == e.provider.config.name)
+        {
+            Some(pos) => named.push((pos, e)),
+            None => rest.push(e),
         }
-        named.sort_by_key(|(pos, e)| (*pos, e.view.tier == Tier::Ejected, e.index));
-        let mut all: Vec<Eligible<'a>> = named.into_iter().map(|(_, e)| e).collect();
-        if prefs.allow_fallbacks {
-            all.extend(rank(rest, sort, req.sticky, rng));
-        }
-        all
-    };
-    ordered
-        .into_iter()
-        .map(|e| Candidate {
-            public_model: &route.model,
-            provider: e.provider.clone(),
-            upstream_model: &e.target.model,
-            model: e.model,
-            tier: e.view.tier,
-        })
-        .collect()
+    }
+    named.sort_by_key(|(pos, e)| (*pos, e.view.tier == Tier::Ejected, e.index));
+    let mut all: Vec<Eligible<'a>> = named.into_iter().map(|(_, e)| e).collect();
+    if prefs.allow_fallbacks {
+        all.extend(rank(rest, sort, req.sticky, rng));
+    }
+    all
 }
 
 /// A uniform number in (0, 1] from the sticky key and the target, or from `rng`.
