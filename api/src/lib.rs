@@ -11,6 +11,8 @@ pub mod manifest;
 pub mod money;
 pub mod resources;
 pub mod snapshot;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod windows;
 
 pub use compile::{Compiled, ObjectOutcome, ObjectResult, compile};

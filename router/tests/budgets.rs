@@ -72,35 +72,10 @@ async fn avoid_minute_edge() {
     }
 }
 
-async fn chat(router: &TestRouter, body: Value) -> reqwest::Response {
-    router
-        .http
-        .post(router.url("/v1/chat/completions"))
-        .bearer_auth(KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn key_info(router: &TestRouter) -> Value {
-    let v: Value = router
-        .http
-        .get(router.url("/api/v1/key"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["data"].clone()
-}
-
 /// Settlement runs in the background when a request ends; wait until the ledger shows `spent`.
 async fn wait_for_spent(router: &TestRouter, budget: usize, spent: &str) -> Value {
     for _ in 0..100 {
-        let data = key_info(router).await;
+        let data = router.key_info(KEY).await;
         if data["budgets"][budget]["spent_usd"] == spent
             && data["budgets"][budget]["reserved_usd"] == "0"
         {
@@ -110,7 +85,7 @@ async fn wait_for_spent(router: &TestRouter, budget: usize, spent: &str) -> Valu
     }
     panic!(
         "budget {budget} never reached spent {spent}: {}",
-        key_info(router).await
+        router.key_info(KEY).await
     );
 }
 
@@ -122,27 +97,19 @@ async fn admission_is_exact_at_the_limit() {
         &budget("exact", "0.000052", ", scope: {apiKeys: [main]}"),
     ))
     .await;
-    let resp = chat(&router, request(false)).await;
+    let resp = router.chat_as(KEY, request(false)).await;
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["usage"]["cost"].as_f64(), Some(0.000005));
     let data = wait_for_spent(&router, 0, "0.000005").await;
     assert_eq!(data["budgets"][0]["remaining_usd"], "0.000047");
-    let metrics = router
-        .http
-        .get(router.admin("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = router.metrics().await;
     assert!(
         metrics.contains(r#"switchboard_budget_used_ratio{budget="default/exact"} 1"#),
         "the admitted worst case filled the budget: {metrics}"
     );
     // Now 0.000005 is spent: another worst case (0.000052) no longer fits.
-    let resp = chat(&router, request(false)).await;
+    let resp = router.chat_as(KEY, request(false)).await;
     assert_eq!(resp.status(), 402);
     let v: Value = resp.json().await.unwrap();
     let msg = v["error"]["message"].as_str().unwrap();
@@ -156,11 +123,11 @@ async fn admission_is_exact_at_the_limit() {
     // Asking for fewer tokens fits again: 32 + 2*7 = 46 ≤ 47.
     let mut fewer = request(false);
     fewer["max_tokens"] = json!(7);
-    assert_eq!(chat(&router, fewer).await.status(), 200);
+    assert_eq!(router.chat_as(KEY, fewer).await.status(), 200);
 
     // One nano-dollar less than a worst case: refused outright.
     let router = TestRouter::start(&manifest("", &budget("short", "0.000051999", ""))).await;
-    assert_eq!(chat(&router, request(false)).await.status(), 402);
+    assert_eq!(router.chat_as(KEY, request(false)).await.status(), 402);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -169,7 +136,7 @@ async fn spend_equals_the_sum_of_reported_costs_streamed_or_not() {
     let mut total = rust_decimal::Decimal::ZERO;
     for i in 0..6 {
         let stream = i % 2 == 0;
-        let resp = chat(&router, request(stream)).await;
+        let resp = router.chat_as(KEY, request(stream)).await;
         assert_eq!(resp.status(), 200);
         let text = resp.text().await.unwrap();
         let cost_text = text
@@ -203,14 +170,14 @@ async fn budgets_scoped_by_model_team_or_alert_only_do_not_block_the_rest() {
     .concat();
     let router = TestRouter::start(&manifest("", &budgets)).await;
     assert_eq!(
-        chat(&router, request(false)).await.status(),
+        router.chat_as(KEY, request(false)).await.status(),
         200,
         "none of these blocks test/r for team a"
     );
     let mut other = request(false);
     other["model"] = json!("other/r");
-    assert_eq!(chat(&router, other).await.status(), 402);
-    let data = key_info(&router).await;
+    assert_eq!(router.chat_as(KEY, other).await.status(), 402);
+    let data = router.key_info(KEY).await;
     let names: Vec<&str> = data["budgets"]
         .as_array()
         .unwrap()
@@ -229,9 +196,9 @@ async fn requests_per_minute_are_limited_with_headers() {
     avoid_minute_edge().await;
     let router = TestRouter::start(&manifest("requestsPerMinute: 2", "")).await;
     for _ in 0..2 {
-        assert_eq!(chat(&router, request(false)).await.status(), 200);
+        assert_eq!(router.chat_as(KEY, request(false)).await.status(), 200);
     }
-    let resp = chat(&router, request(false)).await;
+    let resp = router.chat_as(KEY, request(false)).await;
     assert_eq!(resp.status(), 429);
     let h = resp.headers();
     let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
@@ -256,16 +223,16 @@ async fn requests_per_minute_are_limited_with_headers() {
 async fn concurrent_requests_are_limited_and_released() {
     let router = TestRouter::start(&manifest("concurrentRequests: 1", "")).await;
     // A stream of "echo: hi" in 2-character chunks, 30 ms apart, holds the slot for a while.
-    let streaming = chat(&router, request(true)).await;
+    let streaming = router.chat_as(KEY, request(true)).await;
     assert_eq!(streaming.status(), 200);
-    let resp = chat(&router, request(false)).await;
+    let resp = router.chat_as(KEY, request(false)).await;
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().get("x-ratelimit-limit-requests").is_none());
     streaming.text().await.unwrap();
     // The slot is released when the stream ends (settled in the background).
     let mut ok = false;
     for _ in 0..50 {
-        if chat(&router, request(false)).await.status() == 200 {
+        if router.chat_as(KEY, request(false)).await.status() == 200 {
             ok = true;
             break;
         }
@@ -280,11 +247,11 @@ async fn tokens_per_minute_charge_actual_tokens() {
     avoid_minute_edge().await;
     let router = TestRouter::start(&manifest("tokensPerMinute: 29", "")).await;
     for _ in 0..4 {
-        assert_eq!(chat(&router, request(false)).await.status(), 200);
+        assert_eq!(router.chat_as(KEY, request(false)).await.status(), 200);
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     // 4 × 3 = 12 used; another estimate of 18 exceeds 29.
-    let resp = chat(&router, request(false)).await;
+    let resp = router.chat_as(KEY, request(false)).await;
     assert_eq!(resp.status(), 429, "12 + 18 > 29");
     assert_eq!(resp.headers()["x-ratelimit-limit-tokens"], "29");
 }
@@ -300,7 +267,7 @@ async fn a_fallback_is_billed_at_the_model_that_served() {
         "---\napiVersion: switchboard.dev/v1alpha1\nkind: Provider\nmetadata: {{name: dead}}\nspec: {{type: openaiCompatible, baseURL: \"{dead}\", models: [{{name: m, pricing: {{inputUSDPerMillion: \"100\", outputUSDPerMillion: \"200\"}}}}]}}\n"
     );
     let router = TestRouter::start(&manifest).await;
-    let resp = chat(&router, request(false)).await;
+    let resp = router.chat_as(KEY, request(false)).await;
     assert_eq!(resp.status(), 200);
     let body = resp.text().await.unwrap();
     assert!(
@@ -325,16 +292,7 @@ async fn spend_survives_a_restart_with_a_state_file() {
     let key_usage = |api: String| {
         let client = client.clone();
         async move {
-            let v: Value = client
-                .get(format!("{api}/api/v1/key"))
-                .bearer_auth(KEY)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["data"]["budgets"][0]["spent_usd"]
+            support::key_info(&client, &api, KEY).await["budgets"][0]["spent_usd"]
                 .as_str()
                 .unwrap()
                 .to_string()
@@ -343,13 +301,8 @@ async fn spend_survives_a_restart_with_a_state_file() {
     let post = |api: String| {
         let client = client.clone();
         async move {
-            client
-                .post(format!("{api}/v1/chat/completions"))
-                .bearer_auth(KEY)
-                .json(&request(false))
-                .send()
+            support::post_chat(&client, &api, KEY, &request(false))
                 .await
-                .unwrap()
                 .status()
         }
     };

@@ -11,10 +11,6 @@ use serde_json::{Value, json};
 use support::*;
 use switchboard_router::{routing::health::HealthPolicy, state::Settings};
 
-fn hi() -> Value {
-    json!([{"role": "user", "content": "hi"}])
-}
-
 /// Eject at the first failure, for 400 ms at first.
 fn quick_ejection() -> Settings {
     Settings {
@@ -320,12 +316,7 @@ async fn provider_preferences_steer_the_request() {
     );
     assert_eq!(v["error"]["param"], "provider");
     // Preferences never reach the upstream.
-    assert!(
-        a.received()
-            .iter()
-            .chain(b.received().iter())
-            .all(|r| r.body.get("provider").is_none())
-    );
+    assert!(!field_reached(&[&a, &b], "provider"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -365,13 +356,9 @@ async fn model_fallbacks_take_over_on_any_error_including_client_errors() {
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["provider"], "mock");
     // The generation record tells the story.
-    let g: Value = router
-        .http
-        .get(router.url(&format!("/api/v1/generation?id={generation}")))
-        .bearer_auth(CLIENT_KEY)
-        .send()
+    let url = |base: &str| router.url(&format!("{base}/generation?id={generation}"));
+    let g: Value = get_as(&router.http, url("/api/v1"), CLIENT_KEY)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -398,13 +385,7 @@ async fn model_fallbacks_take_over_on_any_error_including_client_errors() {
     );
     assert!(d["total_cost"].as_str().unwrap().parse::<f64>().unwrap() > 0.0);
     // Another key cannot read it.
-    let other = router
-        .http
-        .get(router.url(&format!("/v1/generation?id={generation}")))
-        .bearer_auth("sk-sb-test-other-0123456789")
-        .send()
-        .await
-        .unwrap();
+    let other = get_as(&router.http, url("/v1"), "sk-sb-test-other-0123456789").await;
     assert_eq!(other.status(), 404);
 }
 
@@ -507,12 +488,7 @@ async fn sessions_stick_to_one_target() {
         seen.insert(first);
     }
     assert_eq!(seen.len(), 2, "sessions spread over both targets");
-    assert!(
-        a.received()
-            .iter()
-            .chain(b.received().iter())
-            .all(|r| r.body.get("session_id").is_none())
-    );
+    assert!(!field_reached(&[&a, &b], "session_id"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

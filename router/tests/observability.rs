@@ -8,10 +8,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::*;
 
-fn hi() -> Value {
-    json!([{"role": "user", "content": "hi"}])
-}
-
 /// The value of the exposition line that starts with `series` (labels included), exactly.
 fn sample(metrics: &str, series: &str) -> f64 {
     metrics
@@ -70,15 +66,7 @@ async fn metrics_count_scripted_traffic_exactly() {
     // Records are written when each request ends; give the last stream a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
     let metrics = loop {
-        let m = router
-            .http
-            .get(router.admin("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = router.metrics().await;
         if m.contains(
             r#"switchboard_requests_total{endpoint="chat",model="test/mock",status="200"} 5"#,
         ) || Instant::now() > deadline
@@ -219,22 +207,8 @@ async fn no_secret_reaches_logs_spans_or_metrics_even_when_things_fail() {
         .await,
         send(CLIENT_KEY, json!({"model": "test/mock", "messages": hi()})).await,
     ];
-    let metrics = client
-        .get(format!("{admin_url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let config = client
-        .get(format!("{admin_url}/config"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&client, &format!("{admin_url}/metrics")).await;
+    let config = get_text(&client, &format!("{admin_url}/config")).await;
     // SIGTERM flushes the span exporter before the process exits.
     router.sigterm();
     router.wait_exit(Duration::from_secs(10)).await;

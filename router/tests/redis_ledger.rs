@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use support::{RouterProcess, http};
+use support::{RouterProcess, get_as, http, key_info, post_chat};
 use switchboard_e2e::redis::RedisServer;
 
 const KEY: &str = "sk-sb-redis-test-0123456789";
@@ -75,26 +75,11 @@ async fn post(
     key: &str,
     body: &Value,
 ) -> reqwest::Response {
-    client
-        .post(format!("{}/v1/chat/completions", router.api))
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    post_chat(client, &router.api, key, body).await
 }
 
 async fn budget_state(router: &RouterProcess, key: &str) -> Value {
-    let v: Value = http()
-        .get(format!("{}/api/v1/key", router.api))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["data"]["budgets"][0].clone()
+    key_info(&http(), &router.api, key).await["budgets"][0].clone()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -285,14 +270,7 @@ async fn a_redis_outage_follows_failure_mode_and_the_router_recovers() {
             200
         );
     }
-    let metrics = http()
-        .get(format!("{}/metrics", router.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = router.metrics().await;
     assert!(
         metrics.contains("switchboard_ledger_errors_total{op=\"reserve\"}"),
         "{metrics}"
@@ -344,15 +322,16 @@ async fn generation_records_are_shared_across_replicas() {
         .unwrap()
         .to_string();
     let lookup = |router: &RouterProcess, key: &'static str| {
-        client
-            .get(format!("{}/api/v1/generation?id={id}", router.api))
-            .bearer_auth(key)
-            .send()
+        get_as(
+            &client,
+            format!("{}/api/v1/generation?id={id}", router.api),
+            key,
+        )
     };
     // Written in the background when the request ends: poll briefly on the other replica.
     let deadline = Instant::now() + Duration::from_secs(5);
     let data = loop {
-        let resp = lookup(&b, KEY).await.unwrap();
+        let resp = lookup(&b, KEY).await;
         if resp.status() == 200 {
             break resp.json::<Value>().await.unwrap()["data"].clone();
         }
@@ -367,7 +346,7 @@ async fn generation_records_are_shared_across_replicas() {
     assert_eq!(data["total_cost"], "0.000002");
     assert_eq!(data["attempts"][0]["ok"], true);
     assert_eq!(
-        lookup(&b, OPEN_KEY).await.unwrap().status(),
+        lookup(&b, OPEN_KEY).await.status(),
         404,
         "another key cannot read it"
     );

@@ -73,17 +73,11 @@ mod tests {
         c.api_keys.insert(
             hash_api_key(key),
             ApiKeyConfig {
-                namespace: "default".into(),
-                name: "k".into(),
-                team: None,
                 key_hash: hash_api_key(key),
                 prefix: "sk-sb…".into(),
-                allowed_models: vec![],
-                denied_models: vec![],
-                rate_limits: Default::default(),
-                provider_policy: Default::default(),
                 expires_at,
                 disabled,
+                ..ApiKeyConfig::test()
             },
         );
         c

@@ -310,32 +310,20 @@ mod tests {
     fn charges_cover_budgets_in_scope_rate_limits_and_key_usage() {
         let mut config = RouterConfig::default();
         let key = ApiKeyConfig {
-            namespace: "default".into(),
-            name: "k".into(),
             team: Some("a".into()),
-            key_hash: String::new(),
-            prefix: String::new(),
-            allowed_models: vec![],
-            denied_models: vec![],
             rate_limits: switchboard_api::snapshot::RateLimits {
                 requests_per_minute: Some(10),
                 tokens_per_minute: Some(1000),
                 concurrent_requests: Some(2),
             },
-            provider_policy: Default::default(),
-            expires_at: None,
-            disabled: false,
+            ..ApiKeyConfig::test()
         };
         let budget = |models: Vec<String>, action| BudgetConfig {
-            namespace: "default".into(),
-            name: "b".into(),
             limit_usd: d("5"),
-            window: BudgetWindow::Monthly,
             api_keys: ["default/k".to_string()].into(),
             models,
-            soft_limit_percent: None,
             action,
-            failure_mode: FailureMode::Closed,
+            ..BudgetConfig::test()
         };
         config
             .budgets

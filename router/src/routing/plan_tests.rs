@@ -34,22 +34,6 @@ fn runtime(providers: &[(&str, &str, &str, &str)], route_extra: &str) -> Runtime
     Runtime::build(compiled.config, vec![], &ClientPool::default(), &|_| None).unwrap()
 }
 
-fn key() -> ApiKeyConfig {
-    ApiKeyConfig {
-        namespace: "default".into(),
-        name: "k".into(),
-        team: None,
-        key_hash: String::new(),
-        prefix: String::new(),
-        allowed_models: vec![],
-        denied_models: vec![],
-        rate_limits: Default::default(),
-        provider_policy: Default::default(),
-        expires_at: None,
-        disabled: false,
-    }
-}
-
 fn healthy(_: &str, _: &str) -> TargetView {
     TargetView::default()
 }
@@ -70,7 +54,7 @@ fn order_with(
         needs: &[Capability::Tools],
         sticky,
     };
-    let plan = plan(rt, &key(), &req, view, rng);
+    let plan = plan(rt, &ApiKeyConfig::test(), &req, view, rng);
     plan.models
         .iter()
         .flat_map(|m| {
@@ -269,7 +253,7 @@ fn filters_choose_exactly_the_eligible_targets() {
             needs: &needs,
             sticky: None,
         };
-        let plan = plan(&rt, &key(), &req, &healthy, &mut rng);
+        let plan = plan(&rt, &ApiKeyConfig::test(), &req, &healthy, &mut rng);
         assert_eq!(plan.models[0].candidates.len(), expected);
         if expected == 0 {
             assert_eq!(plan.excluded.len(), 5);
@@ -304,7 +288,7 @@ fn tools_and_images_only_go_to_models_that_declare_them() {
             needs,
             sticky: None,
         };
-        let plan = plan(&rt, &key(), &req, &healthy, rng);
+        let plan = plan(&rt, &ApiKeyConfig::test(), &req, &healthy, rng);
         let mut names: Vec<String> = plan.models[0]
             .candidates
             .iter()
@@ -366,7 +350,7 @@ fn health_tiers_order_targets_and_cooling_excludes_them() {
         needs: &[],
         sticky: None,
     };
-    let planned = plan(&rt, &key(), &req, &cooling, &mut rng);
+    let planned = plan(&rt, &ApiKeyConfig::test(), &req, &cooling, &mut rng);
     let names: Vec<&str> = planned.models[0]
         .candidates
         .iter()
@@ -430,14 +414,14 @@ fn model_fallbacks_follow_the_requested_models_then_route_fallbacks() {
         needs: &[],
         sticky: None,
     };
-    let planned = plan(&rt, &key(), &req, &healthy, &mut rng);
+    let planned = plan(&rt, &ApiKeyConfig::test(), &req, &healthy, &mut rng);
     let models: Vec<&str> = planned
         .models
         .iter()
         .map(|m| m.route.model.as_str())
         .collect();
     assert_eq!(models, ["r", "fb"], "fb appears once");
-    let mut k = key();
+    let mut k = ApiKeyConfig::test();
     k.denied_models = vec!["fb".into()];
     let planned = plan(&rt, &k, &req, &healthy, &mut rng);
     assert_eq!(

@@ -279,22 +279,6 @@ pub fn sticky_key(body: &RawObject) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn key() -> ApiKeyConfig {
-        ApiKeyConfig {
-            namespace: "default".into(),
-            name: "k".into(),
-            team: None,
-            key_hash: String::new(),
-            prefix: String::new(),
-            allowed_models: vec![],
-            denied_models: vec![],
-            rate_limits: Default::default(),
-            provider_policy: Default::default(),
-            expires_at: None,
-            disabled: false,
-        }
-    }
-
     fn body(json: &str) -> RawObject {
         RawObject::parse(json.as_bytes()).unwrap()
     }
@@ -307,7 +291,7 @@ mod tests {
                 "sort":"latency","max_price":{"prompt":0.1,"completion":"2.5"},"data_collection":"deny",
                 "zdr":true,"require_parameters":true}}"#,
             ),
-            &key(),
+            &ApiKeyConfig::test(),
         )
         .unwrap();
         assert_eq!(p.order, ["a", "b"]);
@@ -327,14 +311,14 @@ mod tests {
             r#"{"provider":{"only":"a"}}"#,
             r#"{"provider":"a"}"#,
         ] {
-            let e = ProviderPrefs::parse(&body(bad), &key()).unwrap_err();
+            let e = ProviderPrefs::parse(&body(bad), &ApiKeyConfig::test()).unwrap_err();
             assert_eq!(e.status(), http::StatusCode::BAD_REQUEST, "{bad}");
         }
     }
 
     #[test]
     fn the_key_policy_cannot_be_loosened_by_a_request() {
-        let mut k = key();
+        let mut k = ApiKeyConfig::test();
         k.provider_policy.data_collection = Some(DataCollection::Deny);
         k.provider_policy.zdr = true;
         let p = ProviderPrefs::parse(

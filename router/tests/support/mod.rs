@@ -404,13 +404,22 @@ impl TestRouter {
 
     /// POSTs JSON to `/v1/chat/completions` with `CLIENT_KEY`.
     pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
-        self.http
-            .post(self.url("/v1/chat/completions"))
-            .bearer_auth(CLIENT_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.chat_as(CLIENT_KEY, body).await
+    }
+
+    /// POSTs JSON to `/v1/chat/completions` with `key`.
+    pub async fn chat_as(&self, key: &str, body: serde_json::Value) -> reqwest::Response {
+        post_chat(&self.http, &self.url(""), key, &body).await
+    }
+
+    /// `GET /api/v1/key` with `key`: its `data`.
+    pub async fn key_info(&self, key: &str) -> serde_json::Value {
+        key_info(&self.http, &self.url(""), key).await
+    }
+
+    /// The admin port's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        get_text(&self.http, &self.admin("/metrics")).await
     }
 }
 
@@ -434,6 +443,60 @@ pub fn upstream_stream_frames(with_usage: bool) -> Vec<String> {
     }
     frames.push("data: [DONE]\n\n".into());
     frames
+}
+
+/// `[{"role": "user", "content": "hi"}]`: the smallest chat.
+pub fn hi() -> serde_json::Value {
+    serde_json::json!([{"role": "user", "content": "hi"}])
+}
+
+/// The body of `GET url`, as text.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// POSTs `body` to `/v1/chat/completions` of the router whose client API is at `api` (base URL)
+/// with `key`.
+pub async fn post_chat(
+    client: &reqwest::Client,
+    api: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    client
+        .post(format!("{api}/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `GET url` with `key`.
+pub async fn get_as(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    key: &str,
+) -> reqwest::Response {
+    client.get(url).bearer_auth(key).send().await.unwrap()
+}
+
+/// `GET /api/v1/key` with `key` on the router whose client API is at `api`: its `data`.
+pub async fn key_info(client: &reqwest::Client, api: &str, key: &str) -> serde_json::Value {
+    let v: serde_json::Value = get_as(client, format!("{api}/api/v1/key"), key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    v["data"].clone()
+}
+
+/// Whether any request the `upstreams` received carried `field` in its body.
+pub fn field_reached(upstreams: &[&MockUpstream], field: &str) -> bool {
+    upstreams
+        .iter()
+        .flat_map(|u| u.received())
+        .any(|r| r.body.get(field).is_some())
 }
 
 /// A free local TCP port.
@@ -498,6 +561,12 @@ impl RouterProcess {
         }
     }
 
+    /// The admin port's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        get_text(&http(), &format!("{}/metrics", self.admin)).await
+    }
+
+    /// Sends SIGTERM (a clean shutdown).
     pub fn sigterm(&self) {
         let ok = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
