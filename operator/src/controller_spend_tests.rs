@@ -1,0 +1,235 @@
+//! Spend: the leader reads the ledger and writes what it holds into Budget and ApiKey status.
+
+use super::*;
+use jiff::Timestamp;
+use switchboard_api::{
+    counters::{budget_counter, key_usage_counter},
+    resources::BudgetWindow,
+};
+use switchboard_ledger::{
+    BoxFuture, CounterState, LedgerError, ReserveRequest, Reserved, Settlement, local::LocalLedger,
+};
+
+/// A Secret-backed ApiKey `app` and a $0.00001 `total` Budget over it with a 50 % soft limit.
+fn spend_objects() -> Vec<Value> {
+    let meta = |name: &str| {
+        json!({"name": name, "namespace": "team-a", "uid": format!("uid-{name}"),
+               "generation": 1, "resourceVersion": "1"})
+    };
+    vec![
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta("keys"),
+               "stringData": {"app": "sk-sb-spend-test-0123456789"}}),
+        json!({"apiVersion": "switchboard.dev/v1alpha1", "kind": "ApiKey", "metadata": meta("app"),
+               "spec": {"secretRef": {"name": "keys", "key": "app"}}}),
+        json!({"apiVersion": "switchboard.dev/v1alpha1", "kind": "Budget", "metadata": meta("team"),
+               "spec": {"limitUSD": "0.00001", "window": "total", "softLimitPercent": 50,
+                        "scope": {"apiKeys": ["app"]}}}),
+    ]
+}
+
+/// Records `nanos` against the Budget and the key's current month, as a router settling a
+/// request does.
+async fn spend(ledger: &LocalLedger, id: &str, nanos: i64) {
+    let now = Timestamp::now();
+    ledger
+        .settle(&Settlement {
+            id: id.into(),
+            counters: vec![
+                (
+                    budget_counter("team-a/team", BudgetWindow::Total, now),
+                    nanos,
+                    None,
+                ),
+                (
+                    key_usage_counter("team-a/app", BudgetWindow::Monthly, now),
+                    nanos,
+                    None,
+                ),
+            ],
+        })
+        .await
+        .unwrap();
+}
+
+async fn expect_snapshot_secret_created(api: &mut ApiServerVerifier) {
+    api.expect(
+        "PATCH",
+        SNAPSHOT_SECRET,
+        404,
+        crate::fixtures::status_error(404, "NotFound"),
+    )
+    .await;
+    let (call, send) = api.next().await;
+    assert_eq!(
+        (call.method.as_str(), call.path.as_str()),
+        ("POST", "/api/v1/namespaces/switchboard-system/secrets")
+    );
+    respond(send, 201, call.body);
+}
+
+/// The status with every `lastTransitionTime` replaced by `T`, which must be a UTC time.
+fn without_times(mut status: Value) -> Value {
+    for c in status["conditions"].as_array_mut().unwrap() {
+        let t = c["lastTransitionTime"].as_str().unwrap();
+        assert!(t.ends_with('Z') && t.len() == 20, "{t}");
+        c["lastTransitionTime"] = "T".into();
+    }
+    status
+}
+
+#[tokio::test]
+async fn leader_rounds_write_ledger_spend_into_budget_and_api_key_status() {
+    let ledger = LocalLedger::in_memory();
+    spend(&ledger, "r1", 6_000).await;
+    let (controller, mut api, _) = controller(true);
+    let mut controller = controller.with_ledger(ledger.clone());
+    let mut objects = spend_objects();
+    let mut stores = TestStores::new(&objects);
+
+    // Round 1: $0.000006 of $0.00001: past the 50 % soft limit, within the limit.
+    let verifier = tokio::spawn(async move {
+        expect_snapshot_secret_created(&mut api).await;
+        let app = expect_patch_of(&mut api, &mut objects, "apikeys", "app").await;
+        assert_eq!(app["spendUSD"], "0.000006");
+        assert_eq!(app["prefix"], "sk-sb-spen…");
+        expect_event(&mut api, "Normal", "Ready", "app").await;
+        let team = expect_patch_of(&mut api, &mut objects, "budgets", "team").await;
+        assert_eq!(
+            without_times(team),
+            json!({
+                "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "Compiled",
+                     "message": "covers 1 key", "lastTransitionTime": "T",
+                     "observedGeneration": 1},
+                    {"type": "SoftLimitReached", "status": "True", "reason": "SoftLimitReached",
+                     "message": "spent $0.000006 of the $0.00001 limit, at or above the 50% soft limit ($0.000005)",
+                     "lastTransitionTime": "T", "observedGeneration": 1},
+                    {"type": "Exceeded", "status": "False", "reason": "WithinLimit",
+                     "message": "spent $0.000006 of the $0.00001 limit in total; $0.000004 left",
+                     "lastTransitionTime": "T", "observedGeneration": 1}
+                ],
+                "observedGeneration": 1,
+                "spentUSD": "0.000006",
+                "remainingUSD": "0.000004",
+                "windowStart": null,
+                "resetsAt": null
+            })
+        );
+        expect_event(&mut api, "Normal", "Ready", "team").await;
+        expect_event(&mut api, "Warning", "SoftLimitReached", "team").await;
+        api.expect_no_more().await;
+        (api, objects)
+    });
+    controller.reconcile(&stores.stores).await;
+    let (mut api, mut objects) = verifier.await.unwrap();
+    for o in &objects {
+        stores.apply(o.clone());
+    }
+
+    // Round 2: another $0.000004 reaches the limit: Exceeded with a warning; the key's spend
+    // follows; nothing else is announced.
+    spend(&ledger, "r2", 4_000).await;
+    let verifier = tokio::spawn(async move {
+        let app = expect_patch_of(&mut api, &mut objects, "apikeys", "app").await;
+        assert_eq!(app["spendUSD"], "0.00001");
+        let team = expect_patch_of(&mut api, &mut objects, "budgets", "team").await;
+        assert_eq!(team["spentUSD"], "0.00001");
+        assert_eq!(team["remainingUSD"], "0");
+        let exceeded = &team["conditions"][2];
+        assert_eq!(
+            (&exceeded["type"], &exceeded["status"], &exceeded["reason"]),
+            (&json!("Exceeded"), &json!("True"), &json!("LimitReached"))
+        );
+        assert_eq!(
+            exceeded["message"],
+            "spent $0.00001 of the $0.00001 limit in total; requests in scope are refused \
+             (a total budget never resets)"
+        );
+        expect_event(&mut api, "Warning", "LimitReached", "team").await;
+        api.expect_no_more().await;
+        (api, objects)
+    });
+    controller.reconcile(&stores.stores).await;
+    let (mut api, objects) = verifier.await.unwrap();
+    for o in &objects {
+        stores.apply(o.clone());
+    }
+
+    // Round 3: the ledger says the same: no writes.
+    let verifier = tokio::spawn(async move { api.expect_no_more().await });
+    controller.reconcile(&stores.stores).await;
+    verifier.await.unwrap();
+    assert_eq!(
+        controller
+            .metrics
+            .spend_reads
+            .with_label_values(&["ok"])
+            .get(),
+        3
+    );
+}
+
+/// A ledger that is always unreachable.
+struct Unreachable;
+
+impl Ledger for Unreachable {
+    fn reserve<'a>(
+        &'a self,
+        _: &'a ReserveRequest,
+    ) -> BoxFuture<'a, Result<Reserved, LedgerError>> {
+        Box::pin(async { Err(LedgerError("connection refused".into())) })
+    }
+    fn settle<'a>(&'a self, _: &'a Settlement) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async { Err(LedgerError("connection refused".into())) })
+    }
+    fn read<'a>(
+        &'a self,
+        _: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<CounterState>, LedgerError>> {
+        Box::pin(async { Err(LedgerError("connection refused".into())) })
+    }
+    fn kind(&self) -> &'static str {
+        "unreachable"
+    }
+}
+
+#[tokio::test]
+async fn ledger_outage_still_writes_ready_leaves_spend_alone_and_is_counted() {
+    let (controller, mut api, _) = controller(true);
+    let mut controller = controller.with_ledger(Arc::new(Unreachable));
+    let mut objects = spend_objects();
+    // What an earlier leader wrote while the ledger answered.
+    let before = json!({"spentUSD": "0.00002", "remainingUSD": "0",
+                        "conditions": [{"type": "Exceeded", "status": "True", "reason": "LimitReached",
+                                        "message": "m", "lastTransitionTime": "2026-05-01T00:00:00Z"}]});
+    objects[2]["status"] = before.clone();
+    let stores = TestStores::new(&objects);
+    let verifier = tokio::spawn(async move {
+        expect_snapshot_secret_created(&mut api).await;
+        let app = expect_patch_of(&mut api, &mut objects, "apikeys", "app").await;
+        assert!(app.get("spendUSD").is_none(), "{app}");
+        expect_event(&mut api, "Normal", "Ready", "app").await;
+        let team = expect_patch_of(&mut api, &mut objects, "budgets", "team").await;
+        for field in ["spentUSD", "remainingUSD", "windowStart", "resetsAt"] {
+            assert!(team.get(field).is_none(), "{field} in {team}");
+        }
+        assert_eq!(team["conditions"][0]["type"], "Ready");
+        assert_eq!(team["conditions"][1], before["conditions"][0]);
+        expect_event(&mut api, "Normal", "Ready", "team").await;
+        api.expect_no_more().await;
+    });
+    controller.reconcile(&stores.stores).await;
+    verifier.await.unwrap();
+    let errors = controller
+        .metrics
+        .spend_reads
+        .with_label_values(&["error"])
+        .get();
+    assert_eq!(errors, 1);
+    assert!(
+        controller
+            .metrics
+            .render()
+            .contains(r#"switchboard_operator_spend_reads_total{result="error"} 1"#)
+    );
+}
