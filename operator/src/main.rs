@@ -10,7 +10,7 @@ use switchboard_operator::{
     controller, crds,
     leader::LeaseSettings,
 };
-use switchboard_telemetry::{logging, otlp};
+use switchboard_telemetry::OtlpOptions;
 use tokio::signal::unix::{SignalKind, signal};
 
 fn router_token(cli: &Cli) -> anyhow::Result<String> {
@@ -37,16 +37,13 @@ fn identity(cli: &Cli) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let trace_export = otlp::OtlpOptions {
+    let export = OtlpOptions {
         endpoint: cli.otlp_endpoint.clone(),
         protocol: cli.otlp_protocol.clone(),
         service_name: "switchboard-operator".into(),
     };
-    let traces = otlp::enabled(&trace_export)
-        .then(|| otlp::tracer_provider(&trace_export))
-        .transpose()?;
-    // The live filter handle is not exposed by the operator's admin server (yet).
-    let (_log_level, _log_writer) = logging::init(cli.log_format, &cli.log, traces.as_ref());
+    // The live filter (`log_level`) is not exposed by the operator's admin server (yet).
+    let telemetry = switchboard_telemetry::init(&export, cli.log_format, &cli.log)?;
     rustls::crypto::ring::default_provider()
         .install_default()
         .ok();
@@ -99,8 +96,6 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: releasing the lease");
     running.shutdown().await;
-    if let Some(t) = traces {
-        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
-    }
+    telemetry.shutdown().await;
     Ok(())
 }

@@ -16,7 +16,7 @@ use switchboard_router::{
     server,
     state::{AppState, Settings},
 };
-use switchboard_telemetry::{logging, otlp};
+use switchboard_telemetry::OtlpOptions;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// mimalloc instead of glibc's malloc: fewer instructions per allocation on the request path,
@@ -29,23 +29,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let trace_export = otlp::OtlpOptions {
+    let export = OtlpOptions {
         endpoint: cli.otlp_endpoint.clone(),
         protocol: cli.otlp_protocol.clone(),
         service_name: "switchboard-router".into(),
     };
-    let traces = otlp::enabled(&trace_export)
-        .then(|| otlp::tracer_provider(&trace_export))
-        .transpose()?;
-    // `_log_writer` lives to the end of `main`, so queued lines are written before exit.
-    let (log_level, _log_writer) = logging::init(cli.log_format, &cli.log, traces.as_ref());
+    // Lives to the end of `main`, so queued log lines and spans are written before exit.
+    let mut telemetry = switchboard_telemetry::init(&export, cli.log_format, &cli.log)?;
     let OpenLedger {
         ledger,
         persisted: local_ledger,
     } = open_ledger(&cli)?;
     tracing::info!(ledger = ledger.kind(), "spend ledger ready");
     let state = AppState::with_ledger(settings(&cli), ledger);
-    let _ = state.log_level.set(log_level);
+    if let Some(level) = telemetry.log_level.take() {
+        let _ = state.log_level.set(level);
+    }
     let (stop_follower, follower_stop) = tokio::sync::watch::channel(false);
     match &cli.operator_url {
         Some(url) => {
@@ -79,10 +78,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(l) = local_ledger {
         l.flush()?;
     }
-    if let Some(t) = traces {
-        // Export what is still buffered.
-        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
-    }
+    telemetry.shutdown().await;
     Ok(())
 }
 
