@@ -6,6 +6,19 @@ use jiff::{Timestamp, ToSpan, civil::Date, tz::TimeZone};
 
 use crate::resources::BudgetWindow;
 
+impl BudgetWindow {
+    /// The window's name as a Budget's `spec.window` writes it (`daily`, `weekly`, `monthly`,
+    /// `total`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BudgetWindow::Daily => "daily",
+            BudgetWindow::Weekly => "weekly",
+            BudgetWindow::Monthly => "monthly",
+            BudgetWindow::Total => "total",
+        }
+    }
+}
+
 /// The window containing `now`: `(start, end)`, end exclusive; `end` is `None` for `total`.
 pub fn window_bounds(window: BudgetWindow, now: Timestamp) -> (Timestamp, Option<Timestamp>) {
     let today = now.to_zoned(TimeZone::UTC).date();

@@ -475,7 +475,7 @@ fn budget_conditions(s: &BudgetSpend) -> Vec<OwnedCondition> {
         BudgetWindow::Total => "in total".to_string(),
         w => format!(
             "in the {} window from {}",
-            window_name(w),
+            w.name(),
             rfc3339(s.window_start)
         ),
     };
@@ -511,15 +511,6 @@ fn budget_conditions(s: &BudgetSpend) -> Vec<OwnedCondition> {
         message,
     });
     out
-}
-
-fn window_name(w: BudgetWindow) -> &'static str {
-    match w {
-        BudgetWindow::Daily => "daily",
-        BudgetWindow::Weekly => "weekly",
-        BudgetWindow::Monthly => "monthly",
-        BudgetWindow::Total => "total",
-    }
 }
 
 /// Nano-dollars as the exact decimal string status carries (`"0.000002"`, `"5"`).

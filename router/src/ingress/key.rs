@@ -30,15 +30,6 @@ fn number(usd: Decimal) -> Value {
     json!(usd.to_f64().unwrap_or(0.0))
 }
 
-fn window_name(w: BudgetWindow) -> &'static str {
-    match w {
-        BudgetWindow::Daily => "daily",
-        BudgetWindow::Weekly => "weekly",
-        BudgetWindow::Monthly => "monthly",
-        BudgetWindow::Total => "total",
-    }
-}
-
 /// Handles the key lookup.
 pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let mut access = Access::new(state.clone(), "key", new_generation_id());
@@ -141,7 +132,7 @@ fn budget_entries(
             let (start, end) = window_bounds(b.window, now);
             json!({
                 "name": id,
-                "window": window_name(b.window),
+                "window": b.window.name(),
                 "window_start": (b.window != BudgetWindow::Total).then(|| start.to_string()),
                 "resets_at": end.map(|e| e.to_string()),
                 "limit_usd": b.limit_usd.normalize().to_string(),
