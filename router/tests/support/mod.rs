@@ -499,6 +499,24 @@ pub fn field_reached(upstreams: &[&MockUpstream], field: &str) -> bool {
         .any(|r| r.body.get(field).is_some())
 }
 
+/// The status and body of an error response, asserting the OpenAI error envelope (`message`,
+/// `type`, `code` strings and a `param`).
+pub async fn error_of(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let v: serde_json::Value = resp.json().await.expect("error bodies are JSON");
+    for field in ["message", "type", "code"] {
+        assert!(
+            v["error"][field].is_string(),
+            "error.{field} missing in {v}"
+        );
+    }
+    assert!(
+        v["error"].get("param").is_some(),
+        "error.param missing in {v}"
+    );
+    (status, v)
+}
+
 /// A free local TCP port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
