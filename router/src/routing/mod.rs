@@ -8,4 +8,4 @@ pub mod plan;
 pub mod prefs;
 pub mod request;
 
-pub use plan::{Candidate, ModelPlan, Plan, RoutingRequest, plan};
+pub use plan::{Candidate, ModelPlan, Plan, RoutingRequest};
