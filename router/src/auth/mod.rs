@@ -18,15 +18,17 @@ pub struct Caller {
 
 impl Caller {
     /// Authenticates the request's key (see [`api_key::authenticate`]) against `runtime` at
-    /// `now_unix`.
+    /// `now_unix`. `found` sees the key first (to record who is calling without looking it up
+    /// again: the lookup compares hashes among every key of the config).
     pub fn authenticate(
         runtime: Arc<Runtime>,
         headers: &HeaderMap,
         now_unix: i64,
+        found: impl FnOnce(&ApiKeyConfig),
     ) -> Result<Caller, ApiError> {
-        let key_hash = api_key::authenticate(&runtime.config, headers, now_unix)?
-            .key_hash
-            .clone();
+        let key = api_key::authenticate(&runtime.config, headers, now_unix)?;
+        found(key);
+        let key_hash = key.key_hash.clone();
         Ok(Caller { runtime, key_hash })
     }
 

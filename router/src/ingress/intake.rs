@@ -56,10 +56,10 @@ pub fn authenticate(
     let runtime = state.runtime().ok_or_else(|| {
         ApiError::NoEligibleProvider("The router has no configuration yet".into())
     })?;
-    let caller = Caller::authenticate(runtime, headers, now_unix())?;
-    access.key = Some(caller.key().name.clone());
-    access.team = caller.key().team.clone();
-    Ok(caller)
+    Caller::authenticate(runtime, headers, now_unix(), |key| {
+        access.key = Some(key.name.clone());
+        access.team = key.team.clone();
+    })
 }
 
 /// Intake of a generation request: the caller and its JSON body. The body is read before the key
