@@ -155,11 +155,21 @@ pub async fn run(
         Ok(prepared) => prepared,
         Err(e) => return Err((e, access)),
     };
-    let attempts = Attempts::new(state, plan);
-    if req.stream {
-        stream(state, attempts, &body, &req, access).await
-    } else {
-        complete(state, attempts, &body, access).await
+    let mut attempts = Attempts::new(state, plan);
+    if !req.stream {
+        return match complete(state, &mut attempts, &body, &mut access).await {
+            Ok(bytes) => Ok(ChatOutput::Complete(bytes, access)),
+            Err(e) => Err((e, access)),
+        };
+    }
+    match open_first_stream(&mut attempts, &body, &mut access).await {
+        Ok((cand, slot, opened)) => {
+            record_first_token(state, &cand, &mut access);
+            access.outcome = Some("client_disconnected".into());
+            let frames = relay(state, &cand, slot, access, opened, req.prompt_estimate);
+            Ok(ChatOutput::Stream(frames))
+        }
+        Err(e) => Err((e, access)),
     }
 }
 
@@ -198,36 +208,28 @@ async fn prepare<'c>(
 }
 
 /// The attempt loop of a non-streamed request: the first complete answer, priced, is the
-/// response.
+/// response body.
 async fn complete(
     state: &AppState,
-    mut attempts: Attempts<'_, '_>,
+    attempts: &mut Attempts<'_, '_>,
     body: &RawObject,
-    mut access: Access,
-) -> Result<ChatOutput, (ApiError, Access)> {
-    while let Some((cand, slot)) = attempts.next(&mut access).await {
+    access: &mut Access,
+) -> Result<Bytes, ApiError> {
+    while let Some((cand, slot)) = attempts.next(access).await {
         let started = Instant::now();
-        let result = attempt_complete(state, &attempts, &cand, &slot, body).await;
+        let result = attempt_complete(state, attempts, &cand, &slot, body).await;
         drop(slot);
         match result {
             Ok(done) => {
                 let elapsed = started.elapsed();
                 let rate = done.usage.completion_tokens as f64 / elapsed.as_secs_f64().max(1e-6);
-                attempts.succeeded(&mut access, &cand, Some(elapsed), Some(rate));
-                return Ok(ChatOutput::Complete(
-                    done.record(&mut access, state.settings.trace_content),
-                    access,
-                ));
+                attempts.succeeded(access, &cand, Some(elapsed), Some(rate));
+                return Ok(done.record(access, state.settings.trace_content));
             }
-            Err(e) => {
-                if let Err(e) = attempts.failed(&mut access, &cand, e) {
-                    return Err((e, access));
-                }
-            }
+            Err(e) => attempts.failed(access, &cand, e)?,
         }
     }
-    let e = attempts.exhausted(&mut access);
-    Err((e, access))
+    Err(attempts.exhausted(access))
 }
 
 /// One non-streamed attempt on `cand`, within the provider's total timeout (and what is left of
@@ -260,39 +262,31 @@ async fn attempt_complete(
     }
 }
 
-/// The attempt loop of a streamed request: the first stream that commits to an answer is relayed
-/// to the client.
-async fn stream(
-    state: &Arc<AppState>,
-    mut attempts: Attempts<'_, '_>,
+/// The attempt loop of a streamed request: the first stream that commits to an answer, with the
+/// candidate that serves it and its slot, and the payloads held back.
+async fn open_first_stream<'a>(
+    attempts: &mut Attempts<'_, 'a>,
     body: &RawObject,
-    req: &ChatRequest,
-    mut access: Access,
-) -> Result<ChatOutput, (ApiError, Access)> {
-    while let Some((cand, slot)) = attempts.next(&mut access).await {
+    access: &mut Access,
+) -> Result<(Candidate<'a>, Slot, (Vec<String>, ChunkStream)), ApiError> {
+    while let Some((cand, slot)) = attempts.next(access).await {
         let started = Instant::now();
         let first_token = attempts.remaining(ms(cand.provider.config.timeouts.first_token_ms));
         let opened = open_stream(&cand, &slot, body, first_token)
             .instrument(attempts.span())
             .await;
-        let opened = match opened {
-            Ok(opened) => opened,
+        match opened {
+            Ok(opened) => {
+                attempts.succeeded(access, &cand, Some(started.elapsed()), None);
+                return Ok((cand, slot, opened));
+            }
             Err(e) => {
                 drop(slot);
-                if let Err(e) = attempts.failed(&mut access, &cand, e) {
-                    return Err((e, access));
-                }
-                continue;
+                attempts.failed(access, &cand, e)?;
             }
-        };
-        attempts.succeeded(&mut access, &cand, Some(started.elapsed()), None);
-        record_first_token(state, &cand, &mut access);
-        access.outcome = Some("client_disconnected".into());
-        let frames = relay(state, &cand, slot, access, opened, req.prompt_estimate);
-        return Ok(ChatOutput::Stream(frames));
+        }
     }
-    let e = attempts.exhausted(&mut access);
-    Err((e, access))
+    Err(attempts.exhausted(access))
 }
 
 /// Opens a streamed attempt and holds it back until the upstream commits to an answer.

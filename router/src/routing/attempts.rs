@@ -351,14 +351,14 @@ impl<'s, 'a> Attempts<'s, 'a> {
     }
 
     /// The error for the client once the loop ends without success.
-    pub fn exhausted(mut self, access: &mut Access) -> ApiError {
+    pub fn exhausted(&mut self, access: &mut Access) -> ApiError {
         let attempts = std::mem::take(&mut self.reports);
         access.reports = attempts.clone();
         let tried = attempts
             .iter()
             .filter(|a| a.error_type.as_deref() != Some("capacity"))
             .count();
-        let Some((e, raw)) = self.last else {
+        let Some((e, raw)) = self.last.take() else {
             return if self.deadline_hit {
                 ApiError::AllAttemptsFailed {
                     message: "The request's deadline passed before any upstream answered".into(),
