@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::state::AppState;
+use crate::state::{AppState, RECORDS_WAIT};
 
 /// `GET /loglevel`: the filter in force.
 pub async fn get_log_level(State(state): State<Arc<AppState>>) -> Response {
@@ -18,8 +18,11 @@ pub async fn get_log_level(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// `PUT /loglevel` with a tracing filter as the body (`debug`, `info,switchboard=debug`).
+/// `PUT /loglevel` with a tracing filter as the body (`debug`, `info,switchboard=debug`). The new
+/// filter applies to requests answered after the change: the records of responses already sent
+/// (written right after their response) are written first, at the level they were served under.
 pub async fn set_log_level(State(state): State<Arc<AppState>>, body: String) -> Response {
+    state.records_written(RECORDS_WAIT).await;
     match state.log_level.get() {
         Some(l) => match l.set(body.trim()) {
             Ok(()) => (StatusCode::OK, format!("{}\n", l.get())).into_response(),
