@@ -32,6 +32,7 @@ use crate::{
     },
     state::AppState,
     streaming::{
+        chat::StreamRelay,
         frames::{FrameStream, relay},
         hold_back::hold_back,
         sse::sse_response,
@@ -166,7 +167,13 @@ pub async fn run(
         Ok((cand, slot, opened)) => {
             record_first_token(state, &cand, &mut access);
             access.outcome = Some("client_disconnected".into());
-            let frames = relay(state, &cand, slot, access, opened, req.prompt_estimate);
+            let relay_state = StreamRelay::new(
+                &cand.provider.config.name,
+                cand.model.pricing.clone(),
+                req.prompt_estimate,
+                cand.upstream_model,
+            );
+            let frames = relay(state, &cand, slot, access, relay_state, opened);
             Ok(ChatOutput::Stream(frames))
         }
         Err(e) => Err((e, access)),
@@ -297,7 +304,7 @@ async fn open_stream(
     first_token: Duration,
 ) -> Result<(Vec<String>, ChunkStream), AttemptError> {
     match providers::chat(call_for(cand, slot, body, true, first_token)).await {
-        Ok(Reply::Stream(s)) => hold_back(s, first_token).await,
+        Ok(Reply::Stream(s)) => hold_back::<StreamRelay>(s, first_token).await,
         Ok(Reply::Complete(_)) => Err(AttemptError::Protocol("expected a stream".into())),
         Err(e) => Err(e),
     }

@@ -1,6 +1,6 @@
-//! A committed stream, relayed until its last frame: upstream payloads (first those held back,
-//! then the rest, each within the idle timeout) go through the [`StreamRelay`] and come out as the
-//! client's SSE frames. When the stream ends, fails or the client goes away, the request's record
+//! A committed stream, relayed until its last frame: upstream items (first those held back,
+//! then the rest, each within the idle timeout) go through the format's [`Relay`] and come out as
+//! the client's SSE frames. When the stream ends, fails or the client goes away, the request's record
 //! gets the usage, cost and finish reason, and the target's health what the stream showed.
 
 use std::{
@@ -12,13 +12,15 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
-use serde_json::Value;
 
-use super::relay::{StreamEnd, StreamRelay, in_band_error};
+use super::{
+    hold_back::Upstream,
+    relay::{Relay, StreamEnd},
+};
 use crate::{
     error::scrub,
     observability::access::Access,
-    providers::{AttemptError, ChunkStream},
+    providers::AttemptError,
     routing::{Candidate, attempts::Slot},
     state::AppState,
 };
@@ -27,23 +29,18 @@ use crate::{
 pub type FrameStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, Infallible>> + Send>>;
 
-/// The client's frames of the stream `cand` committed to: `buffered` (the payloads held back)
-/// first, then the rest of `upstream`. The slot and the record ride along until the stream ends.
-pub fn relay(
+/// The client's frames of the stream `cand` committed to, through `relay`: `buffered` (the items
+/// held back) first, then the rest of `upstream`. The slot and the record ride along until the
+/// stream ends.
+pub fn relay<R: Relay>(
     state: &Arc<AppState>,
     cand: &Candidate<'_>,
     slot: Slot,
     access: Access,
-    (buffered, upstream): (Vec<String>, ChunkStream),
-    prompt_estimate: u64,
+    relay: R,
+    (buffered, upstream): (Vec<R::Item>, Upstream<R>),
 ) -> FrameStream {
     let provider = &cand.provider.config;
-    let relay = StreamRelay::new(
-        &provider.name,
-        cand.model.pricing.clone(),
-        prompt_estimate,
-        cand.upstream_model,
-    );
     let secrets = cand
         .provider
         .secrets()
@@ -71,11 +68,11 @@ pub fn relay(
 }
 
 /// Everything a committed stream needs until its last frame.
-struct RelayState {
-    relay: StreamRelay,
+struct RelayState<R: Relay> {
+    relay: R,
     access: Access,
-    buffered: VecDeque<String>,
-    upstream: ChunkStream,
+    buffered: VecDeque<R::Item>,
+    upstream: Upstream<R>,
     pending: VecDeque<Bytes>,
     idle: Duration,
     secrets: Vec<String>,
@@ -85,7 +82,7 @@ struct RelayState {
     _slot: Slot,
 }
 
-impl Drop for RelayState {
+impl<R: Relay> Drop for RelayState<R> {
     fn drop(&mut self) {
         // Runs when the stream ends and when the client goes away mid-stream.
         self.target.0.metrics.open_streams.dec();
@@ -123,7 +120,9 @@ impl Drop for RelayState {
     }
 }
 
-async fn next_frame(mut st: RelayState) -> Option<(Result<Bytes, Infallible>, RelayState)> {
+async fn next_frame<R: Relay>(
+    mut st: RelayState<R>,
+) -> Option<(Result<Bytes, Infallible>, RelayState<R>)> {
     loop {
         if let Some(frame) = st.pending.pop_front() {
             return Some((Ok(frame), st));
@@ -140,29 +139,29 @@ async fn next_frame(mut st: RelayState) -> Option<(Result<Bytes, Infallible>, Re
         };
         let mut out = Vec::new();
         match next {
-            Some(Ok(data)) => match in_band_error(&data) {
+            Some(Ok(item)) => match R::in_band_error(&item) {
                 Some(err) => st.relay.fail(
-                    &stream_error(&format!("upstream error: {err}"), &st.secrets),
+                    &stream_error(&format!("upstream error: {}", err.detail), &st.secrets),
+                    err.kind.as_deref(),
                     &mut out,
                 ),
-                None => st.relay.on_data(&data, &mut out),
+                None => st.relay.on_item(item, &mut out),
             },
-            Some(Err(e)) => st
-                .relay
-                .fail(&stream_error(&e.to_string(), &st.secrets), &mut out),
+            Some(Err(e)) => {
+                st.relay
+                    .fail(&stream_error(&e.to_string(), &st.secrets), None, &mut out)
+            }
             None => st.relay.on_eof(&mut out),
         }
         st.pending.extend(out);
     }
 }
 
-fn stream_error(message: &str, secrets: &[String]) -> Value {
+/// The message a stream that failed mid-way ends with, scrubbed of the provider's secrets.
+fn stream_error(message: &str, secrets: &[String]) -> String {
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let message = scrub(message, &secrets);
-    serde_json::json!({
-        "message": format!("The upstream failed mid-stream: {message}"),
-        "type": "upstream_error",
-        "code": "stream_interrupted",
-        "param": null
-    })
+    format!(
+        "The upstream failed mid-stream: {}",
+        scrub(message, &secrets)
+    )
 }

@@ -1,20 +1,23 @@
 //! Holding back a stream's opening: nothing reaches the client until the upstream commits to an
 //! answer, so an upstream that fails before that is replaced by the next attempt invisibly.
 
-use std::time::Duration;
+use std::{pin::Pin, time::Duration};
 
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 
-use super::relay::{in_band_error, is_committing};
-use crate::providers::{AttemptError, ChunkStream};
+use super::relay::{Opening, Relay};
+use crate::providers::AttemptError;
 
-/// Reads the stream until the upstream commits to an answer (see [`is_committing`]), so that an
+/// A stream of upstream items for relay `R`.
+pub type Upstream<R> = Pin<Box<dyn Stream<Item = Result<<R as Relay>::Item, AttemptError>> + Send>>;
+
+/// Reads the stream until the upstream commits to an answer (see [`Relay::opening`]), so that an
 /// upstream failing before that can be replaced without the client seeing anything. Returns the
-/// payloads read so far and the rest of the stream.
-pub async fn hold_back(
-    mut s: ChunkStream,
+/// items read so far and the rest of the stream.
+pub async fn hold_back<R: Relay>(
+    mut s: Upstream<R>,
     first_token: Duration,
-) -> Result<(Vec<String>, ChunkStream), AttemptError> {
+) -> Result<(Vec<R::Item>, Upstream<R>), AttemptError> {
     let deadline = tokio::time::Instant::now() + first_token;
     let mut buffered = Vec::new();
     loop {
@@ -28,16 +31,14 @@ pub async fn hold_back(
                 ));
             }
             Some(Err(e)) => return Err(e),
-            Some(Ok(data)) => {
-                if let Some(err) = in_band_error(&data) {
-                    return Err(AttemptError::Protocol(format!("error in stream: {err}")));
-                }
-                let commit = is_committing(&data);
-                buffered.push(data);
-                if commit {
+            Some(Ok(item)) => match R::opening(&item) {
+                Opening::Failed(e) => return Err(e),
+                Opening::Commit => {
+                    buffered.push(item);
                     return Ok((buffered, s));
                 }
-            }
+                Opening::Wait => buffered.push(item),
+            },
         }
     }
 }

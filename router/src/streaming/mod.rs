@@ -1,8 +1,10 @@
-//! Streaming to the client: the pure relay state machine ([`relay`]: upstream payloads in, SSE
-//! frames out, usage priced, errors after the first byte as error chunks), holding a stream's
+//! Streaming to the client: one pure relay per client format behind the [`relay::Relay`] trait
+//! ([`chat`]: OpenAI chat chunks; [`anthropic`]: Anthropic Messages events), holding a stream's
 //! opening back until the upstream commits ([`hold_back`]), relaying a committed stream until its
-//! last frame ([`frames`]), and the event-stream response itself ([`sse`]).
+//! last frame with settlement and the access record ([`frames`]), and the event-stream response
+//! itself ([`sse`]).
 
+pub mod chat;
 pub mod frames;
 pub mod hold_back;
 pub mod relay;

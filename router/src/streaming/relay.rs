@@ -1,386 +1,79 @@
-//! Relaying an upstream chat stream to the client. Pure: upstream `data` payloads in, SSE frames
-//! out. Content chunks pass through byte for byte; the usage chunk gains `usage.cost` and
-//! `provider`; a usage chunk is synthesised when the upstream sent none, so every stream ends with
-//! one usage chunk (`choices: []`) and `data: [DONE]`. A stream that breaks after content was sent
-//! ends with an error chunk (`finish_reason: "error"`), never a clean-looking truncation.
+//! What every stream relay does, whatever the client's format: the [`Relay`] trait. A relay is
+//! pure: upstream items in, the client's SSE frames out, usage counted and priced, and a failure
+//! after the first byte ended with the format's own error. Holding back ([`super::hold_back`]),
+//! the idle timeout, settlement when the stream ends and the access record
+//! ([`super::frames`]) are written once, for every relay.
 
 use bytes::Bytes;
 use rust_decimal::Decimal;
-use serde::Deserialize;
-use serde_json::{json, value::RawValue};
-use switchboard_api::snapshot::PriceTable;
 
-use crate::{
-    json::{RawObject, usage_with_cost},
-    pricing::{Usage, cost, estimate_tokens},
-};
-
-/// The parts of a chunk the relay looks at.
-#[derive(Deserialize, Default)]
-struct ChunkView<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(default)]
-    created: Option<u64>,
-    #[serde(borrow, default)]
-    model: Option<&'a RawValue>,
-    #[serde(default)]
-    choices: Vec<ChoiceView>,
-    #[serde(borrow, default)]
-    usage: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize, Default)]
-struct ChoiceView {
-    #[serde(default)]
-    delta: DeltaView,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct DeltaView {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    tool_calls: Option<serde_json::Value>,
-    #[serde(default)]
-    refusal: Option<String>,
-    #[serde(default)]
-    reasoning: Option<String>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
-}
-
-/// Whether a payload means the upstream is really answering: any content, tool-call, refusal or
-/// reasoning delta, a finish reason, a usage chunk, or the end marker. Until one arrives the
-/// router holds the stream back, so an upstream that fails earlier can be replaced invisibly.
-pub fn is_committing(data: &str) -> bool {
-    if data == "[DONE]" {
-        return true;
-    }
-    let Ok(chunk) = serde_json::from_str::<ChunkView>(data) else {
-        return false;
-    };
-    if chunk.error.is_some() {
-        return false;
-    }
-    chunk.usage.is_some_and(|u| u.get() != "null")
-        || chunk.choices.iter().any(|c| {
-            c.finish_reason.is_some()
-                || c.delta.content.as_deref().is_some_and(|s| !s.is_empty())
-                || c.delta.tool_calls.is_some()
-                || c.delta.refusal.as_deref().is_some_and(|s| !s.is_empty())
-                || c.delta.reasoning.as_deref().is_some_and(|s| !s.is_empty())
-                || c.delta
-                    .reasoning_content
-                    .as_deref()
-                    .is_some_and(|s| !s.is_empty())
-        })
-}
-
-/// If a payload is an in-band error (`{"error": ...}`), its text.
-pub fn in_band_error(data: &str) -> Option<String> {
-    let chunk = serde_json::from_str::<ChunkView>(data).ok()?;
-    chunk.error.map(|e| e.get().to_string())
-}
+use crate::{pricing::Usage, providers::AttemptError};
 
 /// How a relayed stream ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamEnd {
-    /// `[DONE]` (or a finished stream without it) was relayed.
+    /// The answer was relayed to its end.
     Completed,
-    /// The upstream failed after content was sent; an error chunk was relayed.
+    /// The upstream failed after content was sent; the format's error was relayed.
     Failed,
 }
 
-/// Relay state for one stream.
-pub struct StreamRelay {
-    provider_name: String,
-    prices: PriceTable,
-    prompt_estimate: u64,
-    id: String,
-    created: u64,
-    model: String,
-    completion_chars: String,
-    finish_reason: Option<String>,
-    usage: Option<Usage>,
-    usage_sent: bool,
-    end: Option<StreamEnd>,
+/// What an item read while the stream is held back says.
+#[derive(Debug)]
+pub enum Opening {
+    /// Nothing yet: keep holding back.
+    Wait,
+    /// The upstream is really answering: release what was held back.
+    Commit,
+    /// The upstream failed before answering: try the next target.
+    Failed(AttemptError),
 }
 
-fn frame(payload: &str) -> Bytes {
-    let mut b = Vec::with_capacity(payload.len() + 8);
-    b.extend_from_slice(b"data: ");
-    b.extend_from_slice(payload.as_bytes());
-    b.extend_from_slice(b"\n\n");
-    Bytes::from(b)
+/// An error the upstream reported inside its stream, after the answer committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InBandError {
+    /// The error's type, when the format names one (Anthropic's `overloaded_error`, ...).
+    pub kind: Option<String>,
+    /// What the upstream said.
+    pub detail: String,
 }
 
-impl StreamRelay {
-    /// A relay for a stream from `provider_name`, priced at `prices`. `prompt_estimate` is used
-    /// only if the upstream reports no usage.
-    pub fn new(provider_name: &str, prices: PriceTable, prompt_estimate: u64, model: &str) -> Self {
-        StreamRelay {
-            provider_name: provider_name.to_string(),
-            prices,
-            prompt_estimate,
-            id: String::new(),
-            created: 0,
-            model: model.to_string(),
-            completion_chars: String::new(),
-            finish_reason: None,
-            usage: None,
-            usage_sent: false,
-            end: None,
-        }
-    }
+/// One format's stream relay.
+pub trait Relay: Send + 'static {
+    /// What the upstream stream yields (chat payloads, named events).
+    type Item: Send + 'static;
 
-    /// Relays one upstream payload, pushing the frames to send.
-    pub fn on_data(&mut self, data: &str, out: &mut Vec<Bytes>) {
-        if self.end.is_some() {
-            return;
-        }
-        if data == "[DONE]" {
-            self.finish(out);
-            return;
-        }
-        let Ok(view) = serde_json::from_str::<ChunkView>(data) else {
-            // Not JSON: pass it on untouched rather than drop what the upstream said.
-            out.push(frame(data));
-            return;
-        };
-        if self.id.is_empty() {
-            if let Some(id) = view
-                .id
-                .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
-            {
-                self.id = id;
-            }
-            if let Some(model) = view
-                .model
-                .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
-            {
-                self.model = model;
-            }
-            self.created = view.created.unwrap_or(0);
-        }
-        for c in &view.choices {
-            if let Some(s) = &c.delta.content {
-                self.completion_chars.push_str(s);
-            }
-            if let Some(f) = &c.finish_reason {
-                self.finish_reason = Some(f.clone());
-            }
-        }
-        let usage = view
-            .usage
-            .filter(|u| u.get() != "null")
-            .and_then(|u| serde_json::from_str::<serde_json::Value>(u.get()).ok())
-            .and_then(|u| Usage::from_openai(&u));
-        match usage {
-            Some(usage) if !self.usage_sent => {
-                let cost = cost(&self.prices, &usage);
-                self.usage = Some(usage);
-                self.usage_sent = true;
-                let mut obj = RawObject::parse(data.as_bytes()).unwrap_or_default();
-                obj.set_raw("usage", usage_with_cost(view.usage, cost));
-                obj.set("provider", &self.provider_name);
-                out.push(frame(std::str::from_utf8(&obj.to_vec()).expect("UTF-8")));
-            }
-            _ => out.push(frame(data)),
-        }
-    }
+    /// While held back: whether `item` commits the upstream to an answer.
+    fn opening(item: &Self::Item) -> Opening;
 
-    /// The upstream stream ended without `[DONE]`. Complete if it had finished, else fail.
-    pub fn on_eof(&mut self, out: &mut Vec<Bytes>) {
-        if self.end.is_some() {
-            return;
-        }
-        if self.finish_reason.is_some() || self.usage_sent {
-            self.finish(out);
-        } else {
-            self.fail(
-                &json!({
-                    "message": "The upstream stream ended before the response was complete",
-                    "type": "upstream_error",
-                    "code": "stream_truncated",
-                    "param": null,
-                    "metadata": {"provider_name": self.provider_name}
-                }),
-                out,
-            );
-        }
-    }
+    /// After the commit: whether `item` is the upstream reporting an error.
+    fn in_band_error(item: &Self::Item) -> Option<InBandError>;
 
-    /// Ends the stream with an error chunk (`finish_reason: "error"`) carrying `error`.
-    pub fn fail(&mut self, error: &serde_json::Value, out: &mut Vec<Bytes>) {
-        if self.end.is_some() {
-            return;
-        }
-        let chunk = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model, "provider": self.provider_name,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "error"}],
-            "error": error
-        });
-        out.push(frame(&chunk.to_string()));
-        self.end = Some(StreamEnd::Failed);
-    }
+    /// Relays one upstream item, pushing the frames to send.
+    fn on_item(&mut self, item: Self::Item, out: &mut Vec<Bytes>);
 
-    fn finish(&mut self, out: &mut Vec<Bytes>) {
-        if !self.usage_sent {
-            let usage = self.final_usage();
-            let cost = cost(&self.prices, &usage);
-            let chunk = format!(
-                r#"{{"id":{},"object":"chat.completion.chunk","created":{},"model":{},"choices":[],"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{},"cost":{}}},"provider":{}}}"#,
-                json!(self.id),
-                self.created,
-                json!(self.model),
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                usage.total_tokens(),
-                cost,
-                json!(self.provider_name),
-            );
-            self.usage = Some(usage);
-            self.usage_sent = true;
-            out.push(frame(&chunk));
-        }
-        out.push(frame("[DONE]"));
-        self.end = Some(StreamEnd::Completed);
-    }
+    /// The upstream stream ended: complete if the answer had finished, else fail.
+    fn on_eof(&mut self, out: &mut Vec<Bytes>);
 
-    /// Usage as reported, or estimated from what was relayed.
-    pub fn final_usage(&self) -> Usage {
-        self.usage.unwrap_or(Usage {
-            prompt_tokens: self.prompt_estimate,
-            completion_tokens: estimate_tokens(&self.completion_chars),
-            ..Usage::default()
-        })
-    }
-
-    /// The cost of [`Self::final_usage`].
-    pub fn final_cost(&self) -> Decimal {
-        cost(&self.prices, &self.final_usage())
-    }
+    /// Ends the stream with the format's error carrying `message` (already scrubbed of secrets)
+    /// and, when known, the upstream's error `kind`.
+    fn fail(&mut self, message: &str, kind: Option<&str>, out: &mut Vec<Bytes>);
 
     /// How the stream ended, once it has.
-    pub fn end(&self) -> Option<StreamEnd> {
-        self.end
-    }
+    fn end(&self) -> Option<StreamEnd>;
+
+    /// Usage as reported, or estimated from what was relayed.
+    fn final_usage(&self) -> Usage;
+
+    /// The cost of [`Self::final_usage`], as told to the client.
+    fn final_cost(&self) -> Decimal;
+
+    /// The last finish (stop) reason seen.
+    fn finish_reason(&self) -> Option<&str>;
+
+    /// The upstream's response id, once seen.
+    fn response_id(&self) -> Option<&str>;
 
     /// The text content relayed so far.
-    pub fn completion_text(&self) -> &str {
-        &self.completion_chars
-    }
-
-    /// The upstream's response id, once a chunk carried one.
-    pub fn response_id(&self) -> Option<&str> {
-        (!self.id.is_empty()).then_some(self.id.as_str())
-    }
-
-    /// The last finish reason seen.
-    pub fn finish_reason(&self) -> Option<&str> {
-        self.finish_reason.as_deref()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::str::FromStr;
-
-    use super::*;
-
-    fn prices() -> PriceTable {
-        PriceTable {
-            input_per_million: Decimal::from_str("0.15").unwrap(),
-            output_per_million: Decimal::from_str("0.60").unwrap(),
-            ..PriceTable::default()
-        }
-    }
-
-    fn text(frames: &[Bytes]) -> String {
-        frames
-            .iter()
-            .map(|b| std::str::from_utf8(b).unwrap())
-            .collect()
-    }
-
-    const CONTENT: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#;
-    const FINISH: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
-
-    #[test]
-    fn content_passes_through_and_usage_gains_cost_and_provider() {
-        let mut r = StreamRelay::new("p", prices(), 1, "m");
-        let mut out = vec![];
-        r.on_data(CONTENT, &mut out);
-        r.on_data(FINISH, &mut out);
-        r.on_data(
-            r#"{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}"#,
-            &mut out,
-        );
-        r.on_data("[DONE]", &mut out);
-        assert_eq!(
-            text(&out),
-            format!(
-                "data: {CONTENT}\n\ndata: {FINISH}\n\ndata: {}\n\ndata: [DONE]\n\n",
-                r#"{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"cost":0.0000045},"provider":"p"}"#
-            )
-        );
-        assert_eq!(r.end(), Some(StreamEnd::Completed));
-        assert_eq!(r.final_cost(), Decimal::from_str("0.0000045").unwrap());
-    }
-
-    #[test]
-    fn a_usage_chunk_is_synthesised_when_the_upstream_sends_none() {
-        let mut r = StreamRelay::new("p", prices(), 3, "m");
-        let mut out = vec![];
-        r.on_data(CONTENT, &mut out);
-        r.on_data(FINISH, &mut out);
-        r.on_data("[DONE]", &mut out);
-        let t = text(&out);
-        assert!(
-            t.ends_with("\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4,\"cost\":0.00000105},\"provider\":\"p\"}\n\ndata: [DONE]\n\n"),
-            "{t}"
-        );
-    }
-
-    #[test]
-    fn eof_before_finish_is_an_error_chunk_not_a_clean_end() {
-        let mut r = StreamRelay::new("p", prices(), 3, "m");
-        let mut out = vec![];
-        r.on_data(CONTENT, &mut out);
-        r.on_eof(&mut out);
-        let t = text(&out);
-        assert!(t.contains(r#""finish_reason":"error""#), "{t}");
-        assert!(t.contains("stream_truncated"), "{t}");
-        assert!(!t.contains("[DONE]"));
-        assert_eq!(r.end(), Some(StreamEnd::Failed));
-    }
-
-    #[test]
-    fn eof_after_finish_completes_with_done() {
-        let mut r = StreamRelay::new("p", prices(), 3, "m");
-        let mut out = vec![];
-        r.on_data(CONTENT, &mut out);
-        r.on_data(FINISH, &mut out);
-        r.on_eof(&mut out);
-        assert!(text(&out).ends_with("data: [DONE]\n\n"));
-    }
-
-    #[test]
-    fn role_only_chunks_do_not_commit() {
-        assert!(!is_committing(
-            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#
-        ));
-        assert!(is_committing(CONTENT));
-        assert!(is_committing(
-            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]}}]}"#
-        ));
-        assert!(is_committing("[DONE]"));
-        assert!(!is_committing(r#"{"error":{"message":"overloaded"}}"#));
-    }
+    fn completion_text(&self) -> &str;
 }
