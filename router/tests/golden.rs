@@ -237,7 +237,7 @@ fn bedrock_stream() {
 fn messages_request_conversation() {
     let body = RawObject::parse(read("messages/conversation.anthropic.json").as_bytes()).unwrap();
     let out = messages::request(&body).unwrap();
-    let v: Value = serde_json::from_slice(&out.to_vec()).unwrap();
+    let v: Value = serde_json::from_slice(&out.body.to_vec()).unwrap();
     check("messages/conversation.expected.json", pretty(&v));
 }
 
@@ -248,7 +248,10 @@ fn messages_response() {
         "anthropic/claude-sonnet-4-5",
     )
     .unwrap();
-    check("messages/response.expected.json", pretty(&v));
+    check(
+        "messages/response.expected.json",
+        pretty(&serde_json::from_str(&v).unwrap()),
+    );
 }
 
 #[test]

@@ -123,7 +123,7 @@ async fn messages_are_answered_in_anthropic_format_from_an_openai_upstream() {
     assert_eq!(v["stop_reason"], "end_turn");
     assert_eq!(
         v["usage"],
-        json!({"input_tokens": 112, "output_tokens": 20, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 200})
+        json!({"input_tokens": 112, "output_tokens": 20, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 200, "cost": 0})
     );
     // What went upstream: OpenAI shape, system message with its cache_control part.
     let sent = up.last().body;

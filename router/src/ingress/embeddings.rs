@@ -134,6 +134,7 @@ async fn attempt(
         request: body,
         stream: false,
         first_token_timeout: first_token,
+        native: None,
     };
     let bytes = providers::embeddings(call).await?;
     let mut obj = RawObject::parse(&bytes)

@@ -3,6 +3,7 @@
 //! providers and streaming, and writes the answer; nothing below this folder imports it.
 
 pub mod chat;
+pub mod completion;
 pub mod embeddings;
 pub mod fallback;
 pub mod generation;
@@ -10,3 +11,4 @@ pub mod intake;
 pub mod key;
 pub mod messages;
 pub mod models;
+pub mod pipeline;

@@ -58,14 +58,19 @@ pub fn percent_encode(segment: &str) -> String {
 
 /// A chat completion attempt.
 pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
-    let body = openai::upstream_body(call.request, call.upstream_model, call.stream);
+    let body = openai::upstream_body(
+        call.request,
+        call.upstream_model,
+        call.stream,
+        openai::output_cap(&call),
+    );
     let resp = post(&call, "chat/completions", body).await?;
     openai::reply(call.stream, resp).await
 }
 
 /// An embeddings attempt.
 pub async fn embeddings(call: Call<'_>) -> Result<Bytes, AttemptError> {
-    let body = openai::upstream_body(call.request, call.upstream_model, false);
+    let body = openai::upstream_body(call.request, call.upstream_model, false, None);
     let resp = post(&call, "embeddings", body).await?;
     upstream::body(resp).await
 }

@@ -8,6 +8,7 @@ pub mod bedrock;
 pub mod clients;
 pub mod gemini;
 pub mod mock;
+pub mod native;
 pub mod openai;
 pub mod openai_wire;
 pub mod runtime;
@@ -23,6 +24,7 @@ use futures_util::Stream;
 use switchboard_api::snapshot::{ProviderType, SecretValue};
 
 use crate::json::RawObject;
+pub use native::{Native, NativeBody, WireFormat};
 pub use runtime::ProviderRuntime;
 
 /// How a provider is spoken to: one variant per wire format.
@@ -74,6 +76,8 @@ pub enum Reply {
     Complete(Bytes),
     /// A stream of chunk payloads.
     Stream(ChunkStream),
+    /// The upstream spoke the client's own format ([`Call::native`]): its answer as it came.
+    Native(WireFormat, NativeBody),
 }
 
 /// Why one upstream attempt failed.
@@ -167,6 +171,9 @@ pub struct Call<'a> {
     pub stream: bool,
     /// Limit for headers (and, when streaming, the first chunk is guarded by the caller).
     pub first_token_timeout: Duration,
+    /// The client's original request, for an adapter that speaks its format for this target;
+    /// the others translate [`Call::request`].
+    pub native: Option<&'a Native>,
 }
 
 /// Request fields that are Switchboard/OpenRouter extensions and never go upstream.

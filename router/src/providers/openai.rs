@@ -10,11 +10,18 @@ use http::header;
 use super::{AttemptError, Call, EXTENSION_FIELDS, Reply, upstream};
 use crate::json::RawObject;
 
-/// The upstream request body: the client's fields, `model` replaced, extensions removed, and
-/// `stream_options.include_usage` forced on for streams so usage is always reported.
+/// The upstream request body: the client's fields, `model` replaced, extensions removed,
+/// `stream_options.include_usage` forced on for streams so usage is always reported, and an
+/// output limit above the model's declared `maxOutputTokens` (`cap`) lowered to it (the upstream
+/// would refuse it; clients such as Claude Code ask for 128000 whatever the model).
 /// Written straight from the parsed request: the client's values are copied once, into the
 /// output, and `model` and `stream_options` keep their positions.
-pub fn upstream_body(request: &RawObject, upstream_model: &str, stream: bool) -> Vec<u8> {
+pub fn upstream_body(
+    request: &RawObject,
+    upstream_model: &str,
+    stream: bool,
+    cap: Option<u64>,
+) -> Vec<u8> {
     let model = serde_json::to_string(upstream_model).expect("a string serialises");
     let stream_options = stream.then(|| {
         let mut options = request
@@ -50,6 +57,11 @@ pub fn upstream_body(request: &RawObject, upstream_model: &str, stream: bool) ->
                     field(&mut out, key, stream_options.as_deref().unwrap_or("{}"));
                     options_written = true;
                 }
+            }
+            "max_tokens" | "max_completion_tokens"
+                if cap.is_some_and(|c| value.get().parse::<u64>().is_ok_and(|n| n > c)) =>
+            {
+                field(&mut out, key, &cap.unwrap_or_default().to_string())
             }
             _ => field(&mut out, key, value.get()),
         }
@@ -100,16 +112,27 @@ pub async fn reply(stream: bool, resp: reqwest::Response) -> Result<Reply, Attem
     }
 }
 
+/// The model's declared `maxOutputTokens`.
+pub fn output_cap(call: &Call<'_>) -> Option<u64> {
+    let model = call.provider.config.models.get(call.upstream_model)?;
+    model.max_output_tokens.map(u64::from)
+}
+
 /// A chat completion attempt.
 pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
-    let body = upstream_body(call.request, call.upstream_model, call.stream);
+    let body = upstream_body(
+        call.request,
+        call.upstream_model,
+        call.stream,
+        output_cap(&call),
+    );
     let resp = post(&call, "/chat/completions", body).await?;
     reply(call.stream, resp).await
 }
 
 /// An embeddings attempt.
 pub async fn embeddings(call: Call<'_>) -> Result<Bytes, AttemptError> {
-    let body = upstream_body(call.request, call.upstream_model, false);
+    let body = upstream_body(call.request, call.upstream_model, false, None);
     let resp = post(&call, "/embeddings", body).await?;
     resp.bytes().await.map_err(AttemptError::from_reqwest)
 }
@@ -124,7 +147,7 @@ mod tests {
             br#"{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true,"provider":{"order":["a"]},"models":["x"],"stream_options":{"include_usage":false}}"#,
         )
         .unwrap();
-        let out = String::from_utf8(upstream_body(&req, "gpt-4o-mini", true)).unwrap();
+        let out = String::from_utf8(upstream_body(&req, "gpt-4o-mini", true, None)).unwrap();
         assert_eq!(
             out,
             r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#
@@ -134,13 +157,24 @@ mod tests {
     #[test]
     fn upstream_body_appends_model_and_stream_options_when_absent() {
         let req = RawObject::parse(br#"{"messages":[],"stream":true}"#).unwrap();
-        let out = String::from_utf8(upstream_body(&req, "m", true)).unwrap();
+        let out = String::from_utf8(upstream_body(&req, "m", true, None)).unwrap();
         assert_eq!(
             out,
             r#"{"messages":[],"stream":true,"model":"m","stream_options":{"include_usage":true}}"#
         );
         let req = RawObject::parse(br#"{"model":"a","stream_options":{"x":1},"n":1}"#).unwrap();
-        let out = String::from_utf8(upstream_body(&req, "m", false)).unwrap();
+        let out = String::from_utf8(upstream_body(&req, "m", false, None)).unwrap();
         assert_eq!(out, r#"{"model":"m","stream_options":{"x":1},"n":1}"#);
+    }
+
+    #[test]
+    fn an_output_limit_above_the_models_is_lowered_to_it() {
+        let req =
+            RawObject::parse(br#"{"max_tokens":128000,"max_completion_tokens":100}"#).unwrap();
+        let out = String::from_utf8(upstream_body(&req, "m", false, Some(16384))).unwrap();
+        assert_eq!(
+            out,
+            r#"{"max_tokens":16384,"max_completion_tokens":100,"model":"m"}"#
+        );
     }
 }

@@ -84,6 +84,19 @@ impl ChatRequest {
         serde_json::from_slice(&body.to_vec()).map_err(|e| client_error(format!("{e}")))
     }
 
+    /// The request for the model `call` names: its output limit lowered to the model's declared
+    /// `maxOutputTokens` (a vendor refuses more; clients such as Claude Code ask for 128000
+    /// whatever the model).
+    pub fn for_model(call: &super::Call<'_>) -> Result<ChatRequest, AttemptError> {
+        let mut req = ChatRequest::parse(call.request)?;
+        if let Some(cap) = super::openai::output_cap(call) {
+            for limit in [&mut req.max_tokens, &mut req.max_completion_tokens] {
+                *limit = limit.map(|n| n.min(cap));
+            }
+        }
+        Ok(req)
+    }
+
     /// `max_completion_tokens`, else `max_tokens`.
     pub fn max_output(&self) -> Option<u64> {
         self.max_completion_tokens.or(self.max_tokens)

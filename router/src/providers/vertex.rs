@@ -2,7 +2,9 @@
 //! `streamGenerateContent?alt=sse`, embeddings through `predict`) and Anthropic models
 //! (`publishers/anthropic`, `rawPredict` / `streamRawPredict` with `anthropic_version:
 //! vertex-2023-10-16`), chosen by the upstream model id (`claude-*` is Anthropic). The request and
-//! answer translation is the Gemini and Anthropic adapters'.
+//! answer translation is the Gemini and Anthropic adapters'; an Anthropic Messages request to an
+//! Anthropic model is forwarded as the client sent it, in Vertex AI's envelope
+//! ([`anthropic::native`]).
 //!
 //! Auth is an OAuth2 access token, cached until a minute before it expires:
 //! - from a service-account JSON key (the Provider's Secret value, as downloaded from Google
@@ -30,7 +32,7 @@ use serde_json::json;
 use switchboard_api::snapshot::SecretValue;
 
 use super::{
-    AttemptError, Call, Reply, anthropic, gemini,
+    AttemptError, Call, Reply, WireFormat, anthropic, gemini,
     gemini::wire::{EmbeddingInstance, EmbeddingParameters, PredictRequest, PredictResponse},
     openai_wire::{ChatRequest, embedding_inputs, embeddings_body},
     upstream,
@@ -292,7 +294,7 @@ async fn post(
     call: &Call<'_>,
     auth: &Auth,
     url: String,
-    body: String,
+    body: impl Into<reqwest::Body>,
     map_status: fn(u16, &str) -> u16,
 ) -> Result<reqwest::Response, AttemptError> {
     let token = auth.token(call.client).await?;
@@ -302,15 +304,44 @@ async fn post(
         .header(header::CONTENT_TYPE, "application/json")
         .bearer_auth(token)
         .body(body);
+    if let Some(original) = call
+        .native
+        .filter(|n| n.format == WireFormat::AnthropicMessages && is_anthropic(call.upstream_model))
+    {
+        for (name, value) in
+            anthropic::native::headers(original, anthropic::native::Envelope::Vertex)
+        {
+            req = req.header(name, value);
+        }
+    }
     if call.stream {
         req = req.header(header::ACCEPT, "text/event-stream");
     }
     upstream::send(call, req, map_status).await
 }
 
+/// The operation of an Anthropic model's answer, streamed or not.
+fn raw_predict(stream: bool) -> &'static str {
+    if stream {
+        "streamRawPredict"
+    } else {
+        "rawPredict"
+    }
+}
+
 /// A chat completion attempt.
 pub async fn chat(call: Call<'_>, auth: &Auth) -> Result<Reply, AttemptError> {
-    let req = ChatRequest::parse(call.request)?;
+    if is_anthropic(call.upstream_model)
+        && let Some(original) = call
+            .native
+            .filter(|n| n.format == WireFormat::AnthropicMessages)
+    {
+        let body = anthropic::native::body(original, anthropic::native::Envelope::Vertex);
+        let url = model_url(&call, auth, raw_predict(call.stream))?;
+        let resp = post(&call, auth, url, body, anthropic::translate::map_status).await?;
+        return anthropic::native_reply(call.stream, resp).await;
+    }
+    let req = ChatRequest::for_model(&call)?;
     if is_anthropic(call.upstream_model) {
         let (body, hints) = anthropic::translate::request(
             &req,
@@ -318,12 +349,7 @@ pub async fn chat(call: Call<'_>, auth: &Auth) -> Result<Reply, AttemptError> {
             anthropic::model_max_output(&call),
             call.stream,
         )?;
-        let op = if call.stream {
-            "streamRawPredict"
-        } else {
-            "rawPredict"
-        };
-        let url = model_url(&call, auth, op)?;
+        let url = model_url(&call, auth, raw_predict(call.stream))?;
         let resp = post(
             &call,
             auth,

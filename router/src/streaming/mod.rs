@@ -4,6 +4,7 @@
 //! last frame with settlement and the access record ([`frames`]), and the event-stream response
 //! itself ([`sse`]).
 
+pub mod anthropic;
 pub mod chat;
 pub mod frames;
 pub mod hold_back;

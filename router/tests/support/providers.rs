@@ -22,6 +22,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use base64::Engine;
 use serde_json::{Value, json};
 
 /// The key every mock expects (Anthropic, Gemini, Azure) — tests assert it never leaks.
@@ -154,9 +155,12 @@ fn facts(wire: Wire, path: &str, b: &Value) -> Facts {
                     .then(|| b["tool_choice"]["name"].as_str().map(str::to_string))
                     .flatten(),
                 json_native: false,
-                thinking: b["thinking"]["type"] == "enabled",
+                thinking: ["enabled", "adaptive"]
+                    .contains(&b["thinking"]["type"].as_str().unwrap_or("")),
                 has_image: raw.contains("\"image\""),
-                stream: b["stream"] == true || path.contains("streamRawPredict"),
+                stream: b["stream"] == true
+                    || path.contains("streamRawPredict")
+                    || path.ends_with("/invoke-with-response-stream"),
                 model: b["model"].as_str().unwrap_or("").to_string(),
             }
         }
@@ -362,8 +366,12 @@ async fn answer(State(st): State<St>, uri: Uri, headers: HeaderMap, body: Bytes)
         body: b.clone(),
         raw,
     });
-    // Vertex's Anthropic publisher speaks the Anthropic format at a Google path.
-    let wire = if path.contains("/publishers/anthropic/") {
+    // Vertex's Anthropic publisher speaks the Anthropic format at a Google path, and so do
+    // Bedrock's Claude models through InvokeModel.
+    let claude_on_bedrock = st.wire == Wire::Bedrock
+        && path.contains("anthropic.claude")
+        && (path.ends_with("/invoke") || path.ends_with("/invoke-with-response-stream"));
+    let wire = if path.contains("/publishers/anthropic/") || claude_on_bedrock {
         Wire::Anthropic
     } else if path.contains("/publishers/google/") {
         Wire::Gemini
@@ -401,6 +409,20 @@ async fn answer(State(st): State<St>, uri: Uri, headers: HeaderMap, body: Bytes)
     if path.ends_with(":predict") {
         let predictions: Vec<Value> = b["instances"].as_array().unwrap_or(&vec![]).iter().map(|_| json!({"embeddings": {"values": [0.3, 0.4], "statistics": {"token_count": 2.0, "truncated": false}}})).collect();
         return axum::Json(json!({"predictions": predictions})).into_response();
+    }
+    if claude_on_bedrock {
+        let a = decide(&f);
+        if !path.ends_with("/invoke-with-response-stream") {
+            return axum::Json(anthropic_message(&a, &f)).into_response();
+        }
+        let chunks = anthropic_events(&a, &f)
+            .into_iter()
+            .map(|(_, data)| {
+                let bytes = base64::engine::general_purpose::STANDARD.encode(data.to_string());
+                ("chunk".to_string(), json!({"bytes": bytes}))
+            })
+            .collect();
+        return eventstream(chunks);
     }
     if path.ends_with("/invoke") {
         return axum::Json(json!({"embedding": [0.5, 0.25, 0.125], "inputTextTokenCount": 4}))

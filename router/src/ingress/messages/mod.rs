@@ -1,8 +1,10 @@
 //! `POST /v1/messages` (and `/api/v1/messages`): Anthropic's Messages API as an ingress, so
-//! Anthropic SDKs and coding agents can use any routed model. The request is translated into an
-//! OpenAI chat request and run through the same pipeline as `/v1/chat/completions`
-//! ([`super::chat::run`]: routing, fallback, pricing, records); the answer, streamed or not, and
-//! every error are translated back into Anthropic's format ([`translate`]).
+//! Anthropic SDKs and coding agents can use any routed model. The request runs through the same
+//! pipeline as `/v1/chat/completions` ([`super::pipeline::run`]: routing, budgets, fallback,
+//! pricing, records) on its OpenAI chat view ([`translate`]), with the original alongside: a
+//! target that speaks Messages (Anthropic, Claude on Vertex AI and Bedrock) gets the original as
+//! the client sent it and its answer is passed back as it came, with `usage.cost` added; any other
+//! target's answer, streamed or not, is translated back. Every error is in Anthropic's shape.
 
 pub mod translate;
 
@@ -18,14 +20,20 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
 use super::{
-    chat::{ChatOutput, run},
     intake::{authenticated_json, begin, tag_generation},
+    pipeline::{ChatOutput, run},
 };
 use crate::{
     error::ApiError,
+    observability::access::Access,
+    providers::{Native, WireFormat},
     state::AppState,
     streaming::{frames::FrameStream, sse::sse_response},
 };
+
+/// Names the request fields a translated answer had no counterpart for (`context_management`,
+/// `tools[web_search]`, ...): left out rather than refused.
+pub const DROPPED_HEADER: &str = "x-switchboard-dropped";
 
 /// Handles a Messages request.
 pub async fn handle(
@@ -41,49 +49,74 @@ pub async fn handle(
             .get("model")
             .and_then(|m| serde_json::from_str::<String>(m.get()).ok())
             .unwrap_or_default();
-        let openai = translate::request(&body)?;
-        Ok::<_, ApiError>((caller, openai, model))
+        let view = translate::request(&body)?;
+        let native = Native::new(WireFormat::AnthropicMessages, body, &headers);
+        Ok::<_, ApiError>((caller, view, native, model))
     }
     .await;
-    let result = match intake {
-        Ok((caller, body, model)) => run(&state, &caller, body, access)
-            .await
-            .map(|out| (out, model)),
-        Err(e) => Err((e, access)),
+    let (result, model, dropped) = match intake {
+        Ok((caller, view, native, model)) => (
+            run(&state, &caller, view.body, Some(native), access).await,
+            model,
+            view.dropped,
+        ),
+        Err(e) => (Err((e, access)), String::new(), Vec::new()),
     };
+    let translated_answer = matches!(
+        result,
+        Ok(ChatOutput::Complete(..)) | Ok(ChatOutput::Stream(_))
+    );
     let mut response = match result {
-        Ok((ChatOutput::Complete(bytes, mut access), model)) => {
-            let resp = match translate::response(&bytes, &model) {
-                Ok(message) => {
-                    let mut resp = (StatusCode::OK, message.to_string()).into_response();
-                    resp.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    resp
-                }
-                Err(e) => {
-                    access.status = e.status().as_u16();
-                    access.outcome = Some(e.code().to_string());
-                    error_response(&e)
-                }
-            };
+        Ok(ChatOutput::NativeComplete(_, bytes, access)) => {
             access.finish_after_response();
-            resp
+            json_response(bytes.into())
         }
-        Ok((ChatOutput::Stream(frames), model)) => sse_response(events(frames, &model)),
+        Ok(ChatOutput::NativeStream(_, frames)) => sse_response(frames),
+        Ok(ChatOutput::Complete(bytes, access)) => translated(&bytes, &model, access),
+        Ok(ChatOutput::Stream(frames)) => sse_response(events(frames, &model)),
         Err((e, mut access)) => {
             access.status = e.status().as_u16();
             access.outcome = Some(e.code().to_string());
             error_response(&e)
         }
     };
+    if translated_answer && !dropped.is_empty() {
+        let dropped = dropped.join(", ");
+        tracing::debug!(%generation_id, %dropped, "fields the target cannot express were left out");
+        if let Ok(v) = HeaderValue::from_str(&dropped) {
+            response.headers_mut().insert(DROPPED_HEADER, v);
+        }
+    }
     tag_generation(&mut response, &generation_id);
     // Anthropic's SDKs read the request id from `request-id`.
     if let Ok(id) = HeaderValue::from_str(&format!("req_{generation_id}")) {
         response.headers_mut().insert("request-id", id);
     }
     response
+}
+
+/// A `200 application/json` response.
+fn json_response(body: Body) -> Response {
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A `chat.completion` answer as an Anthropic `message`.
+fn translated(bytes: &[u8], model: &str, mut access: Access) -> Response {
+    let resp = match translate::response(bytes, model) {
+        Ok(message) => json_response(message.into()),
+        Err(e) => {
+            access.status = e.status().as_u16();
+            access.outcome = Some(e.code().to_string());
+            error_response(&e)
+        }
+    };
+    access.finish_after_response();
+    resp
 }
 
 /// An error in Anthropic's shape, with the status (and `Retry-After`) the OpenAI endpoint gives.

@@ -338,7 +338,7 @@ pub fn finish_reason(stop_reason: &str) -> &'static str {
 
 impl Usage {
     /// Counts present in `other` replace these (stream events carry some counts each).
-    fn merge(&mut self, other: &Usage) {
+    pub fn merge(&mut self, other: &Usage) {
         self.input_tokens = other.input_tokens.or(self.input_tokens);
         self.output_tokens = other.output_tokens.or(self.output_tokens);
         self.cache_read_input_tokens = other
@@ -347,6 +347,19 @@ impl Usage {
         self.cache_creation_input_tokens = other
             .cache_creation_input_tokens
             .or(self.cache_creation_input_tokens);
+    }
+
+    /// The counts as priced: every input token (uncached, cache reads, cache writes) in the
+    /// prompt, thinking included in the output.
+    pub fn priced(&self) -> crate::pricing::Usage {
+        let out = self.openai();
+        crate::pricing::Usage {
+            prompt_tokens: out.prompt,
+            completion_tokens: out.completion,
+            cached_tokens: out.cached,
+            cache_write_tokens: out.cache_write,
+            reasoning_tokens: 0,
+        }
     }
 
     /// In OpenAI's fields: cache reads and writes folded into the prompt. Anthropic does not

@@ -65,6 +65,8 @@ pub enum Role {
     /// The model; every response is the assistant's.
     #[default]
     Assistant,
+    /// Instructions in the middle of the conversation (Claude Code sends them).
+    System,
     /// A role the Messages API does not have (a client error at the ingress).
     #[serde(other)]
     Unknown,
@@ -354,6 +356,25 @@ pub struct Usage {
     /// Input tokens read from the cache.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_read_input_tokens: Option<u64>,
+    /// Switchboard's price of the answer in USD, written as an exact decimal (never read from
+    /// an upstream).
+    #[serde(
+        skip_deserializing,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "exact_decimal"
+    )]
+    pub cost: Option<rust_decimal::Decimal>,
+}
+
+/// A decimal as a JSON number with every digit (no exponent, no float rounding).
+fn exact_decimal<S: serde::Serializer>(
+    d: &Option<rust_decimal::Decimal>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let text = d.map(|d| d.normalize().to_string()).unwrap_or_default();
+    serde_json::value::RawValue::from_string(text)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(s)
 }
 
 /// One server-sent event of a streamed answer; its `type` is also the SSE event name.
@@ -505,10 +526,14 @@ mod tests {
         ));
         let ev: StreamEvent = serde_json::from_str(r#"{"type": "later_event"}"#).unwrap();
         assert!(matches!(ev, StreamEvent::Unknown));
-        let m: Vec<MessageParam> =
-            serde_json::from_str(r#"[{"role": "system", "content": "x"}, {"content": "y"}]"#)
-                .unwrap();
-        assert_eq!([m[0].role, m[1].role], [Role::Unknown, Role::Unknown]);
+        let m: Vec<MessageParam> = serde_json::from_str(
+            r#"[{"role": "system", "content": "x"}, {"content": "y"}, {"role": "tool", "content": "z"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            [m[0].role, m[1].role, m[2].role],
+            [Role::System, Role::Unknown, Role::Unknown]
+        );
     }
 
     #[test]

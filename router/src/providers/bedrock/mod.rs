@@ -1,5 +1,6 @@
 //! AWS Bedrock over HTTP: Converse and ConverseStream (`application/vnd.amazon.eventstream`
-//! framing, decoded with `aws-smithy-eventstream`) and Titan/Cohere embeddings through
+//! framing, decoded with `aws-smithy-eventstream`), Anthropic Messages requests to Claude models
+//! forwarded through `InvokeModel` ([`invoke`]), and Titan/Cohere embeddings through
 //! `InvokeModel`, every request signed with AWS SigV4 (`aws-sigv4`, service `bedrock`).
 //!
 //! Credentials, from the Provider's Secret value:
@@ -9,6 +10,7 @@
 //! - without `credentials`, the router's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
 //!   `AWS_SESSION_TOKEN` environment variables, read at each request.
 
+pub mod invoke;
 pub mod translate;
 pub mod wire;
 
@@ -28,7 +30,7 @@ use serde::Deserialize;
 use switchboard_api::snapshot::SecretValue;
 
 use super::{
-    AttemptError, Call, Reply, anthropic,
+    AttemptError, Call, Reply, WireFormat, anthropic,
     azure::percent_encode,
     openai_wire::{ChatRequest, embedding_inputs, embeddings_body, random_id},
     upstream,
@@ -192,9 +194,17 @@ fn model_path(model: &str, operation: &str) -> String {
     format!("/model/{}/{operation}", percent_encode(model))
 }
 
-/// A chat completion attempt.
+/// A chat completion attempt: an Anthropic Messages request to a Claude model through
+/// `InvokeModel`, anything else translated to Converse.
 pub async fn chat(call: Call<'_>, auth: &Auth) -> Result<Reply, AttemptError> {
-    let req = ChatRequest::parse(call.request)?;
+    if let Some(original) = call
+        .native
+        .filter(|n| n.format == WireFormat::AnthropicMessages)
+        .filter(|_| invoke::is_anthropic(call.upstream_model))
+    {
+        return invoke::chat(&call, auth, original).await;
+    }
+    let req = ChatRequest::for_model(&call)?;
     let (body, hints) = translate::request(&req, anthropic::model_max_output(&call))?;
     let id = format!("gen-{}", random_id());
     let body = body.to_string().into_bytes();

@@ -34,7 +34,7 @@ fn key(call: &Call<'_>) -> Result<String, AttemptError> {
 
 /// A chat completion attempt.
 pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
-    let req = ChatRequest::parse(call.request)?;
+    let req = ChatRequest::for_model(&call)?;
     let (body, hints) = translate::request(&req)?;
     let p = call.provider;
     let base = p.config.base_url.as_deref().unwrap_or_default();

@@ -1,0 +1,190 @@
+//! Pricing a complete answer: its usage read in the format it came in, its cost computed, and
+//! `usage.cost` (USD) spliced in without re-serialising anything else. Pure.
+
+use bytes::Bytes;
+use rust_decimal::Decimal;
+use serde_json::{Value, value::RawValue};
+
+use crate::{
+    json::{Present, splice_fields, usage_with_cost},
+    observability::access::Access,
+    pricing::{Usage, cost, estimate_tokens},
+    providers::{AttemptError, WireFormat, anthropic::wire::Usage as AnthropicUsage},
+    routing::Candidate,
+};
+
+/// A priced complete response.
+pub struct Completed {
+    /// The client's format when the upstream answered in it; `None` for a `chat.completion`.
+    pub format: Option<WireFormat>,
+    id: Option<String>,
+    /// The raw answer (`choices`, `content`), kept only for content recording.
+    choices: Option<String>,
+    body: Bytes,
+    /// What the answer used.
+    pub usage: Usage,
+    cost: Decimal,
+    finish_reason: Option<String>,
+}
+
+impl Completed {
+    /// Puts what the answer says on the request's record, and gives up the body to send.
+    pub fn record(self, access: &mut Access, trace_content: bool) -> Bytes {
+        access.usage = Some(self.usage);
+        access.cost = Some(self.cost);
+        access.finish_reason = self.finish_reason;
+        access.response_id = self.id;
+        if trace_content {
+            access.span.record(
+                "gen_ai.output.messages",
+                self.choices.as_deref().unwrap_or(""),
+            );
+        }
+        self.body
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct FinishView {
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+/// The top-level fields of an upstream `chat.completion` the router reads or sets, borrowed
+/// from the body: the rest is skipped, never copied.
+#[derive(serde::Deserialize)]
+struct CompletionView<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    choices: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    usage: Present<'a>,
+    #[serde(borrow, default)]
+    provider: Present<'a>,
+}
+
+/// Prices a complete `chat.completion` and sets `usage.cost` and `provider`, keeping every other
+/// byte.
+pub fn chat_body(
+    bytes: &[u8],
+    cand: &Candidate<'_>,
+    keep_choices: bool,
+) -> Result<Completed, AttemptError> {
+    let view: CompletionView<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| AttemptError::Protocol(format!("upstream answered invalid JSON: {e}")))?;
+    let Some(choices) = view.choices.filter(|c| c.get() != "null") else {
+        let detail = view
+            .error
+            .map(|e| e.get().to_string())
+            .unwrap_or_else(|| "no `choices` in the response".into());
+        return Err(AttemptError::Protocol(format!(
+            "upstream answered without choices: {detail}"
+        )));
+    };
+    let usage_raw = view.usage.0.filter(|u| u.get() != "null");
+    let usage = usage_raw
+        .and_then(|u| serde_json::from_str::<Value>(u.get()).ok())
+        .and_then(|u| Usage::from_openai(&u))
+        .unwrap_or_else(|| Usage {
+            prompt_tokens: 0,
+            completion_tokens: estimate_tokens(choices.get()),
+            ..Usage::default()
+        });
+    let cost = cost(&cand.model.pricing, &usage);
+    let provider = serde_json::to_string(&cand.provider.config.name).expect("a string serialises");
+    let mut edits = [
+        (view.usage, "usage", usage_with_cost(usage_raw, cost)),
+        (view.provider, "provider", provider),
+    ];
+    let body = splice_fields(bytes, &mut edits);
+    let finish_reason = serde_json::from_str::<Vec<FinishView>>(choices.get())
+        .ok()
+        .and_then(|c| c.into_iter().find_map(|c| c.finish_reason));
+    let id = view
+        .id
+        .and_then(|v| serde_json::from_str::<String>(v.get()).ok());
+    Ok(Completed {
+        format: None,
+        id,
+        choices: keep_choices.then(|| choices.get().to_string()),
+        body: Bytes::from(body),
+        usage,
+        cost,
+        finish_reason,
+    })
+}
+
+/// The top-level fields of an Anthropic `message` the router reads or sets.
+#[derive(serde::Deserialize)]
+struct MessageView<'a> {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(borrow, default)]
+    usage: Present<'a>,
+}
+
+/// Prices a complete answer in the client's own `format` and sets its `usage.cost`, keeping
+/// every other byte.
+pub fn native_body(
+    format: WireFormat,
+    bytes: &[u8],
+    cand: &Candidate<'_>,
+    keep_content: bool,
+) -> Result<Completed, AttemptError> {
+    match format {
+        WireFormat::AnthropicMessages => anthropic_body(bytes, cand, keep_content),
+        WireFormat::OpenAiResponses => Err(AttemptError::Protocol(format!(
+            "no pricing for {} answers",
+            format.name()
+        ))),
+    }
+}
+
+/// An Anthropic `message`: usage from `input_tokens`, `cache_read_input_tokens`,
+/// `cache_creation_input_tokens` and `output_tokens`.
+fn anthropic_body(
+    bytes: &[u8],
+    cand: &Candidate<'_>,
+    keep_content: bool,
+) -> Result<Completed, AttemptError> {
+    let view: MessageView<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| AttemptError::Protocol(format!("upstream answered invalid JSON: {e}")))?;
+    let Some(content) = view
+        .content
+        .filter(|_| view.kind.as_deref() == Some("message"))
+    else {
+        return Err(AttemptError::Protocol(format!(
+            "upstream answered something other than a message: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
+        )));
+    };
+    let usage_raw = view.usage.0.filter(|u| u.get() != "null");
+    let usage = usage_raw
+        .and_then(|u| serde_json::from_str::<AnthropicUsage>(u.get()).ok())
+        .filter(|u| u.input_tokens.is_some() || u.output_tokens.is_some())
+        .map(|u| u.priced())
+        .unwrap_or_else(|| Usage {
+            completion_tokens: estimate_tokens(content.get()),
+            ..Usage::default()
+        });
+    let cost = cost(&cand.model.pricing, &usage);
+    let mut edits = [(view.usage, "usage", usage_with_cost(usage_raw, cost))];
+    Ok(Completed {
+        format: Some(WireFormat::AnthropicMessages),
+        id: view.id,
+        choices: keep_content.then(|| content.get().to_string()),
+        body: Bytes::from(splice_fields(bytes, &mut edits)),
+        usage,
+        cost,
+        finish_reason: view.stop_reason,
+    })
+}

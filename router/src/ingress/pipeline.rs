@@ -1,0 +1,365 @@
+//! The one pipeline every generation ingress runs: on the OpenAI chat view of the request
+//! (`RawObject`, what routing, budgets and the translating adapters read), with the client's
+//! original alongside when its format is one some provider speaks natively ([`Native`]). Plan,
+//! admission, the attempt loop, hold-back, relay and pricing happen here once; the ingress
+//! handler only turns its request into the chat view and the output back into its format.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use serde_json::{Value, value::RawValue};
+use tracing::Instrument;
+
+use super::completion::{Completed, chat_body, native_body};
+use crate::{
+    auth::Caller,
+    budgets::admission::admit,
+    error::ApiError,
+    json::{RawObject, field},
+    observability::access::Access,
+    pricing::estimate_tokens,
+    providers::{
+        self, AttemptError, Call, ChunkStream, Native, NativeBody, Reply, WireFormat,
+        native::{EventStream, SseEvent},
+    },
+    routing::{
+        Candidate, Plan,
+        attempts::{Attempts, Slot},
+        request::plan_request,
+    },
+    state::AppState,
+    streaming::{
+        anthropic::AnthropicRelay,
+        chat::StreamRelay,
+        frames::{FrameStream, relay},
+        hold_back::hold_back,
+    },
+};
+
+/// What a request produced: in OpenAI's chat format (a translating adapter, or an OpenAI
+/// upstream, answered), or in the client's own format (an adapter forwarded the [`Native`]
+/// original). A fallback can change which: the ingress handles both.
+// Moved once per request: boxing the record would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum ChatOutput {
+    /// A complete `chat.completion` JSON body, and the request's record, to finish once the
+    /// response is on its way.
+    Complete(Bytes, Access),
+    /// SSE frames (`data: <chunk>\n\n` ... `data: [DONE]\n\n`, or an error chunk at the end).
+    Stream(FrameStream),
+    /// A complete body in the client's format, priced (`usage.cost`), and the record.
+    NativeComplete(WireFormat, Bytes, Access),
+    /// The client's format's SSE events, priced, ending with its error event on a failure.
+    NativeStream(WireFormat, FrameStream),
+}
+
+/// The parts of a chat request the router itself reads; everything else goes upstream as sent.
+struct ChatRequest {
+    stream: bool,
+    prompt_estimate: u64,
+    prompt_bytes: u64,
+    max_tokens: Option<u64>,
+}
+
+/// A message, as far as the router checks it: an object with a string `role`.
+#[derive(serde::Deserialize)]
+struct RoleView<'a> {
+    #[serde(borrow, rename = "role")]
+    _role: std::borrow::Cow<'a, str>,
+}
+
+fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
+    let messages = body
+        .get("messages")
+        .ok_or_else(|| ApiError::bad_param("messages", "`messages` is required"))?;
+    // Borrowed views: the messages are checked, not copied.
+    let list: Vec<&RawValue> = serde_json::from_str(messages.get()).map_err(|_| {
+        ApiError::bad_param("messages", "`messages` must be an array of message objects")
+    })?;
+    if list.is_empty() {
+        return Err(ApiError::bad_param(
+            "messages",
+            "`messages` must not be empty",
+        ));
+    }
+    for (i, m) in list.iter().enumerate() {
+        if serde_json::from_str::<RoleView<'_>>(m.get()).is_err() {
+            return Err(ApiError::bad_param(
+                "messages",
+                format!("`messages[{i}]` must be an object with a string `role`"),
+            ));
+        }
+    }
+    let stream = field::<bool>(body, "stream", "a boolean")?.unwrap_or(false);
+    let mut max_tokens = None;
+    for name in ["max_tokens", "max_completion_tokens"] {
+        max_tokens = field::<u64>(body, name, "a non-negative integer")?.or(max_tokens);
+    }
+    if body
+        .get("stream_options")
+        .is_some_and(|o| o.get() != "null")
+    {
+        field::<serde_json::Map<String, Value>>(body, "stream_options", "an object")?;
+    }
+    // What the model reads: the messages and the tool definitions.
+    let tools = body.get("tools").map_or(0, |t| t.get().len() as u64);
+    Ok(ChatRequest {
+        stream,
+        prompt_estimate: estimate_tokens(messages.get()).max(1),
+        prompt_bytes: messages.get().len() as u64 + tools,
+        max_tokens,
+    })
+}
+
+/// Runs an authenticated request through routing and the attempt loop: `body` is its OpenAI chat
+/// view (the chat ingress's body itself; the others translate theirs), `native` the client's
+/// original when its format is one adapters may forward. The access record travels with the
+/// result and is written when it drops.
+pub async fn run(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    body: RawObject,
+    native: Option<Native>,
+    mut access: Access,
+) -> Result<ChatOutput, (ApiError, Access)> {
+    let (req, plan) = match prepare(state, caller, &body, &mut access).await {
+        Ok(prepared) => prepared,
+        Err(e) => return Err((e, access)),
+    };
+    let request = Request {
+        body: &body,
+        native: native.as_ref(),
+    };
+    let mut attempts = Attempts::new(state, plan);
+    if !req.stream {
+        return match complete(state, &mut attempts, request, &mut access).await {
+            Ok((None, bytes)) => Ok(ChatOutput::Complete(bytes, access)),
+            Ok((Some(format), bytes)) => Ok(ChatOutput::NativeComplete(format, bytes, access)),
+            Err(e) => Err((e, access)),
+        };
+    }
+    match open_first_stream(&mut attempts, request, &mut access).await {
+        Ok((cand, slot, opened)) => {
+            record_first_token(state, &cand, &mut access);
+            access.outcome = Some("client_disconnected".into());
+            let prices = cand.model.pricing.clone();
+            Ok(match opened {
+                Opened::Chat(held, rest) => {
+                    let r = StreamRelay::new(
+                        &cand.provider.config.name,
+                        prices,
+                        req.prompt_estimate,
+                        cand.upstream_model,
+                    );
+                    ChatOutput::Stream(relay(state, &cand, slot, access, r, (held, rest)))
+                }
+                Opened::Anthropic(held, rest) => {
+                    let r = AnthropicRelay::new(prices, req.prompt_estimate);
+                    let frames = relay(state, &cand, slot, access, r, (held, rest));
+                    ChatOutput::NativeStream(WireFormat::AnthropicMessages, frames)
+                }
+            })
+        }
+        Err(e) => Err((e, access)),
+    }
+}
+
+/// The request as the attempts send it: the chat view, and the original when there is one.
+#[derive(Clone, Copy)]
+struct Request<'r> {
+    body: &'r RawObject,
+    native: Option<&'r Native>,
+}
+
+/// Everything before the first attempt: the request checked, its plan, its attributes on the
+/// trace, and its worst case reserved.
+async fn prepare<'c>(
+    state: &AppState,
+    caller: &'c Caller,
+    body: &RawObject,
+    access: &mut Access,
+) -> Result<(ChatRequest, Plan<'c>), ApiError> {
+    let req = parse_request(body)?;
+    access.stream = req.stream;
+    let plan = plan_request(state, caller, body, access)?;
+    if let Some(n) = req.max_tokens {
+        access.span.record("gen_ai.request.max_tokens", n);
+    }
+    if let Ok(Some(t)) = field::<f64>(body, "temperature", "a number") {
+        access.span.record("gen_ai.request.temperature", t);
+    }
+    if state.settings.trace_content
+        && let Some(messages) = body.get("messages")
+    {
+        access.span.record("gen_ai.input.messages", messages.get());
+    }
+    admit(
+        state,
+        caller,
+        &plan,
+        req.prompt_bytes,
+        req.max_tokens,
+        access,
+    )
+    .await?;
+    Ok((req, plan))
+}
+
+/// The attempt loop of a non-streamed request: the first complete answer, priced, is the
+/// response body; its format is the client's when an adapter forwarded the original.
+async fn complete(
+    state: &AppState,
+    attempts: &mut Attempts<'_, '_>,
+    request: Request<'_>,
+    access: &mut Access,
+) -> Result<(Option<WireFormat>, Bytes), ApiError> {
+    while let Some((cand, slot)) = attempts.next(access).await {
+        let started = Instant::now();
+        let result = attempt_complete(state, attempts, &cand, &slot, request).await;
+        drop(slot);
+        match result {
+            Ok(done) => {
+                let elapsed = started.elapsed();
+                let rate = done.usage.completion_tokens as f64 / elapsed.as_secs_f64().max(1e-6);
+                attempts.succeeded(access, &cand, Some(elapsed), Some(rate));
+                let format = done.format;
+                return Ok((format, done.record(access, state.settings.trace_content)));
+            }
+            Err(e) => attempts.failed(access, &cand, e)?,
+        }
+    }
+    Err(attempts.exhausted(access))
+}
+
+/// One non-streamed attempt on `cand`, within the provider's total timeout (and what is left of
+/// the request's deadline).
+async fn attempt_complete(
+    state: &AppState,
+    attempts: &Attempts<'_, '_>,
+    cand: &Candidate<'_>,
+    slot: &Slot,
+    request: Request<'_>,
+) -> Result<Completed, AttemptError> {
+    let timeouts = &cand.provider.config.timeouts;
+    let call = call_for(
+        cand,
+        slot,
+        request,
+        false,
+        attempts.remaining(ms(timeouts.first_token_ms)),
+    );
+    let keep = state.settings.trace_content;
+    match tokio::time::timeout(
+        attempts.remaining(ms(timeouts.total_ms)),
+        providers::chat(call).instrument(attempts.span()),
+    )
+    .await
+    {
+        Err(_) => Err(AttemptError::Timeout("total")),
+        Ok(Ok(Reply::Complete(bytes))) => chat_body(&bytes, cand, keep),
+        Ok(Ok(Reply::Native(format, NativeBody::Complete(bytes)))) => {
+            native_body(format, &bytes, cand, keep)
+        }
+        Ok(Ok(_)) => Err(AttemptError::Protocol("unexpected stream".into())),
+        Ok(Err(e)) => Err(e),
+    }
+}
+
+/// A stream that committed, with the items held back, in the format the upstream answered in.
+enum Opened {
+    /// OpenAI chat chunk payloads.
+    Chat(Vec<String>, ChunkStream),
+    /// Anthropic Messages events.
+    Anthropic(Vec<SseEvent>, EventStream),
+}
+
+/// The attempt loop of a streamed request: the first stream that commits to an answer, with the
+/// candidate that serves it and its slot, and the items held back.
+async fn open_first_stream<'a>(
+    attempts: &mut Attempts<'_, 'a>,
+    request: Request<'_>,
+    access: &mut Access,
+) -> Result<(Candidate<'a>, Slot, Opened), ApiError> {
+    while let Some((cand, slot)) = attempts.next(access).await {
+        let started = Instant::now();
+        let first_token = attempts.remaining(ms(cand.provider.config.timeouts.first_token_ms));
+        let opened = open_stream(&cand, &slot, request, first_token)
+            .instrument(attempts.span())
+            .await;
+        match opened {
+            Ok(opened) => {
+                attempts.succeeded(access, &cand, Some(started.elapsed()), None);
+                return Ok((cand, slot, opened));
+            }
+            Err(e) => {
+                drop(slot);
+                attempts.failed(access, &cand, e)?;
+            }
+        }
+    }
+    Err(attempts.exhausted(access))
+}
+
+/// Opens a streamed attempt and holds it back until the upstream commits to an answer.
+async fn open_stream(
+    cand: &Candidate<'_>,
+    slot: &Slot,
+    request: Request<'_>,
+    first_token: Duration,
+) -> Result<Opened, AttemptError> {
+    match providers::chat(call_for(cand, slot, request, true, first_token)).await? {
+        Reply::Stream(s) => {
+            let (held, rest) = hold_back::<StreamRelay>(s, first_token).await?;
+            Ok(Opened::Chat(held, rest))
+        }
+        Reply::Native(WireFormat::AnthropicMessages, NativeBody::Stream(s)) => {
+            let (held, rest) = hold_back::<AnthropicRelay>(s, first_token).await?;
+            Ok(Opened::Anthropic(held, rest))
+        }
+        Reply::Native(format @ WireFormat::OpenAiResponses, NativeBody::Stream(_)) => Err(
+            AttemptError::Protocol(format!("no relay for {} streams", format.name())),
+        ),
+        Reply::Complete(_) | Reply::Native(_, NativeBody::Complete(_)) => {
+            Err(AttemptError::Protocol("expected a stream".into()))
+        }
+    }
+}
+
+/// The first content is about to be sent: the client's time to first token, and the router's own
+/// share of it.
+fn record_first_token(state: &AppState, cand: &Candidate<'_>, access: &mut Access) {
+    let ttft = access.elapsed();
+    access.time_to_first_token = Some(ttft);
+    let m = &state.metrics;
+    m.time_to_first_token
+        .with_label_values(&[&access.model, &cand.provider.config.name])
+        .observe(ttft.as_secs_f64());
+    m.gateway_overhead
+        .with_label_values(&[access.endpoint])
+        .observe(ttft.saturating_sub(access.upstream_time).as_secs_f64());
+}
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+fn call_for<'a>(
+    cand: &'a Candidate<'_>,
+    slot: &'a Slot,
+    request: Request<'a>,
+    stream: bool,
+    first_token: Duration,
+) -> Call<'a> {
+    Call {
+        provider: &cand.provider,
+        client: slot.client(),
+        upstream_model: cand.upstream_model,
+        request: request.body,
+        stream,
+        first_token_timeout: first_token,
+        native: request.native,
+    }
+}
