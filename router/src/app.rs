@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    routing::{get, post},
+    routing::{MethodRouter, any, get, post},
 };
 
 use crate::{
@@ -15,12 +15,18 @@ use crate::{
 };
 
 /// The client API: OpenAI-compatible endpoints under `/v1` and, for OpenRouter-style base URLs,
-/// `/api/v1`.
+/// `/api/v1`; Anthropic's Messages API (`/messages`, `/messages/count_tokens`), whose paths answer
+/// every error in Anthropic's shape.
 pub fn app(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(ingress::chat::handle))
         .route("/embeddings", post(ingress::embeddings::handle))
-        .route("/messages", post(ingress::messages::handle))
+        .route("/messages", messages(post(ingress::messages::handle)))
+        .route(
+            "/messages/count_tokens",
+            messages(post(ingress::messages::count_tokens::handle)),
+        )
+        .route("/messages/{*rest}", any(ingress::messages::not_found))
         .route("/models", get(ingress::models::handle))
         .route("/generation", get(ingress::generation::handle))
         .route("/key", get(ingress::key::handle));
@@ -30,6 +36,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .with_state(state)
+}
+
+/// A `/messages` endpoint: its other methods answered in Anthropic's error shape.
+fn messages(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
+    route.fallback(ingress::messages::method_not_allowed)
 }
 
 /// The admin API: `/healthz`, `/readyz`, `/metrics`, `/config` (secrets redacted), `/loglevel`.

@@ -22,5 +22,6 @@ pub mod routing;
 pub mod server;
 pub mod state;
 pub mod streaming;
+pub mod tokens;
 
 pub use config::manifests::{load_manifests, state_from_manifests};

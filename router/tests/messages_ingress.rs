@@ -346,6 +346,8 @@ async fn official_anthropic_python_sdk_against_messages_routed_to_openai() {
         "tools-stream",
         "auth-error",
         "not-found",
+        "count-tokens",
+        "batches-404",
     ] {
         assert!(out.lines().any(|l| l == format!("ok {check}")), "{out}");
     }
@@ -379,4 +381,77 @@ async fn official_openai_python_sdk_with_tools_against_anthropic() {
             .iter()
             .any(|s| s.raw.contains("\"tool_use_id\":\"toolu_01A\""))
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_validates_against_the_anthropic_sdks_models() {
+    let Some(python) = python("Anthropic SDK model validation") else {
+        return;
+    };
+    let up = ProviderMock::start(Wire::OpenAi).await;
+    let claude = ProviderMock::start(Wire::Anthropic).await;
+    let router = TestRouter::start(&manifests(&up, &claude)).await;
+    let dir = std::env::temp_dir().join(format!("sb-anthropic-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args = Vec::new();
+    let mut keep = |name: &str, kind: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        args.push(format!("{kind}={}", path.display()));
+    };
+    let tools = json!([{"name": "get_weather", "input_schema": {"type": "object"}}]);
+    for (model, how) in [("anthropic/chat", "native"), ("oai/chat", "translated")] {
+        for stream in [false, true] {
+            let body = json!({"model": model, "max_tokens": 100, "stream": stream,
+                "thinking": {"type": "adaptive"}, "output_config": {"effort": "low"},
+                "messages": [{"role": "user", "content": "Hi"}, {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Weather?"}],
+                "tools": tools});
+            let text = messages(&router, CLIENT_KEY, body)
+                .await
+                .text()
+                .await
+                .unwrap();
+            let kind = if stream {
+                "anthropic-sse"
+            } else {
+                "anthropic-message"
+            };
+            keep(&format!("{how}-{stream}.txt"), kind, text);
+        }
+        let count = router
+            .http
+            .post(router.url("/v1/messages/count_tokens"))
+            .header("x-api-key", CLIENT_KEY)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "foo"}], "tools": tools}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(count.status(), 200);
+        keep(
+            &format!("{how}-count.json"),
+            "anthropic-count-tokens",
+            count.text().await.unwrap(),
+        );
+    }
+    let unauthorized = messages(&router, "sk-sb-nope-000000000000", json!({})).await;
+    keep(
+        "401.json",
+        "anthropic-error",
+        unauthorized.text().await.unwrap(),
+    );
+    let missing = router
+        .http
+        .get(router.url("/v1/messages/batches"))
+        .send()
+        .await
+        .unwrap();
+    keep("404.json", "anthropic-error", missing.text().await.unwrap());
+    let out = run_script(&python, "tests/sdk/anthropic_validate.py", &args).await;
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("OK ")).count(),
+        8,
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

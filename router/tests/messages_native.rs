@@ -108,6 +108,7 @@ impl World {
             &["m"],
         ));
         m.push_str(&route("claude", &[("anthropic", "claude-x")]));
+        m.push_str(&route("oai", &[("openai", "m")]));
         m.push_str(&route("vclaude", &[("vertex", "claude-v")]));
         m.push_str(&route(
             "bclaude",
@@ -442,4 +443,118 @@ async fn a_stream_cut_mid_way_ends_with_an_anthropic_error_event() {
     );
     assert_eq!(ev[3].0.as_deref(), Some("error"));
     assert_eq!(ev[3].1["error"]["type"], "api_error");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn count_tokens_is_the_targets_own_count_or_a_marked_estimate() {
+    let w = World::start().await;
+    let body = json!({"model": "claude", "system": "Be brief.",
+        "messages": [{"role": "user", "content": "foo"}],
+        "tools": [{"name": "Bash", "input_schema": {"type": "object"}}]});
+    let count = |model: &str| {
+        let mut b = body.clone();
+        b["model"] = json!(model);
+        w.router
+            .http
+            .post(w.router.url("/v1/messages/count_tokens?beta=true"))
+            .header("x-api-key", CLIENT_KEY)
+            .header("anthropic-beta", "token-counting-2024-11-01")
+            .json(&b)
+            .send()
+    };
+    // Anthropic: forwarded as sent, model rewritten, with the beta; its count as it came.
+    let resp = count("claude").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("x-switchboard-token-count").is_none());
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"input_tokens": 4242})
+    );
+    let seen = w.anthropic.last();
+    assert_eq!(seen.path, "/v1/messages/count_tokens");
+    assert_eq!(seen.body["model"], "claude-x");
+    assert_eq!(seen.body["tools"], body["tools"]);
+    assert_eq!(seen.headers["anthropic-beta"], "token-counting-2024-11-01");
+    assert_eq!(seen.headers["x-api-key"], PROVIDER_KEY);
+    // Claude on Vertex: its count-tokens endpoint, the model in the body.
+    let resp = count("vclaude").await.unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["input_tokens"], 4242);
+    let seen = w.vertex.last();
+    assert_eq!(
+        seen.path,
+        "/v1/projects/p1/locations/us-east5/publishers/anthropic/models/count-tokens:rawPredict"
+    );
+    assert_eq!(seen.body["model"], "claude-v");
+    assert_eq!(seen.body["anthropic_version"], "vertex-2023-10-16");
+    // An OpenAI target has no counting API: an estimate, marked.
+    let before = w.openai.seen().len();
+    let resp = count("oai").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["x-switchboard-token-count"],
+        "estimate; tokenizer=o200k_base"
+    );
+    let n = resp.json::<Value>().await.unwrap()["input_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!((8..40).contains(&n), "{n}");
+    assert_eq!(w.openai.seen().len(), before, "nothing was sent upstream");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_messages_path_answers_errors_in_anthropics_shape() {
+    let w = World::start().await;
+    let http = &w.router.http;
+    let anthropic_error = |v: &Value, kind: &str| {
+        assert_eq!(v["type"], "error", "{v}");
+        assert_eq!(v["error"]["type"], kind, "{v}");
+        assert!(v["error"]["message"].is_string(), "{v}");
+    };
+    let resp = http
+        .post(w.router.url("/v1/messages/count_tokens"))
+        .header("x-api-key", "sk-sb-wrong-000000000000")
+        .json(&json!({"model": "claude", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    anthropic_error(&resp.json().await.unwrap(), "authentication_error");
+    let resp = http
+        .post(w.router.url("/v1/messages/count_tokens"))
+        .header("x-api-key", CLIENT_KEY)
+        .json(&json!({"messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    anthropic_error(&resp.json().await.unwrap(), "invalid_request_error");
+    let resp = http
+        .get(w.router.url("/v1/messages/batches/msgbatch_1"))
+        .header("x-api-key", CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    anthropic_error(&resp.json().await.unwrap(), "not_found_error");
+    let resp = http
+        .get(w.router.url("/api/v1/messages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    anthropic_error(&resp.json().await.unwrap(), "invalid_request_error");
+    // OpenAI paths keep OpenAI's shape.
+    let resp = http
+        .post(w.router.url("/v1/chat/completions"))
+        .header("authorization", "Bearer sk-sb-wrong-000000000000")
+        .json(&json!({"model": "oai", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    // Claude Code's connectivity probe is answered at once.
+    let resp = http.head(w.router.url("/api/hello")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
 }

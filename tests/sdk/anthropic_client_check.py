@@ -9,6 +9,9 @@ Checks, each printing `ok <name>` (the first failure prints `FAIL <name>: ...` a
   tools-stream   the tool call streamed: the SDK assembles input_json_delta into `input`
   auth-error     a bad key raises anthropic.AuthenticationError with Anthropic's error shape
   not-found      an unknown model raises anthropic.NotFoundError
+  count-tokens   messages.count_tokens parses into the SDK's MessageTokensCount (an estimate here)
+  batches-404    an endpoint the router does not serve raises anthropic.NotFoundError, not a
+                 parse error (Anthropic's error shape on every /v1/messages* path)
 
 Driven by `router/tests/sdk_compat.rs`. Arguments: router root URL (without /v1), key, model.
 Optional env `SWITCHBOARD_EXPECT_ANTHROPIC_VERSION`: fail unless the installed SDK is that version.
@@ -108,6 +111,25 @@ def main() -> None:
     except anthropic.NotFoundError as e:
         check("not-found", e.body["type"] == "error", repr(e.body))
     print("ok not-found")
+
+    count = client.messages.with_raw_response.count_tokens(
+        model=model, system="Be brief.", tools=tools,
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+    )
+    parsed = count.parse()
+    check("count-tokens", isinstance(parsed, anthropic.types.MessageTokensCount), repr(parsed))
+    check("count-tokens", 10 < parsed.input_tokens < 200, repr(parsed))
+    check("count-tokens", count.headers.get("x-switchboard-token-count", "").startswith("estimate"),
+          repr(dict(count.headers)))
+    print("ok count-tokens")
+
+    try:
+        client.messages.batches.retrieve("msgbatch_nope")
+        fail("batches-404", "no exception")
+    except anthropic.NotFoundError as e:
+        check("batches-404", e.body["type"] == "error" and e.body["error"]["type"] == "not_found_error",
+              repr(e.body))
+    print("ok batches-404")
 
 
 if __name__ == "__main__":

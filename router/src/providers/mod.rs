@@ -200,6 +200,24 @@ pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
     }
 }
 
+/// Counts the input tokens of `call.native` (an Anthropic Messages `count_tokens` body) with the
+/// target's own counting API: `Ok(None)` when its wire format has none.
+pub async fn count_tokens(call: Call<'_>) -> Result<Option<Bytes>, AttemptError> {
+    if call
+        .native
+        .is_none_or(|n| n.format != WireFormat::AnthropicMessages)
+    {
+        return Ok(None);
+    }
+    match &call.provider.adapter {
+        Adapter::Anthropic => anthropic::count_tokens(call).await.map(Some),
+        Adapter::Vertex(auth) if vertex::is_anthropic(call.upstream_model) => {
+            vertex::count_tokens(call, auth).await.map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Runs an embeddings attempt; the reply is always [`Reply::Complete`].
 pub async fn embeddings(call: Call<'_>) -> Result<Bytes, AttemptError> {
     match &call.provider.adapter {

@@ -267,6 +267,22 @@ pub fn is_anthropic(model: &str) -> bool {
 }
 
 fn model_url(call: &Call<'_>, auth: &Auth, operation: &str) -> Result<String, AttemptError> {
+    let publisher = if is_anthropic(call.upstream_model) {
+        "anthropic"
+    } else {
+        "google"
+    };
+    let model = format!("{publisher}/models/{}", call.upstream_model);
+    publisher_url(call, auth, &model, operation)
+}
+
+/// `{base}/projects/{project}/locations/{location}/publishers/{path}:{operation}`.
+fn publisher_url(
+    call: &Call<'_>,
+    auth: &Auth,
+    path: &str,
+    operation: &str,
+) -> Result<String, AttemptError> {
     let p = call.provider;
     let base = p.config.base_url.as_deref().unwrap_or_default();
     let settings = p.config.vertex.as_ref();
@@ -279,15 +295,34 @@ fn model_url(call: &Call<'_>, auth: &Auth, operation: &str) -> Result<String, At
                 "the Vertex provider names no project: set spec.vertex.project".into(),
             )
         })?;
-    let publisher = if is_anthropic(call.upstream_model) {
-        "anthropic"
-    } else {
-        "google"
-    };
     Ok(format!(
-        "{base}/projects/{project}/locations/{location}/publishers/{publisher}/models/{}:{operation}",
-        call.upstream_model
+        "{base}/projects/{project}/locations/{location}/publishers/{path}:{operation}"
     ))
+}
+
+/// Counts the input tokens of the client's Anthropic `count_tokens` request at Vertex AI's
+/// `count-tokens:rawPredict` (the model named in the body, with Vertex's `anthropic_version`).
+pub async fn count_tokens(call: Call<'_>, auth: &Auth) -> Result<Bytes, AttemptError> {
+    let original = call
+        .native
+        .ok_or_else(|| AttemptError::Protocol("no Messages request to forward".into()))?;
+    let body = anthropic::native::body(
+        original,
+        anthropic::native::Envelope::Api(call.upstream_model),
+    );
+    let mut body: crate::json::RawObject = serde_json::from_slice(&body)
+        .map_err(|e| AttemptError::Protocol(format!("count_tokens body: {e}")))?;
+    body.set("anthropic_version", &anthropic::native::VERTEX_VERSION);
+    let url = publisher_url(&call, auth, "anthropic/models/count-tokens", "rawPredict")?;
+    let resp = post(
+        &call,
+        auth,
+        url,
+        body.to_vec(),
+        anthropic::translate::map_status,
+    )
+    .await?;
+    upstream::body(resp).await
 }
 
 async fn post(

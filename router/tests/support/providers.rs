@@ -393,6 +393,9 @@ async fn answer(State(st): State<St>, uri: Uri, headers: HeaderMap, body: Bytes)
         );
         return Response::from_parts(parts, axum::body::Body::from(text));
     }
+    if path.ends_with("/messages/count_tokens") || path.ends_with("count-tokens:rawPredict") {
+        return axum::Json(json!({"input_tokens": 4242})).into_response();
+    }
     let f = facts(wire, &path, &b);
     for kind in ["rate-limited", "overloaded", "too-long"] {
         if f.model.contains(kind) {

@@ -6,6 +6,7 @@
 //! the client sent it and its answer is passed back as it came, with `usage.cost` added; any other
 //! target's answer, streamed or not, is translated back. Every error is in Anthropic's shape.
 
+pub mod count_tokens;
 pub mod translate;
 
 use std::{convert::Infallible, sync::Arc};
@@ -96,7 +97,7 @@ pub async fn handle(
 }
 
 /// A `200 application/json` response.
-fn json_response(body: Body) -> Response {
+pub fn json_response(body: Body) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -120,23 +121,43 @@ fn translated(bytes: &[u8], model: &str, mut access: Access) -> Response {
 }
 
 /// An error in Anthropic's shape, with the status (and `Retry-After`) the OpenAI endpoint gives.
-fn error_response(e: &ApiError) -> Response {
+pub fn error_response(e: &ApiError) -> Response {
     if let ApiError::Internal(detail) = e {
         tracing::error!(%detail, "internal error");
     }
-    let status = e.status();
-    let mut resp = (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        translate::error_body(status.as_u16(), &e.to_string()).to_string(),
-    )
-        .into_response();
+    let mut resp = error_with(e.status(), &e.to_string());
     if let ApiError::RateLimited { retry_after, .. } = e {
         let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     }
     resp
+}
+
+/// `404` in Anthropic's shape, for a path under `/v1/messages` no endpoint serves (batches, ...).
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    error_with(
+        StatusCode::NOT_FOUND,
+        &format!("No endpoint at {}", uri.path()),
+    )
+}
+
+/// `405` in Anthropic's shape, for a method a `/v1/messages` endpoint does not take.
+pub async fn method_not_allowed() -> Response {
+    error_with(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed on this endpoint",
+    )
+}
+
+/// `{"type": "error", "error": {"type", "message"}}` with `status`.
+fn error_with(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        translate::error_body(status.as_u16(), message).to_string(),
+    )
+        .into_response()
 }
 
 /// The pipeline's OpenAI SSE frames as Anthropic events.

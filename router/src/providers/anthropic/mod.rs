@@ -68,13 +68,28 @@ pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
 
 /// Forwards the client's Messages request with only the model rewritten.
 async fn forward(call: Call<'_>) -> Result<Reply, AttemptError> {
-    let original = call.native.expect("checked by the caller");
+    let resp = send_native(&call, "messages").await?;
+    native_reply(call.stream, resp).await
+}
+
+/// Forwards the client's `count_tokens` request with only the model rewritten; the answer is
+/// `{"input_tokens": N}`.
+pub async fn count_tokens(call: Call<'_>) -> Result<Bytes, AttemptError> {
+    let resp = send_native(&call, "messages/count_tokens").await?;
+    upstream::body(resp).await
+}
+
+/// Sends the client's original to `{baseURL}/{path}`.
+async fn send_native(call: &Call<'_>, path: &str) -> Result<reqwest::Response, AttemptError> {
+    let original = call
+        .native
+        .ok_or_else(|| AttemptError::Protocol("no Messages request to forward".into()))?;
     let envelope = native::Envelope::Api(call.upstream_model);
-    let key = api_key(&call)?;
+    let key = api_key(call)?;
     let base = call.provider.config.base_url.as_deref().unwrap_or_default();
     let mut req = call
         .client
-        .post(format!("{base}/messages"))
+        .post(format!("{base}/{path}"))
         .header(header::CONTENT_TYPE, "application/json")
         .header("x-api-key", key.expose())
         .body(native::body(original, envelope));
@@ -84,8 +99,7 @@ async fn forward(call: Call<'_>) -> Result<Reply, AttemptError> {
     if call.stream {
         req = req.header(header::ACCEPT, "text/event-stream");
     }
-    let resp = upstream::send(&call, req, translate::map_status).await?;
-    native_reply(call.stream, resp).await
+    upstream::send(call, req, translate::map_status).await
 }
 
 /// A successful Messages response as it came (shared with Vertex AI's `rawPredict`).
