@@ -192,6 +192,18 @@ pub mod reason {
     pub const INVALID_LIMIT: &str = "InvalidLimit";
     /// Budget: `softLimitPercent` is outside 1..=100.
     pub const INVALID_SOFT_LIMIT: &str = "InvalidSoftLimit";
+    /// Budget or ApiKey: `fitMaxTokens.minTokens` is 0.
+    pub const INVALID_FIT: &str = "InvalidFitMaxTokens";
+}
+
+/// A `fitMaxTokens` whose floor is 0 (a request fitted to no output at all is refused instead).
+fn check_fit(fit: Option<&crate::resources::FitMaxTokens>, issues: &mut Issues) {
+    if fit.is_some_and(|f| f.min_tokens == 0) {
+        issues.add(
+            INVALID_FIT,
+            "spec.fitMaxTokens.minTokens: must be at least 1",
+        );
+    }
 }
 
 use reason::*;
@@ -1035,6 +1047,7 @@ impl<'a> Compiler<'a> {
                 );
             }
         }
+        check_fit(spec.fit_max_tokens.as_ref(), &mut issues);
 
         issues.finish()?;
         let value = value.expect("issues are empty only when the key resolved");
@@ -1050,6 +1063,7 @@ impl<'a> Compiler<'a> {
             provider_policy: spec.provider_policy.clone().unwrap_or_default(),
             expires_at,
             disabled: spec.disabled,
+            fit_min_tokens: spec.fit_max_tokens.as_ref().and_then(|f| f.floor()),
         })
     }
 
@@ -1094,6 +1108,7 @@ impl<'a> Compiler<'a> {
             );
         }
         globs("spec.scope.models", &scope.models, &mut issues);
+        check_fit(spec.fit_max_tokens.as_ref(), &mut issues);
         issues.finish()?;
 
         let ns = r.namespace.as_str();
@@ -1160,6 +1175,7 @@ impl<'a> Compiler<'a> {
                 soft_limit_percent: spec.soft_limit_percent,
                 action: spec.action,
                 failure_mode: spec.failure_mode,
+                fit_min_tokens: spec.fit_max_tokens.as_ref().and_then(|f| f.floor()),
             },
             reason,
             message,

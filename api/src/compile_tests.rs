@@ -142,6 +142,7 @@ fn api_key(name: &str) -> ApiKey {
             provider_policy: None,
             expires_at: None,
             disabled: false,
+            fit_max_tokens: None,
         },
     );
     k.metadata = meta(name);
@@ -162,6 +163,7 @@ fn budget(name: &str, limit: &str) -> Budget {
             soft_limit_percent: None,
             action: Default::default(),
             failure_mode: Default::default(),
+            fit_max_tokens: None,
         },
     );
     b.metadata = meta(name);
@@ -1810,4 +1812,35 @@ fn a_zero_concurrency_limit_is_rejected() {
         c.config.providers["default/p"].max_concurrent_requests,
         Some(4)
     );
+}
+
+#[test]
+fn fit_max_tokens_reaches_the_snapshot_as_a_floor_only_when_enabled() {
+    use crate::resources::FitMaxTokens;
+    let fit = |enabled, min_tokens| {
+        Some(FitMaxTokens {
+            enabled,
+            min_tokens,
+        })
+    };
+    let mut on = budget("on", "10");
+    on.spec.fit_max_tokens = fit(true, 2048);
+    let mut off = budget("off", "10");
+    off.spec.fit_max_tokens = fit(false, 2048);
+    let mut key = api_key("alice");
+    key.spec.fit_max_tokens = fit(true, FitMaxTokens::DEFAULT_MIN_TOKENS);
+    let objects = vec![
+        on.into(),
+        off.into(),
+        key.into(),
+        key_secret("alice", "sk-sb-alice-0123456789abcdef"),
+    ];
+    let c = compile(&objects);
+    assert_eq!(c.config.budgets["default/on"].fit_min_tokens, Some(2048));
+    assert_eq!(c.config.budgets["default/off"].fit_min_tokens, None);
+    let key = c.config.api_keys.values().next().unwrap();
+    assert_eq!(key.fit_min_tokens, Some(1024));
+    // Written by hand, `minTokens` defaults to 1024.
+    let parsed: FitMaxTokens = serde_json::from_str(r#"{"enabled": true}"#).unwrap();
+    assert_eq!(parsed.floor(), Some(1024));
 }

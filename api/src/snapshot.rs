@@ -357,6 +357,9 @@ pub struct ApiKeyConfig {
     pub expires_at: Option<i64>,
     /// Refused when true.
     pub disabled: bool,
+    /// With `fitMaxTokens` on: the lowest output limit a request of this key is fitted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_min_tokens: Option<u64>,
 }
 
 impl ApiKeyConfig {
@@ -395,6 +398,9 @@ pub struct BudgetConfig {
     pub action: BudgetAction,
     /// Behaviour when the spend store is unreachable.
     pub failure_mode: FailureMode,
+    /// With `fitMaxTokens` on: the lowest output limit a request this budget refuses is fitted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_min_tokens: Option<u64>,
 }
 
 /// Glob match for model names: `*` any run of characters, `?` one character.

@@ -214,6 +214,7 @@ const CONCURRENT: &str = "concurrentRequests must be at least 1 (leave it unset 
 
 const SOFT_LIMIT: &str = "softLimitPercent must be between 1 and 100";
 const SCOPE_GLOB: &str = "scope.models must not contain an empty glob";
+const FIT_FLOOR: &str = "fitMaxTokens.minTokens must be at least 1";
 
 const CASES: &[Case] = &[
     // Provider
@@ -500,7 +501,31 @@ const CASES: &[Case] = &[
         &[CONCURRENT],
         INVALID_RATE_LIMIT,
     ),
+    ok(
+        "fitMaxTokens",
+        "ApiKey",
+        "{secretRef: {name: creds, key: key}, fitMaxTokens: {enabled: true, minTokens: 1}}",
+    ),
+    bad(
+        "fitMaxTokens floor 0",
+        "ApiKey",
+        "{secretRef: {name: creds, key: key}, fitMaxTokens: {enabled: true, minTokens: 0}}",
+        &[FIT_FLOOR],
+        INVALID_FIT,
+    ),
     // Budget
+    ok(
+        "fitMaxTokens with the default floor",
+        "Budget",
+        "{limitUSD: '10', fitMaxTokens: {enabled: true}}",
+    ),
+    bad(
+        "fitMaxTokens floor 0",
+        "Budget",
+        "{limitUSD: '10', fitMaxTokens: {enabled: true, minTokens: 0}}",
+        &[FIT_FLOOR],
+        INVALID_FIT,
+    ),
     ok(
         "soft limit 1",
         "Budget",

@@ -2,7 +2,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{CommonStatus, SecretKeyRef};
+use super::{CommonStatus, FitMaxTokens, SecretKeyRef};
 
 /// A client credential for the router, with what it may call and how fast.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -55,6 +55,10 @@ pub struct ApiKeySpec {
     /// Refuse the key without deleting it.
     #[serde(default)]
     pub disabled: bool,
+    /// Fit this key's requests to every blocking budget in scope by lowering their `max_tokens`
+    /// (down to `minTokens`) instead of refusing them, whatever each budget says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_max_tokens: Option<FitMaxTokens>,
 }
 
 /// Rate limits of one key; unset fields are unlimited.

@@ -4,7 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::CommonStatus;
+use super::{CommonStatus, FitMaxTokens};
 use crate::money::UsdAmount;
 
 /// A money limit over a window, for a set of ApiKeys and optionally a set of models.
@@ -46,6 +46,10 @@ pub struct BudgetSpec {
     /// What happens when the shared spend store is unreachable.
     #[serde(default)]
     pub failure_mode: FailureMode,
+    /// Fit requests this budget cannot cover by lowering their `max_tokens` (down to
+    /// `minTokens`) instead of refusing them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_max_tokens: Option<FitMaxTokens>,
 }
 
 /// The window a Budget counts spend over.

@@ -20,6 +20,7 @@ impl ApiKeyConfig {
             provider_policy: Default::default(),
             expires_at: None,
             disabled: false,
+            fit_min_tokens: None,
         }
     }
 }
@@ -38,6 +39,7 @@ impl BudgetConfig {
             soft_limit_percent: None,
             action: BudgetAction::Block,
             failure_mode: FailureMode::Closed,
+            fit_min_tokens: None,
         }
     }
 }

@@ -3,6 +3,12 @@
 //! budget or limit. When the ledger is unreachable, each budget's `failureMode` decides: `closed`
 //! (default) refuses with 503, `open` admits the request uncounted for now — its settlement is
 //! still queued and recorded once the ledger is back.
+//!
+//! A refusal by a blocking budget is not final when the Budget or the ApiKey fits requests
+//! (`fitMaxTokens`): the output limit is lowered to what that budget still covers ([`fitting`]),
+//! and the lowered request is reserved again, at most [`FIT_ROUNDS`] times (another budget in
+//! scope, or a concurrent request, may refuse the lowered one too). The limit admitted is noted on
+//! the record (`Access::fitted_max_tokens`) for the pipeline to send upstream.
 
 use std::time::Duration;
 
@@ -12,7 +18,10 @@ use switchboard_ledger::Reserved;
 
 use switchboard_api::snapshot::FailureMode;
 
-use super::spend::{Role, SpendPlan, plan_spend, worst_case_nanos};
+use super::{
+    fitting,
+    spend::{DEFAULT_MAX_OUTPUT, Role, SpendPlan, plan_spend, worst_case_nanos},
+};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -24,20 +33,45 @@ use crate::{
 /// How long a reservation outlives the longest its request can take.
 pub const RESERVATION_MARGIN: Duration = Duration::from_secs(5);
 
+/// How many times a refused request is fitted and reserved again before the refusal stands.
+pub const FIT_ROUNDS: usize = 4;
+
 /// Reserves the request's worst case; on success the reservation rides on `access` and is settled
-/// when it drops.
+/// when it drops, and a fitted output limit is in `access.fitted_max_tokens`.
 pub async fn admit(
     state: &AppState,
     caller: &Caller,
     plan: &Plan<'_>,
     prompt_bytes: u64,
-    max_tokens: Option<u64>,
+    mut max_tokens: Option<u64>,
     access: &mut Access,
 ) -> Result<(), ApiError> {
     let now = Timestamp::now();
-    let spend = spend_plan(caller, plan, prompt_bytes, max_tokens, access, now);
     let m = &state.metrics;
-    match state.settler.ledger().reserve(&spend.request).await {
+    let mut round = 0;
+    let (spend, reserved) = loop {
+        let spend = spend_plan(caller, plan, prompt_bytes, max_tokens, access, now);
+        let reserved = state.settler.ledger().reserve(&spend.request).await;
+        if let Ok(Reserved::Refused { index, used, limit }) = &reserved
+            && round < FIT_ROUNDS
+            && let Some(n) = refit(
+                caller,
+                plan,
+                &spend,
+                *index,
+                limit - used,
+                prompt_bytes,
+                max_tokens,
+            )
+        {
+            round += 1;
+            max_tokens = Some(n);
+            access.fitted_max_tokens = Some(n);
+            continue;
+        }
+        break (spend, reserved);
+    };
+    match reserved {
         Ok(Reserved::Admitted { used }) => {
             record_budget_use(m, &spend, &used);
             m.reservations_outstanding.inc();
@@ -45,6 +79,7 @@ pub async fn admit(
             Ok(())
         }
         Ok(Reserved::Refused { index, used, limit }) => {
+            access.fitted_max_tokens = None;
             let (reason, err) = refusal(caller, &spend, index, used, limit, now);
             m.limit_rejections.with_label_values(&[reason]).inc();
             Err(err)
@@ -69,6 +104,45 @@ pub async fn admit(
             Ok(())
         }
     }
+}
+
+/// The output limit to reserve again with after charge `index` of `spend` refused the request
+/// with `room` nano-dollars left: when that charge is a budget and the key or the budget fits
+/// requests, the largest limit its room covers (never below the floor), if that is lower than
+/// the request's.
+fn refit(
+    caller: &Caller,
+    plan: &Plan<'_>,
+    spend: &SpendPlan,
+    index: usize,
+    room: i64,
+    prompt_bytes: u64,
+    max_tokens: Option<u64>,
+) -> Option<u64> {
+    let Some(Role::Budget { id, .. }) = spend.roles.get(index) else {
+        return None;
+    };
+    let budget_floor = caller
+        .runtime
+        .config
+        .budgets
+        .get(id)
+        .and_then(|b| b.fit_min_tokens);
+    let floor = fitting::floor(caller.key().fit_min_tokens, budget_floor)?;
+    let candidates = || plan.models.iter().flat_map(|m| m.candidates.iter());
+    // Without a limit of its own, a request may write as much as its dearest candidate allows.
+    let requested = max_tokens.unwrap_or_else(|| {
+        candidates()
+            .map(|c| {
+                c.model
+                    .max_output_tokens
+                    .map_or(DEFAULT_MAX_OUTPUT, u64::from)
+            })
+            .max()
+            .unwrap_or(DEFAULT_MAX_OUTPUT)
+    });
+    let worst = |n| worst_case_nanos(candidates().map(|c| c.model), prompt_bytes, Some(n));
+    fitting::fit(requested, floor, room, worst).filter(|n| *n < requested)
 }
 
 /// The charges of the request: its worst case on every candidate of the plan, held for as long

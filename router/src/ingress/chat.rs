@@ -31,7 +31,8 @@ pub async fn handle(
         Ok((caller, body)) => run(&state, &caller, body, None, access).await,
         Err(e) => Err((e, access)),
     };
-    let mut response = match result {
+    let fitted = result.as_ref().map(|(_, f)| *f).unwrap_or_default();
+    let mut response = match result.map(|(output, _)| output) {
         Ok(ChatOutput::Complete(bytes, access)) => {
             let mut resp = (StatusCode::OK, bytes).into_response();
             resp.headers_mut().insert(
@@ -53,6 +54,7 @@ pub async fn handle(
         }
         Err((e, access)) => error_response(e, access),
     };
+    fitted.tag(&mut response);
     tag_generation(&mut response, &generation_id);
     response
 }

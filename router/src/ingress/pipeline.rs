@@ -56,6 +56,25 @@ pub enum ChatOutput {
     NativeStream(WireFormat, FrameStream),
 }
 
+/// Header naming the output limit a budget fitted the request to (`fitMaxTokens`).
+pub const FITTED_HEADER: &str = "x-switchboard-max-tokens-fitted";
+
+/// The output limit a budget fitted the request to, if one did: what the answer says in
+/// [`FITTED_HEADER`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fitted(pub Option<u64>);
+
+impl Fitted {
+    /// Adds [`FITTED_HEADER`] to `response` when the request was fitted.
+    pub fn tag(self, response: &mut axum::response::Response) {
+        if let Some(n) = self.0 {
+            response
+                .headers_mut()
+                .insert(FITTED_HEADER, http::HeaderValue::from(n));
+        }
+    }
+}
+
 /// The parts of a chat request the router itself reads; everything else goes upstream as sent.
 struct ChatRequest {
     stream: bool,
@@ -117,18 +136,26 @@ fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
 /// Runs an authenticated request through routing and the attempt loop: `body` is its OpenAI chat
 /// view (the chat ingress's body itself; the others translate theirs), `native` the client's
 /// original when its format is one adapters may forward. The access record travels with the
-/// result and is written when it drops.
+/// result and is written when it drops. When a budget fitted the request, the lowered limit is
+/// what goes upstream, and [`Fitted`] says so.
 pub async fn run(
     state: &Arc<AppState>,
     caller: &Caller,
-    body: RawObject,
-    native: Option<Native>,
+    mut body: RawObject,
+    mut native: Option<Native>,
     mut access: Access,
-) -> Result<ChatOutput, (ApiError, Access)> {
+) -> Result<(ChatOutput, Fitted), (ApiError, Access)> {
     let (req, plan) = match prepare(state, caller, &body, &mut access).await {
         Ok(prepared) => prepared,
         Err(e) => return Err((e, access)),
     };
+    let fitted = Fitted(access.fitted_max_tokens);
+    if let Some(n) = fitted.0 {
+        set_output_limit(&mut body, n);
+        if let Some(native) = &mut native {
+            native.set_output_limit(n);
+        }
+    }
     let request = Request {
         body: &body,
         native: native.as_ref(),
@@ -136,8 +163,10 @@ pub async fn run(
     let mut attempts = Attempts::new(state, plan);
     if !req.stream {
         return match complete(state, &mut attempts, request, &mut access).await {
-            Ok((None, bytes)) => Ok(ChatOutput::Complete(bytes, access)),
-            Ok((Some(format), bytes)) => Ok(ChatOutput::NativeComplete(format, bytes, access)),
+            Ok((None, bytes)) => Ok((ChatOutput::Complete(bytes, access), fitted)),
+            Ok((Some(format), bytes)) => {
+                Ok((ChatOutput::NativeComplete(format, bytes, access), fitted))
+            }
             Err(e) => Err((e, access)),
         };
     }
@@ -146,7 +175,7 @@ pub async fn run(
             record_first_token(state, &cand, &mut access);
             access.outcome = Some("client_disconnected".into());
             let prices = cand.model.pricing.clone();
-            Ok(match opened {
+            let output = match opened {
                 Opened::Chat(held, rest) => {
                     let r = StreamRelay::new(
                         &cand.provider.config.name,
@@ -161,9 +190,25 @@ pub async fn run(
                     let frames = relay(state, &cand, slot, access, r, (held, rest));
                     ChatOutput::NativeStream(WireFormat::AnthropicMessages, frames)
                 }
-            })
+            };
+            Ok((output, fitted))
         }
         Err(e) => Err((e, access)),
+    }
+}
+
+/// Writes a fitted output limit into the chat view: in `max_completion_tokens` and `max_tokens`,
+/// whichever the client used (`max_tokens` when it used neither).
+fn set_output_limit(body: &mut RawObject, n: u64) {
+    let mut set = false;
+    for name in ["max_tokens", "max_completion_tokens"] {
+        if body.get(name).is_some_and(|v| v.get() != "null") {
+            body.set(name, &n);
+            set = true;
+        }
+    }
+    if !set {
+        body.set("max_tokens", &n);
     }
 }
 

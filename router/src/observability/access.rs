@@ -66,6 +66,8 @@ pub struct Access {
     pub response_id: Option<String>,
     /// How it ended when it is not plain success (`client_disconnected`, `stream_error`, an error code).
     pub outcome: Option<String>,
+    /// The output limit a budget fitted the request to (`fitMaxTokens`), when it did.
+    pub fitted_max_tokens: Option<u64>,
 }
 
 impl Access {
@@ -111,6 +113,7 @@ impl Access {
             upstream_time: std::time::Duration::ZERO,
             time_to_first_token: None,
             outcome: None,
+            fitted_max_tokens: None,
         }
     }
 }
@@ -383,6 +386,7 @@ impl Access {
             cost = %self.cost.unwrap_or_default(),
             latency_ms = elapsed.as_millis() as u64,
             outcome = self.outcome.as_deref().unwrap_or("ok"),
+            fitted_max_tokens = %self.fitted_max_tokens.map_or("-".into(), |n| n.to_string()),
             "request"
         );
     }

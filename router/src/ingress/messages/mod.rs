@@ -65,9 +65,10 @@ pub async fn handle(
     };
     let translated_answer = matches!(
         result,
-        Ok(ChatOutput::Complete(..)) | Ok(ChatOutput::Stream(_))
+        Ok((ChatOutput::Complete(..), _)) | Ok((ChatOutput::Stream(_), _))
     );
-    let mut response = match result {
+    let fitted = result.as_ref().map(|(_, f)| *f).unwrap_or_default();
+    let mut response = match result.map(|(output, _)| output) {
         Ok(ChatOutput::NativeComplete(_, bytes, access)) => {
             access.finish_after_response();
             json_response(bytes.into())
@@ -88,6 +89,7 @@ pub async fn handle(
             response.headers_mut().insert(DROPPED_HEADER, v);
         }
     }
+    fitted.tag(&mut response);
     tag_generation(&mut response, &generation_id);
     // Anthropic's SDKs read the request id from `request-id`.
     if let Ok(id) = HeaderValue::from_str(&format!("req_{generation_id}")) {
