@@ -1,9 +1,11 @@
-//! Shared parts of the end-to-end tests: [`chart`], the Helm chart and `helm` renderings;
+//! Shared parts of the end-to-end tests: [`agent_upstreams`], mock LLM upstreams a coding agent
+//! holds a session with; [`chart`], the Helm chart and `helm` renderings;
 //! [`kube_api`], an in-memory Kubernetes API server over
 //! HTTP for the operator's full loop, with [`crd_schema`] pruning custom resources to their CRDs;
 //! [`postgres`] and [`redis`], throwaway servers; [`tools`],
 //! where the programs `make test` provides are found. Other helpers live in the test files.
 
+pub mod agent_upstreams;
 pub mod chart;
 pub mod crd_schema;
 pub mod kube_api;
