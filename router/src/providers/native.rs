@@ -114,11 +114,42 @@ impl Native {
         body.to_vec()
     }
 
-    /// Lowers the answer's length bound to `n` tokens (a fitted budget).
+    /// Lowers the answer's length bound to `n` tokens (a fitted budget). An Anthropic thinking
+    /// budget must stay below `max_tokens` (and at least 1024): one that would not is lowered to
+    /// half of `n` (at least 1024), or thinking is turned off when `n` leaves no room for it.
     pub fn set_output_limit(&mut self, n: u64) {
         self.body.set(self.format.output_limit_field(), &n);
+        if self.format != WireFormat::AnthropicMessages {
+            return;
+        }
+        let Some(mut thinking) = self.body.get("thinking").and_then(|t| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t.get()).ok()
+        }) else {
+            return;
+        };
+        let budget = thinking
+            .get("budget_tokens")
+            .and_then(serde_json::Value::as_u64);
+        if thinking.get("type").and_then(serde_json::Value::as_str) != Some("enabled")
+            || budget.is_none_or(|b| b < n)
+        {
+            return;
+        }
+        if n > MIN_THINKING_BUDGET {
+            thinking.insert(
+                "budget_tokens".into(),
+                (n / 2).max(MIN_THINKING_BUDGET).into(),
+            );
+            self.body.set("thinking", &thinking);
+        } else {
+            self.body
+                .set("thinking", &serde_json::json!({"type": "disabled"}));
+        }
     }
 }
+
+/// The smallest thinking budget Anthropic accepts.
+const MIN_THINKING_BUDGET: u64 = 1024;
 
 /// One server-sent event: its `event:` name (empty when it had none) and its `data`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,6 +227,43 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"model":"claude-x","max_tokens":4000,"thinking":{"type":"adaptive","display":"omitted"},"unknown_field":[1, 2.50]}"#
+        );
+    }
+
+    #[test]
+    fn a_fitted_limit_keeps_an_anthropic_thinking_budget_below_it() {
+        let with = |thinking: &str, n: u64| {
+            let body = RawObject::parse(
+                format!(r#"{{"max_tokens":32000,"thinking":{thinking}}}"#).as_bytes(),
+            )
+            .unwrap();
+            let mut native = Native::new(WireFormat::AnthropicMessages, body, &HeaderMap::new());
+            native.set_output_limit(n);
+            String::from_utf8(native.forward(&[])).unwrap()
+        };
+        let enabled = r#"{"type":"enabled","budget_tokens":31999,"display":"omitted"}"#;
+        assert_eq!(
+            with(enabled, 10_000),
+            r#"{"max_tokens":10000,"thinking":{"type":"enabled","budget_tokens":5000,"display":"omitted"}}"#
+        );
+        assert_eq!(
+            with(enabled, 1500),
+            r#"{"max_tokens":1500,"thinking":{"type":"enabled","budget_tokens":1024,"display":"omitted"}}"#
+        );
+        assert_eq!(
+            with(enabled, 1024),
+            r#"{"max_tokens":1024,"thinking":{"type":"disabled"}}"#
+        );
+        // A budget already below the limit, and adaptive thinking, are left alone.
+        let small = r#"{"type":"enabled","budget_tokens":2000}"#;
+        assert_eq!(
+            with(small, 10_000),
+            format!(r#"{{"max_tokens":10000,"thinking":{small}}}"#)
+        );
+        let adaptive = r#"{"type":"adaptive","display":"omitted"}"#;
+        assert_eq!(
+            with(adaptive, 1024),
+            format!(r#"{{"max_tokens":1024,"thinking":{adaptive}}}"#)
         );
     }
 
