@@ -1,0 +1,318 @@
+//! The pure compiler: custom resources plus the Secrets they reference in, one [`RouterConfig`]
+//! plus a verdict per object out.
+//!
+//! Rules (each rejection names the field and what is wrong with it):
+//! - Objects are processed in (kind, namespace, name) order, so input order never changes the
+//!   snapshot or its hash. The same kind/namespace/name given twice rejects both copies.
+//! - A rejected object is left out alone; everything that does not depend on it still compiles.
+//!   A ModelRoute keeps the targets that resolve and is rejected only when none do.
+//! - Two ModelRoutes claiming one public model name: the oldest (`creationTimestamp`, then
+//!   namespace/name) wins, the others are rejected with `DuplicateModel`.
+//! - Two ApiKeys holding the same key are both rejected (`DuplicateKey`): a key must identify one
+//!   ApiKey.
+//!
+//! Choices the rules above leave open:
+//! - Every problem of an object is reported at once: the condition reason is the first problem's,
+//!   the message lists them all, separated by `; `.
+//! - Secret values are read from `stringData` first, then `data`, and trimmed of surrounding
+//!   whitespace (`echo key | base64` adds a newline). An empty or non-UTF-8 value is
+//!   `InvalidSecret`; a Secret given twice is `DuplicateSecret`. Messages name Secrets and keys,
+//!   never values.
+//! - A ModelRoute target that is wrong in itself (empty names, weight 0, listed twice) rejects the
+//!   whole route (`InvalidTarget`): that is a typo to fix, not a dependency that is not ready yet.
+//!   Only targets whose Provider or model cannot be found, or whose Provider was rejected, are
+//!   dropped.
+//! - Only ModelRoutes that compile on their own compete for a public model name; a broken route
+//!   never takes a name from a working one.
+//! - `fallbackModels` may name models no route serves (yet): the route stays `Compiled` and the
+//!   message says which are not served; the router skips them. Naming the route's own model is
+//!   `InvalidFallback`.
+//! - Budgets resolve their scope against ApiKeys that compiled; listed names that did not are
+//!   reported (`SomeKeysUnresolved`) without rejecting the Budget.
+
+mod api_keys;
+mod budgets;
+mod model_routes;
+mod providers;
+pub mod reason;
+mod secrets;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+
+use crate::{
+    manifest::{Object, ObjectRef},
+    resources::ApiKey,
+    snapshot::{RouterConfig, validate_glob},
+};
+
+pub use api_keys::{GENERATED_KEY_SECRET_KEY, MIN_KEY_CHARS, generated_key_secret_name};
+use reason::*;
+
+/// The result of [`compile`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compiled {
+    /// The snapshot, sealed (hash set), with `version` 0 for the publisher to assign.
+    pub config: RouterConfig,
+    /// One result per Provider, ModelRoute, ApiKey and Budget given (Secrets get none).
+    pub results: BTreeMap<ObjectRef, ObjectResult>,
+}
+
+/// The verdict on one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectResult {
+    /// The `metadata.generation` of the object the verdict is about.
+    pub generation: Option<i64>,
+    /// Accepted or rejected, and why.
+    pub outcome: ObjectOutcome,
+}
+
+/// Accepted (possibly with a warning) or rejected with a reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjectOutcome {
+    /// In the snapshot. `message` notes anything partial (e.g. a target that did not resolve).
+    Ready {
+        /// Condition reason (`Compiled`, or e.g. `SomeTargetsUnresolved`).
+        reason: &'static str,
+        /// Human-readable detail.
+        message: String,
+    },
+    /// Left out of the snapshot.
+    Rejected {
+        /// CamelCase condition reason, e.g. `SecretNotFound`, `InvalidPrice`, `UnknownProvider`.
+        reason: &'static str,
+        /// Exactly what is wrong, naming the field.
+        message: String,
+    },
+}
+
+impl ObjectOutcome {
+    /// Whether the object is in the snapshot.
+    pub fn is_ready(&self) -> bool {
+        matches!(self, ObjectOutcome::Ready { .. })
+    }
+
+    /// The condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ObjectOutcome::Ready { reason, .. } | ObjectOutcome::Rejected { reason, .. } => reason,
+        }
+    }
+
+    /// The condition message.
+    pub fn message(&self) -> &str {
+        match self {
+            ObjectOutcome::Ready { message, .. } | ObjectOutcome::Rejected { message, .. } => {
+                message
+            }
+        }
+    }
+}
+
+/// Compiles objects into a snapshot and a verdict per object. Pure and deterministic.
+pub fn compile(objects: &[Object]) -> Compiled {
+    let mut groups: BTreeMap<ObjectRef, Vec<&Object>> = BTreeMap::new();
+    for object in objects {
+        groups.entry(object.object_ref()).or_default().push(object);
+    }
+
+    let mut out = Compiler::default();
+    let mut providers = Vec::new();
+    let mut routes = Vec::new();
+    let mut keys = Vec::new();
+    let mut budgets = Vec::new();
+    for (r, copies) in groups {
+        if let [Object::Secret(_), ..] = copies.as_slice() {
+            let secrets = copies
+                .iter()
+                .filter_map(|o| match o {
+                    Object::Secret(s) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            out.secrets
+                .insert((r.namespace.clone(), r.name.clone()), secrets);
+            continue;
+        }
+        if copies.len() > 1 {
+            let message = format!(
+                "{r} is given {} times; kind, namespace and name must identify one object, so \
+                 every copy is left out",
+                copies.len()
+            );
+            out.reject(r, None, Rejection::new(DUPLICATE_OBJECT, message));
+            continue;
+        }
+        match copies[0] {
+            Object::Provider(o) => providers.push((r, o)),
+            Object::ModelRoute(o) => routes.push((r, o)),
+            Object::ApiKey(o) => keys.push((r, o)),
+            Object::Budget(o) => budgets.push((r, o)),
+            Object::Secret(_) => unreachable!("Secrets are indexed above"),
+        }
+    }
+
+    // Dependencies first: routes need providers, budgets need keys.
+    for (r, p) in providers {
+        out.provider(r, p);
+    }
+    out.routes(routes);
+    out.api_keys(keys);
+    for (r, b) in budgets {
+        out.budget(r, b);
+    }
+
+    Compiled {
+        config: out.config.seal(),
+        results: out.results,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bookkeeping
+
+/// Why an object is left out.
+#[derive(Debug)]
+struct Rejection {
+    reason: &'static str,
+    message: String,
+}
+
+impl Rejection {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every problem found in one object; the first one's reason becomes the condition reason.
+#[derive(Default)]
+struct Issues(Vec<Rejection>);
+
+impl Issues {
+    fn add(&mut self, reason: &'static str, message: impl Into<String>) {
+        self.0.push(Rejection::new(reason, message));
+    }
+
+    fn finish(self) -> Result<(), Rejection> {
+        match self.0.first() {
+            None => Ok(()),
+            Some(first) => Err(Rejection::new(
+                first.reason,
+                join(self.0.iter().map(|r| r.message.as_str())),
+            )),
+        }
+    }
+}
+
+fn join<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    parts.into_iter().collect::<Vec<_>>().join("; ")
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn quoted_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
+    items
+        .into_iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Default)]
+struct Compiler<'a> {
+    config: RouterConfig,
+    results: BTreeMap<ObjectRef, ObjectResult>,
+    /// Secrets by (namespace, name); more than one entry means the Secret was given twice.
+    secrets: BTreeMap<(String, String), Vec<&'a Secret>>,
+    /// ApiKeys that compiled, by (namespace, name), with their resolved team, for Budget scopes.
+    ready_keys: BTreeMap<(String, String), (&'a ApiKey, Option<String>)>,
+}
+
+impl<'a> Compiler<'a> {
+    fn ready(&mut self, r: ObjectRef, generation: Option<i64>, reason: &'static str, msg: String) {
+        let outcome = ObjectOutcome::Ready {
+            reason,
+            message: msg,
+        };
+        self.results.insert(
+            r,
+            ObjectResult {
+                generation,
+                outcome,
+            },
+        );
+    }
+
+    fn reject(&mut self, r: ObjectRef, generation: Option<i64>, rejection: Rejection) {
+        let outcome = ObjectOutcome::Rejected {
+            reason: rejection.reason,
+            message: rejection.message,
+        };
+        self.results.insert(
+            r,
+            ObjectResult {
+                generation,
+                outcome,
+            },
+        );
+    }
+
+    /// Why an object another one depends on is not in the snapshot: `Some(reason)` when it was
+    /// rejected, `None` when it was not given at all.
+    fn rejected_reason(
+        &self,
+        kind: &'static str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&'static str> {
+        let r = ObjectRef {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        match self.results.get(&r).map(|res| &res.outcome) {
+            Some(ObjectOutcome::Rejected { reason, .. }) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared field checks
+
+/// A duration string as whole milliseconds.
+fn duration_ms(value: &str) -> Result<u64, String> {
+    let d = humantime::parse_duration(value).map_err(|e| {
+        format!("{value:?} is not a duration such as \"10s\", \"1500ms\" or \"2m\" ({e})")
+    })?;
+    Ok(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A `fitMaxTokens` whose floor is 0 (a request fitted to no output at all is refused instead).
+fn check_fit(fit: Option<&crate::resources::FitMaxTokens>, issues: &mut Issues) {
+    if fit.is_some_and(|f| f.min_tokens == 0) {
+        issues.add(
+            INVALID_FIT,
+            "spec.fitMaxTokens.minTokens: must be at least 1",
+        );
+    }
+}
+
+fn globs(path: &str, globs: &[String], issues: &mut Issues) {
+    for (i, g) in globs.iter().enumerate() {
+        if let Err(e) = validate_glob(g) {
+            issues.add(INVALID_GLOB, format!("{path}[{i}]: {e}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests;
