@@ -91,12 +91,12 @@ fn api_key_rejections_name_the_reason_and_field() {
         ),
     ];
     for (bend, value, reason, field) in cases {
-        let mut k = api_key("k");
+        let mut k = ApiKey::test("k");
         bend(&mut k);
         let c = compile(&[
             k.into(),
             key_secret("k", value),
-            api_key("fine").into(),
+            ApiKey::test("fine").into(),
             key_secret("fine", "sk-sb-fine-0123456789"),
         ]);
         let msg = assert_rejected(&c, "ApiKey", "k", reason, field);
@@ -108,7 +108,7 @@ fn api_key_rejections_name_the_reason_and_field() {
 
 #[test]
 fn an_api_key_without_secret_ref_reads_the_generated_secret() {
-    let mut k = api_key("bob");
+    let mut k = ApiKey::test("bob");
     k.spec.secret_ref = None;
     let c = compile(&[k.clone().into()]);
     let msg = assert_rejected(
@@ -139,22 +139,22 @@ fn an_api_key_without_secret_ref_reads_the_generated_secret() {
 #[test]
 fn two_api_keys_with_one_key_are_both_rejected() {
     let shared = "sk-sb-shared-0123456789";
-    let mut other_ns = api_key("carol");
+    let mut other_ns = ApiKey::test("carol");
     other_ns.metadata.namespace = Some("other".into());
     let mut other_ns_secret = Secret {
-        metadata: meta("carol-key"),
+        metadata: test_meta("carol-key"),
         string_data: Some(BTreeMap::from([("key".into(), format!("{shared}\n"))])),
         ..Default::default()
     };
     other_ns_secret.metadata.namespace = Some("other".into());
     let c = compile(&[
-        api_key("alice").into(),
+        ApiKey::test("alice").into(),
         key_secret("alice", shared),
-        api_key("bob").into(),
+        ApiKey::test("bob").into(),
         key_secret("bob", shared),
         other_ns.into(),
         other_ns_secret.into(),
-        api_key("dave").into(),
+        ApiKey::test("dave").into(),
         key_secret("dave", "sk-sb-dave-0123456789"),
     ]);
     let msg = assert_rejected(
@@ -175,10 +175,10 @@ fn two_api_keys_with_one_key_are_both_rejected() {
 
 #[test]
 fn api_key_team_comes_from_spec_then_label() {
-    let mut labelled = api_key("labelled");
-    labelled.metadata = with_labels(meta("labelled"), &[("team", "ml")]);
-    let mut both = api_key("both");
-    both.metadata = with_labels(meta("both"), &[("team", "ml")]);
+    let mut labelled = ApiKey::test("labelled");
+    labelled.metadata = with_labels(test_meta("labelled"), &[("team", "ml")]);
+    let mut both = ApiKey::test("both");
+    both.metadata = with_labels(test_meta("both"), &[("team", "ml")]);
     both.spec.team = Some("web".into());
     both.spec.disabled = true;
     let c = compile(&[

@@ -39,9 +39,9 @@ fn budget_rejections_name_the_reason_and_field() {
         ),
     ];
     for (bend, reason, field) in cases {
-        let mut b = budget("b", "10");
+        let mut b = Budget::test("b", "10");
         bend(&mut b);
-        let c = compile(&[b.into(), budget("fine", "0").into()]);
+        let c = compile(&[b.into(), Budget::test("fine", "0").into()]);
         assert_rejected(&c, "Budget", "b", reason, field);
         assert_eq!(
             ready(&c, "Budget", "fine"),
@@ -54,8 +54,8 @@ fn budget_rejections_name_the_reason_and_field() {
 #[test]
 fn budget_scopes_resolve_to_ready_keys_of_the_namespace() {
     let key = |name: &str, labels: &[(&str, &str)]| -> [Object; 2] {
-        let mut k = api_key(name);
-        k.metadata = with_labels(meta(name), labels);
+        let mut k = ApiKey::test(name);
+        k.metadata = with_labels(test_meta(name), labels);
         [
             k.into(),
             key_secret(name, &format!("sk-sb-{name}-0123456789")),
@@ -70,14 +70,14 @@ fn budget_scopes_resolve_to_ready_keys_of_the_namespace() {
     .flatten()
     .collect();
     // A key too weak to compile, and one in another namespace.
-    objects.push(api_key("weak").into());
+    objects.push(ApiKey::test("weak").into());
     objects.push(key_secret("weak", "short"));
-    let mut foreign = api_key("dave");
+    let mut foreign = ApiKey::test("dave");
     foreign.metadata.namespace = Some("other".into());
     objects.push(foreign.into());
 
     let scoped = |name: &str, scope: BudgetScope| -> Object {
-        let mut b = budget(name, "5");
+        let mut b = Budget::test(name, "5");
         b.spec.scope = scope;
         b.into()
     };
@@ -166,11 +166,11 @@ fn fit_max_tokens_reaches_the_snapshot_as_a_floor_only_when_enabled() {
             min_tokens,
         })
     };
-    let mut on = budget("on", "10");
+    let mut on = Budget::test("on", "10");
     on.spec.fit_max_tokens = fit(true, 2048);
-    let mut off = budget("off", "10");
+    let mut off = Budget::test("off", "10");
     off.spec.fit_max_tokens = fit(false, 2048);
-    let mut key = api_key("alice");
+    let mut key = ApiKey::test("alice");
     key.spec.fit_max_tokens = fit(true, FitMaxTokens::DEFAULT_MIN_TOKENS);
     let objects = vec![
         on.into(),

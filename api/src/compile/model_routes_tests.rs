@@ -81,13 +81,13 @@ fn route_rejections_name_the_reason_and_field() {
         ),
     ];
     for (bend, reason, field) in cases {
-        let mut r = route("r", "smart", &[("p", "m")]);
+        let mut r = ModelRoute::test("r", "smart", &[("p", "m")]);
         bend(&mut r);
         let c = compile(&[
-            provider("p").into(),
+            Provider::test("p").into(),
             creds(),
             r.into(),
-            route("fine", "fine", &[("p", "m")]).into(),
+            ModelRoute::test("fine", "fine", &[("p", "m")]).into(),
         ]);
         assert_rejected(&c, "ModelRoute", "r", reason, field);
         assert_eq!(ready(&c, "ModelRoute", "fine").0, COMPILED);
@@ -97,8 +97,8 @@ fn route_rejections_name_the_reason_and_field() {
 
 #[test]
 fn a_route_is_rejected_only_when_no_target_resolves() {
-    let r = route("r", "smart", &[("nope", "m"), ("p", "gpt-5")]);
-    let c = compile(&[provider("p").into(), creds(), r.into()]);
+    let r = ModelRoute::test("r", "smart", &[("nope", "m"), ("p", "gpt-5")]);
+    let c = compile(&[Provider::test("p").into(), creds(), r.into()]);
     let msg = assert_rejected(
         &c,
         "ModelRoute",
@@ -111,9 +111,9 @@ fn a_route_is_rejected_only_when_no_target_resolves() {
         "every target's failure is listed: {msg}"
     );
 
-    let mut r = route("r", "smart", &[("p", "m"), ("q", "m"), ("p", "nope")]);
+    let mut r = ModelRoute::test("r", "smart", &[("p", "m"), ("q", "m"), ("p", "nope")]);
     r.spec.targets[0].priority = Some(-1);
-    let c = compile(&[provider("p").into(), creds(), r.into()]);
+    let c = compile(&[Provider::test("p").into(), creds(), r.into()]);
     let (reason, msg) = ready(&c, "ModelRoute", "r");
     assert_eq!(reason, SOME_TARGETS_UNRESOLVED);
     assert!(msg.starts_with("1 of 3 targets resolve: "), "{msg}");
@@ -124,10 +124,10 @@ fn a_route_is_rejected_only_when_no_target_resolves() {
 
 #[test]
 fn targets_resolve_only_within_the_route_namespace() {
-    let mut p = provider("p");
+    let mut p = Provider::test("p");
     p.metadata.namespace = Some("elsewhere".into());
     let mut s = Secret {
-        metadata: meta("creds"),
+        metadata: test_meta("creds"),
         string_data: Some(BTreeMap::from([("apiKey".into(), "sk-x".into())])),
         ..Default::default()
     };
@@ -135,7 +135,7 @@ fn targets_resolve_only_within_the_route_namespace() {
     let c = compile(&[
         p.into(),
         s.into(),
-        route("r", "smart", &[("p", "m")]).into(),
+        ModelRoute::test("r", "smart", &[("p", "m")]).into(),
     ]);
     assert!(c.config.providers.contains_key("elsewhere/p"));
     assert_rejected(
@@ -150,17 +150,17 @@ fn targets_resolve_only_within_the_route_namespace() {
 #[test]
 fn the_oldest_route_wins_a_duplicate_model_name() {
     let at = |s: &str| Some(Time(s.parse().unwrap()));
-    let mut old = route("zz-old", "smart", &[("p", "m")]);
+    let mut old = ModelRoute::test("zz-old", "smart", &[("p", "m")]);
     old.metadata.creation_timestamp = at("2024-01-01T00:00:00Z");
-    let mut new = route("aa-new", "smart", &[("p", "m")]);
+    let mut new = ModelRoute::test("aa-new", "smart", &[("p", "m")]);
     new.metadata.creation_timestamp = at("2025-01-01T00:00:00Z");
-    let undated = route("aa-undated", "smart", &[("p", "m")]);
+    let undated = ModelRoute::test("aa-undated", "smart", &[("p", "m")]);
     // Broken routes do not compete, even when older.
-    let mut broken = route("broken", "smart", &[("nope", "m")]);
+    let mut broken = ModelRoute::test("broken", "smart", &[("nope", "m")]);
     broken.metadata.creation_timestamp = at("2020-01-01T00:00:00Z");
 
     let c = compile(&[
-        provider("p").into(),
+        Provider::test("p").into(),
         creds(),
         new.into(),
         undated.into(),
@@ -188,10 +188,10 @@ fn the_oldest_route_wins_a_duplicate_model_name() {
 
     // Without timestamps (standalone manifests), namespace/name decides.
     let c = compile(&[
-        provider("p").into(),
+        Provider::test("p").into(),
         creds(),
-        route("b", "smart", &[("p", "m")]).into(),
-        route("a", "smart", &[("p", "m")]).into(),
+        ModelRoute::test("b", "smart", &[("p", "m")]).into(),
+        ModelRoute::test("a", "smart", &[("p", "m")]).into(),
     ]);
     assert_eq!(c.config.routes["smart"].name, "a");
     assert_rejected(
@@ -205,13 +205,13 @@ fn the_oldest_route_wins_a_duplicate_model_name() {
 
 #[test]
 fn unknown_fallback_models_are_allowed_with_a_note() {
-    let mut r = route("r", "smart", &[("p", "m")]);
+    let mut r = ModelRoute::test("r", "smart", &[("p", "m")]);
     r.spec.fallback_models = vec!["cheap".into(), "later".into()];
     let c = compile(&[
-        provider("p").into(),
+        Provider::test("p").into(),
         creds(),
         r.into(),
-        route("cheap", "cheap", &[("p", "m")]).into(),
+        ModelRoute::test("cheap", "cheap", &[("p", "m")]).into(),
     ]);
     let (reason, msg) = ready(&c, "ModelRoute", "r");
     assert_eq!(reason, COMPILED);
@@ -232,8 +232,8 @@ fn switchboard_retry(
 
 #[test]
 fn route_retries_and_deadline_compile_with_defaults() {
-    let mut r = route("smart", "smart", &[("p", "m")]);
-    let c = compile(&[provider("p").into(), creds(), r.clone().into()]);
+    let mut r = ModelRoute::test("smart", "smart", &[("p", "m")]);
+    let c = compile(&[Provider::test("p").into(), creds(), r.clone().into()]);
     let got = &c.config.routes["smart"];
     assert_eq!(got.retry, crate::snapshot::RetryConfig::default());
     assert_eq!(got.deadline_ms, None);
@@ -243,7 +243,7 @@ fn route_retries_and_deadline_compile_with_defaults() {
         max_backoff: Some("1s".into()),
     });
     r.spec.timeout = Some("90s".into());
-    let c = compile(&[provider("p").into(), creds(), r.into()]);
+    let c = compile(&[Provider::test("p").into(), creds(), r.into()]);
     let got = &c.config.routes["smart"];
     assert_eq!(
         (

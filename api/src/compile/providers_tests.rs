@@ -337,9 +337,9 @@ fn provider_rejections_name_the_reason_and_field() {
         ),
     ];
     for (i, (bend, reason, field)) in cases.into_iter().enumerate() {
-        let mut p = provider("p");
+        let mut p = Provider::test("p");
         bend(&mut p);
-        let c = compile(&[p.into(), creds(), provider("other").into()]);
+        let c = compile(&[p.into(), creds(), Provider::test("other").into()]);
         let msg = assert_rejected(&c, "Provider", "p", reason, field);
         assert!(!msg.contains(UPSTREAM_SECRET), "case {i}: {msg}");
         assert!(
@@ -352,7 +352,7 @@ fn provider_rejections_name_the_reason_and_field() {
 
 #[test]
 fn every_problem_of_a_provider_is_reported_at_once() {
-    let mut p = provider("p");
+    let mut p = Provider::test("p");
     p.spec.base_url = Some("upstream.test".into());
     p.spec.models[0].pricing.input_usd_per_million = Some("x".into());
     let c = compile(&[p.into(), creds()]);
@@ -366,11 +366,11 @@ fn every_problem_of_a_provider_is_reported_at_once() {
 #[test]
 fn provider_types_get_their_defaults_and_credential_rules() {
     // Ollama: openaiCompatible without credentials; trailing slashes stripped.
-    let mut ollama = provider("ollama");
+    let mut ollama = Provider::test("ollama");
     ollama.spec.credentials = None;
     ollama.spec.base_url = Some("http://localhost:11434/v1//".into());
     // Credentials from the router's environment.
-    let mut env = provider("env");
+    let mut env = Provider::test("env");
     env.spec.provider_type = ProviderType::Openai;
     env.spec.base_url = None;
     env.spec.credentials = Some(Credentials {
@@ -378,7 +378,7 @@ fn provider_types_get_their_defaults_and_credential_rules() {
         env: Some("OPENAI_API_KEY".into()),
     });
     // Cloud identity: no credentials, but a base URL.
-    let mut bedrock = provider("bedrock");
+    let mut bedrock = Provider::test("bedrock");
     bedrock.spec.provider_type = ProviderType::Bedrock;
     bedrock.spec.credentials = None;
     bedrock.spec.base_url = Some("https://bedrock-runtime.us-east-1.amazonaws.com".into());
@@ -386,11 +386,11 @@ fn provider_types_get_their_defaults_and_credential_rules() {
         region: "us-east-1".into(),
     });
     // Mock: no base URL, default behaviour.
-    let mut mock = provider("mock");
+    let mut mock = Provider::test("mock");
     mock.spec.provider_type = ProviderType::Mock;
     mock.spec.credentials = None;
     mock.spec.base_url = Some("ignored".into());
-    let mut ipv6 = provider("ipv6");
+    let mut ipv6 = Provider::test("ipv6");
     ipv6.spec.base_url = Some("http://[::1]:8000/v1".into());
 
     let c = compile(&[
@@ -445,7 +445,7 @@ fn provider_types_get_their_defaults_and_credential_rules() {
 
 #[test]
 fn a_base_url_with_userinfo_is_rejected_without_echoing_it() {
-    let mut p = provider("p");
+    let mut p = Provider::test("p");
     p.spec.base_url = Some("https://user:hunter2-password@upstream.test/v1".into());
     let c = compile(&[p.into(), creds()]);
     let msg = assert_rejected(&c, "Provider", "p", INVALID_BASE_URL, "spec.baseURL");
@@ -454,7 +454,7 @@ fn a_base_url_with_userinfo_is_rejected_without_echoing_it() {
 
 #[test]
 fn a_zero_concurrency_limit_is_rejected() {
-    let mut p = provider("p");
+    let mut p = Provider::test("p");
     p.spec.max_concurrent_requests = Some(0);
     let c = compile(&[p.into(), creds()]);
     assert_rejected(
@@ -464,7 +464,7 @@ fn a_zero_concurrency_limit_is_rejected() {
         INVALID_CONCURRENCY_LIMIT,
         "spec.maxConcurrentRequests",
     );
-    let mut p = provider("p");
+    let mut p = Provider::test("p");
     p.spec.max_concurrent_requests = Some(4);
     let c = compile(&[p.into(), creds()]);
     assert_eq!(

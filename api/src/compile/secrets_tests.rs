@@ -4,7 +4,7 @@ use super::super::fixtures::*;
 fn secret_values_are_trimmed_and_must_be_usable() {
     // `echo key | base64` leaves a newline; stringData wins over data.
     let c = compile(&[
-        provider("p").into(),
+        Provider::test("p").into(),
         secret_bytes("creds", "apiKey", b"  sk-from-data\n"),
     ]);
     assert_eq!(
@@ -12,7 +12,7 @@ fn secret_values_are_trimmed_and_must_be_usable() {
         Some(CredentialSource::Value(SecretValue::new("sk-from-data")))
     );
     let mut both = Secret {
-        metadata: meta("creds"),
+        metadata: test_meta("creds"),
         data: Some(BTreeMap::from([(
             "apiKey".to_string(),
             ByteString(b"from-data".to_vec()),
@@ -23,7 +23,7 @@ fn secret_values_are_trimmed_and_must_be_usable() {
         )])),
         ..Default::default()
     };
-    let c = compile(&[provider("p").into(), both.clone().into()]);
+    let c = compile(&[Provider::test("p").into(), both.clone().into()]);
     assert_eq!(
         c.config.providers["default/p"].credential,
         Some(CredentialSource::Value(SecretValue::new(
@@ -32,7 +32,7 @@ fn secret_values_are_trimmed_and_must_be_usable() {
     );
     both.string_data = None;
     both.data = None;
-    let c = compile(&[provider("p").into(), both.into()]);
+    let c = compile(&[Provider::test("p").into(), both.into()]);
     let msg = assert_rejected(&c, "Provider", "p", SECRET_KEY_NOT_FOUND, "secretRef");
     assert!(msg.contains("it has no keys"), "{msg}");
 
@@ -60,12 +60,12 @@ fn secret_values_are_trimmed_and_must_be_usable() {
         ),
     ];
     for (s, reason, field) in cases {
-        let c = compile(&[provider("p").into(), s]);
+        let c = compile(&[Provider::test("p").into(), s]);
         let msg = assert_rejected(&c, "Provider", "p", reason, field);
         assert!(!msg.contains("sk-line"), "{msg}");
     }
 
-    let c = compile(&[provider("p").into(), creds(), creds()]);
+    let c = compile(&[Provider::test("p").into(), creds(), creds()]);
     assert_rejected(
         &c,
         "Provider",

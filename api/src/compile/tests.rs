@@ -273,11 +273,11 @@ fn the_snapshot_and_results_do_not_depend_on_input_order() {
     // Include rejections and cross-object decisions (duplicate model, duplicate key), whose
     // outcome could depend on order if the compiler were careless.
     let mut objects = full();
-    objects.push(route("mini-copy", "openai/gpt-4o-mini", &[("p", "m")]).into());
-    objects.push(provider("p").into());
+    objects.push(ModelRoute::test("mini-copy", "openai/gpt-4o-mini", &[("p", "m")]).into());
+    objects.push(Provider::test("p").into());
     objects.push(creds());
-    objects.push(api_key("twin1").into());
-    objects.push(api_key("twin2").into());
+    objects.push(ApiKey::test("twin1").into());
+    objects.push(ApiKey::test("twin2").into());
     objects.push(key_secret("twin1", "sk-sb-the-same-key-twice"));
     objects.push(key_secret("twin2", "sk-sb-the-same-key-twice"));
 
@@ -291,15 +291,15 @@ fn the_snapshot_and_results_do_not_depend_on_input_order() {
 
 #[test]
 fn the_hash_changes_when_content_changes() {
-    let base = compile(&[provider("p").into(), creds()]).config.hash;
+    let base = compile(&[Provider::test("p").into(), creds()]).config.hash;
 
-    let mut cheaper = provider("p");
+    let mut cheaper = Provider::test("p");
     cheaper.spec.models[0].pricing.input_usd_per_million = Some("0.14".into());
     let other = compile(&[cheaper.into(), creds()]).config.hash;
     assert_ne!(base, other);
 
     let rotated = compile(&[
-        provider("p").into(),
+        Provider::test("p").into(),
         secret("creds", "apiKey", "sk-rotated"),
     ]);
     assert_ne!(
@@ -313,15 +313,15 @@ fn the_hash_changes_when_content_changes() {
 
 #[test]
 fn a_bad_provider_leaves_the_rest_compiling() {
-    let mut bad = provider("bad");
+    let mut bad = Provider::test("bad");
     bad.spec.models[0].pricing.output_usd_per_million = Some("lots".into());
     let objects: Vec<Object> = vec![
         creds(),
         bad.into(),
-        provider("good").into(),
-        route("r-good", "good-model", &[("good", "m")]).into(),
-        route("r-bad", "bad-model", &[("bad", "m")]).into(),
-        route("r-mixed", "mixed", &[("good", "m"), ("bad", "m")]).into(),
+        Provider::test("good").into(),
+        ModelRoute::test("r-good", "good-model", &[("good", "m")]).into(),
+        ModelRoute::test("r-bad", "bad-model", &[("bad", "m")]).into(),
+        ModelRoute::test("r-mixed", "mixed", &[("good", "m"), ("bad", "m")]).into(),
     ];
     let c = compile(&objects);
 
@@ -366,9 +366,9 @@ fn a_bad_provider_leaves_the_rest_compiling() {
 
 #[test]
 fn duplicate_objects_are_all_rejected_and_left_out() {
-    let mut second = provider("p");
+    let mut second = Provider::test("p");
     second.spec.models = vec![model("other", "1", "1")];
-    let c = compile(&[provider("p").into(), second.into(), creds()]);
+    let c = compile(&[Provider::test("p").into(), second.into(), creds()]);
     let msg = assert_rejected(&c, "Provider", "p", DUPLICATE_OBJECT, "Provider default/p");
     assert!(msg.contains("2 times"), "{msg}");
     assert_eq!(c.results[&provider_ref("p")].generation, None);
@@ -390,17 +390,17 @@ fn no_secret_value_appears_in_messages_debug_output_or_the_redacted_snapshot() {
     ];
     let mut objects = full();
     objects.extend([
-        provider("p").into(),
+        Provider::test("p").into(),
         creds(),
         // Rejected objects whose messages talk about their secrets.
-        api_key("weak").into(),
+        ApiKey::test("weak").into(),
         key_secret("weak", "sk-weak"),
-        api_key("twin1").into(),
+        ApiKey::test("twin1").into(),
         key_secret("twin1", "sk-sb-twin-0123456789"),
-        api_key("twin2").into(),
+        ApiKey::test("twin2").into(),
         key_secret("twin2", "sk-sb-twin-0123456789"),
     ]);
-    let mut broken = provider("broken");
+    let mut broken = Provider::test("broken");
     broken.spec.credentials = Some(Credentials {
         secret_ref: secret_ref("broken-creds", "apiKey"),
         env: None,
