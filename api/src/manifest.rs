@@ -4,7 +4,6 @@
 use std::fmt;
 
 use k8s_openapi::api::core::v1::Secret;
-use serde::Deserialize;
 
 use crate::resources::{ApiKey, Budget, ModelRoute, Provider};
 
@@ -54,6 +53,16 @@ impl fmt::Display for ObjectRef {
 impl Object {
     /// Kind, namespace and name. Objects without a namespace are in `default`.
     pub fn object_ref(&self) -> ObjectRef {
+        let (kind, namespace, name) = self.ref_parts();
+        ObjectRef {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// Kind, namespace and name, borrowed (see [`Object::object_ref`]).
+    pub fn ref_parts(&self) -> (&'static str, &str, &str) {
         let (kind, meta) = match self {
             Object::Provider(o) => ("Provider", &o.metadata),
             Object::ModelRoute(o) => ("ModelRoute", &o.metadata),
@@ -61,11 +70,11 @@ impl Object {
             Object::Budget(o) => ("Budget", &o.metadata),
             Object::Secret(o) => ("Secret", &o.metadata),
         };
-        ObjectRef {
+        (
             kind,
-            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
-            name: meta.name.clone().unwrap_or_default(),
-        }
+            meta.namespace.as_deref().unwrap_or("default"),
+            meta.name.as_deref().unwrap_or_default(),
+        )
     }
 }
 
@@ -91,67 +100,48 @@ pub struct Manifests {
 /// Parses `---`-separated YAML into objects. Documents of other API groups are passed over (listed
 /// in `ignored`); a Switchboard or Secret document that does not match its schema is an error, as
 /// `kubectl apply` would refuse it. Objects without a namespace get `default_namespace`.
+///
+/// Each document is parsed once, straight into its typed object: its top-level `apiVersion` and
+/// `kind` lines are read first to know which. A document whose kind cannot be read that way
+/// (flow style, other groups) is parsed into a YAML value first.
 pub fn parse_manifests(yaml: &str, default_namespace: &str) -> Result<Manifests, ManifestError> {
     let mut out = Manifests::default();
-    for (i, doc) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
+    for (i, doc) in documents(yaml).enumerate() {
         let index = i + 1;
         let err = |message: String| ManifestError { index, message };
-        let value = serde_yaml::Value::deserialize(doc).map_err(|e| err(e.to_string()))?;
-        if value.is_null() {
-            continue;
-        }
-        let value: serde_json::Value = serde_json::to_value(&value)
-            .map_err(|e| err(format!("not a JSON-compatible document: {e}")))?;
-        let api_version = value
-            .get("apiVersion")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
-        let kind = value
-            .get("kind")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
-        let kind = kind.as_str();
-        if api_version.is_empty() || kind.is_empty() {
-            return Err(err("document has no apiVersion or kind".into()));
-        }
-        let name = value
-            .pointer("/metadata/name")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
-        if name.is_empty() {
-            return Err(err(format!("{kind} has no metadata.name")));
-        }
-        let typed = |value: serde_json::Value| -> Result<Object, ManifestError> {
-            let parsed = match kind {
-                "Provider" => serde_json::from_value(value).map(Object::Provider),
-                "ModelRoute" => serde_json::from_value(value).map(Object::ModelRoute),
-                "ApiKey" => serde_json::from_value(value).map(Object::ApiKey),
-                "Budget" => serde_json::from_value(value).map(Object::Budget),
-                _ => unreachable!("kind checked by caller"),
-            };
-            parsed.map_err(|e| err(format!("{kind} {name}: {e}")))
-        };
-        let mut object = if api_version == format!("{}/{}", crate::GROUP, crate::VERSION) {
-            match kind {
-                "Provider" | "ModelRoute" | "ApiKey" | "Budget" => typed(value)?,
-                _ => return Err(err(format!("unknown kind {kind} in {api_version}"))),
+        let known = match (top_level(doc, "apiVersion"), top_level(doc, "kind")) {
+            (Some(v), Some(k)) if v == SWITCHBOARD_VERSION || (v == "v1" && k == "Secret") => {
+                Some(k)
             }
-        } else if api_version.starts_with(&format!("{}/", crate::GROUP)) {
-            return Err(err(format!(
-                "{kind} {name}: unsupported version {api_version}; this build serves {}/{}",
-                crate::GROUP,
-                crate::VERSION
-            )));
-        } else if api_version == "v1" && kind == "Secret" {
-            Object::Secret(
-                serde_json::from_value(value).map_err(|e| err(format!("Secret {name}: {e}")))?,
-            )
-        } else {
-            out.ignored.push(format!("{api_version} {kind} {name}"));
-            continue;
+            _ => None,
+        };
+        let mut object = match known {
+            Some(kind @ ("Provider" | "ModelRoute" | "ApiKey" | "Budget" | "Secret")) => {
+                let parsed = match kind {
+                    "Provider" => serde_yaml::from_str(doc).map(Object::Provider),
+                    "ModelRoute" => serde_yaml::from_str(doc).map(Object::ModelRoute),
+                    "ApiKey" => serde_yaml::from_str(doc).map(Object::ApiKey),
+                    "Budget" => serde_yaml::from_str(doc).map(Object::Budget),
+                    _ => serde_yaml::from_str(doc).map(Object::Secret),
+                };
+                let object = parsed.map_err(|e| {
+                    let name = top_level_name(doc).unwrap_or_default();
+                    err(format!("{kind} {name}: {e}"))
+                })?;
+                let (_, _, name) = object.ref_parts();
+                if name.is_empty() {
+                    return Err(err(format!("{kind} has no metadata.name")));
+                }
+                object
+            }
+            _ => {
+                let value: serde_yaml::Value =
+                    serde_yaml::from_str(doc).map_err(|e| err(e.to_string()))?;
+                match from_value(value, &mut out.ignored).map_err(err)? {
+                    Some(object) => object,
+                    None => continue,
+                }
+            }
         };
         let meta = match &mut object {
             Object::Provider(o) => &mut o.metadata,
@@ -165,4 +155,192 @@ pub fn parse_manifests(yaml: &str, default_namespace: &str) -> Result<Manifests,
         out.objects.push(object);
     }
     Ok(out)
+}
+
+/// `apiVersion` of every Switchboard resource.
+const SWITCHBOARD_VERSION: &str = "switchboard.dev/v1alpha1";
+
+/// The documents of a YAML stream: split at `---` lines (a document marker at the start of a line
+/// cannot occur inside a scalar). Blank text before the first marker is no document.
+fn documents(yaml: &str) -> impl Iterator<Item = &str> {
+    let mut starts = vec![0];
+    let mut at = 0;
+    for line in yaml.split_inclusive('\n') {
+        let marker = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']));
+        if marker {
+            starts.push(at);
+        }
+        at += line.len();
+    }
+    starts.push(yaml.len());
+    let mut docs: Vec<&str> = starts.windows(2).map(|w| &yaml[w[0]..w[1]]).collect();
+    if docs.first().is_some_and(|d| blank(d)) && docs.len() > 1 {
+        docs.remove(0);
+    }
+    docs.into_iter()
+}
+
+/// Whether a document holds only whitespace, comments and markers.
+fn blank(doc: &str) -> bool {
+    doc.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---" || l == "..."
+    })
+}
+
+/// The plain or quoted scalar of a `key: value` line at the top level of a document.
+fn top_level<'a>(doc: &'a str, key: &str) -> Option<&'a str> {
+    doc.lines().find_map(|line| {
+        let value = line.strip_prefix(key)?.strip_prefix(':')?;
+        let value = value.split(" #").next()?.trim();
+        let unquoted = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        (!unquoted.is_empty() && !unquoted.contains(['"', '\'', '{', '[', '\\']))
+            .then_some(unquoted)
+    })
+}
+
+/// `metadata.name` as far as a line scan finds it (for error messages only).
+fn top_level_name(doc: &str) -> Option<&str> {
+    let mut in_metadata = false;
+    for line in doc.lines() {
+        if !line.starts_with([' ', '\t']) {
+            in_metadata = line.starts_with("metadata:");
+            if let Some(rest) = line.strip_prefix("metadata:")
+                && let Some(at) = rest.find("name:")
+            {
+                return rest[at + 5..].split([',', '}']).next().map(str::trim);
+            }
+        } else if in_metadata && let Some(name) = line.trim().strip_prefix("name:") {
+            return Some(name.trim());
+        }
+    }
+    None
+}
+
+/// A document read into a YAML value first: an object, or `None` when it is empty or of another
+/// API group (then listed in `ignored`).
+fn from_value(
+    value: serde_yaml::Value,
+    ignored: &mut Vec<String>,
+) -> Result<Option<Object>, String> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let text = |field: &str| value.get(field).and_then(|v| v.as_str()).unwrap_or("");
+    let api_version = text("apiVersion").to_string();
+    let kind = text("kind").to_string();
+    if api_version.is_empty() || kind.is_empty() {
+        return Err("document has no apiVersion or kind".into());
+    }
+    let name = value
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        return Err(format!("{kind} has no metadata.name"));
+    }
+    let typed = |value: serde_yaml::Value| {
+        let parsed = match kind.as_str() {
+            "Provider" => serde_yaml::from_value(value).map(Object::Provider),
+            "ModelRoute" => serde_yaml::from_value(value).map(Object::ModelRoute),
+            "ApiKey" => serde_yaml::from_value(value).map(Object::ApiKey),
+            "Budget" => serde_yaml::from_value(value).map(Object::Budget),
+            _ => serde_yaml::from_value(value).map(Object::Secret),
+        };
+        parsed.map_err(|e| format!("{kind} {name}: {e}"))
+    };
+    if api_version == SWITCHBOARD_VERSION {
+        match kind.as_str() {
+            "Provider" | "ModelRoute" | "ApiKey" | "Budget" => typed(value).map(Some),
+            _ => Err(format!("unknown kind {kind} in {api_version}")),
+        }
+    } else if api_version.starts_with(&format!("{}/", crate::GROUP)) {
+        Err(format!(
+            "{kind} {name}: unsupported version {api_version}; this build serves {SWITCHBOARD_VERSION}"
+        ))
+    } else if api_version == "v1" && kind == "Secret" {
+        typed(value).map(Some)
+    } else {
+        ignored.push(format!("{api_version} {kind} {name}"));
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROVIDER: &str = "apiVersion: switchboard.dev/v1alpha1\nkind: Provider\nmetadata: {name: p}\nspec: {type: mock, models: [{name: m}]}\n";
+
+    #[test]
+    fn block_flow_and_quoted_documents_parse_alike() {
+        let yaml = format!(
+            "# leading comment\n---\n{PROVIDER}---\n\
+             {{apiVersion: switchboard.dev/v1alpha1, kind: Provider, metadata: {{name: q}}, \
+             spec: {{type: mock, models: [{{name: m}}]}}}}\n\
+             ---\napiVersion: \"switchboard.dev/v1alpha1\"\nkind: 'Provider' # quoted\n\
+             metadata:\n  name: r\n  namespace: other\nspec:\n  type: mock\n  models:\n  - name: m\n\
+             ---\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app}}\n...\n"
+        );
+        let m = parse_manifests(&yaml, "ns").unwrap();
+        let refs: Vec<String> = m
+            .objects
+            .iter()
+            .map(|o| o.object_ref().to_string())
+            .collect();
+        assert_eq!(refs, ["Provider ns/p", "Provider ns/q", "Provider other/r"]);
+        assert_eq!(m.ignored, ["apps/v1 Deployment app"]);
+        let one = parse_manifests(PROVIDER, "ns").unwrap().objects;
+        assert_eq!(one[0], m.objects[0]);
+    }
+
+    #[test]
+    fn errors_name_the_document_and_what_is_wrong() {
+        let bad_price = format!(
+            "{PROVIDER}---\n{}",
+            PROVIDER.replace("name: m", "name: 7, x: 1")
+        );
+        let e = parse_manifests(&bad_price, "ns").unwrap_err();
+        assert_eq!(e.index, 2);
+        assert!(e.message.starts_with("Provider p: "), "{e}");
+
+        let nameless = "apiVersion: v1\nkind: Secret\nmetadata: {namespace: a}\n";
+        let e = parse_manifests(nameless, "ns").unwrap_err();
+        assert_eq!(
+            (e.index, e.message.as_str()),
+            (1, "Secret has no metadata.name")
+        );
+
+        let unknown = "apiVersion: switchboard.dev/v1alpha1\nkind: Gizmo\nmetadata: {name: g}\n";
+        let e = parse_manifests(unknown, "ns").unwrap_err();
+        assert!(e.message.contains("unknown kind Gizmo"), "{e}");
+
+        let old = "apiVersion: switchboard.dev/v1beta9\nkind: Provider\nmetadata: {name: g}\n";
+        let e = parse_manifests(old, "ns").unwrap_err();
+        assert!(e.message.contains("unsupported version"), "{e}");
+
+        let e = parse_manifests("just: [text\n", "ns").unwrap_err();
+        assert_eq!(e.index, 1);
+    }
+
+    #[test]
+    fn a_marker_inside_a_block_scalar_is_content() {
+        let yaml = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  note: |\n    ---\n    still the note\n";
+        let m = parse_manifests(yaml, "ns").unwrap();
+        let Object::Secret(s) = &m.objects[0] else {
+            panic!("a Secret")
+        };
+        assert_eq!(
+            s.string_data.as_ref().unwrap()["note"],
+            "---\nstill the note\n"
+        );
+    }
 }

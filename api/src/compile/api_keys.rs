@@ -1,8 +1,16 @@
 //! ApiKeys: the key read from its Secret and hashed; a key held by two ApiKeys rejects both.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
-use super::{Compiler, Issues, Rejection, check_fit, globs, reason::*};
+use foldhash::{HashMap, HashMapExt};
+
+use super::{
+    Compiler, Issues, Rejection, check_fit,
+    compiler::{Key, KeySet, object_ref},
+    globs,
+    index::ReadyKey,
+    reason::*,
+};
 use crate::{
     manifest::ObjectRef,
     resources::{ApiKey, SecretKeyRef},
@@ -22,57 +30,129 @@ pub fn generated_key_secret_name(api_key_name: &str) -> String {
 /// Shortest key (in characters, after trimming) an ApiKey may hold.
 pub const MIN_KEY_CHARS: usize = 16;
 
-impl<'a> Compiler<'a> {
-    pub(super) fn api_keys(&mut self, keys: Vec<(ObjectRef, &'a ApiKey)>) {
-        let mut compiled: Vec<(ObjectRef, &ApiKey, ApiKeyConfig)> = Vec::new();
-        for (r, key) in keys {
-            match self.compile_api_key(&r, key) {
-                Ok(config) => compiled.push((r, key, config)),
-                Err(rejection) => self.reject(r, key.metadata.generation, rejection),
-            }
-        }
+/// ApiKeys whose place in Budget scopes may have changed, with what they were before (`None`:
+/// not ready).
+pub(super) type Moved = HashMap<Key, Option<ReadyKey>>;
 
-        let mut holders: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (r, _, config) in &compiled {
-            holders
-                .entry(config.key_hash.clone())
-                .or_default()
-                .push(format!("{}/{}", r.namespace, r.name));
-        }
-        for (r, key, config) in compiled {
-            let generation = key.metadata.generation;
-            let id = config.id();
-            let others: Vec<&String> = holders[&config.key_hash]
-                .iter()
-                .filter(|h| **h != id)
-                .collect();
-            if !others.is_empty() {
-                let others = others
-                    .iter()
-                    .map(|o| format!("ApiKey {o}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let message = format!(
-                    "spec.secretRef: the key is also held by {others}; every ApiKey needs its \
-                     own key, so all of them are left out"
-                );
-                self.reject(r, generation, Rejection::new(DUPLICATE_KEY, message));
+impl Compiler {
+    /// Recompiles the marked ApiKeys on their own, then settles each key hash they held or hold:
+    /// one holder is ready, two or more are all rejected. Returns the keys whose place in Budget
+    /// scopes may have changed.
+    pub(super) fn settle_api_keys(&mut self, dirty: KeySet) -> Moved {
+        let mut moved = Moved::new();
+        let mut released = Vec::new();
+        let mut drafts = Vec::new();
+        for key in dirty {
+            // The first recompile has nothing to take back.
+            if !self.fresh() {
+                released.extend(self.index.release(&key));
+                let was = self.index.unready(&key);
+                moved.insert(key.clone(), was);
+            }
+            let r = object_ref("ApiKey", &key);
+            let Some(api_key) = self.api_keys.get(&key).cloned() else {
+                self.forget(r);
                 continue;
+            };
+            match self.compile_api_key(&r, &api_key) {
+                Ok(config) => {
+                    self.index.hold(key.clone(), config.key_hash.clone());
+                    drafts.push((key, config));
+                }
+                Err(rejection) => self.reject(r, api_key.metadata.generation, rejection),
             }
-            let mut notes = vec!["key accepted".to_string()];
-            if let Some(team) = &config.team {
-                notes.push(format!("team {team}"));
-            }
-            if config.disabled {
-                notes.push("disabled".into());
-            }
-            self.ready_keys.insert(
-                (r.namespace.clone(), r.name.clone()),
-                (key, config.team.clone()),
-            );
-            self.config.api_keys.insert(config.key_hash.clone(), config);
-            self.ready(r, generation, COMPILED, notes.join(", "));
         }
+        // Hashes whose holders were settled as a group (none, or two and more).
+        let mut settled = foldhash::HashSet::default();
+        for (key, config) in drafts {
+            if self.index.holders.get(&config.key_hash).map(BTreeSet::len) == Some(1) {
+                self.key_ready(&key, Ok(config));
+            } else if settled.insert(config.key_hash.clone()) {
+                self.settle_hash(&config.key_hash, &mut moved);
+            }
+        }
+        for hash in released {
+            let holders = self.index.holders.get(&hash);
+            let ready = holders.is_some_and(|h| {
+                h.len() == 1 && h.iter().all(|k| self.index.ready_key(k).is_some())
+            });
+            if !ready && settled.insert(hash.clone()) {
+                self.settle_hash(&hash, &mut moved);
+            }
+        }
+        moved
+    }
+
+    /// Settles every holder of `hash`: none takes it out of the snapshot, one is ready, two and
+    /// more are all rejected.
+    fn settle_hash(&mut self, hash: &str, moved: &mut Moved) {
+        let holders: Vec<Key> = self
+            .index
+            .holders
+            .get(hash)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default();
+        for key in &holders {
+            if !self.fresh() && !moved.contains_key(key) {
+                let was = self.index.unready(key);
+                moved.insert(key.clone(), was);
+            }
+        }
+        match holders.as_slice() {
+            [] => {
+                self.put::<ApiKeyConfig>(hash, None);
+            }
+            [one] => {
+                let api_key = self.api_keys[one].clone();
+                let config = self.compile_api_key(&object_ref("ApiKey", one), &api_key);
+                self.key_ready(one, config);
+            }
+            many => {
+                self.put::<ApiKeyConfig>(hash, None);
+                for key in many {
+                    self.index.unready(key);
+                    let others = many
+                        .iter()
+                        .filter(|k| *k != key)
+                        .map(|k| format!("ApiKey {}", k.id()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let message = format!(
+                        "spec.secretRef: the key is also held by {others}; every ApiKey needs \
+                         its own key, so all of them are left out"
+                    );
+                    let generation = self.api_keys[key].metadata.generation;
+                    let r = object_ref("ApiKey", key);
+                    self.reject(r, generation, Rejection::new(DUPLICATE_KEY, message));
+                }
+            }
+        }
+    }
+
+    /// Puts the only holder of a key into the snapshot.
+    fn key_ready(&mut self, key: &Key, config: Result<ApiKeyConfig, Rejection>) {
+        let api_key = self.api_keys[key].clone();
+        let generation = api_key.metadata.generation;
+        let r = object_ref("ApiKey", key);
+        let config = match config {
+            Ok(config) => config,
+            Err(rejection) => {
+                self.reject(r, generation, rejection);
+                return;
+            }
+        };
+        let mut notes = String::from("key accepted");
+        if let Some(team) = &config.team {
+            notes.push_str(", team ");
+            notes.push_str(team);
+        }
+        if config.disabled {
+            notes.push_str(", disabled");
+        }
+        let team = config.team.clone();
+        self.put_api_key(config);
+        self.index.make_ready(key, ReadyKey { key: api_key, team });
+        self.ready(r, generation, COMPILED, notes);
     }
 
     fn compile_api_key(&self, r: &ObjectRef, key: &ApiKey) -> Result<ApiKeyConfig, Rejection> {
@@ -109,10 +189,12 @@ impl<'a> Compiler<'a> {
             }
         };
         let value = value.filter(|v| {
-            let location = format!(
-                "Secret {}/{} key {:?}",
-                r.namespace, secret_ref.name, secret_ref.key
-            );
+            let location = || {
+                format!(
+                    "Secret {}/{} key {:?}",
+                    r.namespace, secret_ref.name, secret_ref.key
+                )
+            };
             let chars = v.chars().count();
             if v.chars()
                 .any(|c| c.is_whitespace() || !c.is_ascii_graphic())
@@ -120,8 +202,9 @@ impl<'a> Compiler<'a> {
                 issues.add(
                     INVALID_KEY,
                     format!(
-                        "{field}: the key in {location} contains whitespace, control or non-ASCII \
-                         characters, which clients cannot send in a header"
+                        "{field}: the key in {} contains whitespace, control or non-ASCII \
+                         characters, which clients cannot send in a header",
+                        location()
                     ),
                 );
                 false
@@ -129,8 +212,9 @@ impl<'a> Compiler<'a> {
                 issues.add(
                     WEAK_KEY,
                     format!(
-                        "{field}: the key in {location} is {chars} characters long; at least \
-                         {MIN_KEY_CHARS} are required"
+                        "{field}: the key in {} is {chars} characters long; at least \
+                         {MIN_KEY_CHARS} are required",
+                        location()
                     ),
                 );
                 false

@@ -29,9 +29,17 @@
 //!   `InvalidFallback`.
 //! - Budgets resolve their scope against ApiKeys that compiled; listed names that did not are
 //!   reported (`SomeKeysUnresolved`) without rejecting the Budget.
+//!
+//! Cost follows the change, not the cluster ([`Compiler`]): objects are kept with indexes between
+//! them ([`index`]), so a changed object recompiles itself and what depends on it (the routes of a
+//! Provider, the Budgets a key falls into or out of, the routes competing for a model name), a
+//! label selector is answered from a label → keys index (a Budget costs its matches), and the
+//! snapshot hash is updated entry by entry. [`compile`] is one such recompile over everything.
 
 mod api_keys;
 mod budgets;
+mod compiler;
+mod index;
 mod model_routes;
 mod providers;
 pub mod reason;
@@ -39,15 +47,13 @@ mod secrets;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
-
 use crate::{
     manifest::{Object, ObjectRef},
-    resources::ApiKey,
     snapshot::{RouterConfig, validate_glob},
 };
 
 pub use api_keys::{GENERATED_KEY_SECRET_KEY, MIN_KEY_CHARS, generated_key_secret_name};
+pub use compiler::{Applied, Changes, Compiler};
 use reason::*;
 
 /// The result of [`compile`].
@@ -110,63 +116,58 @@ impl ObjectOutcome {
     }
 }
 
-/// Compiles objects into a snapshot and a verdict per object. Pure and deterministic.
+/// Compiles objects into a snapshot and a verdict per object. Pure and deterministic: one
+/// [`Compiler::recompile`] over every object.
 pub fn compile(objects: &[Object]) -> Compiled {
-    let mut groups: BTreeMap<ObjectRef, Vec<&Object>> = BTreeMap::new();
-    for object in objects {
-        groups.entry(object.object_ref()).or_default().push(object);
-    }
-
-    let mut out = Compiler::default();
-    let mut providers = Vec::new();
-    let mut routes = Vec::new();
-    let mut keys = Vec::new();
-    let mut budgets = Vec::new();
-    for (r, copies) in groups {
-        if let [Object::Secret(_), ..] = copies.as_slice() {
-            let secrets = copies
-                .iter()
-                .filter_map(|o| match o {
-                    Object::Secret(s) => Some(s),
-                    _ => None,
-                })
-                .collect();
-            out.secrets
-                .insert((r.namespace.clone(), r.name.clone()), secrets);
-            continue;
-        }
-        if copies.len() > 1 {
-            let message = format!(
-                "{r} is given {} times; kind, namespace and name must identify one object, so \
-                 every copy is left out",
-                copies.len()
-            );
-            out.reject(r, None, Rejection::new(DUPLICATE_OBJECT, message));
-            continue;
-        }
-        match copies[0] {
-            Object::Provider(o) => providers.push((r, o)),
-            Object::ModelRoute(o) => routes.push((r, o)),
-            Object::ApiKey(o) => keys.push((r, o)),
-            Object::Budget(o) => budgets.push((r, o)),
-            Object::Secret(_) => unreachable!("Secrets are indexed above"),
+    let copies = copies(objects);
+    let mut compiler = Compiler::new();
+    for (object, copies) in objects.iter().zip(copies) {
+        match (object, copies) {
+            (_, 0) => {}
+            (Object::Secret(s), copies) => {
+                compiler.apply_secret(s, copies);
+            }
+            (_, 1) => {
+                compiler.apply(object.clone());
+            }
+            (_, copies) => compiler.duplicate(object.object_ref(), copies),
         }
     }
+    compiler.recompile();
+    compiler.into_compiled()
+}
 
-    // Dependencies first: routes need providers, budgets need keys.
-    for (r, p) in providers {
-        out.provider(r, p);
+/// [`compile`], taking the objects rather than copying them.
+pub fn compile_owned(objects: Vec<Object>) -> Compiled {
+    let copies = copies(&objects);
+    let mut compiler = Compiler::new();
+    for (object, copies) in objects.into_iter().zip(copies) {
+        match (object, copies) {
+            (_, 0) => {}
+            (Object::Secret(s), copies) => {
+                compiler.apply_secret(&s, copies);
+            }
+            (object, 1) => {
+                compiler.apply(object);
+            }
+            (object, copies) => compiler.duplicate(object.object_ref(), copies),
+        }
     }
-    out.routes(routes);
-    out.api_keys(keys);
-    for (r, b) in budgets {
-        out.budget(r, b);
-    }
+    compiler.recompile();
+    compiler.into_compiled()
+}
 
-    Compiled {
-        config: out.config.seal(),
-        results: out.results,
+/// For each object, how many times its kind/namespace/name is given, counted on its first copy;
+/// 0 on the later copies, which are skipped.
+fn copies(objects: &[Object]) -> Vec<usize> {
+    let mut first: foldhash::HashMap<(&str, &str, &str), usize> =
+        foldhash::HashMap::with_capacity_and_hasher(objects.len(), Default::default());
+    let mut copies = vec![0; objects.len()];
+    for (i, object) in objects.iter().enumerate() {
+        let at = *first.entry(object.ref_parts()).or_insert(i);
+        copies[at] += 1;
     }
+    copies
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,65 +223,6 @@ fn quoted_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
         .map(|s| format!("{s:?}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-#[derive(Default)]
-struct Compiler<'a> {
-    config: RouterConfig,
-    results: BTreeMap<ObjectRef, ObjectResult>,
-    /// Secrets by (namespace, name); more than one entry means the Secret was given twice.
-    secrets: BTreeMap<(String, String), Vec<&'a Secret>>,
-    /// ApiKeys that compiled, by (namespace, name), with their resolved team, for Budget scopes.
-    ready_keys: BTreeMap<(String, String), (&'a ApiKey, Option<String>)>,
-}
-
-impl<'a> Compiler<'a> {
-    fn ready(&mut self, r: ObjectRef, generation: Option<i64>, reason: &'static str, msg: String) {
-        let outcome = ObjectOutcome::Ready {
-            reason,
-            message: msg,
-        };
-        self.results.insert(
-            r,
-            ObjectResult {
-                generation,
-                outcome,
-            },
-        );
-    }
-
-    fn reject(&mut self, r: ObjectRef, generation: Option<i64>, rejection: Rejection) {
-        let outcome = ObjectOutcome::Rejected {
-            reason: rejection.reason,
-            message: rejection.message,
-        };
-        self.results.insert(
-            r,
-            ObjectResult {
-                generation,
-                outcome,
-            },
-        );
-    }
-
-    /// Why an object another one depends on is not in the snapshot: `Some(reason)` when it was
-    /// rejected, `None` when it was not given at all.
-    fn rejected_reason(
-        &self,
-        kind: &'static str,
-        namespace: &str,
-        name: &str,
-    ) -> Option<&'static str> {
-        let r = ObjectRef {
-            kind,
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        };
-        match self.results.get(&r).map(|res| &res.outcome) {
-            Some(ObjectOutcome::Rejected { reason, .. }) => Some(reason),
-            _ => None,
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

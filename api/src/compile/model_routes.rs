@@ -1,72 +1,117 @@
 //! ModelRoutes: each on its own, then one route per public model name, oldest first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Compiler, Issues, Rejection, duration_ms, join, plural, quoted_list, reason::*};
+use super::{
+    Compiler, Issues, Rejection,
+    compiler::{Key, KeySet, object_ref},
+    duration_ms,
+    index::RouteDraft,
+    join, plural, quoted_list,
+    reason::*,
+};
 use crate::{
     manifest::ObjectRef,
     resources::ModelRoute,
     snapshot::{RetryConfig, RouteConfig, TargetConfig},
 };
 
-impl<'a> Compiler<'a> {
-    pub(super) fn routes(&mut self, routes: Vec<(ObjectRef, &'a ModelRoute)>) {
-        // Each route on its own: the config and any warning about targets that did not resolve.
-        let mut drafts = Vec::new();
-        for (r, route) in routes {
-            match self.compile_route(&r, route) {
-                Ok((config, warning)) => drafts.push(RouteDraft {
-                    r,
-                    route,
-                    config,
-                    warning,
-                }),
+impl Compiler {
+    /// Recompiles the marked routes on their own, settles the public model names they claimed
+    /// or claim (one route per name: the oldest, then the first by namespace/name), and
+    /// rewrites the verdicts that depend on those names.
+    pub(super) fn settle_routes(&mut self, dirty: KeySet) {
+        let mut names = BTreeSet::new();
+        for key in dirty {
+            names.extend(self.index.unclaim(&key));
+            let r = object_ref("ModelRoute", &key);
+            let Some(route) = self.routes.get(&key).cloned() else {
+                self.forget(r);
+                continue;
+            };
+            match self.compile_route(&r, &route) {
+                Ok((config, warning)) => {
+                    names.insert(config.model.clone());
+                    self.index.claim(key, RouteDraft { config, warning });
+                }
                 Err(rejection) => self.reject(r, route.metadata.generation, rejection),
             }
         }
+        let mut finish = BTreeSet::new();
+        for name in names {
+            self.settle_model(&name, &mut finish);
+        }
+        for key in finish {
+            self.finish_route(&key);
+        }
+    }
 
-        // One route per public model name: oldest first, then namespace/name. `None` timestamps
-        // (manifests that never saw an API server) count as newest.
-        drafts.sort_by_cached_key(|d| {
-            let created = d.route.metadata.creation_timestamp.clone();
-            (created.is_none(), created, d.r.clone())
+    /// Gives the public model name `model` to the oldest route claiming it and rejects the
+    /// others. The winner, and the routes falling back to `model` when whether it is served
+    /// changed, go into `finish`.
+    fn settle_model(&mut self, model: &str, finish: &mut BTreeSet<Key>) {
+        // `None` timestamps (manifests that never saw an API server) count as newest.
+        let mut claimants: Vec<&Key> = self.index.claims.get(model).into_iter().flatten().collect();
+        claimants.sort_by_cached_key(|key| {
+            let created = self.routes[*key].metadata.creation_timestamp.clone();
+            (created.is_none(), created, *key)
         });
-        let mut winners = Vec::new();
-        let mut served_by: BTreeMap<String, String> = BTreeMap::new();
-        for d in drafts {
-            if let Some(winner) = served_by.get(&d.config.model) {
-                let message = format!(
-                    "spec.model: {:?} is already served by ModelRoute {winner}; the oldest \
-                     ModelRoute claiming a name wins (then the first by namespace/name)",
-                    d.config.model
-                );
-                let generation = d.route.metadata.generation;
-                self.reject(d.r, generation, Rejection::new(DUPLICATE_MODEL, message));
-                continue;
+        let claimants: Vec<Key> = claimants.into_iter().cloned().collect();
+        let was_served = self.config.routes.contains_key(model);
+        let Some((winner, losers)) = claimants.split_first() else {
+            self.put::<RouteConfig>(model, None);
+            if was_served {
+                finish.extend(self.index.fallback_users(model).cloned());
             }
-            let id = format!("{}/{}", d.r.namespace, d.r.name);
-            served_by.insert(d.config.model.clone(), id);
-            winners.push(d);
+            return;
+        };
+        let config = self.index.route_drafts[winner].config.clone();
+        self.put(model, Some(config));
+        finish.insert(winner.clone());
+        for loser in losers {
+            let message = format!(
+                "spec.model: {model:?} is already served by ModelRoute {}; the oldest \
+                 ModelRoute claiming a name wins (then the first by namespace/name)",
+                winner.id()
+            );
+            let generation = self.routes[loser].metadata.generation;
+            let r = object_ref("ModelRoute", loser);
+            self.reject(r, generation, Rejection::new(DUPLICATE_MODEL, message));
         }
+        if !was_served {
+            finish.extend(self.index.fallback_users(model).cloned());
+        }
+    }
 
-        for d in winners {
-            let mut notes: Vec<String> = d.warning.iter().cloned().collect();
-            if d.warning.is_none() {
-                notes.push(plural(d.config.targets.len(), "target", "targets"));
-            }
-            for fallback in &d.config.fallback_models {
-                if !served_by.contains_key(fallback) {
-                    notes.push(format!("fallback model {fallback:?} is not served yet"));
-                }
-            }
-            let reason = match d.warning {
-                Some(_) => SOME_TARGETS_UNRESOLVED,
-                None => COMPILED,
-            };
-            self.config.routes.insert(d.config.model.clone(), d.config);
-            let message = join(notes.iter().map(String::as_str));
-            self.ready(d.r, d.route.metadata.generation, reason, message);
+    /// The verdict of a route serving its model: its targets, and its fallbacks not served.
+    fn finish_route(&mut self, key: &Key) {
+        let Some(draft) = self.index.route_drafts.get(key) else {
+            return;
+        };
+        let serves = self
+            .config
+            .routes
+            .get(&draft.config.model)
+            .is_some_and(|c| c.namespace == key.namespace() && c.name == key.name());
+        if !serves {
+            return;
         }
+        let mut notes: Vec<String> = draft.warning.iter().cloned().collect();
+        if draft.warning.is_none() {
+            notes.push(plural(draft.config.targets.len(), "target", "targets"));
+        }
+        for fallback in &draft.config.fallback_models {
+            if !self.config.routes.contains_key(fallback) {
+                notes.push(format!("fallback model {fallback:?} is not served yet"));
+            }
+        }
+        let reason = match draft.warning {
+            Some(_) => SOME_TARGETS_UNRESOLVED,
+            None => COMPILED,
+        };
+        let message = join(notes.iter().map(String::as_str));
+        let generation = self.routes[key].metadata.generation;
+        self.ready(object_ref("ModelRoute", key), generation, reason, message);
     }
 
     /// The route with the targets that resolve, plus a note about those that did not.
@@ -234,15 +279,6 @@ impl<'a> Compiler<'a> {
             priority: t.priority.unwrap_or(0),
         })
     }
-}
-
-/// A ModelRoute that compiled on its own, before duplicate public names are settled.
-struct RouteDraft<'a> {
-    r: ObjectRef,
-    route: &'a ModelRoute,
-    config: RouteConfig,
-    /// Which targets did not resolve, when some did not.
-    warning: Option<String>,
 }
 
 /// A ModelRoute's retry passes and overall deadline.

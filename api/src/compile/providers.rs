@@ -4,7 +4,12 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use super::{Compiler, Issues, Rejection, duration_ms, plural, reason::*};
+use super::{
+    Compiler, Issues, Rejection,
+    compiler::{KeySet, object_ref},
+    duration_ms, plural,
+    reason::*,
+};
 use crate::{
     manifest::ObjectRef,
     money::UsdAmount,
@@ -36,18 +41,41 @@ const ROUTER_HEADERS: [&str; 5] = [
     "connection",
 ];
 
-impl Compiler<'_> {
-    pub(super) fn provider(&mut self, r: ObjectRef, p: &Provider) {
-        let generation = p.metadata.generation;
-        match self.compile_provider(&r, p) {
-            Ok(config) => {
-                let message = plural(config.models.len(), "model", "models");
-                self.config
-                    .providers
-                    .insert(format!("{}/{}", r.namespace, r.name), config);
-                self.ready(r, generation, COMPILED, message);
+impl Compiler {
+    /// Recompiles the marked Providers; routes targeting one whose entry or verdict changed are
+    /// marked in `routes`.
+    pub(super) fn settle_providers(&mut self, dirty: KeySet, routes: &mut KeySet) {
+        for key in dirty {
+            let r = object_ref("Provider", &key);
+            let id = key.id();
+            let before = (
+                self.config.providers.get(id).cloned(),
+                self.results.get(&r).cloned(),
+            );
+            match self.providers.get(&key).cloned() {
+                None => {
+                    self.put::<ProviderConfig>(id, None);
+                    self.forget(r.clone());
+                }
+                Some(p) => {
+                    let generation = p.metadata.generation;
+                    match self.compile_provider(&r, &p) {
+                        Ok(config) => {
+                            let message = plural(config.models.len(), "model", "models");
+                            self.put(id, Some(config));
+                            self.ready(r.clone(), generation, COMPILED, message);
+                        }
+                        Err(rejection) => {
+                            self.put::<ProviderConfig>(id, None);
+                            self.reject(r.clone(), generation, rejection);
+                        }
+                    }
+                }
             }
-            Err(rejection) => self.reject(r, generation, rejection),
+            let after = (self.config.providers.get(id), self.results.get(&r));
+            if (before.0.as_ref(), before.1.as_ref()) != after {
+                routes.extend(self.index.provider_users(&key).cloned());
+            }
         }
     }
 

@@ -21,13 +21,18 @@ pub use crate::resources::{
 /// that routers started with `--operator-url` follow.
 pub const CONFIG_STREAM_PATH: &str = "/v1/config/stream";
 
+pub mod digest;
+
+pub use digest::{EntryDigest, Section, SnapshotDigest};
+
 /// A compiled, versioned, content-hashed router configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouterConfig {
     /// Monotonic version assigned by whoever publishes the snapshot (0 = never published).
     pub version: u64,
-    /// Hex SHA-256 of the content (everything but `version` and `hash`); equal content, equal hash.
+    /// The content hash (everything but `version` and `hash`; see [`digest`]): equal content,
+    /// equal hash.
     pub hash: String,
     /// Providers by id (`namespace/name`).
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -42,11 +47,7 @@ pub struct RouterConfig {
 impl RouterConfig {
     /// The content hash of this snapshot, ignoring `version` and `hash`.
     pub fn content_hash(&self) -> String {
-        let mut content = self.clone();
-        content.version = 0;
-        content.hash = String::new();
-        let bytes = serde_json::to_vec(&content).expect("snapshot types always serialize");
-        hex::encode(Sha256::digest(&bytes))
+        SnapshotDigest::of(self).hash()
     }
 
     /// Recomputes `hash` from the content.
@@ -94,13 +95,18 @@ impl RouterConfig {
 
 /// Hex SHA-256 of a client key: the only form in which keys are stored or compared.
 pub fn hash_api_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(key.as_bytes()), &mut hex).expect("64 hex digits");
+    String::from_utf8(hex.to_vec()).expect("hex is ASCII")
 }
 
 /// The recognisable start of a client key, safe to show (`sk-sb-abc1…`).
 pub fn key_prefix(key: &str) -> String {
-    let visible: String = key.chars().take(10).collect();
-    format!("{visible}…")
+    let end = key.char_indices().nth(10).map_or(key.len(), |(i, _)| i);
+    let mut out = String::with_capacity(end + '…'.len_utf8());
+    out.push_str(&key[..end]);
+    out.push('…');
+    out
 }
 
 /// One upstream account.
@@ -331,7 +337,8 @@ pub struct TargetConfig {
     pub priority: i32,
 }
 
-/// A client key.
+/// A client key. Fields at their default are left out of the JSON: a snapshot holds one of these
+/// per key, so every byte counts a hundred thousand times.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyConfig {
@@ -340,26 +347,37 @@ pub struct ApiKeyConfig {
     /// Name of the ApiKey object (what logs and metrics show; never the key).
     pub name: String,
     /// Team, from `spec.team` or the `team` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
     /// Hex SHA-256 of the key.
     pub key_hash: String,
     /// Recognisable prefix of the key.
     pub prefix: String,
     /// Allowed model globs (empty = all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_models: Vec<String>,
     /// Denied model globs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub denied_models: Vec<String>,
     /// Rate limits.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub rate_limits: RateLimits,
     /// Provider preferences applied to every request of the key.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub provider_policy: ProviderPolicy,
     /// Expiry as Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
     /// Refused when true.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub disabled: bool,
     /// With `fitMaxTokens` on: the lowest output limit a request of this key is fitted to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit_min_tokens: Option<u64>,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl ApiKeyConfig {

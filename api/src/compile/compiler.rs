@@ -1,0 +1,672 @@
+//! The compiler's state between two changes: the objects, their verdicts, the snapshot content and
+//! the indexes between them ([`super::index`]). [`Compiler::apply`] and [`Compiler::delete`] take
+//! one watched change each and mark what it touches; [`Compiler::recompile`] settles the marked
+//! objects and whatever depends on them, kind by kind in dependency order (Secrets, Providers,
+//! ModelRoutes, ApiKeys, Budgets), and says which snapshot entries and verdicts changed. The
+//! snapshot hash follows entry by entry ([`SnapshotDigest`]), so one change costs what it touches,
+//! not the size of the cluster.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, btree_map, hash_map},
+    sync::Arc,
+};
+
+use foldhash::HashMap;
+
+use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta};
+use serde::Serialize;
+
+use super::{Compiled, ObjectOutcome, ObjectResult, Rejection, index::Index};
+use crate::{
+    manifest::{Object, ObjectRef},
+    resources::{ApiKey, Budget, ModelRoute, Provider},
+    snapshot::{
+        ApiKeyConfig, BudgetConfig, EntryDigest, ProviderConfig, RouteConfig, RouterConfig,
+        Section, SnapshotDigest, digest::entry_digest,
+    },
+};
+
+/// `namespace/name` of an object: the id the snapshot files it under, cheap to clone, ordered by
+/// namespace then name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Key {
+    id: Arc<str>,
+    /// Where the namespace ends in `id`.
+    split: usize,
+}
+
+impl Key {
+    pub fn new(namespace: &str, name: &str) -> Key {
+        let mut id = String::with_capacity(namespace.len() + 1 + name.len());
+        id.push_str(namespace);
+        id.push('/');
+        id.push_str(name);
+        Key {
+            id: id.into(),
+            split: namespace.len(),
+        }
+    }
+
+    /// `namespace/name`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.id[..self.split]
+    }
+
+    pub fn name(&self) -> &str {
+        &self.id[self.split + 1..]
+    }
+}
+
+/// Hashed as its id alone, so that maps keyed by [`Key`] are looked up by `&str` ids.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.namespace(), self.name()).cmp(&(other.namespace(), other.name()))
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A set of objects, in no particular order: every step settles its objects independently.
+pub(super) type KeySet = foldhash::HashSet<Key>;
+
+/// A Secret as compile reads it: its values by key (`stringData` over `data`), and how many
+/// copies of it were given (more than one makes every value ambiguous).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct SecretEntry {
+    pub copies: usize,
+    pub values: BTreeMap<String, Vec<u8>>,
+}
+
+impl SecretEntry {
+    fn new(secret: &Secret) -> SecretEntry {
+        let mut values: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
+        for (k, v) in secret.string_data.iter().flatten() {
+            values.insert(k.clone(), v.as_bytes().to_vec());
+        }
+        SecretEntry { copies: 1, values }
+    }
+}
+
+/// What a watched change did to the compiler's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Something compile reads changed (spec, labels, generation, Secret data): the object and
+    /// what depends on it are recompiled by the next [`Compiler::recompile`].
+    Changed,
+    /// Only what compile does not read changed (status, resourceVersion, annotations): the object
+    /// is stored, nothing is recompiled. The operator's own status writes come back as these.
+    Unchanged,
+}
+
+/// What one [`Compiler::recompile`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The first recompile: everything is new, and `entries` and `results` list nothing.
+    pub first: bool,
+    /// Snapshot entries added, changed or removed, by section: the keys of
+    /// `providers`/`routes`/`apiKeys`/`budgets`.
+    pub entries: BTreeMap<Section, BTreeSet<String>>,
+    /// Objects whose verdict was added, changed or removed.
+    pub results: BTreeSet<ObjectRef>,
+}
+
+impl Changes {
+    /// Whether the snapshot content changed.
+    pub fn snapshot_changed(&self) -> bool {
+        self.first || self.entries.values().any(|keys| !keys.is_empty())
+    }
+
+    /// Whether nothing changed at all.
+    pub fn is_empty(&self) -> bool {
+        !self.snapshot_changed() && self.results.is_empty()
+    }
+}
+
+/// Objects marked for recompiling, by kind.
+#[derive(Default)]
+pub(super) struct Dirty {
+    pub secrets: KeySet,
+    pub providers: KeySet,
+    pub routes: KeySet,
+    pub api_keys: KeySet,
+    pub budgets: KeySet,
+}
+
+/// The incremental compiler. [`super::compile`] is one [`Compiler::recompile`] over every object;
+/// the operator keeps one alive and feeds it watch events.
+#[derive(Default)]
+pub struct Compiler {
+    pub(super) providers: HashMap<Key, Arc<Provider>>,
+    pub(super) routes: HashMap<Key, Arc<ModelRoute>>,
+    pub(super) api_keys: HashMap<Key, Arc<ApiKey>>,
+    pub(super) budgets: HashMap<Key, Arc<Budget>>,
+    pub(super) secrets: HashMap<Key, SecretEntry>,
+    pub(super) config: RouterConfig,
+    pub(super) results: HashMap<ObjectRef, ObjectResult>,
+    /// ApiKey entries of the first recompile, put into the snapshot at once at its end (one
+    /// sorted bulk build instead of a hundred thousand searches of a growing tree).
+    fresh_api_keys: Vec<(String, ApiKeyConfig)>,
+    pub(super) index: Index,
+    dirty: Dirty,
+    digest: SnapshotDigest,
+    /// Entries changed since the last recompile, with their digest before the first change.
+    before: BTreeMap<Section, HashMap<String, Option<EntryDigest>>>,
+    changed_results: Vec<ObjectRef>,
+    /// Whether a recompile ran: the first one builds everything, so it neither records what
+    /// changed entry by entry nor moves keys between Budgets one by one ([`Compiler::fresh`]).
+    compiled: bool,
+}
+
+/// `(namespace, name)` of an object; no namespace means `default`, as [`Object::object_ref`].
+pub(super) fn key_of(meta: &ObjectMeta) -> Key {
+    Key::new(
+        meta.namespace.as_deref().unwrap_or("default"),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// The reference results are filed under.
+pub(super) fn object_ref(kind: &'static str, key: &Key) -> ObjectRef {
+    ObjectRef {
+        kind,
+        namespace: key.namespace().to_string(),
+        name: key.name().to_string(),
+    }
+}
+
+/// Whether two versions of an object's metadata compile the same: labels (Budget scopes, team),
+/// generation (reported back) and creation time (oldest route wins).
+fn same_metadata(a: &ObjectMeta, b: &ObjectMeta) -> bool {
+    a.labels == b.labels
+        && a.generation == b.generation
+        && a.creation_timestamp == b.creation_timestamp
+}
+
+/// Stores `new` under its key; `Changed` unless an equal spec and metadata were stored before.
+/// Returns the replaced object too.
+fn store<T, S: PartialEq>(
+    map: &mut HashMap<Key, Arc<T>>,
+    new: T,
+    meta: impl Fn(&T) -> &ObjectMeta,
+    spec: impl Fn(&T) -> &S,
+) -> (Key, Option<Arc<T>>, Applied) {
+    let key = key_of(meta(&new));
+    let new = Arc::new(new);
+    let old = map.insert(key.clone(), new.clone());
+    let same = old
+        .as_ref()
+        .is_some_and(|o| same_metadata(meta(o), meta(&new)) && spec(o) == spec(&new));
+    let applied = if same {
+        Applied::Unchanged
+    } else {
+        Applied::Changed
+    };
+    (key, old, applied)
+}
+
+impl Compiler {
+    /// An empty compiler.
+    pub fn new() -> Compiler {
+        Compiler::default()
+    }
+
+    /// Whether this is the first recompile.
+    pub(super) fn fresh(&self) -> bool {
+        !self.compiled
+    }
+
+    /// Takes in an added or modified object; what it changes is compiled by the next
+    /// [`Compiler::recompile`].
+    pub fn apply(&mut self, object: Object) -> Applied {
+        match object {
+            Object::Provider(p) => {
+                let (key, old, applied) =
+                    store(&mut self.providers, p, |p| &p.metadata, |p| &p.spec);
+                if applied == Applied::Changed {
+                    let new = self.providers.get(&key).cloned();
+                    self.index
+                        .provider_changed(&key, old.as_deref(), new.as_deref());
+                    self.dirty.providers.insert(key);
+                }
+                applied
+            }
+            Object::ModelRoute(r) => {
+                let (key, old, applied) = store(&mut self.routes, r, |r| &r.metadata, |r| &r.spec);
+                if applied == Applied::Changed {
+                    let new = self.routes.get(&key).cloned();
+                    self.index
+                        .route_changed(&key, old.as_deref(), new.as_deref());
+                    self.dirty.routes.insert(key);
+                }
+                applied
+            }
+            Object::ApiKey(k) => {
+                let (key, old, applied) =
+                    store(&mut self.api_keys, k, |k| &k.metadata, |k| &k.spec);
+                if applied == Applied::Changed {
+                    let new = self.api_keys.get(&key).cloned();
+                    self.index
+                        .api_key_changed(&key, old.as_deref(), new.as_deref());
+                    self.dirty.api_keys.insert(key);
+                }
+                applied
+            }
+            Object::Budget(b) => {
+                let (key, _, applied) = store(&mut self.budgets, b, |b| &b.metadata, |b| &b.spec);
+                if applied == Applied::Changed {
+                    self.dirty.budgets.insert(key);
+                }
+                applied
+            }
+            Object::Secret(s) => self.apply_secret(&s, 1),
+        }
+    }
+
+    /// Takes out a deleted object; `false` when it was not there.
+    pub fn delete(&mut self, r: &ObjectRef) -> bool {
+        let key = Key::new(&r.namespace, &r.name);
+        match r.kind {
+            "Provider" => {
+                let Some(old) = self.providers.remove(&key) else {
+                    return false;
+                };
+                self.index.provider_changed(&key, Some(&old), None);
+                self.dirty.providers.insert(key);
+            }
+            "ModelRoute" => {
+                let Some(old) = self.routes.remove(&key) else {
+                    return false;
+                };
+                self.index.route_changed(&key, Some(&old), None);
+                self.dirty.routes.insert(key);
+            }
+            "ApiKey" => {
+                let Some(old) = self.api_keys.remove(&key) else {
+                    return false;
+                };
+                self.index.api_key_changed(&key, Some(&old), None);
+                self.dirty.api_keys.insert(key);
+            }
+            "Budget" => {
+                if self.budgets.remove(&key).is_none() {
+                    return false;
+                }
+                self.dirty.budgets.insert(key);
+            }
+            "Secret" => {
+                if self.secrets.remove(&key).is_none() {
+                    return false;
+                }
+                self.dirty.secrets.insert(key);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Compiles what the changes since the last call touched, and says what changed.
+    pub fn recompile(&mut self) -> Changes {
+        let Dirty {
+            secrets,
+            mut providers,
+            mut routes,
+            mut api_keys,
+            budgets,
+        } = std::mem::take(&mut self.dirty);
+        for secret in &secrets {
+            for (kind, key) in self.index.secret_users(secret) {
+                match kind {
+                    "Provider" => providers.insert(key),
+                    _ => api_keys.insert(key),
+                };
+            }
+        }
+        self.settle_providers(providers, &mut routes);
+        self.settle_routes(routes);
+        let moved = self.settle_api_keys(api_keys);
+        self.settle_budgets(budgets, moved);
+        let changes = self.finish_digests();
+        self.compiled = true;
+        changes
+    }
+
+    /// The snapshot content (`version` 0; `hash` as of the last [`Compiler::recompile`]).
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    /// The verdict on every Provider, ModelRoute, ApiKey and Budget, in no particular order.
+    pub fn results(&self) -> impl Iterator<Item = (&ObjectRef, &ObjectResult)> {
+        self.results.iter()
+    }
+
+    /// The verdict on `r`.
+    pub fn result(&self, r: &ObjectRef) -> Option<&ObjectResult> {
+        self.results.get(r)
+    }
+
+    /// The Provider, ModelRoute, ApiKey or Budget `r` as last applied.
+    pub fn object(&self, r: &ObjectRef) -> Option<Object> {
+        let key = Key::new(&r.namespace, &r.name);
+        let object = match r.kind {
+            "Provider" => Object::Provider((**self.providers.get(&key)?).clone()),
+            "ModelRoute" => Object::ModelRoute((**self.routes.get(&key)?).clone()),
+            "ApiKey" => Object::ApiKey((**self.api_keys.get(&key)?).clone()),
+            "Budget" => Object::Budget((**self.budgets.get(&key)?).clone()),
+            _ => return None,
+        };
+        Some(object)
+    }
+
+    /// Every ApiKey as last applied.
+    pub fn api_keys(&self) -> impl Iterator<Item = &Arc<ApiKey>> {
+        self.api_keys.values()
+    }
+
+    /// Whether the Secret `namespace/name` is known (whatever it holds).
+    pub fn has_secret(&self, namespace: &str, name: &str) -> bool {
+        self.secrets.contains_key(Key::new(namespace, name).id())
+    }
+
+    /// The snapshot and verdicts, sealed.
+    pub fn into_compiled(self) -> Compiled {
+        let mut results: Vec<(ObjectRef, ObjectResult)> = self.results.into_iter().collect();
+        results.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Compiled {
+            config: self.config,
+            results: BTreeMap::from_iter(results),
+        }
+    }
+
+    /// Records that `r` was given more than once: rejected, and nothing else of it is compiled.
+    pub(super) fn duplicate(&mut self, r: ObjectRef, copies: usize) {
+        let message = format!(
+            "{r} is given {copies} times; kind, namespace and name must identify one object, so \
+             every copy is left out"
+        );
+        self.reject(
+            r,
+            None,
+            Rejection::new(super::reason::DUPLICATE_OBJECT, message),
+        );
+    }
+
+    /// Takes in a Secret given `copies` times (more than once: every value is ambiguous).
+    pub(super) fn apply_secret(&mut self, secret: &Secret, copies: usize) -> Applied {
+        let key = key_of(&secret.metadata);
+        let mut entry = SecretEntry::new(secret);
+        entry.copies = copies;
+        if self.secrets.get(&key) == Some(&entry) {
+            return Applied::Unchanged;
+        }
+        self.secrets.insert(key.clone(), entry);
+        self.dirty.secrets.insert(key);
+        Applied::Changed
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Verdicts
+
+    fn set_result(&mut self, r: ObjectRef, result: Option<ObjectResult>) {
+        let changed = match result {
+            Some(result) if self.fresh() => {
+                self.results.insert(r, result);
+                return;
+            }
+            Some(result) => match self.results.entry(r) {
+                hash_map::Entry::Occupied(mut e) => {
+                    if *e.get() == result {
+                        return;
+                    }
+                    e.insert(result);
+                    e.key().clone()
+                }
+                hash_map::Entry::Vacant(e) => {
+                    let r = e.key().clone();
+                    e.insert(result);
+                    r
+                }
+            },
+            None => match self.results.remove(&r) {
+                Some(_) => r,
+                None => return,
+            },
+        };
+        if !self.fresh() {
+            self.changed_results.push(changed);
+        }
+    }
+
+    pub(super) fn ready(
+        &mut self,
+        r: ObjectRef,
+        generation: Option<i64>,
+        reason: &'static str,
+        msg: String,
+    ) {
+        let outcome = ObjectOutcome::Ready {
+            reason,
+            message: msg,
+        };
+        self.set_result(
+            r,
+            Some(ObjectResult {
+                generation,
+                outcome,
+            }),
+        );
+    }
+
+    pub(super) fn reject(&mut self, r: ObjectRef, generation: Option<i64>, rejection: Rejection) {
+        let outcome = ObjectOutcome::Rejected {
+            reason: rejection.reason,
+            message: rejection.message,
+        };
+        self.set_result(
+            r,
+            Some(ObjectResult {
+                generation,
+                outcome,
+            }),
+        );
+    }
+
+    /// Forgets the verdict on a deleted object.
+    pub(super) fn forget(&mut self, r: ObjectRef) {
+        self.set_result(r, None);
+    }
+
+    /// Why an object another one depends on is not in the snapshot: `Some(reason)` when it was
+    /// rejected, `None` when it was not given at all.
+    pub(super) fn rejected_reason(
+        &self,
+        kind: &'static str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&'static str> {
+        let r = ObjectRef {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        match self.results.get(&r).map(|res| &res.outcome) {
+            Some(ObjectOutcome::Rejected { reason, .. }) => Some(reason),
+            _ => None,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Snapshot entries, with the digest following
+
+    /// Sets (or, with `None`, removes) a snapshot entry; `true` when that changed it.
+    pub(super) fn put<V: Entry>(&mut self, key: &str, value: Option<V>) -> bool {
+        if self.fresh() {
+            let map = V::map(&mut self.config);
+            return match value {
+                Some(v) => map.insert(key.to_string(), v).is_none(),
+                None => map.remove(key).is_some(),
+            };
+        }
+        let before = self.before.entry(V::SECTION).or_default();
+        let old = match V::map(&mut self.config).entry(key.to_string()) {
+            btree_map::Entry::Occupied(mut e) => {
+                if Some(e.get()) == value.as_ref() {
+                    return false;
+                }
+                let old = Some(entry_digest(V::SECTION, key, e.get()));
+                match value {
+                    Some(v) => {
+                        e.insert(v);
+                    }
+                    None => {
+                        e.remove();
+                    }
+                }
+                old
+            }
+            btree_map::Entry::Vacant(e) => {
+                let Some(v) = value else {
+                    return false;
+                };
+                e.insert(v);
+                None
+            }
+        };
+        before.entry(key.to_string()).or_insert(old);
+        true
+    }
+
+    /// Puts a ready ApiKey into the snapshot (in the first recompile, at its end).
+    pub(super) fn put_api_key(&mut self, config: ApiKeyConfig) {
+        if self.fresh() {
+            self.fresh_api_keys.push((config.key_hash.clone(), config));
+        } else {
+            let hash = config.key_hash.clone();
+            self.put(&hash, Some(config));
+        }
+    }
+
+    /// The Budget entry `id`, to change in place (its digest before is kept first).
+    pub(super) fn budget_entry_mut(&mut self, id: &str) -> Option<&mut BudgetConfig> {
+        let fresh = self.fresh();
+        let entry = self.config.budgets.get_mut(id)?;
+        if fresh {
+            return Some(entry);
+        }
+        let before = self.before.entry(Section::Budgets).or_default();
+        if !before.contains_key(id) {
+            before.insert(
+                id.to_string(),
+                Some(entry_digest(Section::Budgets, id, &*entry)),
+            );
+        }
+        Some(entry)
+    }
+
+    /// Brings the digest and hash up to date with the entries changed since the last call, and
+    /// hands over what changed.
+    fn finish_digests(&mut self) -> Changes {
+        if self.fresh() {
+            let mut keys = std::mem::take(&mut self.fresh_api_keys);
+            keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            self.config.api_keys = BTreeMap::from_iter(keys);
+            self.digest = SnapshotDigest::of(&self.config);
+            self.config.hash = self.digest.hash();
+            return Changes {
+                first: true,
+                ..Changes::default()
+            };
+        }
+        let mut changes = Changes {
+            first: false,
+            entries: BTreeMap::new(),
+            results: std::mem::take(&mut self.changed_results)
+                .into_iter()
+                .collect(),
+        };
+        for (section, before) in std::mem::take(&mut self.before) {
+            let keys = changes.entries.entry(section).or_default();
+            for (key, old) in before {
+                let new = match section {
+                    Section::Providers => digest_of(&self.config.providers, section, &key),
+                    Section::Routes => digest_of(&self.config.routes, section, &key),
+                    Section::ApiKeys => digest_of(&self.config.api_keys, section, &key),
+                    Section::Budgets => digest_of(&self.config.budgets, section, &key),
+                };
+                if old == new {
+                    continue;
+                }
+                if let Some(old) = &old {
+                    self.digest.remove(section, old);
+                }
+                if let Some(new) = &new {
+                    self.digest.add(section, new);
+                }
+                keys.insert(key);
+            }
+        }
+        changes.entries.retain(|_, keys| !keys.is_empty());
+        self.config.hash = self.digest.hash();
+        changes
+    }
+}
+
+fn digest_of<V: Serialize>(
+    map: &BTreeMap<String, V>,
+    section: Section,
+    key: &str,
+) -> Option<EntryDigest> {
+    map.get(key).map(|v| entry_digest(section, key, v))
+}
+
+/// A type of snapshot entry, and the section of [`RouterConfig`] that holds it.
+pub(super) trait Entry: Serialize + PartialEq + Sized {
+    /// Its section.
+    const SECTION: Section;
+    /// Its map in `config`.
+    fn map(config: &mut RouterConfig) -> &mut BTreeMap<String, Self>;
+}
+
+macro_rules! entry {
+    ($ty:ty, $section:expr, $field:ident) => {
+        impl Entry for $ty {
+            const SECTION: Section = $section;
+            fn map(config: &mut RouterConfig) -> &mut BTreeMap<String, Self> {
+                &mut config.$field
+            }
+        }
+    };
+}
+entry!(ProviderConfig, Section::Providers, providers);
+entry!(RouteConfig, Section::Routes, routes);
+entry!(ApiKeyConfig, Section::ApiKeys, api_keys);
+entry!(BudgetConfig, Section::Budgets, budgets);
+
+#[cfg(test)]
+#[path = "compiler_tests.rs"]
+mod tests;

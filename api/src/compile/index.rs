@@ -1,0 +1,511 @@
+//! The indexes between objects that make a change cost what it touches (linkerd2's
+//! policy-controller index, kube-rs' reflector store): who reads a Secret, which routes target a
+//! Provider or fall back to a model, which routes claim a public model name, which ApiKeys hold a
+//! key, and per namespace the ready ApiKeys by label and team (so a Budget's selector costs its
+//! matches, not the namespace) and the Budgets a key could fall into.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use foldhash::HashMap;
+
+use super::compiler::Key;
+use crate::{
+    resources::{ApiKey, BudgetScope, Credentials, ModelRoute, Provider},
+    snapshot::RouteConfig,
+};
+
+/// A ModelRoute that compiled on its own, before duplicate public names are settled.
+pub(super) struct RouteDraft {
+    pub config: RouteConfig,
+    /// Which targets did not resolve, when some did not.
+    pub warning: Option<String>,
+}
+
+/// An ApiKey in the snapshot, as Budget scopes see it.
+#[derive(Clone, Debug)]
+pub(super) struct ReadyKey {
+    pub key: Arc<ApiKey>,
+    /// From `spec.team` or the `team` label.
+    pub team: Option<String>,
+}
+
+impl ReadyKey {
+    pub fn labels(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.key.metadata.labels.iter().flatten()
+    }
+
+    pub fn label(&self, name: &str) -> Option<&String> {
+        self.key.metadata.labels.as_ref()?.get(name)
+    }
+}
+
+impl PartialEq for ReadyKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.team == other.team && self.key.metadata.labels == other.key.metadata.labels
+    }
+}
+
+/// Whether a ready key `name` is in a Budget `scope` (conditions combine with AND).
+pub(super) fn in_scope(scope: &BudgetScope, name: &str, key: &ReadyKey) -> bool {
+    let team = scope.team.as_deref().filter(|t| !t.is_empty());
+    (scope.api_keys.is_empty() || scope.api_keys.iter().any(|n| n == name))
+        && scope
+            .match_labels
+            .iter()
+            .all(|(k, v)| key.label(k) == Some(v))
+        && team.is_none_or(|t| key.team.as_deref() == Some(t))
+}
+
+/// What a Budget is filed under, so that a changed key finds the Budgets it may fall into: its
+/// listed names, else its first label, else its team, else the whole namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Anchor {
+    Names(Vec<String>),
+    Label(String, String),
+    Team(String),
+    All,
+}
+
+impl Anchor {
+    fn of(scope: &BudgetScope) -> Anchor {
+        if !scope.api_keys.is_empty() {
+            Anchor::Names(scope.api_keys.clone())
+        } else if let Some((k, v)) = scope.match_labels.iter().next() {
+            Anchor::Label(k.clone(), v.clone())
+        } else if let Some(t) = scope.team.as_deref().filter(|t| !t.is_empty()) {
+            Anchor::Team(t.to_string())
+        } else {
+            Anchor::All
+        }
+    }
+}
+
+/// Objects, in no particular order.
+type Keys = foldhash::HashSet<Key>;
+
+/// One namespace's ready ApiKeys and Budget anchors.
+#[derive(Default)]
+pub(super) struct Namespace {
+    /// Ready keys.
+    pub keys: HashMap<Key, ReadyKey>,
+    /// Label name → value → ready keys holding it.
+    by_label: HashMap<String, HashMap<String, Keys>>,
+    /// Team → ready keys of the team.
+    by_team: HashMap<String, Keys>,
+    /// Budgets by anchor: key name, label, team, or the whole namespace.
+    budgets_by_name: HashMap<String, Keys>,
+    budgets_by_label: HashMap<String, HashMap<String, Keys>>,
+    budgets_by_team: HashMap<String, Keys>,
+    budgets_all: Keys,
+    anchors: HashMap<Key, Anchor>,
+}
+
+/// Files `key` under `at`, allocating `at` only the first time.
+fn add(map: &mut HashMap<String, Keys>, at: &str, key: &Key) {
+    match map.get_mut(at) {
+        Some(set) => {
+            set.insert(key.clone());
+        }
+        None => {
+            map.insert(at.to_string(), Keys::from_iter([key.clone()]));
+        }
+    }
+}
+
+/// [`add`] under a label name and value.
+fn add_label(
+    map: &mut HashMap<String, HashMap<String, Keys>>,
+    label: &str,
+    value: &str,
+    key: &Key,
+) {
+    if !map.contains_key(label) {
+        map.insert(label.to_string(), HashMap::default());
+    }
+    add(map.get_mut(label).expect("inserted above"), value, key);
+}
+
+fn take(map: &mut HashMap<String, Keys>, at: &str, key: &Key) {
+    if let Some(set) = map.get_mut(at) {
+        set.remove(key);
+        if set.is_empty() {
+            map.remove(at);
+        }
+    }
+}
+
+fn take_label(
+    map: &mut HashMap<String, HashMap<String, Keys>>,
+    label: &str,
+    value: &str,
+    key: &Key,
+) {
+    if let Some(values) = map.get_mut(label) {
+        take(values, value, key);
+        if values.is_empty() {
+            map.remove(label);
+        }
+    }
+}
+
+impl Namespace {
+    fn insert_key(&mut self, key: &Key, ready: ReadyKey) {
+        for (k, v) in ready.labels() {
+            add_label(&mut self.by_label, k, v, key);
+        }
+        if let Some(team) = &ready.team {
+            add(&mut self.by_team, team, key);
+        }
+        self.keys.insert(key.clone(), ready);
+    }
+
+    fn remove_key(&mut self, key: &Key) -> Option<ReadyKey> {
+        let ready = self.keys.remove(key)?;
+        for (k, v) in ready.labels() {
+            take_label(&mut self.by_label, k, v, key);
+        }
+        if let Some(team) = &ready.team {
+            take(&mut self.by_team, team, key);
+        }
+        Some(ready)
+    }
+
+    /// The ready keys that may be in `scope`: the smallest of the sets its conditions select
+    /// (listed names, each label, the team), or every ready key for an empty scope. The caller
+    /// still checks each with [`in_scope`].
+    pub fn candidates(&self, namespace: &str, scope: &BudgetScope) -> Vec<(&Key, &ReadyKey)> {
+        if !scope.api_keys.is_empty() {
+            return scope
+                .api_keys
+                .iter()
+                .filter_map(|name| self.keys.get_key_value(Key::new(namespace, name).id()))
+                .collect();
+        }
+        // `None`: a condition no key meets.
+        let mut sets: Vec<Option<&Keys>> = scope
+            .match_labels
+            .iter()
+            .map(|(k, v)| self.by_label.get(k).and_then(|values| values.get(v)))
+            .collect();
+        if let Some(team) = scope.team.as_deref().filter(|t| !t.is_empty()) {
+            sets.push(self.by_team.get(team));
+        }
+        match sets.into_iter().min_by_key(|s| s.map_or(0, Keys::len)) {
+            Some(None) => Vec::new(),
+            Some(Some(smallest)) => smallest
+                .iter()
+                .filter_map(|k| self.keys.get_key_value(k))
+                .collect(),
+            None => self.keys.iter().collect(),
+        }
+    }
+
+    fn anchor_budget(&mut self, budget: &Key, scope: &BudgetScope) {
+        self.unanchor_budget(budget);
+        let anchor = Anchor::of(scope);
+        match &anchor {
+            Anchor::Names(names) => {
+                for n in names {
+                    add(&mut self.budgets_by_name, n, budget);
+                }
+            }
+            Anchor::Label(k, v) => add_label(&mut self.budgets_by_label, k, v, budget),
+            Anchor::Team(t) => add(&mut self.budgets_by_team, t, budget),
+            Anchor::All => {
+                self.budgets_all.insert(budget.clone());
+            }
+        }
+        self.anchors.insert(budget.clone(), anchor);
+    }
+
+    fn unanchor_budget(&mut self, budget: &Key) {
+        let Some(anchor) = self.anchors.remove(budget) else {
+            return;
+        };
+        match anchor {
+            Anchor::Names(names) => {
+                for n in names {
+                    take(&mut self.budgets_by_name, &n, budget);
+                }
+            }
+            Anchor::Label(k, v) => take_label(&mut self.budgets_by_label, &k, &v, budget),
+            Anchor::Team(t) => take(&mut self.budgets_by_team, &t, budget),
+            Anchor::All => {
+                self.budgets_all.remove(budget);
+            }
+        }
+    }
+
+    /// The Budgets the key `key` may fall into (or out of) when it is `ready`: those listing
+    /// it, those anchored on one of its labels or its team, and those over the whole namespace.
+    fn budgets_for(&self, key: &Key, ready: Option<&ReadyKey>, out: &mut Keys) {
+        out.extend(
+            self.budgets_by_name
+                .get(key.name())
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+        out.extend(self.budgets_all.iter().cloned());
+        let Some(ready) = ready else { return };
+        for (k, v) in ready.labels() {
+            if let Some(set) = self
+                .budgets_by_label
+                .get(k)
+                .and_then(|values| values.get(v))
+            {
+                out.extend(set.iter().cloned());
+            }
+        }
+        if let Some(set) = ready
+            .team
+            .as_ref()
+            .and_then(|t| self.budgets_by_team.get(t))
+        {
+            out.extend(set.iter().cloned());
+        }
+    }
+}
+
+/// Every index, kept up to date by the compiler.
+#[derive(Default)]
+pub(super) struct Index {
+    /// Secret → the Providers and ApiKeys (kind, object) of its namespace that read it.
+    secret_users: HashMap<Key, foldhash::HashSet<(&'static str, Key)>>,
+    /// Provider → ModelRoutes of its namespace targeting it.
+    provider_users: HashMap<Key, Keys>,
+    /// Public model name → ModelRoutes naming it in `fallbackModels`.
+    fallback_users: HashMap<String, Keys>,
+    /// Public model name → ModelRoutes that compiled on their own claiming it.
+    pub claims: HashMap<String, BTreeSet<Key>>,
+    /// ModelRoutes that compiled on their own.
+    pub route_drafts: HashMap<Key, RouteDraft>,
+    /// Key hash → ApiKeys that compiled on their own holding it.
+    pub holders: HashMap<String, BTreeSet<Key>>,
+    /// ApiKey → the hash it holds, when it compiled on its own.
+    pub key_hashes: HashMap<Key, String>,
+    /// Per namespace: ready keys and Budget anchors.
+    namespaces: HashMap<String, Namespace>,
+}
+
+fn provider_secret(p: &Provider) -> Option<&str> {
+    match &p.spec.credentials {
+        Some(Credentials {
+            secret_ref: Some(r),
+            ..
+        }) => Some(&r.name),
+        _ => None,
+    }
+}
+
+/// The Secret an ApiKey reads: its `secretRef`, or the generated one.
+pub(super) fn api_key_secret(key: &ApiKey, name: &str) -> String {
+    match &key.spec.secret_ref {
+        Some(r) => r.name.clone(),
+        None => super::generated_key_secret_name(name),
+    }
+}
+
+fn move_user(
+    map: &mut HashMap<Key, foldhash::HashSet<(&'static str, Key)>>,
+    user: (&'static str, &Key),
+    old: Option<String>,
+    new: Option<String>,
+) {
+    if old == new {
+        return;
+    }
+    let ns = user.1.namespace();
+    let user = (user.0, user.1.clone());
+    if let Some(old) = old {
+        let at = Key::new(ns, &old);
+        if let Some(set) = map.get_mut(&at) {
+            set.remove(&user);
+            if set.is_empty() {
+                map.remove(&at);
+            }
+        }
+    }
+    if let Some(new) = new {
+        map.entry(Key::new(ns, &new)).or_default().insert(user);
+    }
+}
+
+fn take_key(map: &mut HashMap<Key, Keys>, at: &Key, key: &Key) {
+    if let Some(set) = map.get_mut(at) {
+        set.remove(key);
+        if set.is_empty() {
+            map.remove(at);
+        }
+    }
+}
+
+impl Index {
+    /// Files a Provider's change (`None`: absent).
+    pub fn provider_changed(&mut self, key: &Key, old: Option<&Provider>, new: Option<&Provider>) {
+        let secret = |p: Option<&Provider>| p.and_then(provider_secret).map(str::to_string);
+        move_user(
+            &mut self.secret_users,
+            ("Provider", key),
+            secret(old),
+            secret(new),
+        );
+    }
+
+    /// Files an ApiKey's change (`None`: absent).
+    pub fn api_key_changed(&mut self, key: &Key, old: Option<&ApiKey>, new: Option<&ApiKey>) {
+        let secret = |k: Option<&ApiKey>| k.map(|k| api_key_secret(k, key.name()));
+        move_user(
+            &mut self.secret_users,
+            ("ApiKey", key),
+            secret(old),
+            secret(new),
+        );
+    }
+
+    /// Files a ModelRoute's change (`None`: absent).
+    pub fn route_changed(&mut self, key: &Key, old: Option<&ModelRoute>, new: Option<&ModelRoute>) {
+        let targets = |r: Option<&ModelRoute>| -> BTreeSet<Key> {
+            r.into_iter()
+                .flat_map(|r| r.spec.targets.iter())
+                .map(|t| Key::new(key.namespace(), &t.provider))
+                .collect()
+        };
+        let fallbacks = |r: Option<&ModelRoute>| -> BTreeSet<String> {
+            r.into_iter()
+                .flat_map(|r| r.spec.fallback_models.iter().cloned())
+                .collect()
+        };
+        for provider in targets(old) {
+            take_key(&mut self.provider_users, &provider, key);
+        }
+        for provider in targets(new) {
+            self.provider_users
+                .entry(provider)
+                .or_default()
+                .insert(key.clone());
+        }
+        for model in fallbacks(old) {
+            take(&mut self.fallback_users, &model, key);
+        }
+        for model in fallbacks(new) {
+            add(&mut self.fallback_users, &model, key);
+        }
+    }
+
+    /// The Providers and ApiKeys (kind, object) reading the Secret `secret`.
+    pub fn secret_users(&self, secret: &Key) -> Vec<(&'static str, Key)> {
+        self.secret_users
+            .get(secret)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The ModelRoutes targeting the Provider `provider`.
+    pub fn provider_users(&self, provider: &Key) -> impl Iterator<Item = &Key> {
+        self.provider_users.get(provider).into_iter().flatten()
+    }
+
+    /// The ModelRoutes naming `model` as a fallback.
+    pub fn fallback_users(&self, model: &str) -> impl Iterator<Item = &Key> {
+        self.fallback_users.get(model).into_iter().flatten()
+    }
+
+    /// Files a route draft claiming its model.
+    pub fn claim(&mut self, key: Key, draft: RouteDraft) {
+        self.claims
+            .entry(draft.config.model.clone())
+            .or_default()
+            .insert(key.clone());
+        self.route_drafts.insert(key, draft);
+    }
+
+    /// Takes a route's draft out, returning the model it claimed.
+    pub fn unclaim(&mut self, key: &Key) -> Option<String> {
+        let draft = self.route_drafts.remove(key)?;
+        let model = draft.config.model;
+        if let Some(set) = self.claims.get_mut(&model) {
+            set.remove(key);
+            if set.is_empty() {
+                self.claims.remove(&model);
+            }
+        }
+        Some(model)
+    }
+
+    /// Files an ApiKey that compiled on its own as a holder of `hash`.
+    pub fn hold(&mut self, key: Key, hash: String) {
+        match self.holders.get_mut(&hash) {
+            Some(set) => {
+                set.insert(key.clone());
+            }
+            None => {
+                self.holders
+                    .insert(hash.clone(), BTreeSet::from([key.clone()]));
+            }
+        }
+        self.key_hashes.insert(key, hash);
+    }
+
+    /// Takes an ApiKey out of the holders of its hash, returning the hash.
+    pub fn release(&mut self, key: &Key) -> Option<String> {
+        let hash = self.key_hashes.remove(key)?;
+        if let Some(set) = self.holders.get_mut(&hash) {
+            set.remove(key);
+            if set.is_empty() {
+                self.holders.remove(&hash);
+            }
+        }
+        Some(hash)
+    }
+
+    /// The namespace's index, if anything is filed in it.
+    pub fn namespace(&self, namespace: &str) -> Option<&Namespace> {
+        self.namespaces.get(namespace)
+    }
+
+    fn namespace_mut(&mut self, namespace: &str) -> &mut Namespace {
+        if !self.namespaces.contains_key(namespace) {
+            self.namespaces
+                .insert(namespace.to_string(), Namespace::default());
+        }
+        self.namespaces.get_mut(namespace).expect("inserted above")
+    }
+
+    /// The ready key `key`, if it is ready.
+    pub fn ready_key(&self, key: &Key) -> Option<&ReadyKey> {
+        self.namespaces.get(key.namespace())?.keys.get(key)
+    }
+
+    /// Files `key` as ready.
+    pub fn make_ready(&mut self, key: &Key, ready: ReadyKey) {
+        let ns = self.namespace_mut(key.namespace());
+        ns.remove_key(key);
+        ns.insert_key(key, ready);
+    }
+
+    /// Takes `key` out of the ready keys, returning what it was.
+    pub fn unready(&mut self, key: &Key) -> Option<ReadyKey> {
+        self.namespaces.get_mut(key.namespace())?.remove_key(key)
+    }
+
+    /// Files a Budget that compiled under its scope's anchor (`None`: not compiled or deleted).
+    pub fn anchor_budget(&mut self, key: &Key, scope: Option<&BudgetScope>) {
+        let ns = self.namespace_mut(key.namespace());
+        match scope {
+            Some(scope) => ns.anchor_budget(key, scope),
+            None => ns.unanchor_budget(key),
+        }
+    }
+
+    /// Budgets (of the key's namespace) the key `key` may have fallen into or out of, having
+    /// been `old` and being `new`.
+    pub fn budgets_for(&self, key: &Key, old: Option<&ReadyKey>, new: Option<&ReadyKey>) -> Keys {
+        let mut out = Keys::default();
+        if let Some(ns) = self.namespaces.get(key.namespace()) {
+            ns.budgets_for(key, old, &mut out);
+            ns.budgets_for(key, new, &mut out);
+        }
+        out
+    }
+}
