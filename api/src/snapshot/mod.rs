@@ -21,9 +21,14 @@ pub use crate::resources::{
 /// that routers started with `--operator-url` follow.
 pub const CONFIG_STREAM_PATH: &str = "/v1/config/stream";
 
+pub mod delta;
 pub mod digest;
+pub mod shards;
+pub mod text;
 
+pub use delta::{DeltaError, SnapshotDelta};
 pub use digest::{EntryDigest, Section, SnapshotDigest};
+pub use text::SnapshotText;
 
 /// A compiled, versioned, content-hashed router configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
