@@ -17,6 +17,7 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
+use switchboard_api::{RouterConfig, snapshot::ApiKeyConfig};
 use switchboard_e2e::kube_api::MockKubeApi;
 use switchboard_operator::{
     Config, Running, controller,
@@ -130,7 +131,7 @@ async fn start_operator(client: Client) -> Running {
 }
 
 /// The ApiKey entry of the snapshot the operator stored, once it has one for `ml`.
-async fn snapshot_key(api: &MockKubeApi, want: impl Fn(&Value) -> bool) -> Value {
+async fn snapshot_key(api: &MockKubeApi, want: impl Fn(&ApiKeyConfig) -> bool) -> ApiKeyConfig {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let key = api
@@ -138,12 +139,8 @@ async fn snapshot_key(api: &MockKubeApi, want: impl Fn(&Value) -> bool) -> Value
             .and_then(|s| {
                 let b64 = s["data"]["snapshot.json"].as_str()?.to_string();
                 let json = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-                let snapshot: Value = serde_json::from_slice(&json).ok()?;
-                snapshot["apiKeys"]
-                    .as_object()?
-                    .values()
-                    .find(|k| k["name"] == "ml")
-                    .cloned()
+                let snapshot: RouterConfig = serde_json::from_slice(&json).ok()?;
+                snapshot.api_keys.into_values().find(|k| k.name == "ml")
             });
         if let Some(k) = key.filter(|k| want(k)) {
             return k;
@@ -216,10 +213,7 @@ async fn an_older_crd_is_replaced_at_start_and_objects_keep_their_fields() {
 
     let operator = start_operator(client.clone()).await;
     let k = snapshot_key(&api, |_| true).await;
-    assert_eq!(
-        (k["team"].clone(), k["disabled"].clone()),
-        (Value::Null, json!(false))
-    );
+    assert_eq!((k.team, k.disabled), (None, false));
 
     // Applied again under the current CRD, the key keeps `team` and `disabled`, and routers are
     // told.
@@ -227,9 +221,9 @@ async fn an_older_crd_is_replaced_at_start_and_objects_keep_their_fields() {
     let stored = api.get(APIKEYS, NS, "ml").unwrap();
     assert_eq!(stored["spec"]["team"], "ml");
     assert_eq!(stored["spec"]["disabled"], true);
-    let k = snapshot_key(&api, |k| k["disabled"] == true).await;
-    assert_eq!(k["team"], "ml");
-    assert_eq!(k["allowedModels"], json!(["gpt-*"]));
+    let k = snapshot_key(&api, |k| k.disabled).await;
+    assert_eq!(k.team.as_deref(), Some("ml"));
+    assert_eq!(k.allowed_models, ["gpt-*"]);
     operator.shutdown().await;
 }
 

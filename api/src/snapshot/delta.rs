@@ -63,6 +63,17 @@ impl<V: Serialize> SectionDelta<V> {
     }
 }
 
+/// Reads key changes, setting each key's `key_hash` from the hash it is filed under.
+fn key_changes<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SectionDelta<ApiKeyConfig>, D::Error> {
+    let mut delta = SectionDelta::<ApiKeyConfig>::deserialize(deserializer)?;
+    for (hash, key) in &mut delta.upsert {
+        key.key_hash.clone_from(hash);
+    }
+    Ok(delta)
+}
+
 /// A change between two snapshot versions.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -82,7 +93,7 @@ pub struct SnapshotDelta {
     #[serde(default)]
     pub routes: SectionDelta<RouteConfig>,
     /// Key changes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "key_changes")]
     pub api_keys: SectionDelta<ApiKeyConfig>,
     /// Budget changes.
     #[serde(default)]

@@ -44,6 +44,7 @@ pub struct RouterConfig {
     /// Routes by public model name.
     pub routes: BTreeMap<String, RouteConfig>,
     /// Client keys by hex SHA-256 of the key.
+    #[serde(deserialize_with = "keys_by_hash")]
     pub api_keys: BTreeMap<String, ApiKeyConfig>,
     /// Budgets by id (`namespace/name`).
     pub budgets: BTreeMap<String, BudgetConfig>,
@@ -299,10 +300,12 @@ pub struct RouteConfig {
     /// Public model names to try after every target failed.
     pub fallback_models: Vec<String>,
     /// Explicit ordering, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sort: Option<RouteSort>,
     /// Retry passes after all targets failed transiently.
     pub retry: RetryConfig,
     /// Deadline for a whole request in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
 }
 
@@ -354,7 +357,9 @@ pub struct ApiKeyConfig {
     /// Team, from `spec.team` or the `team` label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
-    /// Hex SHA-256 of the key.
+    /// Hex SHA-256 of the key. Not in the JSON: the key is filed under it, and a map of keys is
+    /// read back with [`keys_by_hash`].
+    #[serde(default, skip_serializing)]
     pub key_hash: String,
     /// Recognisable prefix of the key.
     pub prefix: String,
@@ -383,6 +388,17 @@ pub struct ApiKeyConfig {
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
+}
+
+/// Reads a map of keys by hash, setting each key's `key_hash` from the hash it is filed under.
+pub fn keys_by_hash<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, ApiKeyConfig>, D::Error> {
+    let mut keys = BTreeMap::<String, ApiKeyConfig>::deserialize(deserializer)?;
+    for (hash, key) in &mut keys {
+        key.key_hash.clone_from(hash);
+    }
+    Ok(keys)
 }
 
 impl ApiKeyConfig {

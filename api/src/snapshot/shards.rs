@@ -62,7 +62,7 @@ pub struct SnapshotShard {
     #[serde(default)]
     pub routes: BTreeMap<String, RouteConfig>,
     /// Keys.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::keys_by_hash")]
     pub api_keys: BTreeMap<String, ApiKeyConfig>,
     /// Budgets.
     #[serde(default)]
