@@ -97,7 +97,7 @@ impl Compiler {
         let scope = &spec.scope;
         let mut issues = Issues::default();
 
-        let limit = match spec.limit_usd.value() {
+        let limit = match spec.limit_usd.limit_value() {
             Ok(limit) => limit,
             Err(e) => {
                 issues.add(INVALID_LIMIT, format!("spec.limitUSD: {e}"));

@@ -13,6 +13,17 @@ fn budget_rejections_name_the_reason_and_field() {
             "spec.limitUSD: \"-5\" is not a non-negative decimal string",
         ),
         (
+            // #16.2: a 28-digit limit took every key in its scope down at request time.
+            |b| b.spec.limit_usd = "9999999999999999999999999999".into(),
+            INVALID_LIMIT,
+            "spec.limitUSD: \"9999999999999999999999999999\" is above 9007199.254740991",
+        ),
+        (
+            |b| b.spec.limit_usd = "1.0000000001".into(),
+            INVALID_LIMIT,
+            "spec.limitUSD: \"1.0000000001\" has more than nine decimals",
+        ),
+        (
             |b| b.spec.soft_limit_percent = Some(0),
             INVALID_SOFT_LIMIT,
             "spec.softLimitPercent: 0 is not between 1 and 100",

@@ -296,6 +296,17 @@ fn provider_rejections_name_the_reason_and_field() {
             "spec.models[0].pricing.perImageUSD",
         ),
         (
+            // #16.2: 28 digits parse as a decimal, but no ledger counts them; Ready=False, not
+            // a panic at the first request.
+            |p| {
+                p.spec.models[0].pricing.output_usd_per_million =
+                    Some("9999999999999999999999999999".into())
+            },
+            INVALID_PRICE,
+            "spec.models[0].pricing.outputUSDPerMillion: \"9999999999999999999999999999\" is \
+             above 9007199.254740991, the largest amount the spend ledger counts exactly",
+        ),
+        (
             |p| {
                 p.spec.timeouts = Some(ProviderTimeouts {
                     connect: Some("ten seconds".into()),
