@@ -3,7 +3,11 @@
 //! spend ledger's counters. No floating point touches a price or a spend, and nothing here can
 //! overflow or panic: every amount is bounded by [`MAX_NANOS`], the largest the ledger counts
 //! exactly, and conversions that could leave that range say so.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::arithmetic_side_effects)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects
+)]
 
 use std::{borrow::Cow, fmt, str::FromStr};
 
@@ -180,7 +184,11 @@ mod tests {
         assert_eq!(parse_usd("9007199.254740991").unwrap(), max_usd());
         assert!(parse_usd("9007199.254740992").is_err());
         // A price may be tiny; a limit must be whole nano-dollars.
-        assert!(UsdAmount::from("0.0000000000000000000000000001").value().is_ok());
+        assert!(
+            UsdAmount::from("0.0000000000000000000000000001")
+                .value()
+                .is_ok()
+        );
         let err = UsdAmount::from("0.0000000001").limit_value().unwrap_err();
         assert!(err.contains("nine decimals"), "{err}");
         assert_eq!(

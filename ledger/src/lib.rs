@@ -4,20 +4,41 @@
 //! reserves and settles; the operator only reads spend back into Budget and ApiKey status. Counter
 //! names are `switchboard_api::counters`'; the ledger gives them no meaning.
 //!
-//! Units: money counters count **nano-dollars** (1e-9 USD) in `i64` — exact, and exact in Redis's
-//! Lua numbers up to $9,007,199 per counter. Costs are rounded *up* to the nano-dollar before they
-//! are charged or reported, so nothing rounds to zero. Token and request counters count tokens and
-//! requests.
+//! Units: money counters count **nano-dollars** (1e-9 USD) in `i64`. Costs are rounded *up* to the
+//! nano-dollar before they are charged or reported, so nothing rounds to zero. Token and request
+//! counters count tokens and requests.
 //!
 //! A counter holds `spent` plus live reservations. A reservation is admitted only when, for every
 //! counter with a limit, `spent + reserved + amount <= limit`, checked and applied atomically for
 //! all counters of the request. Reservations expire on their own after `hold_for` (longer than the
 //! request can live), so a router that dies mid-request leaks nothing for longer than that.
+//!
+//! Bounds, the same in every implementation, so that no sum can wrap whatever callers send:
+//! every amount and limit lies in `0..=`[`MAX_AMOUNT`] (2^53 - 1, where Redis's Lua doubles are
+//! still exact), or the call fails with a [`LedgerError`] and changes nothing; the admission test
+//! is exact; `spent` saturates at [`COUNTER_MAX`] (2^62); a reservation that would take a
+//! counter's reservations past [`COUNTER_MAX`] fails. Sums are computed in `i128`.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects
+)]
 
 pub mod local;
 pub mod redis;
 
 use std::{future::Future, pin::Pin, time::Duration};
+
+/// The largest amount a charge may reserve, a settlement add, or a limit allow: 2^53 - 1.
+pub const MAX_AMOUNT: i64 = (1 << 53) - 1;
+
+/// Where a counter's `spent` saturates, and the most its live reservations may add up to: 2^62,
+/// so that `spent + reserved` never leaves `i64`.
+pub const COUNTER_MAX: i64 = 1 << 62;
+
+/// The longest a reservation is held or a counter kept (a hundred years): longer values are
+/// shortened to it, so no clock arithmetic overflows.
+pub const MAX_KEEP: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// A boxed future, so the trait is object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -76,6 +97,63 @@ pub struct Settlement {
     pub counters: Vec<(String, i64, Option<Duration>)>,
 }
 
+impl ReserveRequest {
+    /// Checks the bounds every ledger enforces: amounts and limits in `0..=MAX_AMOUNT`, each
+    /// counter charged once.
+    pub fn check(&self) -> Result<(), LedgerError> {
+        for (i, c) in self.charges.iter().enumerate() {
+            if self.charges[..i].iter().any(|d| d.counter == c.counter) {
+                return Err(LedgerError(format!(
+                    "invalid reservation {}: counter {} is charged twice",
+                    self.id, c.counter
+                )));
+            }
+            if !in_range(c.reserve) || c.limit.is_some_and(|l| !in_range(l)) {
+                return Err(LedgerError(format!(
+                    "invalid reservation {}: charge {i} on {} (reserve {}, limit {:?}) is outside \
+                     0..={MAX_AMOUNT}",
+                    self.id, c.counter, c.reserve, c.limit
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Settlement {
+    /// Checks the bounds every ledger enforces: actual amounts in `0..=MAX_AMOUNT`, each counter
+    /// once.
+    pub fn check(&self) -> Result<(), LedgerError> {
+        for (i, (counter, actual, _)) in self.counters.iter().enumerate() {
+            if self.counters[..i].iter().any(|(c, _, _)| c == counter) {
+                return Err(LedgerError(format!(
+                    "invalid settlement {}: counter {counter} is settled twice",
+                    self.id
+                )));
+            }
+            if !in_range(*actual) {
+                return Err(LedgerError(format!(
+                    "invalid settlement {}: {actual} on {counter} is outside 0..={MAX_AMOUNT}",
+                    self.id
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn in_range(amount: i64) -> bool {
+    (0..=MAX_AMOUNT).contains(&amount)
+}
+
+/// `spent + reserved + amount` as a ledger reports it: exact (in `i128`), kept within `i64`.
+pub(crate) fn used(spent: i64, reserved: i64, amount: i64) -> i64 {
+    let sum = i128::from(spent)
+        .saturating_add(i128::from(reserved))
+        .saturating_add(i128::from(amount));
+    i64::try_from(sum).unwrap_or(i64::MAX)
+}
+
 /// Spent and reserved amounts of a counter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CounterState {
@@ -99,6 +177,18 @@ pub trait Ledger: Send + Sync {
     ) -> BoxFuture<'a, Result<Reserved, LedgerError>>;
     /// Releases a reservation and records what was really spent. Idempotent per reservation id.
     fn settle<'a>(&'a self, s: &'a Settlement) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// [`Ledger::settle`], then the state of each of the settlement's counters, in its order (for
+    /// gauges refreshed at settlement). Implementations answer both in one round trip.
+    fn settle_and_read<'a>(
+        &'a self,
+        s: &'a Settlement,
+    ) -> BoxFuture<'a, Result<Vec<CounterState>, LedgerError>> {
+        Box::pin(async move {
+            self.settle(s).await?;
+            let names: Vec<String> = s.counters.iter().map(|(c, _, _)| c.clone()).collect();
+            self.read(&names).await
+        })
+    }
     /// Current state of counters.
     fn read<'a>(
         &'a self,
@@ -127,10 +217,10 @@ pub trait Ledger: Send + Sync {
     }
 }
 
-/// Milliseconds of a duration, for the wire.
+/// Milliseconds of a duration (at most [`MAX_KEEP`]), for the wire.
 pub(crate) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    i64::try_from(d.min(MAX_KEEP).as_millis()).unwrap_or(i64::MAX)
 }
 
-#[cfg(test)]
-mod contract_tests;
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod contract_tests;

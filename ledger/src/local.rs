@@ -16,7 +16,10 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::{BoxFuture, CounterState, Ledger, LedgerError, ReserveRequest, Reserved, Settlement};
+use super::{
+    BoxFuture, COUNTER_MAX, CounterState, Ledger, LedgerError, MAX_KEEP, ReserveRequest, Reserved,
+    Settlement, used,
+};
 
 #[derive(Default)]
 struct Counter {
@@ -31,8 +34,30 @@ impl Counter {
         self.reservations.retain(|_, (_, until)| *until > now);
     }
 
+    /// The live reservations' sum, exact.
+    fn reserved_exact(&self) -> i128 {
+        self.reservations
+            .values()
+            .fold(0i128, |sum, (a, _)| sum.saturating_add(i128::from(*a)))
+    }
+
+    /// The live reservations' sum (at most [`COUNTER_MAX`] by construction).
     fn reserved(&self) -> i64 {
-        self.reservations.values().map(|(a, _)| a).sum()
+        i64::try_from(self.reserved_exact()).unwrap_or(i64::MAX)
+    }
+
+    /// Adds `actual` to `spent`, saturating at [`COUNTER_MAX`].
+    fn add_spent(&mut self, actual: i64) {
+        let sum = i128::from(self.spent).saturating_add(i128::from(actual));
+        self.spent = i64::try_from(sum.min(i128::from(COUNTER_MAX))).unwrap_or(COUNTER_MAX);
+    }
+
+    /// Whether `amount` more fits under `limit`: `spent + reserved + amount <= limit`, exact.
+    fn admits(&self, amount: i64, limit: i64) -> bool {
+        i128::from(self.spent)
+            .saturating_add(self.reserved_exact())
+            .saturating_add(i128::from(amount))
+            <= i128::from(limit)
     }
 }
 
@@ -62,7 +87,9 @@ impl State {
             if now.duration_since(*at) < SETTLED_MEMORY && self.settled_order.len() <= SETTLED_MAX {
                 break;
             }
-            let (at, id) = self.settled_order.pop_front().expect("front exists");
+            let Some((at, id)) = self.settled_order.pop_front() else {
+                break;
+            };
             if self.settled.get(&id) == Some(&at) {
                 self.settled.remove(&id);
             }
@@ -87,7 +114,7 @@ struct PersistedCounter {
 fn unix_ms_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
@@ -163,7 +190,7 @@ impl LocalLedger {
             return Ok(());
         };
         let persisted = {
-            let state = self.state.lock().expect("ledger lock poisoned");
+            let state = self.lock();
             Persisted {
                 version: 1,
                 counters: state
@@ -184,13 +211,21 @@ impl LocalLedger {
         };
         let tmp = path.with_extension("tmp");
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(&persisted).expect("state serialises"))?;
+        f.write_all(&serde_json::to_vec(&persisted)?)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     }
 
+    /// The state; a panic while it was held (impossible: nothing in here panics) would not make
+    /// it unusable, since every change is applied whole or not at all.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut State, Instant) -> R) -> R {
-        let mut state = self.state.lock().expect("ledger lock poisoned");
+        let mut state = self.lock();
         f(&mut state, Instant::now())
     }
 }
@@ -199,29 +234,46 @@ fn expiry(keep_for: Option<Duration>) -> Option<i64> {
     keep_for.map(|d| unix_ms_now().saturating_add(super::millis(d)))
 }
 
+/// `now + hold_for`, with `hold_for` at most [`MAX_KEEP`].
+fn until(now: Instant, hold_for: Duration) -> Instant {
+    now.checked_add(hold_for.min(MAX_KEEP)).unwrap_or(now)
+}
+
 impl Ledger for LocalLedger {
     fn reserve<'a>(
         &'a self,
         req: &'a ReserveRequest,
     ) -> BoxFuture<'a, Result<Reserved, LedgerError>> {
+        if let Err(e) = req.check() {
+            return Box::pin(async move { Err(e) });
+        }
         let result = self.with(|state, now| {
-            let mut used = Vec::with_capacity(req.charges.len());
+            let mut in_use = Vec::with_capacity(req.charges.len());
             for (index, c) in req.charges.iter().enumerate() {
                 let counter = state.counters.entry(c.counter.clone()).or_default();
                 counter.purge(now);
-                let current = counter.spent + counter.reserved();
                 if let Some(limit) = c.limit
-                    && current + c.reserve > limit
+                    && !counter.admits(c.reserve, limit)
                 {
-                    return Reserved::Refused {
+                    return Ok(Reserved::Refused {
                         index,
-                        used: current,
+                        used: used(counter.spent, counter.reserved(), 0),
                         limit,
-                    };
+                    });
                 }
-                used.push(current + c.reserve);
+                if counter
+                    .reserved_exact()
+                    .saturating_add(i128::from(c.reserve))
+                    > i128::from(COUNTER_MAX)
+                {
+                    return Err(LedgerError(format!(
+                        "counter {} cannot hold more reservations",
+                        c.counter
+                    )));
+                }
+                in_use.push(used(counter.spent, counter.reserved(), c.reserve));
             }
-            let until = now + req.hold_for;
+            let until = until(now, req.hold_for);
             for c in &req.charges {
                 let counter = state.counters.entry(c.counter.clone()).or_default();
                 counter
@@ -229,30 +281,50 @@ impl Ledger for LocalLedger {
                     .insert(req.id.clone(), (c.reserve, until));
                 counter.expires_at = expiry(c.keep_for);
             }
-            Reserved::Admitted { used }
+            Ok(Reserved::Admitted { used: in_use })
         });
-        Box::pin(async move { Ok(result) })
+        Box::pin(async move { result })
     }
 
     fn settle<'a>(&'a self, s: &'a Settlement) -> BoxFuture<'a, Result<(), LedgerError>> {
-        let changed = self.with(|state, now| {
+        let settled = self.settle_and_read(s);
+        Box::pin(async move { settled.await.map(drop) })
+    }
+
+    fn settle_and_read<'a>(
+        &'a self,
+        s: &'a Settlement,
+    ) -> BoxFuture<'a, Result<Vec<CounterState>, LedgerError>> {
+        if let Err(e) = s.check() {
+            return Box::pin(async move { Err(e) });
+        }
+        let (changed, states) = self.with(|state, now| {
             state.forget_settled(now);
             state.settled_order.push_back((now, s.id.clone()));
-            if state.settled.insert(s.id.clone(), now).is_some() {
-                return false;
-            }
-            for (name, actual, keep_for) in &s.counters {
-                let counter = state.counters.entry(name.clone()).or_default();
-                counter.reservations.remove(&s.id);
-                counter.spent += actual;
-                counter.expires_at = expiry(*keep_for);
-            }
-            true
+            let first = state.settled.insert(s.id.clone(), now).is_none();
+            let states = s
+                .counters
+                .iter()
+                .map(|(name, actual, keep_for)| {
+                    let counter = state.counters.entry(name.clone()).or_default();
+                    if first {
+                        counter.reservations.remove(&s.id);
+                        counter.add_spent(*actual);
+                        counter.expires_at = expiry(*keep_for);
+                    }
+                    counter.purge(now);
+                    CounterState {
+                        spent: counter.spent,
+                        reserved: counter.reserved(),
+                    }
+                })
+                .collect();
+            (first, states)
         });
         if changed {
             self.dirty.notify_one();
         }
-        Box::pin(async { Ok(()) })
+        Box::pin(async move { Ok(states) })
     }
 
     fn read<'a>(
@@ -283,6 +355,11 @@ impl Ledger for LocalLedger {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 
@@ -319,13 +396,76 @@ mod tests {
         s.forget_settled(t0 + SETTLED_MEMORY + Duration::from_secs(2000));
         assert!(s.settled.is_empty() && s.settled_order.is_empty());
     }
-    use crate::{Charge, contract_tests};
+    use crate::{Charge, MAX_AMOUNT, contract_tests};
 
     #[tokio::test]
     async fn satisfies_the_ledger_contract() {
         let l = LocalLedger::in_memory();
         contract_tests::admission_is_exact_and_atomic(l.as_ref(), "t:").await;
         contract_tests::reservations_lapse(l.as_ref(), "t:").await;
+    }
+
+    /// #16.1: reservations and settlements in random order with random values, extremes and
+    /// out-of-range ones included, agree with the exact model: nothing wraps, no invalid amount
+    /// is taken, and admission never lets `spent + reserved` pass a limit.
+    #[test]
+    fn random_workloads_agree_with_the_exact_model() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let l = LocalLedger::in_memory();
+        contract_tests::check_random_workloads(&rt, l.as_ref(), "p:", 512);
+    }
+
+    /// #16.1: what a hostile upstream made the router send before the fix (a settlement of
+    /// `i64::MAX`, then one more) wrapped the counter negative; now it is refused, whole.
+    #[tokio::test]
+    async fn amounts_outside_the_ledger_range_are_refused_and_change_nothing() {
+        let l = LocalLedger::in_memory();
+        let settle = |id: &str, actual| Settlement {
+            id: id.into(),
+            counters: vec![("b".into(), 5, None), ("k".into(), actual, None)],
+        };
+        assert!(l.settle(&settle("a", i64::MAX)).await.is_err());
+        assert!(l.settle(&settle("b", -1)).await.is_err());
+        l.settle(&settle("c", MAX_AMOUNT)).await.unwrap();
+        let read = l.read(&["b".into(), "k".into()]).await.unwrap();
+        assert_eq!(read[0].spent, 5, "refused settlements changed nothing");
+        assert_eq!(read[1].spent, MAX_AMOUNT);
+        let reserve = |amount, limit| ReserveRequest {
+            id: "r".into(),
+            charges: vec![Charge {
+                counter: "b".into(),
+                limit,
+                reserve: amount,
+                keep_for: None,
+            }],
+            hold_for: Duration::from_secs(60),
+        };
+        // `spent + reserved + amount <= limit` overflowed before and admitted this.
+        assert!(l.reserve(&reserve(i64::MAX, Some(1_000))).await.is_err());
+        assert!(l.reserve(&reserve(1, Some(i64::MAX))).await.is_err());
+        assert_eq!(
+            l.reserve(&reserve(MAX_AMOUNT, Some(MAX_AMOUNT)))
+                .await
+                .unwrap(),
+            Reserved::Refused {
+                index: 0,
+                used: 5,
+                limit: MAX_AMOUNT
+            }
+        );
+        // Spent saturates at COUNTER_MAX rather than wrapping.
+        for i in 0..600 {
+            l.settle(&Settlement {
+                id: format!("s{i}"),
+                counters: vec![("k".into(), MAX_AMOUNT, None)],
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(l.read(&["k".into()]).await.unwrap()[0].spent, COUNTER_MAX);
     }
 
     #[tokio::test]

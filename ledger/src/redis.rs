@@ -8,6 +8,12 @@
 //! have been applied although its reply was lost) is not counted twice; deferred settlements are
 //! retried every second, so ten minutes covers any retry that happens while Redis is up.
 //! Not for Redis Cluster (a request's keys span hash slots).
+//!
+//! Lua computes in doubles, exact up to 2^53: the admission test is written as
+//! `amount > (limit - spent) - reserved`, which decides exactly for every value the ledger allows
+//! (amounts and limits up to [`MAX_AMOUNT`](super::MAX_AMOUNT)); counters themselves are changed
+//! only with Redis's exact integer commands, and read back as the strings Redis keeps, so what a
+//! script reports is exact and summed in Rust.
 
 use std::time::Duration;
 
@@ -19,6 +25,7 @@ use tokio::sync::Mutex;
 
 use super::{
     BoxFuture, CounterState, Ledger, LedgerError, ReserveRequest, Reserved, Settlement, millis,
+    used,
 };
 
 const PURGE: &str = r#"
@@ -42,26 +49,40 @@ end
 local function keep(key, ttl)
   if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
 end
+-- 2^62; a number here (Lua compares doubles), the same as a string where Redis stores it.
+local COUNTER_MAX = 4611686018427387904
+local function num(key)
+  return tonumber(redis.call('GET', key)) or 0
+end
+local function str(key)
+  return redis.call('GET', key) or '0'
+end
 "#;
 
 /// KEYS: 4 per charge (s, r, z, h). ARGV: id, hold_ms, then per charge: limit (-1 for none),
-/// amount, keep_ms (0 forever). Returns {1, used...} or {0, index, used, limit}. Time is Redis's
-/// own clock, so replicas with skewed clocks agree on when reservations lapse.
+/// amount, keep_ms (0 forever). Returns {1, spent, reserved, ...} (each charge's counter before
+/// this reservation, as strings), {0, index, spent, reserved} when charge `index` refuses, or
+/// {-1, index} when its reservations would pass `COUNTER_MAX`. Time is Redis's own clock, so
+/// replicas with skewed clocks agree on when reservations lapse.
 const RESERVE: &str = r#"
 local id = ARGV[1]
 local now = now_ms()
 local untl = now + tonumber(ARGV[2])
 local n = #KEYS / 4
-local used = {}
+local before = {}
 for i = 0, n - 1 do
   local s, t, z, h = KEYS[4*i+1], KEYS[4*i+2], KEYS[4*i+3], KEYS[4*i+4]
   purge(z, h, t, now)
   local limit, amount = tonumber(ARGV[3+3*i]), tonumber(ARGV[4+3*i])
-  local cur = (tonumber(redis.call('GET', s)) or 0) + (tonumber(redis.call('GET', t)) or 0)
-  if limit >= 0 and cur + amount > limit then
-    return {0, i, cur, limit}
+  local spent, reserved = num(s), num(t)
+  if limit >= 0 and amount > (limit - spent) - reserved then
+    return {0, i, str(s), str(t)}
   end
-  used[#used + 1] = cur + amount
+  if reserved + amount > COUNTER_MAX then
+    return {-1, i}
+  end
+  before[#before + 1] = str(s)
+  before[#before + 1] = str(t)
 end
 for i = 0, n - 1 do
   local s, t, z, h = KEYS[4*i+1], KEYS[4*i+2], KEYS[4*i+3], KEYS[4*i+4]
@@ -72,43 +93,81 @@ for i = 0, n - 1 do
   if redis.call('EXISTS', s) == 0 then redis.call('SET', s, 0) end
   keep(s, ttl) keep(t, ttl) keep(z, ttl) keep(h, ttl)
 end
-return {1, unpack(used)}
+table.insert(before, 1, 1)
+return before
 "#;
 
 /// KEYS: settled marker, then 4 per counter. ARGV: id, then per counter: actual, keep_ms.
+/// `spent` saturates at `COUNTER_MAX`. Returns each counter's spent and reserved afterwards (as
+/// strings), whether or not this settlement was a repeat.
 const SETTLE: &str = r#"
 local id = ARGV[1]
-if redis.call('SET', KEYS[1], 1, 'NX', 'PX', 600000) == false then
-  return 0
-end
+local first = redis.call('SET', KEYS[1], 1, 'NX', 'PX', 600000) ~= false
+local now = now_ms()
 local n = (#KEYS - 1) / 4
+local out = {}
 for i = 0, n - 1 do
   local s, t, z, h = KEYS[2+4*i], KEYS[3+4*i], KEYS[4+4*i], KEYS[5+4*i]
-  local a = redis.call('HGET', h, id)
-  if a then
-    redis.call('DECRBY', t, a)
-    redis.call('HDEL', h, id)
-    redis.call('ZREM', z, id)
+  if first then
+    local a = redis.call('HGET', h, id)
+    if a then
+      redis.call('DECRBY', t, a)
+      redis.call('HDEL', h, id)
+      redis.call('ZREM', z, id)
+    end
+    local actual, ttl = tonumber(ARGV[2+2*i]), tonumber(ARGV[3+2*i])
+    if num(s) + actual >= COUNTER_MAX then
+      redis.call('SET', s, '4611686018427387904')
+    else
+      redis.call('INCRBY', s, actual)
+    end
+    keep(s, ttl)
   end
-  local actual, ttl = tonumber(ARGV[2+2*i]), tonumber(ARGV[3+2*i])
-  redis.call('INCRBY', s, actual)
-  keep(s, ttl)
+  purge(z, h, t, now)
+  out[#out + 1] = str(s)
+  out[#out + 1] = str(t)
 end
-return 1
+return out
 "#;
 
-/// KEYS: 4 per counter. Returns spent, reserved pairs.
+/// KEYS: 4 per counter. Returns spent, reserved pairs (as strings).
 const READ: &str = r#"
 local now = now_ms()
 local out = {}
 for i = 0, #KEYS / 4 - 1 do
   local s, t, z, h = KEYS[4*i+1], KEYS[4*i+2], KEYS[4*i+3], KEYS[4*i+4]
   purge(z, h, t, now)
-  out[#out + 1] = tonumber(redis.call('GET', s)) or 0
-  out[#out + 1] = tonumber(redis.call('GET', t)) or 0
+  out[#out + 1] = str(s)
+  out[#out + 1] = str(t)
 end
 return out
 "#;
+
+/// An integer a script answered, as a string (a counter) or a number (a status).
+fn int(v: &redis::Value) -> Result<i64, LedgerError> {
+    match v {
+        redis::Value::Int(n) => Ok(*n),
+        redis::Value::BulkString(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| LedgerError(format!("Redis answered a non-integer counter {b:?}"))),
+        other => Err(LedgerError(format!("unexpected Redis value {other:?}"))),
+    }
+}
+
+/// Counter states from `spent, reserved` pairs.
+fn states(values: &[redis::Value]) -> Result<Vec<CounterState>, LedgerError> {
+    values
+        .chunks(2)
+        .map(|pair| match pair {
+            [spent, reserved] => Ok(CounterState {
+                spent: int(spent)?,
+                reserved: int(reserved)?,
+            }),
+            _ => Err(LedgerError("Redis answered an odd number of values".into())),
+        })
+        .collect()
+}
 
 fn keys(counter: &str) -> [String; 4] {
     ["s", "r", "z", "h"].map(|suffix| format!("sb:{{{counter}}}:{suffix}"))
@@ -180,6 +239,7 @@ impl Ledger for RedisLedger {
         req: &'a ReserveRequest,
     ) -> BoxFuture<'a, Result<Reserved, LedgerError>> {
         Box::pin(async move {
+            req.check()?;
             let mut inv = self.reserve.prepare_invoke();
             inv.arg(&req.id).arg(millis(req.hold_for));
             for c in &req.charges {
@@ -190,23 +250,55 @@ impl Ledger for RedisLedger {
                     .arg(c.reserve)
                     .arg(keep_ms(c.keep_for));
             }
-            let out: Vec<i64> = self.run(inv).await?;
-            match out.as_slice() {
-                [1, used @ ..] => Ok(Reserved::Admitted {
-                    used: used.to_vec(),
-                }),
-                [0, index, used, limit] => Ok(Reserved::Refused {
-                    index: *index as usize,
-                    used: *used,
-                    limit: *limit,
-                }),
-                other => Err(LedgerError(format!("unexpected reserve reply {other:?}"))),
+            let out: Vec<redis::Value> = self.run(inv).await?;
+            let charge = |index: &redis::Value| {
+                let i = usize::try_from(int(index)?).unwrap_or(usize::MAX);
+                req.charges
+                    .get(i)
+                    .map(|c| (i, c))
+                    .ok_or_else(|| LedgerError(format!("Redis named charge {i} of a reservation")))
+            };
+            match out.split_first() {
+                Some((status, rest)) => match (int(status)?, rest) {
+                    (1, before) => Ok(Reserved::Admitted {
+                        used: states(before)?
+                            .iter()
+                            .zip(&req.charges)
+                            .map(|(s, c)| used(s.spent, s.reserved, c.reserve))
+                            .collect(),
+                    }),
+                    (0, [index, spent, reserved]) => {
+                        let (index, c) = charge(index)?;
+                        Ok(Reserved::Refused {
+                            index,
+                            used: used(int(spent)?, int(reserved)?, 0),
+                            limit: c.limit.unwrap_or(0),
+                        })
+                    }
+                    (-1, [index]) => {
+                        let (_, c) = charge(index)?;
+                        Err(LedgerError(format!(
+                            "counter {} cannot hold more reservations",
+                            c.counter
+                        )))
+                    }
+                    _ => Err(LedgerError(format!("unexpected reserve reply {out:?}"))),
+                },
+                None => Err(LedgerError("empty reserve reply".into())),
             }
         })
     }
 
     fn settle<'a>(&'a self, s: &'a Settlement) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move { self.settle_and_read(s).await.map(drop) })
+    }
+
+    fn settle_and_read<'a>(
+        &'a self,
+        s: &'a Settlement,
+    ) -> BoxFuture<'a, Result<Vec<CounterState>, LedgerError>> {
         Box::pin(async move {
+            s.check()?;
             let mut inv = self.settle.prepare_invoke();
             inv.key(format!("sb:settled:{}", s.id));
             inv.arg(&s.id);
@@ -216,8 +308,8 @@ impl Ledger for RedisLedger {
                 }
                 inv.arg(*actual).arg(keep_ms(*keep_for));
             }
-            let _: i64 = self.run(inv).await?;
-            Ok(())
+            let out: Vec<redis::Value> = self.run(inv).await?;
+            states(&out)
         })
     }
 
@@ -232,14 +324,8 @@ impl Ledger for RedisLedger {
                     inv.key(k);
                 }
             }
-            let out: Vec<i64> = self.run(inv).await?;
-            Ok(out
-                .chunks(2)
-                .map(|p| CounterState {
-                    spent: p[0],
-                    reserved: p.get(1).copied().unwrap_or(0),
-                })
-                .collect())
+            let out: Vec<redis::Value> = self.run(inv).await?;
+            states(&out)
         })
     }
 
@@ -287,50 +373,32 @@ impl Ledger for RedisLedger {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
     use crate::contract_tests;
 
-    /// Runs against `SWITCHBOARD_TEST_REDIS_URL` when set, else against a `redis-server`
-    /// (`SWITCHBOARD_TEST_REDIS_SERVER`, else PATH) it starts itself; fails when neither is possible.
-    #[tokio::test]
-    async fn satisfies_the_ledger_contract() {
-        let mut own = None;
-        let url = match std::env::var("SWITCHBOARD_TEST_REDIS_URL") {
-            Ok(url) => url,
-            Err(_) => {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port();
-                let program = std::env::var_os("SWITCHBOARD_TEST_REDIS_SERVER")
-                    .unwrap_or_else(|| "redis-server".into());
-                let child = std::process::Command::new(program)
-                    .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-                    .stdout(std::process::Stdio::null())
-                    .spawn()
-                    .expect("redis-server is needed: run `make test` (it provides one), or set SWITCHBOARD_TEST_REDIS_SERVER or SWITCHBOARD_TEST_REDIS_URL");
-                own = Some(child);
-                for _ in 0..100 {
-                    if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                        .await
-                        .is_ok()
-                    {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                format!("redis://127.0.0.1:{port}/0")
-            }
-        };
-        let l = RedisLedger::new(&url).unwrap();
+    /// The ledger contract and random workloads against a real `redis-server`, started by the
+    /// e2e harness (`SWITCHBOARD_TEST_REDIS_SERVER`, which `make test` sets, else `PATH`).
+    #[test]
+    fn satisfies_the_ledger_contract() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(switchboard_e2e::redis::RedisServer::start());
+        let l = RedisLedger::new(&server.url()).unwrap();
         let prefix = format!("test:{}:{}:", std::process::id(), rand::random::<u64>());
-        contract_tests::admission_is_exact_and_atomic(&l, &prefix).await;
-        contract_tests::reservations_lapse(&l, &prefix).await;
-        if let Some(mut c) = own {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        rt.block_on(async {
+            contract_tests::admission_is_exact_and_atomic(&l, &prefix).await;
+            contract_tests::reservations_lapse(&l, &prefix).await;
+        });
+        contract_tests::check_random_workloads(&rt, &l, &format!("{prefix}p:"), 64);
+        drop(server);
     }
 }
