@@ -438,11 +438,18 @@ async fn a_stream_cut_mid_way_ends_with_an_anthropic_error_event() {
             "message_start",
             "content_block_start",
             "content_block_delta",
+            "message_delta",
             "error"
         ]
     );
-    assert_eq!(ev[3].0.as_deref(), Some("error"));
-    assert_eq!(ev[3].1["error"]["type"], "api_error");
+    // What was relayed is billed, and the client is told so before the error.
+    assert!(
+        ev[3].1["usage"]["cost"].as_f64().unwrap() > 0.0,
+        "{:?}",
+        ev[3]
+    );
+    assert_eq!(ev[4].0.as_deref(), Some("error"));
+    assert_eq!(ev[4].1["error"]["type"], "api_error");
 }
 
 #[tokio::test(flavor = "multi_thread")]

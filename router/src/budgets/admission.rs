@@ -4,11 +4,20 @@
 //! (default) refuses with 503, `open` admits the request uncounted for now — its settlement is
 //! still queued and recorded once the ledger is back.
 //!
+//! Every endpoint comes here with its [`RequestBounds`]: the worst case is derived from them in
+//! one place ([`spend_plan`]), so an endpoint added later reserves the same way.
+//!
 //! A refusal by a blocking budget is not final when the Budget or the ApiKey fits requests
-//! (`fitMaxTokens`): the output limit is lowered to what that budget still covers ([`fitting`]),
-//! and the lowered request is reserved again, at most [`FIT_ROUNDS`] times (another budget in
-//! scope, or a concurrent request, may refuse the lowered one too). The limit admitted is noted on
-//! the record (`Access::fitted_max_tokens`) for the pipeline to send upstream.
+//! (`fitMaxTokens`): the output limit is lowered to what that budget still covers ([`fitting`],
+//! searching the very worst-case function reserved with), and the lowered request is reserved
+//! again, at most [`FIT_ROUNDS`] times (another budget in scope, or a concurrent request, may
+//! refuse the lowered one too). The limit admitted is noted on the record
+//! (`Access::fitted_max_tokens`) for the pipeline to send upstream.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects
+)]
 
 use std::time::Duration;
 
@@ -19,8 +28,9 @@ use switchboard_ledger::Reserved;
 use switchboard_api::snapshot::FailureMode;
 
 use super::{
+    bounds::RequestBounds,
     fitting,
-    spend::{DEFAULT_MAX_OUTPUT, Role, SpendPlan, plan_spend, worst_case_nanos},
+    spend::{Role, SpendPlan, plan_spend, worst_case_nanos},
 };
 use crate::{
     auth::Caller,
@@ -36,21 +46,21 @@ pub const RESERVATION_MARGIN: Duration = Duration::from_secs(5);
 /// How many times a refused request is fitted and reserved again before the refusal stands.
 pub const FIT_ROUNDS: usize = 4;
 
-/// Reserves the request's worst case; on success the reservation rides on `access` and is settled
-/// when it drops, and a fitted output limit is in `access.fitted_max_tokens`.
+/// Reserves the worst case of a request bounded by `bounds`; on success the reservation rides on
+/// `access` and is settled when it drops, and a fitted output limit is in
+/// `access.fitted_max_tokens`. A worst case no ledger counts is a 400 naming `max_tokens`.
 pub async fn admit(
     state: &AppState,
     caller: &Caller,
     plan: &Plan<'_>,
-    prompt_bytes: u64,
-    mut max_tokens: Option<u64>,
+    mut bounds: RequestBounds,
     access: &mut Access,
 ) -> Result<(), ApiError> {
     let now = Timestamp::now();
     let m = &state.metrics;
     let mut round = 0;
     let (spend, reserved) = loop {
-        let spend = spend_plan(caller, plan, prompt_bytes, max_tokens, access, now);
+        let spend = spend_plan(caller, plan, bounds.clone(), access, now)?;
         let reserved = state.settler.ledger().reserve(&spend.request).await;
         if let Ok(Reserved::Refused { index, used, limit }) = &reserved
             && round < FIT_ROUNDS
@@ -59,13 +69,12 @@ pub async fn admit(
                 plan,
                 &spend,
                 *index,
-                limit - used,
-                prompt_bytes,
-                max_tokens,
+                limit.saturating_sub(*used),
+                &bounds,
             )
         {
-            round += 1;
-            max_tokens = Some(n);
+            round = round.saturating_add(1);
+            bounds.max_tokens = Some(n);
             access.fitted_max_tokens = Some(n);
             continue;
         }
@@ -116,8 +125,7 @@ fn refit(
     spend: &SpendPlan,
     index: usize,
     room: i64,
-    prompt_bytes: u64,
-    max_tokens: Option<u64>,
+    bounds: &RequestBounds,
 ) -> Option<u64> {
     let Some(Role::Budget { id, .. }) = spend.roles.get(index) else {
         return None;
@@ -131,17 +139,20 @@ fn refit(
     let floor = fitting::floor(caller.key().fit_min_tokens, budget_floor)?;
     let candidates = || plan.models.iter().flat_map(|m| m.candidates.iter());
     // Without a limit of its own, a request may write as much as its dearest candidate allows.
-    let requested = max_tokens.unwrap_or_else(|| {
+    let requested = bounds.max_tokens.unwrap_or_else(|| {
         candidates()
-            .map(|c| {
-                c.model
-                    .max_output_tokens
-                    .map_or(DEFAULT_MAX_OUTPUT, u64::from)
-            })
+            .map(|c| bounds.default_output(c.model))
             .max()
-            .unwrap_or(DEFAULT_MAX_OUTPUT)
+            .unwrap_or(super::bounds::DEFAULT_MAX_OUTPUT)
     });
-    let worst = |n| worst_case_nanos(candidates().map(|c| c.model), prompt_bytes, Some(n));
+    let worst = |n| {
+        let fitted = RequestBounds {
+            max_tokens: Some(n),
+            ..bounds.clone()
+        };
+        // A limit no ledger can price does not fit.
+        worst_case_nanos(candidates().map(|c| c.model), &fitted).unwrap_or(i64::MAX)
+    };
     fitting::fit(requested, floor, room, worst).filter(|n| *n < requested)
 }
 
@@ -150,14 +161,12 @@ fn refit(
 fn spend_plan(
     caller: &Caller,
     plan: &Plan<'_>,
-    prompt_bytes: u64,
-    max_tokens: Option<u64>,
+    bounds: RequestBounds,
     access: &Access,
     now: Timestamp,
-) -> SpendPlan {
+) -> Result<SpendPlan, ApiError> {
     let candidates = || plan.models.iter().flat_map(|m| m.candidates.iter());
-    let worst_case = worst_case_nanos(candidates().map(|c| c.model), prompt_bytes, max_tokens);
-    let token_estimate = prompt_bytes.div_ceil(4) + max_tokens.unwrap_or(0);
+    let worst_case = worst_case_nanos(candidates().map(|c| c.model), &bounds)?;
     // A reservation must outlive its request: the longest total timeout of any candidate, or
     // the route's deadline, plus a margin for settling. If the router dies, it lapses then.
     let longest_ms = candidates()
@@ -165,17 +174,17 @@ fn spend_plan(
         .chain(plan.models.iter().filter_map(|m| m.route.deadline_ms))
         .max()
         .unwrap_or(600_000);
-    let hold_for = Duration::from_millis(longest_ms) + RESERVATION_MARGIN;
-    plan_spend(
+    let hold_for = Duration::from_millis(longest_ms).saturating_add(RESERVATION_MARGIN);
+    Ok(plan_spend(
         &caller.runtime.config,
         caller.key(),
         &access.model,
         &access.generation_id,
         worst_case,
-        token_estimate,
+        bounds,
         hold_for,
         now,
-    )
+    ))
 }
 
 /// The budget gauges after an admission: what is left, how much is used, the soft limit.
@@ -190,7 +199,9 @@ fn record_budget_use(m: &Metrics, spend: &SpendPlan, used: &[i64]) {
         else {
             continue;
         };
-        let left = rust_decimal::prelude::ToPrimitive::to_f64(&from_nanos(limit - used));
+        let left = rust_decimal::prelude::ToPrimitive::to_f64(&from_nanos(
+            limit.saturating_sub(*used).max(0),
+        ));
         m.budget_remaining_usd
             .with_label_values(&[id])
             .set(left.unwrap_or(0.0));
@@ -221,9 +232,14 @@ fn refusal(
     now: Timestamp,
 ) -> (&'static str, ApiError) {
     let retry_after = Duration::from_secs(
-        u64::try_from((spend.minute_resets_at - now).get_seconds())
-            .unwrap_or(1)
-            .max(1),
+        u64::try_from(
+            spend
+                .minute_resets_at
+                .as_second()
+                .saturating_sub(now.as_second()),
+        )
+        .unwrap_or(1)
+        .max(1),
     );
     let key = caller.key().name.clone();
     let rate_limited = |what, max, header| ApiError::KeyRateLimited {
@@ -233,12 +249,18 @@ fn refusal(
         header,
         retry_after,
     };
-    match &spend.roles[index] {
+    let Some(role) = spend.roles.get(index) else {
+        return (
+            "budget",
+            ApiError::Internal(format!("the ledger refused unknown charge {index}")),
+        );
+    };
+    match role {
         Role::Budget { id, resets_at, .. } => (
             "budget",
             ApiError::BudgetExceeded {
                 budget: id.clone(),
-                remaining: from_nanos((limit - used).max(0)),
+                remaining: from_nanos(limit.saturating_sub(used).max(0)),
                 cost: from_nanos(spend.worst_case),
                 window: resets_at
                     .map(|t| format!(" in this window (resets at {t})"))

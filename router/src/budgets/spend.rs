@@ -2,11 +2,15 @@
 //! the requested model and the candidate models' prices, it derives the ledger charges (budgets in
 //! scope, the key's usage counters, its rate limits) and, after the response, the settlement.
 //!
-//! Worst case reserved up front: input tokens bounded by the UTF-8 byte length of the prompt (no
-//! tokenizer produces more tokens than bytes), capped at the model's context length; output tokens
-//! = the request's `max_tokens` / `max_completion_tokens`, else the model's `maxOutputTokens`, else
-//! 4096; priced at the most expensive candidate (fallbacks may serve), reasoning at the higher of
-//! the output and reasoning prices, plus the per-request price.
+//! Worst case reserved up front: the request's bounds ([`RequestBounds`]: prompt bytes or the
+//! context length, output limit plus thinking budget, times `n`) priced at the most expensive
+//! candidate (fallbacks may serve), reasoning at the higher of the output and reasoning prices,
+//! plus the per-request price. A worst case no price fits is refused, not wrapped.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects
+)]
 
 use std::time::Duration;
 
@@ -16,49 +20,38 @@ use switchboard_api::{
         budget_counter, concurrency_counter, key_usage_counter, requests_per_minute_counter,
         tokens_per_minute_counter, window_at,
     },
-    money::to_nanos,
+    money::{MAX_NANOS, to_nanos},
     snapshot::{
         ApiKeyConfig, BudgetAction, BudgetWindow, FailureMode, ModelConfig, RouterConfig,
         glob_matches,
     },
 };
 
-use switchboard_ledger::{Charge, ReserveRequest, Settlement};
+use switchboard_ledger::{Charge, MAX_AMOUNT, ReserveRequest, Settlement};
 
-use crate::pricing::{Usage, cost};
+use super::bounds::{RequestBounds, Unbounded};
+use crate::pricing::{cost_nanos, reported::UsageBounds};
 
-/// Output tokens assumed when neither the request nor the model bounds them.
-pub const DEFAULT_MAX_OUTPUT: u64 = 4096;
+// The router's money bound is the ledger's amount bound: a cost it computes is one the ledger
+// takes.
+const _: () = assert!(MAX_NANOS == MAX_AMOUNT);
 
-/// The most a request can cost on any of `models`, in nano-dollars.
+/// The most a request bounded by `bounds` can cost on any of `models`, in nano-dollars; an
+/// error when that is more than any ledger counts (the request asks for too many tokens).
 pub fn worst_case_nanos<'a>(
     models: impl IntoIterator<Item = &'a ModelConfig>,
-    prompt_bytes: u64,
-    max_tokens: Option<u64>,
-) -> i64 {
-    models
-        .into_iter()
-        .map(|m| {
-            let input = m
-                .context_length
-                .map_or(prompt_bytes, |c| prompt_bytes.min(u64::from(c)));
-            let output = max_tokens
-                .or(m.max_output_tokens.map(u64::from))
-                .unwrap_or(DEFAULT_MAX_OUTPUT);
-            let reasoning_dearer = m.pricing.reasoning_per_million > m.pricing.output_per_million;
-            let cache_write_dearer =
-                m.pricing.cache_write_per_million > m.pricing.input_per_million;
-            let usage = Usage {
-                prompt_tokens: input,
-                completion_tokens: output,
-                cached_tokens: 0,
-                cache_write_tokens: if cache_write_dearer { input } else { 0 },
-                reasoning_tokens: if reasoning_dearer { output } else { 0 },
-            };
-            to_nanos(cost(&m.pricing, &usage))
-        })
-        .max()
-        .unwrap_or(0)
+    bounds: &RequestBounds,
+) -> Result<i64, Unbounded> {
+    models.into_iter().try_fold(0i64, |worst, m| {
+        let usage = bounds.worst_usage(m)?;
+        let nanos = cost_nanos(&m.pricing, &usage).map_err(|_| Unbounded)?;
+        Ok(worst.max(nanos))
+    })
+}
+
+/// A count as a ledger amount (within `0..=MAX_AMOUNT`).
+fn amount(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(MAX_AMOUNT).min(MAX_AMOUNT)
 }
 
 /// What a charge stands for, to read refusals and build the settlement.
@@ -99,14 +92,24 @@ pub struct SpendPlan {
     pub tallies: Vec<(String, Option<Duration>)>,
     /// Worst-case cost reserved on money counters, in nano-dollars.
     pub worst_case: i64,
+    /// What the request asked for: the worst case's source, and the bounds its reported usage
+    /// is checked against.
+    pub bounds: RequestBounds,
     /// Start of the current minute (rate windows).
     pub minute_resets_at: Timestamp,
+}
+
+impl SpendPlan {
+    /// What usage reported by `model` may be, for this request and its reservation.
+    pub fn usage_bounds(&self, model: &ModelConfig) -> UsageBounds {
+        self.bounds.usage_bounds(model, self.worst_case)
+    }
 }
 
 fn until(end: Option<Timestamp>, now: Timestamp, grace: Duration) -> Option<Duration> {
     end.map(|e| {
         let left = e.duration_since(now).unsigned_abs();
-        Duration::from_secs(left.as_secs()) + grace
+        Duration::from_secs(left.as_secs()).saturating_add(grace)
     })
 }
 
@@ -123,7 +126,8 @@ pub fn budgets_in_scope<'a>(
     })
 }
 
-/// The charges of a request with id `id` by `key` for `model`.
+/// The charges of a request with id `id` by `key` for `model`, reserving `worst_case` (see
+/// [`worst_case_nanos`]) on its budgets and an estimate of its tokens on its token limit.
 #[allow(clippy::too_many_arguments)]
 pub fn plan_spend(
     config: &RouterConfig,
@@ -131,14 +135,18 @@ pub fn plan_spend(
     model: &str,
     id: &str,
     worst_case: i64,
-    token_estimate: u64,
+    bounds: RequestBounds,
     hold_for: Duration,
     now: Timestamp,
 ) -> SpendPlan {
     let key_id = key.id();
+    let second = now.as_second();
     let minute =
-        Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(60)).unwrap_or(now);
-    let minute_end = Timestamp::from_second(minute.as_second() + 60).unwrap_or(now);
+        Timestamp::from_second(second.saturating_sub(second.rem_euclid(60))).unwrap_or(now);
+    let minute_end = Timestamp::from_second(minute.as_second().saturating_add(60)).unwrap_or(now);
+    // Estimated up front: a quarter of the prompt bytes plus the output asked for.
+    let token_estimate = (bounds.prompt_bytes / 4).saturating_add(bounds.max_tokens.unwrap_or(0));
+    let worst_case = worst_case.clamp(0, MAX_AMOUNT);
     let (mut charges, mut roles) = rate_charges(key, minute, token_estimate);
     for (id, b) in budgets_in_scope(config, key, model) {
         let (end, _) = window_at(b.window, now);
@@ -181,6 +189,7 @@ pub fn plan_spend(
         },
         roles,
         worst_case,
+        bounds,
         minute_resets_at: minute_end,
     }
 }
@@ -221,8 +230,8 @@ fn rate_charges(
     if let Some(n) = limits.tokens_per_minute {
         charges.push(Charge {
             counter: tokens_per_minute_counter(&key_id, minute.as_second()),
-            limit: Some(i64::try_from(n).unwrap_or(i64::MAX)),
-            reserve: i64::try_from(token_estimate).unwrap_or(i64::MAX),
+            limit: Some(amount(n)),
+            reserve: amount(token_estimate),
             keep_for: rate_keep,
         });
         roles.push(Role::TokensPerMinute(n));
@@ -231,9 +240,11 @@ fn rate_charges(
 }
 
 /// The settlement of `plan` once the request cost `cost_nanos` and used `tokens`: money counters
-/// (budgets and the key's tallies) get the cost, the request counter one request, the token
+/// (budgets and the key's tallies) get the cost — never more than the reservation, so a block
+/// budget's settled spend stays within its limit —, the request counter one request, the token
 /// counter the tokens, the concurrency counter nothing (its slot is released).
 pub fn settlement(plan: &SpendPlan, cost_nanos: i64, tokens: u64) -> Settlement {
+    let cost_nanos = cost_nanos.clamp(0, plan.worst_case);
     let counters = plan
         .request
         .charges
@@ -243,7 +254,7 @@ pub fn settlement(plan: &SpendPlan, cost_nanos: i64, tokens: u64) -> Settlement 
             let actual = match role {
                 Role::Budget { .. } => cost_nanos,
                 Role::RequestsPerMinute(_) => 1,
-                Role::TokensPerMinute(_) => i64::try_from(tokens).unwrap_or(i64::MAX),
+                Role::TokensPerMinute(_) => amount(tokens),
                 Role::Concurrent(_) => 0,
             };
             (c.counter.clone(), actual, c.keep_for)
@@ -261,6 +272,7 @@ pub fn settlement(plan: &SpendPlan, cost_nanos: i64, tokens: u64) -> Settlement 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 mod tests {
     use std::str::FromStr;
 
@@ -290,20 +302,85 @@ mod tests {
         }
     }
 
+    fn bounds(prompt_bytes: u64, max_tokens: Option<u64>, choices: u64) -> RequestBounds {
+        RequestBounds {
+            prompt_bytes,
+            max_tokens,
+            choices,
+            ..RequestBounds::default()
+        }
+    }
+
     #[test]
     fn worst_case_takes_the_dearest_candidate_and_the_output_bound() {
         let cheap = model("1", "2", Some(100), None);
         let dear = model("3", "6", Some(50), None);
+        let wc = |models: &[&ModelConfig], b| worst_case_nanos(models.iter().copied(), &b);
         // cheap: 1000*1 + 100*2 = 1200 per million; dear: 1000*3 + 50*6 = 3300 per million.
-        assert_eq!(worst_case_nanos([&cheap, &dear], 1000, None), 3_300_000);
+        assert_eq!(wc(&[&cheap, &dear], bounds(1000, None, 1)), Ok(3_300_000));
         // An explicit max_tokens wins over the model's maximum: dear: 3000 + 10*6 = 3060.
-        assert_eq!(worst_case_nanos([&cheap, &dear], 1000, Some(10)), 3_060_000);
+        assert_eq!(
+            wc(&[&cheap, &dear], bounds(1000, Some(10), 1)),
+            Ok(3_060_000)
+        );
         // The context length caps the input bound.
         let small_ctx = model("1", "0", Some(1), Some(10));
-        assert_eq!(worst_case_nanos([&small_ctx], 1000, None), 10_000);
+        assert_eq!(wc(&[&small_ctx], bounds(1000, None, 1)), Ok(10_000));
         // Unknown output bound: 4096 tokens.
         let unbounded = model("0", "1", None, None);
-        assert_eq!(worst_case_nanos([&unbounded], 0, None), 4_096_000);
+        assert_eq!(wc(&[&unbounded], bounds(0, None, 1)), Ok(4_096_000));
+    }
+
+    /// #16.3: `{"max_tokens": 100, "n": 100}` reserved 100 tokens.
+    #[test]
+    fn the_worst_case_counts_every_choice() {
+        let m = model("0", "1", None, None);
+        assert_eq!(
+            worst_case_nanos([&m], &bounds(0, Some(100), 100)),
+            Ok(10_000_000)
+        );
+    }
+
+    /// #16.2: `1e11` per million with `max_tokens` 2^62 panicked in `pricing::cost`; now the
+    /// request is refused (400 naming `max_tokens`).
+    #[test]
+    fn a_worst_case_no_ledger_counts_is_an_error() {
+        let m = model("0", "100000000000", None, None);
+        assert_eq!(
+            worst_case_nanos([&m], &bounds(0, Some(1 << 62), 1)),
+            Err(Unbounded)
+        );
+        let e = crate::error::ApiError::from(Unbounded);
+        assert_eq!(e.status(), 400);
+        assert!(e.to_string().contains("max_tokens"), "{e}");
+        assert_eq!(
+            worst_case_nanos([&m], &bounds(0, Some(u64::MAX), u64::MAX)),
+            Err(Unbounded)
+        );
+    }
+
+    #[test]
+    fn a_settlement_never_exceeds_the_reservation() {
+        let config = RouterConfig::default();
+        let key = ApiKeyConfig::test();
+        let plan = plan_spend(
+            &config,
+            &key,
+            "m",
+            "gen-1",
+            500,
+            bounds(0, None, 1),
+            Duration::from_secs(60),
+            Timestamp::UNIX_EPOCH,
+        );
+        let s = settlement(&plan, i64::MAX, u64::MAX);
+        assert!(s.counters.iter().all(|(_, n, _)| *n == 500), "{s:?}");
+        assert!(
+            settlement(&plan, -5, 0)
+                .counters
+                .iter()
+                .all(|(_, n, _)| *n == 0)
+        );
     }
 
     #[test]
@@ -344,7 +421,7 @@ mod tests {
             "anthropic/claude",
             "gen-1",
             777,
-            50,
+            bounds(200, Some(0), 1),
             Duration::from_secs(60),
             now,
         );
@@ -375,6 +452,7 @@ mod tests {
             ]
         );
         let settled = settlement(&plan, 123, 9);
+        assert!(plan.request.check().is_ok() && settled.check().is_ok());
         let settled: Vec<(&str, i64)> = settled
             .counters
             .iter()
@@ -402,7 +480,7 @@ mod tests {
             "openai/gpt-4o",
             "gen-2",
             777,
-            50,
+            bounds(200, Some(0), 1),
             Duration::from_secs(60),
             now,
         );

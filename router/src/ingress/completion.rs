@@ -1,14 +1,21 @@
-//! Pricing a complete answer: its usage read in the format it came in, its cost computed, and
-//! `usage.cost` (USD) spliced in without re-serialising anything else. Pure.
+//! Pricing a complete answer: its usage read in the format it came in and checked against what
+//! the request could use ([`crate::pricing::reported`]), its cost computed, and `usage.cost` (USD)
+//! spliced in without re-serialising anything else — or, when the report was unusable, the
+//! billed usage in its place. Pure.
 
 use bytes::Bytes;
 use rust_decimal::Decimal;
 use serde_json::{Value, value::RawValue};
 
 use crate::{
-    json::{Present, splice_fields, usage_with_cost},
+    json::{Present, splice_fields},
     observability::access::Access,
-    pricing::{Usage, cost, estimate_tokens},
+    pricing::{
+        Usage,
+        reported::{
+            Anomaly, Expect, UsageBounds, anthropic_usage_json, bill, read_openai, usage_json,
+        },
+    },
     providers::{AttemptError, WireFormat, anthropic::wire::Usage as AnthropicUsage},
     routing::Candidate,
 };
@@ -21,9 +28,10 @@ pub struct Completed {
     /// The raw answer (`choices`, `content`), kept only for content recording.
     choices: Option<String>,
     body: Bytes,
-    /// What the answer used.
+    /// What the answer used (as billed).
     pub usage: Usage,
     cost: Decimal,
+    anomaly: Option<Anomaly>,
     finish_reason: Option<String>,
 }
 
@@ -32,6 +40,7 @@ impl Completed {
     pub fn record(self, access: &mut Access, trace_content: bool) -> Bytes {
         access.usage = Some(self.usage);
         access.cost = Some(self.cost);
+        access.usage_anomaly = self.anomaly;
         access.finish_reason = self.finish_reason;
         access.response_id = self.id;
         if trace_content {
@@ -66,11 +75,12 @@ struct CompletionView<'a> {
     provider: Present<'a>,
 }
 
-/// Prices a complete `chat.completion` and sets `usage.cost` and `provider`, keeping every other
-/// byte.
+/// Prices a complete `chat.completion` (its usage checked against `bounds`) and sets `usage.cost`
+/// and `provider`, keeping every other byte; unusable usage is replaced by what was billed.
 pub fn chat_body(
     bytes: &[u8],
     cand: &Candidate<'_>,
+    bounds: &UsageBounds,
     keep_choices: bool,
 ) -> Result<Completed, AttemptError> {
     let view: CompletionView<'_> = serde_json::from_slice(bytes)
@@ -85,18 +95,15 @@ pub fn chat_body(
         )));
     };
     let usage_raw = view.usage.0.filter(|u| u.get() != "null");
-    let usage = usage_raw
-        .and_then(|u| serde_json::from_str::<Value>(u.get()).ok())
-        .and_then(|u| Usage::from_openai(&u))
-        .unwrap_or_else(|| Usage {
-            prompt_tokens: 0,
-            completion_tokens: estimate_tokens(choices.get()),
-            ..Usage::default()
-        });
-    let cost = cost(&cand.model.pricing, &usage);
-    let provider = serde_json::to_string(&cand.provider.config.name).expect("a string serialises");
+    let reported = usage_raw.and_then(|u| serde_json::from_str::<Value>(u.get()).ok());
+    let bill = bill(
+        read_openai(reported.as_ref(), Expect::Chat),
+        &cand.model.pricing,
+        bounds,
+    );
+    let provider = Value::String(cand.provider.config.name.clone()).to_string();
     let mut edits = [
-        (view.usage, "usage", usage_with_cost(usage_raw, cost)),
+        (view.usage, "usage", usage_json(&bill, usage_raw)),
         (view.provider, "provider", provider),
     ];
     let body = splice_fields(bytes, &mut edits);
@@ -111,8 +118,9 @@ pub fn chat_body(
         id,
         choices: keep_choices.then(|| choices.get().to_string()),
         body: Bytes::from(body),
-        usage,
-        cost,
+        usage: bill.usage,
+        cost: bill.usd(),
+        anomaly: bill.anomaly,
         finish_reason,
     })
 }
@@ -138,10 +146,11 @@ pub fn native_body(
     format: WireFormat,
     bytes: &[u8],
     cand: &Candidate<'_>,
+    bounds: &UsageBounds,
     keep_content: bool,
 ) -> Result<Completed, AttemptError> {
     match format {
-        WireFormat::AnthropicMessages => anthropic_body(bytes, cand, keep_content),
+        WireFormat::AnthropicMessages => anthropic_body(bytes, cand, bounds, keep_content),
         WireFormat::OpenAiResponses => Err(AttemptError::Protocol(format!(
             "no pricing for {} answers",
             format.name()
@@ -150,10 +159,11 @@ pub fn native_body(
 }
 
 /// An Anthropic `message`: usage from `input_tokens`, `cache_read_input_tokens`,
-/// `cache_creation_input_tokens` and `output_tokens`.
+/// `cache_creation_input_tokens` and `output_tokens`, checked like every adapter's.
 fn anthropic_body(
     bytes: &[u8],
     cand: &Candidate<'_>,
+    bounds: &UsageBounds,
     keep_content: bool,
 ) -> Result<Completed, AttemptError> {
     let view: MessageView<'_> = serde_json::from_slice(bytes)
@@ -168,23 +178,20 @@ fn anthropic_body(
         )));
     };
     let usage_raw = view.usage.0.filter(|u| u.get() != "null");
-    let usage = usage_raw
+    let reported = usage_raw
         .and_then(|u| serde_json::from_str::<AnthropicUsage>(u.get()).ok())
-        .filter(|u| u.input_tokens.is_some() || u.output_tokens.is_some())
-        .map(|u| u.priced())
-        .unwrap_or_else(|| Usage {
-            completion_tokens: estimate_tokens(content.get()),
-            ..Usage::default()
-        });
-    let cost = cost(&cand.model.pricing, &usage);
-    let mut edits = [(view.usage, "usage", usage_with_cost(usage_raw, cost))];
+        .unwrap_or_default()
+        .reported();
+    let bill = bill(reported, &cand.model.pricing, bounds);
+    let mut edits = [(view.usage, "usage", anthropic_usage_json(&bill, usage_raw))];
     Ok(Completed {
         format: Some(WireFormat::AnthropicMessages),
         id: view.id,
         choices: keep_content.then(|| content.get().to_string()),
         body: Bytes::from(splice_fields(bytes, &mut edits)),
-        usage,
-        cost,
+        usage: bill.usage,
+        cost: bill.usd(),
+        anomaly: bill.anomaly,
         finish_reason: view.stop_reason,
     })
 }

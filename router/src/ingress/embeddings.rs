@@ -11,16 +11,15 @@ use axum::{
 use bytes::Bytes;
 use serde_json::Value;
 
-use rust_decimal::Decimal;
 use tracing::Instrument;
 
 use super::intake::{authenticated_json, begin, tag_generation};
 use crate::{
-    budgets::admission::admit,
+    budgets::{admission::admit, bounds::RequestBounds},
     error::ApiError,
-    json::{RawObject, usage_with_cost},
+    json::RawObject,
     observability::access::Access,
-    pricing::{Usage, cost},
+    pricing::reported::{Bill, Expect, UsageBounds, bill, read_openai, usage_json},
     providers::{self, AttemptError, Call},
     routing::{Candidate, attempts::Attempts, request::plan_request},
     state::AppState,
@@ -85,7 +84,14 @@ async fn serve(
     check_input(&body)?;
     let plan = plan_request(state, &caller, &body, access)?;
     let input_bytes = body.get("input").map_or(0, |i| i.get().len() as u64);
-    admit(state, &caller, &plan, input_bytes, Some(0), access).await?;
+    admit(
+        state,
+        &caller,
+        &plan,
+        RequestBounds::embeddings(input_bytes),
+        access,
+    )
+    .await?;
     let mut attempts = Attempts::new(state, plan);
     while let Some((cand, slot)) = attempts.next(access).await {
         let started = std::time::Instant::now();
@@ -95,18 +101,20 @@ async fn serve(
         let first_token = attempts.remaining(Duration::from_millis(
             cand.provider.config.timeouts.first_token_ms,
         ));
+        let bounds = access.usage_bounds(cand.model);
         let result = tokio::time::timeout(
             total,
-            attempt(&cand, slot.client(), &body, first_token).instrument(attempts.span()),
+            attempt(&cand, slot.client(), &body, first_token, &bounds).instrument(attempts.span()),
         )
         .await
         .unwrap_or(Err(AttemptError::Timeout("total")));
         drop(slot);
         match result {
-            Ok((bytes, usage, cost)) => {
+            Ok((bytes, bill)) => {
                 attempts.succeeded(access, &cand, Some(started.elapsed()), None);
-                access.usage = Some(usage);
-                access.cost = Some(cost);
+                access.usage = Some(bill.usage);
+                access.cost = Some(bill.usd());
+                access.usage_anomaly = bill.anomaly;
                 let mut resp = (StatusCode::OK, bytes).into_response();
                 resp.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -120,13 +128,15 @@ async fn serve(
     Err(attempts.exhausted(access))
 }
 
-/// One embeddings attempt, priced, with `usage.cost` and `provider` added.
+/// One embeddings attempt, priced (its usage checked against `bounds`), with `usage.cost` and
+/// `provider` added.
 async fn attempt(
     cand: &Candidate<'_>,
     client: &reqwest::Client,
     body: &RawObject,
     first_token: Duration,
-) -> Result<(Bytes, Usage, Decimal), AttemptError> {
+    bounds: &UsageBounds,
+) -> Result<(Bytes, Bill), AttemptError> {
     let call = Call {
         provider: &cand.provider,
         client,
@@ -144,13 +154,14 @@ async fn attempt(
             "upstream answered without `data`".into(),
         ));
     }
-    let usage_raw = obj.get("usage");
-    let usage = usage_raw
-        .and_then(|u| serde_json::from_str::<Value>(u.get()).ok())
-        .and_then(|u| Usage::from_openai(&u))
-        .unwrap_or_default();
-    let cost = cost(&cand.model.pricing, &usage);
-    obj.set_raw("usage", usage_with_cost(usage_raw, cost));
+    let usage_raw = obj.get("usage").filter(|u| u.get() != "null");
+    let reported = usage_raw.and_then(|u| serde_json::from_str::<Value>(u.get()).ok());
+    let bill = bill(
+        read_openai(reported.as_ref(), Expect::Embeddings),
+        &cand.model.pricing,
+        bounds,
+    );
+    obj.set_raw("usage", usage_json(&bill, usage_raw));
     obj.set("provider", &cand.provider.config.name);
-    Ok((Bytes::from(obj.to_vec()), usage, cost))
+    Ok((Bytes::from(obj.to_vec()), bill))
 }

@@ -16,11 +16,11 @@ use tracing::Instrument;
 use super::completion::{Completed, chat_body, native_body};
 use crate::{
     auth::Caller,
-    budgets::admission::admit,
+    budgets::{admission::admit, bounds::RequestBounds},
     error::ApiError,
     json::{RawObject, field},
     observability::access::Access,
-    pricing::estimate_tokens,
+    pricing::{estimate_tokens, reported::UsageBounds},
     providers::{
         self, AttemptError, Call, ChunkStream, Native, NativeBody, Reply, WireFormat,
         native::{EventStream, SseEvent},
@@ -79,8 +79,8 @@ impl Fitted {
 struct ChatRequest {
     stream: bool,
     prompt_estimate: u64,
-    prompt_bytes: u64,
-    max_tokens: Option<u64>,
+    /// What the request may use: its worst case, and the bounds of the usage reported for it.
+    bounds: RequestBounds,
 }
 
 /// A message, as far as the router checks it: an object with a string `role`.
@@ -113,23 +113,17 @@ fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
         }
     }
     let stream = field::<bool>(body, "stream", "a boolean")?.unwrap_or(false);
-    let mut max_tokens = None;
-    for name in ["max_tokens", "max_completion_tokens"] {
-        max_tokens = field::<u64>(body, name, "a non-negative integer")?.or(max_tokens);
-    }
+    let bounds = RequestBounds::from_chat(body)?;
     if body
         .get("stream_options")
         .is_some_and(|o| o.get() != "null")
     {
         field::<serde_json::Map<String, Value>>(body, "stream_options", "an object")?;
     }
-    // What the model reads: the messages and the tool definitions.
-    let tools = body.get("tools").map_or(0, |t| t.get().len() as u64);
     Ok(ChatRequest {
         stream,
         prompt_estimate: estimate_tokens(messages.get()).max(1),
-        prompt_bytes: messages.get().len() as u64 + tools,
-        max_tokens,
+        bounds,
     })
 }
 
@@ -175,18 +169,20 @@ pub async fn run(
             record_first_token(state, &cand, &mut access);
             access.outcome = Some("client_disconnected".into());
             let prices = cand.model.pricing.clone();
+            let bounds = access.usage_bounds(cand.model);
             let output = match opened {
                 Opened::Chat(held, rest) => {
                     let r = StreamRelay::new(
                         &cand.provider.config.name,
                         prices,
+                        bounds,
                         req.prompt_estimate,
                         cand.upstream_model,
                     );
                     ChatOutput::Stream(relay(state, &cand, slot, access, r, (held, rest)))
                 }
                 Opened::Anthropic(held, rest) => {
-                    let r = AnthropicRelay::new(prices, req.prompt_estimate);
+                    let r = AnthropicRelay::new(prices, bounds, req.prompt_estimate);
                     let frames = relay(state, &cand, slot, access, r, (held, rest));
                     ChatOutput::NativeStream(WireFormat::AnthropicMessages, frames)
                 }
@@ -230,7 +226,7 @@ async fn prepare<'c>(
     let req = parse_request(body)?;
     access.stream = req.stream;
     let plan = plan_request(state, caller, body, access)?;
-    if let Some(n) = req.max_tokens {
+    if let Some(n) = req.bounds.max_tokens {
         access.span.record("gen_ai.request.max_tokens", n);
     }
     if let Ok(Some(t)) = field::<f64>(body, "temperature", "a number") {
@@ -241,15 +237,7 @@ async fn prepare<'c>(
     {
         access.span.record("gen_ai.input.messages", messages.get());
     }
-    admit(
-        state,
-        caller,
-        &plan,
-        req.prompt_bytes,
-        req.max_tokens,
-        access,
-    )
-    .await?;
+    admit(state, caller, &plan, req.bounds.clone(), access).await?;
     Ok((req, plan))
 }
 
@@ -263,7 +251,8 @@ async fn complete(
 ) -> Result<(Option<WireFormat>, Bytes), ApiError> {
     while let Some((cand, slot)) = attempts.next(access).await {
         let started = Instant::now();
-        let result = attempt_complete(state, attempts, &cand, &slot, request).await;
+        let bounds = access.usage_bounds(cand.model);
+        let result = attempt_complete(state, attempts, &cand, &slot, request, &bounds).await;
         drop(slot);
         match result {
             Ok(done) => {
@@ -287,6 +276,7 @@ async fn attempt_complete(
     cand: &Candidate<'_>,
     slot: &Slot,
     request: Request<'_>,
+    bounds: &UsageBounds,
 ) -> Result<Completed, AttemptError> {
     let timeouts = &cand.provider.config.timeouts;
     let call = call_for(
@@ -304,9 +294,9 @@ async fn attempt_complete(
     .await
     {
         Err(_) => Err(AttemptError::Timeout("total")),
-        Ok(Ok(Reply::Complete(bytes))) => chat_body(&bytes, cand, keep),
+        Ok(Ok(Reply::Complete(bytes))) => chat_body(&bytes, cand, bounds, keep),
         Ok(Ok(Reply::Native(format, NativeBody::Complete(bytes)))) => {
-            native_body(format, &bytes, cand, keep)
+            native_body(format, &bytes, cand, bounds, keep)
         }
         Ok(Ok(_)) => Err(AttemptError::Protocol("unexpected stream".into())),
         Ok(Err(e)) => Err(e),

@@ -5,13 +5,22 @@
 use std::{sync::Arc, time::Instant};
 
 use rust_decimal::Decimal;
-use switchboard_api::money::to_nanos;
+use switchboard_api::{
+    money::{MAX_NANOS, to_nanos},
+    snapshot::ModelConfig,
+};
 
 use crate::{
-    budgets::spend::{SpendPlan, settlement},
+    budgets::{
+        bounds::RequestBounds,
+        spend::{SpendPlan, settlement},
+    },
     error::AttemptReport,
     observability::generations::{Generation, Stored},
-    pricing::Usage,
+    pricing::{
+        Usage,
+        reported::{Anomaly, UsageBounds},
+    },
     state::AppState,
 };
 
@@ -51,6 +60,8 @@ pub struct Access {
     pub usage: Option<Usage>,
     /// Cost in USD.
     pub cost: Option<Decimal>,
+    /// Why the upstream's usage report was not used (it was billed at the worst case).
+    pub usage_anomaly: Option<Anomaly>,
     /// Streamed or not.
     pub stream: bool,
     /// Time spent waiting on upstream attempts (until the stream committed, for streams).
@@ -109,6 +120,7 @@ impl Access {
             attempts: 0,
             usage: None,
             cost: None,
+            usage_anomaly: None,
             stream: false,
             upstream_time: std::time::Duration::ZERO,
             time_to_first_token: None,
@@ -119,6 +131,15 @@ impl Access {
 }
 
 impl Access {
+    /// What `model` may report as usage for this request: checked against its reservation's
+    /// bounds (see [`crate::budgets::bounds`]).
+    pub fn usage_bounds(&self, model: &ModelConfig) -> UsageBounds {
+        match &self.spend {
+            Some(plan) => plan.usage_bounds(model),
+            None => RequestBounds::default().usage_bounds(model, MAX_NANOS),
+        }
+    }
+
     /// Continues the client's W3C trace (`traceparent`) in this request's span.
     pub fn continue_trace(&mut self, headers: &http::HeaderMap) {
         self.trace_parent = Some(super::traces::extract(headers));
@@ -237,6 +258,7 @@ impl Drop for Access {
     fn drop(&mut self) {
         let elapsed = self.started.elapsed();
         self.record_span();
+        self.note_usage_anomaly();
         self.settle();
         self.count(elapsed);
         self.keep_generation(elapsed);
@@ -268,6 +290,27 @@ impl Access {
                 ])
                 .inc_by(usd);
         }
+    }
+
+    /// An upstream's unusable usage report: a warning and its metric.
+    fn note_usage_anomaly(&self) {
+        let Some(anomaly) = self.usage_anomaly else {
+            return;
+        };
+        let provider = self.provider.as_deref().unwrap_or("-");
+        self.state
+            .metrics
+            .usage_anomalies
+            .with_label_values(&[provider, anomaly.kind.label()])
+            .inc();
+        tracing::warn!(
+            generation_id = %self.generation_id,
+            provider,
+            model = %self.model,
+            anomaly = %anomaly,
+            cost = %self.cost.unwrap_or_default(),
+            "the upstream's usage report is unusable; billed at the request's worst case"
+        );
     }
 
     /// Request, GenAI, overhead and token metrics.
@@ -348,6 +391,7 @@ impl Access {
             finish_reason: self.finish_reason.clone(),
             usage: self.usage,
             cost: self.cost,
+            usage_anomaly: self.usage_anomaly.map(|a| a.to_string()),
             latency_ms: elapsed.as_millis() as u64,
             attempts: std::mem::take(&mut self.reports),
             outcome: self.outcome.clone(),
@@ -384,6 +428,7 @@ impl Access {
             prompt_tokens = self.usage.map_or(0, |u| u.prompt_tokens),
             completion_tokens = self.usage.map_or(0, |u| u.completion_tokens),
             cost = %self.cost.unwrap_or_default(),
+            usage_anomaly = self.usage_anomaly.map(|a| a.to_string()),
             latency_ms = elapsed.as_millis() as u64,
             outcome = self.outcome.as_deref().unwrap_or("ok"),
             fitted_max_tokens = %self.fitted_max_tokens.map_or("-".into(), |n| n.to_string()),

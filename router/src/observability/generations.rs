@@ -39,6 +39,8 @@ pub struct Generation {
     pub usage: Option<Usage>,
     /// Cost in USD.
     pub cost: Option<Decimal>,
+    /// Why the upstream's usage was not billed as reported (`<field> <kind>`), if it was not.
+    pub usage_anomaly: Option<String>,
     /// Total latency.
     pub latency_ms: u64,
     /// Every upstream attempt.
@@ -141,6 +143,7 @@ fn render(g: &Generation) -> serde_json::Value {
         "native_tokens_cached": usage.cached_tokens,
         "native_tokens_reasoning": usage.reasoning_tokens,
         "total_cost": g.cost.map(|c| c.normalize().to_string()),
+        "usage_anomaly": g.usage_anomaly,
         "latency": g.latency_ms,
         "attempts": g.attempts,
         "outcome": g.outcome,

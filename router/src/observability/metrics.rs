@@ -50,6 +50,9 @@ pub struct Metrics {
     pub limit_rejections: IntCounterVec,
     /// Config snapshots refused (the last good one kept serving), by reason.
     pub config_refused: IntCounterVec,
+    /// Upstream usage reports that could not be used (billed at the worst case), by provider and
+    /// kind.
+    pub usage_anomalies: IntCounterVec,
 }
 
 impl Metrics {
@@ -186,6 +189,12 @@ impl Metrics {
                 "switchboard_limit_rejections_total",
                 "Requests refused by a budget or a key rate limit",
                 &["reason"],
+            ),
+            usage_anomalies: r.int_counter_vec(
+                "switchboard_usage_anomalies_total",
+                "Upstream usage reports that were missing, malformed or beyond what the request \
+                 could use; each was billed at the request's worst case",
+                &["provider", "kind"],
             ),
             registry: r,
         }

@@ -78,7 +78,7 @@ fn complete(call: &Call<'_>) -> Completion {
         });
     let mut finish_reason = "stop";
     if let Some(max) = max_tokens {
-        let limit = (max * 4) as usize;
+        let limit = usize::try_from(max.saturating_mul(4)).unwrap_or(usize::MAX);
         if text.chars().count() > limit {
             text = text.chars().take(limit).collect();
             finish_reason = "length";
@@ -98,7 +98,7 @@ fn usage_json(c: &Completion) -> Value {
     json!({
         "prompt_tokens": c.prompt_tokens,
         "completion_tokens": c.completion_tokens,
-        "total_tokens": c.prompt_tokens + c.completion_tokens,
+        "total_tokens": c.prompt_tokens.saturating_add(c.completion_tokens),
         "prompt_tokens_details": {"cached_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0}
     })

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::AttemptError;
-use crate::json::RawObject;
+use crate::{json::RawObject, pricing::reported::TokenCount};
 
 /// The client's chat request, as far as translators read it.
 #[derive(Debug, Default, Deserialize)]
@@ -392,28 +392,30 @@ pub fn client_error(message: impl Into<String>) -> AttemptError {
 // -------------------------------------------------------------------------------------------
 // Writing OpenAI responses
 
-/// Normalised usage in OpenAI's fields.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// Normalised usage in OpenAI's fields. Counts are as the vendor sent them ([`TokenCount`]):
+/// one it sent unusable (or a required one it left out, `null`) reaches the pipeline's usage
+/// check as it was, which bills it at the worst case.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct UsageOut {
     /// All input tokens, cached and cache-write included.
-    pub prompt: u64,
+    pub prompt: TokenCount,
     /// All output tokens, reasoning included.
-    pub completion: u64,
+    pub completion: TokenCount,
     /// Input tokens read from the cache.
-    pub cached: u64,
+    pub cached: TokenCount,
     /// Input tokens written to the cache.
-    pub cache_write: u64,
+    pub cache_write: TokenCount,
     /// Output tokens spent reasoning.
-    pub reasoning: u64,
+    pub reasoning: TokenCount,
 }
 
 impl UsageOut {
     /// OpenAI's `usage` object.
-    pub fn to_json(self) -> Value {
+    pub fn to_json(&self) -> Value {
         json!({
             "prompt_tokens": self.prompt,
             "completion_tokens": self.completion,
-            "total_tokens": self.prompt + self.completion,
+            "total_tokens": self.prompt.plus(&self.completion),
             "prompt_tokens_details": {"cached_tokens": self.cached, "cache_write_tokens": self.cache_write},
             "completion_tokens_details": {"reasoning_tokens": self.reasoning}
         })
@@ -518,7 +520,7 @@ impl Completion {
                 "native_finish_reason": self.native_finish_reason,
             }],
         });
-        if let Some(u) = self.usage {
+        if let Some(u) = &self.usage {
             out["usage"] = u.to_json();
         }
         out.to_string()
@@ -559,7 +561,7 @@ impl ChunkWriter {
     }
 
     /// The usage chunk (`choices: []`).
-    pub fn usage(&self, usage: UsageOut) -> String {
+    pub fn usage(&self, usage: &UsageOut) -> String {
         json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created,
             "model": self.model, "choices": [], "usage": usage.to_json()

@@ -451,7 +451,7 @@ pub async fn embeddings(call: Call<'_>, auth: &Auth) -> Result<Bytes, AttemptErr
                 .as_ref()
                 .map_or(0.0, |s| s.token_count) as u64
         })
-        .sum();
+        .fold(0u64, u64::saturating_add);
     let vectors: Vec<Vec<f64>> = p
         .predictions
         .into_iter()

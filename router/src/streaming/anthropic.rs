@@ -4,21 +4,26 @@
 //! Every event passes through byte for byte, always with its `event:` line (written from the
 //! data's `type` when the upstream left it out: Anthropic's SDKs dispatch on it, and Claude Code
 //! repeats a call non-streamed when it is missing). Usage is read from `message_start` (input and
-//! cache counts) and `message_delta` (output, cumulative); the `message_delta` gains `usage.cost`
-//! (USD). The stream commits on the first content (a `content_block_delta`, a non-text block's
-//! start, or the end). A failure after that ends the stream with an `error` event carrying the
-//! upstream's error type when it gave one, never a clean-looking truncation.
+//! cache counts) and `message_delta` (output, cumulative), checked like every adapter's
+//! ([`crate::pricing::reported`]); the `message_delta` gains `usage.cost` (USD) — or, when the
+//! report is unusable, carries the billed usage and `clamped`. A stream cut before that ends with
+//! a `message_delta` for what was relayed before its error. The stream commits on the first
+//! content (a `content_block_delta`, a non-text block's start, or the end). A failure after that
+//! ends the stream with an `error` event carrying the upstream's error type when it gave one,
+//! never a clean-looking truncation.
 
 use bytes::Bytes;
-use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_api::snapshot::PriceTable;
 
 use super::relay::{InBandError, Opening, Relay, StreamEnd};
 use crate::{
-    json::{Present, splice_fields, usage_with_cost},
-    pricing::{Usage, cost, estimate_tokens},
+    json::{Present, splice_fields},
+    pricing::{
+        Usage, estimate_tokens,
+        reported::{Bill, UsageBounds, anthropic_usage_json, bill, bill_estimate},
+    },
     providers::{
         AttemptError,
         anthropic::{
@@ -44,43 +49,45 @@ fn parse(item: &SseEvent) -> Option<StreamEvent> {
 /// Relay state for one Anthropic stream.
 pub struct AnthropicRelay {
     prices: PriceTable,
+    bounds: UsageBounds,
     prompt_estimate: u64,
     id: Option<String>,
     usage: AnthropicUsage,
-    usage_seen: bool,
-    cost_sent: bool,
+    /// What the last `message_delta` told the client it cost.
+    bill: Option<Bill>,
     stop_reason: Option<String>,
     text: String,
     end: Option<StreamEnd>,
 }
 
 impl AnthropicRelay {
-    /// A relay priced at `prices`; `prompt_estimate` is used only if the upstream reports no
-    /// usage.
-    pub fn new(prices: PriceTable, prompt_estimate: u64) -> Self {
+    /// A relay priced at `prices`, its usage checked against `bounds`; `prompt_estimate` is
+    /// used only if the stream is cut before the upstream reports usage.
+    pub fn new(prices: PriceTable, bounds: UsageBounds, prompt_estimate: u64) -> Self {
         AnthropicRelay {
             prices,
+            bounds,
             prompt_estimate,
             id: None,
             usage: AnthropicUsage::default(),
-            usage_seen: false,
-            cost_sent: false,
+            bill: None,
             stop_reason: None,
             text: String::new(),
             end: None,
         }
     }
 
-    fn usage_or_estimate(&self) -> Usage {
-        if self.usage_seen {
-            self.usage.priced()
-        } else {
-            Usage {
-                prompt_tokens: self.prompt_estimate,
-                completion_tokens: estimate_tokens(&self.text),
-                ..Usage::default()
-            }
-        }
+    /// The bill of what was relayed so far: the input the upstream reported (else the prompt's
+    /// estimate) and at least the text sent.
+    fn estimate(&self) -> Bill {
+        let reported = self.usage.reported().ok();
+        let relayed = Usage {
+            prompt_tokens: reported.map_or(self.prompt_estimate, |u| u.prompt_tokens),
+            completion_tokens: estimate_tokens(&self.text)
+                .max(reported.map_or(0, |u| u.completion_tokens)),
+            ..Usage::default()
+        };
+        bill_estimate(relayed, &self.prices, &self.bounds)
     }
 
     /// `event` as a frame named after its `type` (the upstream's name when it had one).
@@ -95,16 +102,18 @@ impl AnthropicRelay {
         }
     }
 
-    /// The `message_delta` with the cost of the usage so far in its `usage`.
-    fn priced_delta(&mut self, item: &SseEvent) -> Bytes {
-        let cost = cost(&self.prices, &self.usage_or_estimate());
-        self.cost_sent = true;
+    /// The `message_delta` with the bill of the usage so far in its `usage` (`bill`, else the
+    /// usage reported, checked).
+    fn priced_delta(&mut self, item: &SseEvent, billed: Option<Bill>) -> Bytes {
+        let bill =
+            billed.unwrap_or_else(|| bill(self.usage.reported(), &self.prices, &self.bounds));
+        self.bill = Some(bill);
         let data = match serde_json::from_str::<UsageView<'_>>(&item.data) {
             Ok(view) => {
                 let usage = view.usage.0.filter(|u| u.get() != "null");
-                let mut edits = [(view.usage, "usage", usage_with_cost(usage, cost))];
-                String::from_utf8(splice_fields(item.data.as_bytes(), &mut edits))
-                    .expect("spliced JSON stays UTF-8")
+                let mut edits = [(view.usage, "usage", anthropic_usage_json(&bill, usage))];
+                String::from_utf8_lossy(&splice_fields(item.data.as_bytes(), &mut edits))
+                    .into_owned()
             }
             Err(_) => item.data.clone(),
         };
@@ -118,18 +127,9 @@ impl AnthropicRelay {
     /// Ends a finished answer: the usage (with its cost) if no `message_delta` carried it, then
     /// `message_stop`.
     fn complete(&mut self, out: &mut Vec<Bytes>, stop_sent: bool) {
-        if !self.cost_sent {
-            let usage = self.usage_or_estimate();
-            let data = json!({"type": "message_delta",
-                "delta": {"stop_reason": self.stop_reason.as_deref().unwrap_or("end_turn"),
-                    "stop_sequence": null},
-                "usage": {"output_tokens": usage.completion_tokens}})
-            .to_string();
-            let item = SseEvent {
-                event: "message_delta".into(),
-                data,
-            };
-            out.push(self.priced_delta(&item));
+        if self.bill.is_none() {
+            let stop = self.stop_reason.clone();
+            out.push(self.usage_delta(Some(stop.as_deref().unwrap_or("end_turn")), None));
         }
         if !stop_sent {
             out.push(
@@ -141,6 +141,21 @@ impl AnthropicRelay {
             );
         }
         self.end = Some(StreamEnd::Completed);
+    }
+}
+
+impl AnthropicRelay {
+    /// A `message_delta` carrying only usage: `bill` (else the usage reported, checked).
+    fn usage_delta(&mut self, stop_reason: Option<&str>, bill: Option<Bill>) -> Bytes {
+        let data = json!({"type": "message_delta",
+            "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+            "usage": null})
+        .to_string();
+        let item = SseEvent {
+            event: "message_delta".into(),
+            data,
+        };
+        self.priced_delta(&item, bill)
     }
 }
 
@@ -191,8 +206,6 @@ impl Relay for AnthropicRelay {
                     self.id = Some(message.id.clone());
                 }
                 self.usage.merge(&message.usage);
-                self.usage_seen |=
-                    message.usage.input_tokens.is_some() || message.usage.output_tokens.is_some();
             }
             Some(StreamEvent::ContentBlockDelta {
                 delta: BlockDelta::TextDelta { text },
@@ -203,8 +216,7 @@ impl Relay for AnthropicRelay {
                     self.stop_reason = Some(r.clone());
                 }
                 self.usage.merge(usage);
-                self.usage_seen |= usage.output_tokens.is_some();
-                out.push(self.priced_delta(&item));
+                out.push(self.priced_delta(&item, None));
                 return;
             }
             Some(StreamEvent::MessageStop) => {
@@ -236,6 +248,10 @@ impl Relay for AnthropicRelay {
         if self.end.is_some() {
             return;
         }
+        if self.bill.is_none() {
+            let relayed = self.estimate();
+            out.push(self.usage_delta(None, Some(relayed)));
+        }
         let data = json!({"type": "error",
             "error": {"type": kind.unwrap_or("api_error"), "message": message}});
         out.push(
@@ -252,12 +268,8 @@ impl Relay for AnthropicRelay {
         self.end
     }
 
-    fn final_usage(&self) -> Usage {
-        self.usage_or_estimate()
-    }
-
-    fn final_cost(&self) -> Decimal {
-        cost(&self.prices, &self.usage_or_estimate())
+    fn final_bill(&self) -> Bill {
+        self.bill.unwrap_or_else(|| self.estimate())
     }
 
     fn finish_reason(&self) -> Option<&str> {
@@ -277,7 +289,23 @@ impl Relay for AnthropicRelay {
 mod tests {
     use std::str::FromStr;
 
+    use rust_decimal::Decimal;
+
     use super::*;
+
+    /// Bounds that let the reported usage through: 10k prompt, 100 output tokens, $1 reserved.
+    fn bounds() -> UsageBounds {
+        UsageBounds {
+            prompt: Some(10_000),
+            completion: 100,
+            cap_nanos: 1_000_000_000,
+            worst: Usage {
+                prompt_tokens: 10_000,
+                completion_tokens: 100,
+                ..Usage::default()
+            },
+        }
+    }
 
     fn prices() -> PriceTable {
         PriceTable {
@@ -309,7 +337,7 @@ mod tests {
 
     #[test]
     fn events_pass_through_and_the_message_delta_gains_the_cost() {
-        let mut r = AnthropicRelay::new(prices(), 1);
+        let mut r = AnthropicRelay::new(prices(), bounds(), 1);
         let mut out = vec![];
         for (name, data) in [
             ("message_start", START),
@@ -339,14 +367,14 @@ mod tests {
         );
         assert!(t.ends_with("event: message_stop\ndata: {\"type\": \"message_stop\"}\n\n"));
         assert_eq!(r.end(), Some(StreamEnd::Completed));
-        assert_eq!(r.final_cost(), Decimal::from_str(cost).unwrap());
+        assert_eq!(r.final_bill().usd(), Decimal::from_str(cost).unwrap());
         assert_eq!(r.finish_reason(), Some("tool_use"));
         assert_eq!(r.response_id(), Some("msg_1"));
     }
 
     #[test]
     fn events_without_an_event_line_get_one() {
-        let mut r = AnthropicRelay::new(prices(), 1);
+        let mut r = AnthropicRelay::new(prices(), bounds(), 1);
         let mut out = vec![];
         r.on_item(ev("", START), &mut out);
         assert!(text(&out).starts_with("event: message_start\ndata: "));
@@ -385,7 +413,7 @@ mod tests {
 
     #[test]
     fn a_cut_stream_ends_with_an_error_event() {
-        let mut r = AnthropicRelay::new(prices(), 1);
+        let mut r = AnthropicRelay::new(prices(), bounds(), 1);
         let mut out = vec![];
         r.on_item(ev("message_start", START), &mut out);
         r.on_item(ev("content_block_start", TOOL), &mut out);
@@ -397,12 +425,12 @@ mod tests {
         );
         assert_eq!(r.end(), Some(StreamEnd::Failed));
         // Input was reported: it is what is charged.
-        assert_eq!(r.final_usage().prompt_tokens, 6541);
+        assert_eq!(r.final_bill().usage.prompt_tokens, 6541);
     }
 
     #[test]
     fn a_finished_stream_without_message_stop_is_completed() {
-        let mut r = AnthropicRelay::new(prices(), 1);
+        let mut r = AnthropicRelay::new(prices(), bounds(), 1);
         let mut out = vec![];
         r.on_item(ev("message_start", START), &mut out);
         r.on_item(ev("content_block_start", TOOL), &mut out);
@@ -410,5 +438,46 @@ mod tests {
         r.on_eof(&mut out);
         assert!(text(&out).ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
         assert_eq!(r.end(), Some(StreamEnd::Completed));
+    }
+
+    /// The usage of a native answer is checked like every adapter's: a string output count is
+    /// billed at the worst case and the client told so in the `message_delta`.
+    #[test]
+    fn unusable_usage_is_billed_at_the_worst_case_and_told() {
+        let mut r = AnthropicRelay::new(prices(), bounds(), 1);
+        let mut out = vec![];
+        r.on_item(ev("message_start", START), &mut out);
+        r.on_item(ev("content_block_start", TOOL), &mut out);
+        let hostile = DELTA.replace(r#""output_tokens": 34"#, r#""output_tokens": "34""#);
+        r.on_item(ev("message_delta", &hostile), &mut out);
+        r.on_item(ev("message_stop", r#"{"type": "message_stop"}"#), &mut out);
+        let bill = r.final_bill();
+        assert_eq!(
+            bill.anomaly.map(|a| a.to_string()).as_deref(),
+            Some("completion_tokens not_a_number")
+        );
+        // 10000 × $5/M + 100 × $25/M.
+        assert_eq!(bill.usd(), Decimal::from_str("0.0525").unwrap());
+        let t = text(&out);
+        assert!(
+            t.contains(r#""usage": {"input_tokens":10000,"output_tokens":100,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cost":0.0525,"clamped":{"reason":"completion_tokens not_a_number","#),
+            "{t}"
+        );
+    }
+
+    /// A stream cut before its `message_delta` tells the client what was billed before the error.
+    #[test]
+    fn a_cut_stream_carries_its_usage_before_the_error() {
+        let mut r = AnthropicRelay::new(prices(), bounds(), 1);
+        let mut out = vec![];
+        r.on_item(ev("message_start", START), &mut out);
+        r.on_item(ev("content_block_start", TOOL), &mut out);
+        r.on_eof(&mut out);
+        let t = text(&out);
+        let usage = t.find("event: message_delta");
+        let error = t.find("event: error");
+        assert!(usage.is_some() && usage < error, "{t}");
+        // The input the upstream reported (6541 tokens, priced as reported), one output token.
+        assert_eq!(r.final_bill().usage.prompt_tokens, 6541);
     }
 }

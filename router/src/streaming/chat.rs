@@ -1,19 +1,23 @@
 //! The [`Relay`] of OpenAI chat streams. Pure: upstream `data` payloads in, SSE frames
 //! out. Content chunks pass through byte for byte; the usage chunk gains `usage.cost` and
-//! `provider`; a usage chunk is synthesised when the upstream sent none, so every stream ends with
-//! one usage chunk (`choices: []`) and `data: [DONE]`. A stream that breaks after content was sent
-//! ends with an error chunk (`finish_reason: "error"`), never a clean-looking truncation.
+//! `provider` (its usage checked first: an unusable one is replaced by what was billed, see
+//! [`crate::pricing::reported`]); a usage chunk is synthesised when the upstream sent none, so
+//! every stream ends with one usage chunk (`choices: []`) and `data: [DONE]`. A stream that breaks
+//! after content was sent ends with a usage chunk for what was relayed, then an error chunk
+//! (`finish_reason: "error"`), never a clean-looking truncation.
 
 use bytes::Bytes;
-use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, value::RawValue};
 use switchboard_api::snapshot::PriceTable;
 
 use super::relay::{InBandError, Opening, Relay, StreamEnd};
 use crate::{
-    json::{RawObject, usage_with_cost},
-    pricing::{Usage, cost, estimate_tokens},
+    json::RawObject,
+    pricing::{
+        Usage, estimate_tokens,
+        reported::{Bill, Expect, UsageBounds, bill, bill_estimate, read_openai, usage_json},
+    },
     providers::AttemptError,
 };
 
@@ -93,14 +97,15 @@ pub fn in_band_error(data: &str) -> Option<String> {
 pub struct StreamRelay {
     provider_name: String,
     prices: PriceTable,
+    bounds: UsageBounds,
     prompt_estimate: u64,
     id: String,
     created: u64,
     model: String,
     completion_chars: String,
     finish_reason: Option<String>,
-    usage: Option<Usage>,
-    usage_sent: bool,
+    /// What was billed, once the usage chunk went out.
+    bill: Option<Bill>,
     end: Option<StreamEnd>,
 }
 
@@ -113,20 +118,27 @@ fn frame(payload: &str) -> Bytes {
 }
 
 impl StreamRelay {
-    /// A relay for a stream from `provider_name`, priced at `prices`. `prompt_estimate` is used
-    /// only if the upstream reports no usage.
-    pub fn new(provider_name: &str, prices: PriceTable, prompt_estimate: u64, model: &str) -> Self {
+    /// A relay for a stream from `provider_name`, priced at `prices`, its usage checked against
+    /// `bounds`. `prompt_estimate` is used only if the stream is cut before the upstream
+    /// reports usage.
+    pub fn new(
+        provider_name: &str,
+        prices: PriceTable,
+        bounds: UsageBounds,
+        prompt_estimate: u64,
+        model: &str,
+    ) -> Self {
         StreamRelay {
             provider_name: provider_name.to_string(),
             prices,
+            bounds,
             prompt_estimate,
             id: String::new(),
             created: 0,
             model: model.to_string(),
             completion_chars: String::new(),
             finish_reason: None,
-            usage: None,
-            usage_sent: false,
+            bill: None,
             end: None,
         }
     }
@@ -168,20 +180,20 @@ impl StreamRelay {
                 self.finish_reason = Some(f.clone());
             }
         }
-        let usage = view
-            .usage
-            .filter(|u| u.get() != "null")
-            .and_then(|u| serde_json::from_str::<serde_json::Value>(u.get()).ok())
-            .and_then(|u| Usage::from_openai(&u));
+        let usage = view.usage.filter(|u| u.get() != "null");
         match usage {
-            Some(usage) if !self.usage_sent => {
-                let cost = cost(&self.prices, &usage);
-                self.usage = Some(usage);
-                self.usage_sent = true;
+            Some(raw) if self.bill.is_none() => {
+                let reported = serde_json::from_str::<serde_json::Value>(raw.get()).ok();
+                let bill = bill(
+                    read_openai(reported.as_ref(), Expect::Chat),
+                    &self.prices,
+                    &self.bounds,
+                );
+                self.bill = Some(bill);
                 let mut obj = RawObject::parse(data.as_bytes()).unwrap_or_default();
-                obj.set_raw("usage", usage_with_cost(view.usage, cost));
+                obj.set_raw("usage", usage_json(&bill, Some(raw)));
                 obj.set("provider", &self.provider_name);
-                out.push(frame(std::str::from_utf8(&obj.to_vec()).expect("UTF-8")));
+                out.push(frame(&String::from_utf8_lossy(&obj.to_vec())));
             }
             _ => out.push(frame(data)),
         }
@@ -192,7 +204,7 @@ impl StreamRelay {
         if self.end.is_some() {
             return;
         }
-        if self.finish_reason.is_some() || self.usage_sent {
+        if self.finish_reason.is_some() || self.bill.is_some() {
             self.finish(out);
         } else {
             self.fail_with(
@@ -208,10 +220,15 @@ impl StreamRelay {
         }
     }
 
-    /// Ends the stream with an error chunk (`finish_reason: "error"`) carrying `error`.
+    /// Ends the stream with a usage chunk for what was relayed (unless the upstream's went out
+    /// already), then an error chunk (`finish_reason: "error"`) carrying `error`.
     fn fail_with(&mut self, error: &serde_json::Value, out: &mut Vec<Bytes>) {
         if self.end.is_some() {
             return;
+        }
+        if self.bill.is_none() {
+            let bill = self.estimate();
+            self.usage_chunk(&bill, out);
         }
         let chunk = json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created,
@@ -223,36 +240,39 @@ impl StreamRelay {
         self.end = Some(StreamEnd::Failed);
     }
 
+    /// A stream that completed without reporting usage is billed at its worst case (the
+    /// upstream said nothing to bill by, see [`crate::pricing::reported`]).
     fn finish(&mut self, out: &mut Vec<Bytes>) {
-        if !self.usage_sent {
-            let usage = self.usage_or_estimate();
-            let cost = cost(&self.prices, &usage);
-            let chunk = format!(
-                r#"{{"id":{},"object":"chat.completion.chunk","created":{},"model":{},"choices":[],"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{},"cost":{}}},"provider":{}}}"#,
-                json!(self.id),
-                self.created,
-                json!(self.model),
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                usage.total_tokens(),
-                cost,
-                json!(self.provider_name),
-            );
-            self.usage = Some(usage);
-            self.usage_sent = true;
-            out.push(frame(&chunk));
+        if self.bill.is_none() {
+            let bill = bill(read_openai(None, Expect::Chat), &self.prices, &self.bounds);
+            self.usage_chunk(&bill, out);
         }
         out.push(frame("[DONE]"));
         self.end = Some(StreamEnd::Completed);
     }
 
-    /// Usage as reported, or estimated from what was relayed.
-    fn usage_or_estimate(&self) -> Usage {
-        self.usage.unwrap_or(Usage {
+    /// Sends a usage chunk (`choices: []`) for `bill`, and records it as the stream's bill.
+    fn usage_chunk(&mut self, bill: &Bill, out: &mut Vec<Bytes>) {
+        let chunk = format!(
+            r#"{{"id":{},"object":"chat.completion.chunk","created":{},"model":{},"choices":[],"usage":{},"provider":{}}}"#,
+            json!(self.id),
+            self.created,
+            json!(self.model),
+            usage_json(bill, None),
+            json!(self.provider_name),
+        );
+        self.bill = Some(*bill);
+        out.push(frame(&chunk));
+    }
+
+    /// The bill of what was relayed so far: the prompt estimate and the text sent.
+    fn estimate(&self) -> Bill {
+        let relayed = Usage {
             prompt_tokens: self.prompt_estimate,
             completion_tokens: estimate_tokens(&self.completion_chars),
             ..Usage::default()
-        })
+        };
+        bill_estimate(relayed, &self.prices, &self.bounds)
     }
 }
 
@@ -298,12 +318,8 @@ impl Relay for StreamRelay {
         self.end
     }
 
-    fn final_usage(&self) -> Usage {
-        self.usage_or_estimate()
-    }
-
-    fn final_cost(&self) -> Decimal {
-        cost(&self.prices, &self.usage_or_estimate())
+    fn final_bill(&self) -> Bill {
+        self.bill.unwrap_or_else(|| self.estimate())
     }
 
     fn finish_reason(&self) -> Option<&str> {
@@ -323,6 +339,8 @@ impl Relay for StreamRelay {
 mod tests {
     use std::str::FromStr;
 
+    use rust_decimal::Decimal;
+
     use super::*;
 
     fn prices() -> PriceTable {
@@ -331,6 +349,24 @@ mod tests {
             output_per_million: Decimal::from_str("0.60").unwrap(),
             ..PriceTable::default()
         }
+    }
+
+    /// A request reserved at 20 prompt + 10 completion tokens: 3 + 6 = 9 micro-dollars.
+    fn bounds() -> UsageBounds {
+        UsageBounds {
+            prompt: Some(1000),
+            completion: 10,
+            cap_nanos: 9_000,
+            worst: Usage {
+                prompt_tokens: 20,
+                completion_tokens: 10,
+                ..Usage::default()
+            },
+        }
+    }
+
+    fn relay(prompt_estimate: u64) -> StreamRelay {
+        StreamRelay::new("p", prices(), bounds(), prompt_estimate, "m")
     }
 
     fn text(frames: &[Bytes]) -> String {
@@ -345,7 +381,7 @@ mod tests {
 
     #[test]
     fn content_passes_through_and_usage_gains_cost_and_provider() {
-        let mut r = StreamRelay::new("p", prices(), 1, "m");
+        let mut r = relay(1);
         let mut out = vec![];
         r.on_data(CONTENT, &mut out);
         r.on_data(FINISH, &mut out);
@@ -362,43 +398,82 @@ mod tests {
             )
         );
         assert_eq!(r.end(), Some(StreamEnd::Completed));
-        assert_eq!(r.final_cost(), Decimal::from_str("0.0000045").unwrap());
+        assert_eq!(
+            r.final_bill().usd(),
+            Decimal::from_str("0.0000045").unwrap()
+        );
     }
 
+    /// A stream that completes without usage is billed at the worst case, and says so.
     #[test]
     fn a_usage_chunk_is_synthesised_when_the_upstream_sends_none() {
-        let mut r = StreamRelay::new("p", prices(), 3, "m");
+        let mut r = relay(3);
         let mut out = vec![];
         r.on_data(CONTENT, &mut out);
         r.on_data(FINISH, &mut out);
         r.on_data("[DONE]", &mut out);
         let t = text(&out);
         assert!(
-            t.ends_with("\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4,\"cost\":0.00000105},\"provider\":\"p\"}\n\ndata: [DONE]\n\n"),
+            t.ends_with("\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":10,\"total_tokens\":30,\"prompt_tokens_details\":{\"cached_tokens\":0,\"cache_write_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0},\"cost\":0.000009,\"clamped\":{\"reason\":\"usage missing\",\"reported\":null}},\"provider\":\"p\"}\n\ndata: [DONE]\n\n"),
             "{t}"
         );
+        assert_eq!(r.final_bill().nanos, 9_000);
     }
 
+    /// #16.5: a stream cut mid-way carried no usage chunk; now it carries one for what was
+    /// relayed, before the error chunk.
     #[test]
-    fn eof_before_finish_is_an_error_chunk_not_a_clean_end() {
-        let mut r = StreamRelay::new("p", prices(), 3, "m");
+    fn eof_before_finish_is_a_usage_chunk_then_an_error_chunk_not_a_clean_end() {
+        let mut r = relay(3);
         let mut out = vec![];
         r.on_data(CONTENT, &mut out);
-        r.eof(&mut out);
+        r.on_eof(&mut out);
         let t = text(&out);
         assert!(t.contains(r#""finish_reason":"error""#), "{t}");
         assert!(t.contains("stream_truncated"), "{t}");
         assert!(!t.contains("[DONE]"));
         assert_eq!(r.end(), Some(StreamEnd::Failed));
+        let usage = t.find(r#""choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"#);
+        let error = t.find(r#""finish_reason":"error""#);
+        assert!(usage.is_some() && usage < error, "{t}");
+        assert_eq!(r.final_bill().nanos, 1_050);
+    }
+
+    /// #16.3 and #16.1: what a hostile upstream reports is checked before it is priced.
+    #[test]
+    fn unusable_stream_usage_is_billed_at_the_worst_case_and_told() {
+        for usage in [
+            r#"{"prompt_tokens":18446744073709551615,"completion_tokens":18446744073709551615}"#,
+            r#"{"prompt_tokens":10,"completion_tokens":1000000}"#,
+            r#"{"prompt_tokens":-1,"completion_tokens":5}"#,
+            r#"{"prompt_tokens":1.5,"completion_tokens":5}"#,
+            r#"{"prompt_tokens":"5","completion_tokens":5}"#,
+            r#"{}"#,
+        ] {
+            let mut r = relay(3);
+            let mut out = vec![];
+            r.on_data(CONTENT, &mut out);
+            r.on_data(
+                &format!(r#"{{"id":"c1","choices":[],"usage":{usage}}}"#),
+                &mut out,
+            );
+            r.on_data("[DONE]", &mut out);
+            let bill = r.final_bill();
+            assert!(bill.anomaly.is_some(), "{usage}");
+            assert_eq!(bill.nanos, 9_000, "{usage}");
+            let t = text(&out);
+            assert!(t.contains(r#""cost":0.000009,"clamped":{"reason":"#), "{t}");
+            assert_eq!(t.matches("\"usage\"").count(), 1, "one usage chunk: {t}");
+        }
     }
 
     #[test]
     fn eof_after_finish_completes_with_done() {
-        let mut r = StreamRelay::new("p", prices(), 3, "m");
+        let mut r = relay(3);
         let mut out = vec![];
         r.on_data(CONTENT, &mut out);
         r.on_data(FINISH, &mut out);
-        r.eof(&mut out);
+        r.on_eof(&mut out);
         assert!(text(&out).ends_with("data: [DONE]\n\n"));
     }
 

@@ -86,9 +86,11 @@ impl<R: Relay> Drop for RelayState<R> {
     fn drop(&mut self) {
         // Runs when the stream ends and when the client goes away mid-stream.
         self.target.0.metrics.open_streams.dec();
-        let usage = self.relay.final_usage();
+        let bill = self.relay.final_bill();
+        let usage = bill.usage;
         self.access.usage = Some(usage);
-        self.access.cost = Some(self.relay.final_cost());
+        self.access.cost = Some(bill.usd());
+        self.access.usage_anomaly = bill.anomaly;
         self.access.finish_reason = self.relay.finish_reason().map(str::to_string);
         self.access.response_id = self.relay.response_id().map(str::to_string);
         if self.target.0.settings.trace_content {

@@ -1,13 +1,13 @@
 //! What every stream relay does, whatever the client's format: the [`Relay`] trait. A relay is
-//! pure: upstream items in, the client's SSE frames out, usage counted and priced, and a failure
-//! after the first byte ended with the format's own error. Holding back ([`super::hold_back`]),
-//! the idle timeout, settlement when the stream ends and the access record
+//! pure: upstream items in, the client's SSE frames out, usage counted, checked against what the
+//! request could use and priced ([`crate::pricing::reported`]), and a failure after the first
+//! byte ended with the format's own error (after the usage of what was relayed). Holding back
+//! ([`super::hold_back`]), the idle timeout, settlement when the stream ends and the access record
 //! ([`super::frames`]) are written once, for every relay.
 
 use bytes::Bytes;
-use rust_decimal::Decimal;
 
-use crate::{pricing::Usage, providers::AttemptError};
+use crate::{pricing::reported::Bill, providers::AttemptError};
 
 /// How a relayed stream ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,11 +62,9 @@ pub trait Relay: Send + 'static {
     /// How the stream ended, once it has.
     fn end(&self) -> Option<StreamEnd>;
 
-    /// Usage as reported, or estimated from what was relayed.
-    fn final_usage(&self) -> Usage;
-
-    /// The cost of [`Self::final_usage`], as told to the client.
-    fn final_cost(&self) -> Decimal;
+    /// What the stream is billed, as told to the client: the usage reported (checked), or,
+    /// when the stream was cut before that, the estimate of what was relayed.
+    fn final_bill(&self) -> Bill;
 
     /// The last finish (stop) reason seen.
     fn finish_reason(&self) -> Option<&str>;

@@ -13,6 +13,7 @@
 //! `tool_calls`), stop reasons normalised (`native_finish_reason` keeps Anthropic's), usage with
 //! `cache_read_input_tokens` / `cache_creation_input_tokens` folded into `prompt_tokens`.
 
+use crate::pricing::reported::TokenCount;
 use serde_json::{Value, json};
 
 use super::{
@@ -106,7 +107,7 @@ pub fn output_budget(req: &ChatRequest, model_max_output: Option<u32>) -> (u64, 
         .max(1024);
         if budget >= max_tokens {
             // Make room for the answer.
-            max_tokens = budget + max_tokens.min(DEFAULT_MAX_TOKENS);
+            max_tokens = budget.saturating_add(max_tokens.min(DEFAULT_MAX_TOKENS));
         }
         budget
     });
@@ -339,40 +340,51 @@ pub fn finish_reason(stop_reason: &str) -> &'static str {
 impl Usage {
     /// Counts present in `other` replace these (stream events carry some counts each).
     pub fn merge(&mut self, other: &Usage) {
-        self.input_tokens = other.input_tokens.or(self.input_tokens);
-        self.output_tokens = other.output_tokens.or(self.output_tokens);
-        self.cache_read_input_tokens = other
-            .cache_read_input_tokens
-            .or(self.cache_read_input_tokens);
-        self.cache_creation_input_tokens = other
-            .cache_creation_input_tokens
-            .or(self.cache_creation_input_tokens);
+        let keep = |new: &Option<TokenCount>, old: &mut Option<TokenCount>| {
+            if new.is_some() {
+                old.clone_from(new);
+            }
+        };
+        keep(&other.input_tokens, &mut self.input_tokens);
+        keep(&other.output_tokens, &mut self.output_tokens);
+        keep(
+            &other.cache_read_input_tokens,
+            &mut self.cache_read_input_tokens,
+        );
+        keep(
+            &other.cache_creation_input_tokens,
+            &mut self.cache_creation_input_tokens,
+        );
     }
 
-    /// The counts as priced: every input token (uncached, cache reads, cache writes) in the
-    /// prompt, thinking included in the output.
-    pub fn priced(&self) -> crate::pricing::Usage {
-        let out = self.openai();
-        crate::pricing::Usage {
-            prompt_tokens: out.prompt,
-            completion_tokens: out.completion,
-            cached_tokens: out.cached,
-            cache_write_tokens: out.cache_write,
-            reasoning_tokens: 0,
-        }
+    /// The counts as reported, checked like every adapter's ([`crate::pricing::reported`]):
+    /// every input token (uncached, cache reads, cache writes) in the prompt, thinking included
+    /// in the output; a missing or unusable count is the anomaly.
+    pub fn reported(&self) -> Result<crate::pricing::Usage, crate::pricing::reported::Anomaly> {
+        crate::pricing::reported::read_openai(
+            Some(&self.openai().to_json()),
+            crate::pricing::reported::Expect::Chat,
+        )
     }
 
     /// In OpenAI's fields: cache reads and writes folded into the prompt. Anthropic does not
-    /// count thinking tokens apart from output.
+    /// count thinking tokens apart from output. Input and output tokens are required: one left
+    /// out is `null` (missing usage, billed at the worst case).
     pub fn openai(&self) -> UsageOut {
-        let cached = self.cache_read_input_tokens.unwrap_or(0);
-        let cache_write = self.cache_creation_input_tokens.unwrap_or(0);
+        let missing = || TokenCount::Invalid(Value::Null);
+        let cached = self.cache_read_input_tokens.clone().unwrap_or_default();
+        let cache_write = self.cache_creation_input_tokens.clone().unwrap_or_default();
         UsageOut {
-            prompt: self.input_tokens.unwrap_or(0) + cached + cache_write,
-            completion: self.output_tokens.unwrap_or(0),
+            prompt: self
+                .input_tokens
+                .clone()
+                .unwrap_or_else(missing)
+                .plus(&cached)
+                .plus(&cache_write),
+            completion: self.output_tokens.clone().unwrap_or_else(missing),
             cached,
             cache_write,
-            reasoning: 0,
+            reasoning: TokenCount::Count(0),
         }
     }
 }
@@ -515,7 +527,7 @@ impl Stream {
         };
         vec![
             self.w.finish(finish, Some(&native)),
-            self.w.usage(self.usage.openai()),
+            self.w.usage(&self.usage.openai()),
             "[DONE]".into(),
         ]
     }

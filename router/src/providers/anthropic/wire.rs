@@ -11,6 +11,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::pricing::reported::TokenCount;
+
 /// The request body.
 #[derive(Debug, Serialize)]
 pub struct MessagesRequest {
@@ -341,21 +343,21 @@ pub enum MessageKind {
 
 /// Token counts. `input_tokens` excludes cache reads and writes. Stream events carry some of the
 /// counts; absent ones are left out when written.
-#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Usage {
     /// Uncached input tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub input_tokens: Option<u64>,
+    pub input_tokens: Option<TokenCount>,
     /// Output tokens, thinking included.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub output_tokens: Option<u64>,
+    pub output_tokens: Option<TokenCount>,
     /// Input tokens written to the cache.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache_creation_input_tokens: Option<u64>,
+    pub cache_creation_input_tokens: Option<TokenCount>,
     /// Input tokens read from the cache.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache_read_input_tokens: Option<u64>,
+    pub cache_read_input_tokens: Option<TokenCount>,
     /// Switchboard's price of the answer in USD, written as an exact decimal (never read from
     /// an upstream).
     #[serde(
@@ -574,8 +576,8 @@ mod tests {
                 id: "msg_1".into(),
                 model: "m".into(),
                 usage: Usage {
-                    input_tokens: Some(0),
-                    output_tokens: Some(0),
+                    input_tokens: Some(0.into()),
+                    output_tokens: Some(0.into()),
                     ..Usage::default()
                 },
                 ..Message::default()

@@ -345,7 +345,7 @@ pub async fn embeddings(call: Call<'_>, auth: &Auth) -> Result<Bytes, AttemptErr
             let resp = post(&call, auth, &path, body, "application/json").await?;
             let (v, n) = translate::titan_response(&upstream::body(resp).await?)?;
             vectors.push(v);
-            tokens += n;
+            tokens = tokens.saturating_add(n);
         }
     }
     Ok(Bytes::from(embeddings_body(

@@ -14,6 +14,7 @@
 //! `tool_calls`), `stopReason` normalised, usage with `cacheReadInputTokens` and
 //! `cacheWriteInputTokens` added to `inputTokens` (which excludes them).
 
+use crate::pricing::reported::TokenCount;
 use serde_json::{Value, json};
 
 use super::{
@@ -256,13 +257,14 @@ impl TokenUsage {
     /// In OpenAI's fields: cache reads and writes folded into the prompt.
     fn openai(self) -> UsageOut {
         UsageOut {
-            prompt: self.input_tokens
-                + self.cache_read_input_tokens
-                + self.cache_write_input_tokens,
+            prompt: self
+                .input_tokens
+                .plus(&self.cache_read_input_tokens)
+                .plus(&self.cache_write_input_tokens),
             completion: self.output_tokens,
             cached: self.cache_read_input_tokens,
             cache_write: self.cache_write_input_tokens,
-            reasoning: 0,
+            reasoning: TokenCount::Count(0),
         }
     }
 }
@@ -412,7 +414,7 @@ impl Stream {
             finish_reason(&native)
         };
         out.push(self.w.finish(finish, Some(&native)));
-        if let Some(u) = self.usage {
+        if let Some(u) = &self.usage {
             out.push(self.w.usage(u));
         }
         out.push("[DONE]".into());

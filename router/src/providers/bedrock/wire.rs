@@ -6,6 +6,7 @@
 //! leniently: a block or delta of a kind added later is skipped ([`Lenient`]), unknown fields are
 //! ignored. Fields are declared in the order they are written.
 
+use crate::pricing::reported::TokenCount;
 use serde::{Deserialize, Serialize, de::IgnoredAny};
 use serde_json::Value;
 
@@ -308,17 +309,17 @@ impl<T> Lenient<T> {
 }
 
 /// Token counts. `inputTokens` excludes cache reads and writes.
-#[derive(Debug, Default, Deserialize, Clone, Copy)]
+#[derive(Debug, Default, Deserialize, Clone)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TokenUsage {
     /// Uncached input tokens.
-    pub input_tokens: u64,
+    pub input_tokens: TokenCount,
     /// Output tokens.
-    pub output_tokens: u64,
+    pub output_tokens: TokenCount,
     /// Input tokens read from the cache.
-    pub cache_read_input_tokens: u64,
+    pub cache_read_input_tokens: TokenCount,
     /// Input tokens written to the cache.
-    pub cache_write_input_tokens: u64,
+    pub cache_write_input_tokens: TokenCount,
 }
 
 /// The payload of a ConverseStream event; which members are set depends on the event type

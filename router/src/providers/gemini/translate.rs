@@ -15,6 +15,7 @@
 //! `tool_calls`, with Gemini's id or a generated one), `finishReason` normalised, and
 //! `usageMetadata` (cached, thoughts and tool-use prompt tokens included).
 
+use crate::pricing::reported::TokenCount;
 use serde_json::{Value, json};
 
 use super::{
@@ -348,10 +349,12 @@ impl UsageMetadata {
     /// completion.
     fn openai(self) -> UsageOut {
         UsageOut {
-            prompt: self.prompt_token_count + self.tool_use_prompt_token_count,
-            completion: self.candidates_token_count + self.thoughts_token_count,
+            prompt: self
+                .prompt_token_count
+                .plus(&self.tool_use_prompt_token_count),
+            completion: self.candidates_token_count.plus(&self.thoughts_token_count),
             cached: self.cached_content_token_count,
-            cache_write: 0,
+            cache_write: TokenCount::Count(0),
             reasoning: self.thoughts_token_count,
         }
     }
@@ -574,7 +577,7 @@ impl StreamTranslate for Stream {
         match (&self.w, self.finished) {
             (Some(w), true) => {
                 let mut out = Vec::new();
-                if let Some(u) = self.usage {
+                if let Some(u) = &self.usage {
                     out.push(w.usage(u));
                 }
                 out.push("[DONE]".into());

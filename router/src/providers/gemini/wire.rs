@@ -7,6 +7,7 @@
 //! API. Responses are read leniently: unknown members are ignored. Fields are declared in the
 //! order they are written.
 
+use crate::pricing::reported::TokenCount;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -273,19 +274,19 @@ pub struct Candidate {
 
 /// Token counts. `promptTokenCount` includes cached tokens; `candidatesTokenCount` excludes
 /// thoughts.
-#[derive(Debug, Default, Deserialize, Clone, Copy)]
+#[derive(Debug, Default, Deserialize, Clone)]
 #[serde(default, rename_all = "camelCase")]
 pub struct UsageMetadata {
     /// Prompt tokens, cached included.
-    pub prompt_token_count: u64,
+    pub prompt_token_count: TokenCount,
     /// Answer tokens, thoughts excluded.
-    pub candidates_token_count: u64,
+    pub candidates_token_count: TokenCount,
     /// Prompt tokens read from the cache.
-    pub cached_content_token_count: u64,
+    pub cached_content_token_count: TokenCount,
     /// Thinking tokens.
-    pub thoughts_token_count: u64,
+    pub thoughts_token_count: TokenCount,
     /// Tokens of tool results fed back to the model.
-    pub tool_use_prompt_token_count: u64,
+    pub tool_use_prompt_token_count: TokenCount,
 }
 
 /// Why a prompt was blocked.

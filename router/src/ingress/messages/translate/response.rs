@@ -74,10 +74,14 @@ pub fn usage(u: Option<&Value>, cost: Option<Decimal>) -> Usage {
     let cached = n("/prompt_tokens_details/cached_tokens");
     let written = n("/prompt_tokens_details/cache_write_tokens");
     Usage {
-        input_tokens: Some(n("/prompt_tokens").saturating_sub(cached + written)),
-        output_tokens: Some(n("/completion_tokens")),
-        cache_creation_input_tokens: Some(written),
-        cache_read_input_tokens: Some(cached),
+        input_tokens: Some(
+            n("/prompt_tokens")
+                .saturating_sub(cached.saturating_add(written))
+                .into(),
+        ),
+        output_tokens: Some(n("/completion_tokens").into()),
+        cache_creation_input_tokens: Some(written.into()),
+        cache_read_input_tokens: Some(cached.into()),
         cost,
     }
 }

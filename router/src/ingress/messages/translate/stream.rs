@@ -64,8 +64,8 @@ impl Stream {
             id: message_id(id),
             model: self.model.clone(),
             usage: Usage {
-                input_tokens: Some(0),
-                output_tokens: Some(0),
+                input_tokens: Some(0.into()),
+                output_tokens: Some(0.into()),
                 ..Usage::default()
             },
             ..Message::default()
