@@ -11,6 +11,7 @@ use axum::{
 use crate::{
     admin,
     ingress::{self, fallback},
+    panics,
     state::AppState,
 };
 
@@ -35,6 +36,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .nest("/api/v1", api)
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
+        .layer(axum::middleware::from_fn(panics::catch_panics))
         .with_state(state)
 }
 
@@ -54,5 +56,6 @@ pub fn admin_app(state: Arc<AppState>) -> Router {
             "/loglevel",
             get(admin::log_level::get_log_level).put(admin::log_level::set_log_level),
         )
+        .layer(axum::middleware::from_fn(panics::catch_panics))
         .with_state(state)
 }

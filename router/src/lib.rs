@@ -16,6 +16,7 @@ pub mod error;
 pub mod ingress;
 pub mod json;
 pub mod observability;
+pub mod panics;
 pub mod pricing;
 pub mod providers;
 pub mod routing;

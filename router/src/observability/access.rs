@@ -256,6 +256,10 @@ impl Access {
 
 impl Drop for Access {
     fn drop(&mut self) {
+        if crate::panics::request_panicked() {
+            self.status = 500;
+            self.outcome = Some("panic".into());
+        }
         let elapsed = self.started.elapsed();
         self.record_span();
         self.note_usage_anomaly();

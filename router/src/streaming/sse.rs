@@ -10,11 +10,14 @@ use axum::{
 use bytes::Bytes;
 use futures_util::Stream;
 
-/// A `200 text/event-stream` response of `frames`, uncached and unbuffered by proxies.
+use crate::panics::CatchPanics;
+
+/// A `200 text/event-stream` response of `frames`, uncached and unbuffered by proxies. A panic
+/// while a frame is made ends the stream with an error chunk ([`CatchPanics`]).
 pub fn sse_response(
     frames: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
 ) -> Response {
-    let mut resp = Response::new(Body::from_stream(frames));
+    let mut resp = Response::new(Body::from_stream(CatchPanics::new(Box::pin(frames))));
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
