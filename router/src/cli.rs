@@ -60,13 +60,34 @@ pub struct Cli {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_REQUEST_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_request_bytes: usize,
-    /// How long in-flight requests may run after SIGTERM (e.g. `30s`).
+    /// How long in-flight requests may run after SIGTERM (e.g. `30s`). Streams still open then
+    /// are cut: each ends with an error chunk, settled for what was relayed.
     #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Most time for a client's request head (both ports), once it starts arriving; also the
+    /// grace before --min-body-rate applies.
+    #[arg(long, env = "SWITCHBOARD_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// Most time a client connection may stay open with no request in flight (keep-alive, or a
+    /// new connection before its first request).
+    #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Least average rate of a request body, in bytes per second, once --header-timeout has
+    /// passed; a slower body fails with 408. 0 disables.
+    #[arg(long, env = "SWITCHBOARD_MIN_BODY_RATE", default_value_t = 1024)]
+    pub min_body_rate: u64,
+    /// Most client connections open on each port; more are answered 503 and closed
+    /// (`switchboard_connections_rejected_total`). Keep it below the process's file limit.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
     /// Redis URL of the shared spend and rate-limit ledger (`redis://host:6379/0`). Required when
     /// more than one router replica serves the same keys; without it counters are in-process.
     #[arg(long, env = "SWITCHBOARD_REDIS_URL", conflicts_with = "state_file")]
     pub redis_url: Option<String>,
+    /// Accept a SIGHUP reload whose manifests drop every provider, route or API key being served
+    /// (by default such a reload, the mark of an empty or truncated file, is refused).
+    #[arg(long, env = "SWITCHBOARD_ALLOW_EMPTY_RELOAD")]
+    pub allow_empty_reload: bool,
     /// File the in-process ledger persists settled spend to, so a restart keeps it (standalone).
     #[arg(long, env = "SWITCHBOARD_STATE_FILE")]
     pub state_file: Option<PathBuf>,

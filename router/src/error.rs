@@ -147,9 +147,20 @@ pub enum ApiError {
         /// Every attempt made.
         attempts: Vec<AttemptReport>,
     },
+    /// The request body arrived too slowly.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// A bug or an impossible state; details are logged, not sent.
     #[error("Internal error")]
     Internal(String),
+}
+
+/// A request body that fell below the minimum rate (`--min-body-rate`).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body arrived slower than {min_rate} bytes per second")]
+pub struct BodyTooSlow {
+    /// The minimum rate, bytes per second.
+    pub min_rate: u64,
 }
 
 impl ApiError {
@@ -172,6 +183,7 @@ impl ApiError {
             ApiError::UnknownModel(_) | ApiError::GenerationNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoEligibleProvider(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
             ApiError::UpstreamRejected { status, .. } => *status,
@@ -201,6 +213,7 @@ impl ApiError {
             ApiError::UnknownModel(_) | ApiError::GenerationNotFound(_) => "not_found_error",
             ApiError::BadRequest { .. }
             | ApiError::BodyTooLarge { .. }
+            | ApiError::RequestTimeout(_)
             | ApiError::UpstreamRejected { .. } => "invalid_request_error",
             ApiError::NoEligibleProvider(_)
             | ApiError::NotImplemented { .. }
@@ -224,6 +237,7 @@ impl ApiError {
             ApiError::GenerationNotFound(_) => "generation_not_found",
             ApiError::BadRequest { .. } => "invalid_request",
             ApiError::BodyTooLarge { .. } => "request_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::NoEligibleProvider(_) => "no_eligible_provider",
             ApiError::NotImplemented { .. } => "provider_not_implemented",
             ApiError::UpstreamRejected { .. } => "upstream_rejected",

@@ -13,7 +13,7 @@ use switchboard_router::{
     config::operator,
     load_manifests,
     routing::health::HealthPolicy,
-    server,
+    server::{self, connection::ConnectionLimits},
     state::{AppState, Settings},
 };
 use switchboard_telemetry::OtlpOptions;
@@ -93,6 +93,13 @@ fn settings(cli: &Cli) -> Settings {
         },
         trace_content: cli.trace_content,
         requests_per_client: cli.upstream_requests_per_connection.max(1),
+        connections: ConnectionLimits {
+            header_timeout: cli.header_timeout,
+            idle_timeout: cli.idle_timeout,
+            min_body_rate: cli.min_body_rate,
+            max_connections: cli.max_connections.max(1),
+        },
+        allow_empty_reload: cli.allow_empty_reload,
     }
 }
 
@@ -118,7 +125,7 @@ fn open_ledger(cli: &Cli) -> anyhow::Result<OpenLedger> {
 }
 
 /// Serves until SIGTERM or SIGINT; in standalone mode SIGHUP reloads the manifests (as the next
-/// config version), keeping the current config when they do not load.
+/// config version), keeping the current config — and its version — when they do not load.
 async fn serve_until_stopped(cli: &Cli, state: &AppState) -> anyhow::Result<()> {
     let version = AtomicU64::new(1);
     let mut term = signal(SignalKind::terminate())?;
@@ -129,9 +136,12 @@ async fn serve_until_stopped(cli: &Cli, state: &AppState) -> anyhow::Result<()> 
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv(), if cli.operator_url.is_none() => {
-                let next = version.fetch_add(1, Ordering::SeqCst) + 1;
+                let next = version.load(Ordering::SeqCst).saturating_add(1);
                 match load_manifests(state, &cli.manifests, &cli.namespace, next) {
-                    Ok(()) => tracing::info!(version = next, "reloaded manifests"),
+                    Ok(()) => {
+                        version.store(next, Ordering::SeqCst);
+                        tracing::info!(version = next, "reloaded manifests");
+                    }
                     Err(e) => tracing::error!("reload failed, keeping the current config: {e:#}"),
                 }
             }

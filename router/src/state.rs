@@ -10,6 +10,7 @@ use std::{
 
 use arc_swap::ArcSwapOption;
 use switchboard_ledger::{Ledger, local::LocalLedger};
+use tokio::sync::watch;
 
 use crate::{
     budgets::settler::Settler,
@@ -17,6 +18,7 @@ use crate::{
     observability::{generations::GenerationStore, metrics::Metrics},
     providers::clients::{ClientPool, REQUESTS_PER_CLIENT},
     routing::health::{Health, HealthPolicy},
+    server::connection::ConnectionLimits,
 };
 
 /// Settings that do not come from the config snapshot.
@@ -31,6 +33,10 @@ pub struct Settings {
     /// Requests one upstream HTTP client carries before another is used (see
     /// [`REQUESTS_PER_CLIENT`]).
     pub requests_per_client: usize,
+    /// Timeouts and the cap of client connections, on both listeners.
+    pub connections: ConnectionLimits,
+    /// Accept a manifest reload that drops every provider, route or key being served.
+    pub allow_empty_reload: bool,
 }
 
 impl Default for Settings {
@@ -40,6 +46,8 @@ impl Default for Settings {
             health: HealthPolicy::default(),
             trace_content: false,
             requests_per_client: REQUESTS_PER_CLIENT,
+            connections: ConnectionLimits::default(),
+            allow_empty_reload: false,
         }
     }
 }
@@ -69,6 +77,8 @@ pub struct AppState {
     /// many of them are written: both only grow.
     records_handed_off: AtomicU64,
     records_written: AtomicU64,
+    /// Turns true when the drain timeout cuts the streams still open.
+    streams_cut: watch::Sender<bool>,
 }
 
 impl AppState {
@@ -89,8 +99,24 @@ impl AppState {
             log_level: std::sync::OnceLock::new(),
             records_handed_off: AtomicU64::new(0),
             records_written: AtomicU64::new(0),
+            streams_cut: watch::Sender::new(false),
             settings,
         })
+    }
+
+    /// Ends every stream still open with an error chunk (the drain timeout was reached).
+    pub fn cut_streams(&self) {
+        self.streams_cut.send_replace(true);
+    }
+
+    /// Turns true when [`AppState::cut_streams`] is called.
+    pub fn streams_cut(&self) -> watch::Receiver<bool> {
+        self.streams_cut.subscribe()
+    }
+
+    /// Whether the drain timeout has cut open requests.
+    pub fn cutting(&self) -> bool {
+        *self.streams_cut.borrow()
     }
 
     /// Counts an access record handed off to be written after its response.

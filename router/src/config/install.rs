@@ -74,6 +74,32 @@ pub fn offer(state: &AppState, config: RouterConfig, origin: &str) -> Result<Adm
     install(state, config).inspect_err(|refusal| refused(state, refusal, origin))
 }
 
+/// Why `offered` would empty what `running` serves: no provider, route or key left of the ones
+/// there were. A truncated or half-written manifest file looks like this; it is refused like a
+/// broken one unless the operator allows it (`--allow-empty-reload`). Pure.
+pub fn empties(running: &RouterConfig, offered: &RouterConfig) -> Option<String> {
+    let emptied: Vec<&str> = [
+        (
+            "providers",
+            running.providers.len(),
+            offered.providers.len(),
+        ),
+        ("routes", running.routes.len(), offered.routes.len()),
+        ("API keys", running.api_keys.len(), offered.api_keys.len()),
+    ]
+    .into_iter()
+    .filter(|(_, before, after)| *before > 0 && *after == 0)
+    .map(|(what, _, _)| what)
+    .collect();
+    (!emptied.is_empty()).then(|| {
+        format!(
+            "it would drop every one of the {} being served (an empty or truncated file?); \
+             pass --allow-empty-reload to allow that",
+            emptied.join(", ")
+        )
+    })
+}
+
 /// Counts and logs a refused snapshot.
 fn refused(state: &AppState, refusal: &Refusal, origin: &str) {
     state
@@ -152,6 +178,23 @@ mod tests {
             admit(None, &tampered),
             Err(Refusal::Invalid(m)) if m.contains("hash")
         ));
+    }
+
+    #[test]
+    fn a_config_that_empties_what_is_served_is_named() {
+        let empty = RouterConfig::default();
+        let mut serving = RouterConfig::default();
+        serving.api_keys.insert(
+            "hash".into(),
+            switchboard_api::snapshot::ApiKeyConfig::test(),
+        );
+        let reason = empties(&serving, &empty).unwrap();
+        assert!(
+            reason.contains("API keys") && !reason.contains("routes"),
+            "{reason}"
+        );
+        assert_eq!(empties(&serving, &serving), None);
+        assert_eq!(empties(&empty, &empty), None, "nothing was served");
     }
 
     #[test]

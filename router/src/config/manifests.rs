@@ -10,11 +10,16 @@ use std::{
 use anyhow::{Context, bail};
 use switchboard_api::{Object, RouterConfig, compile, parse_manifests};
 
-use super::runtime::{ObjectStatus, Runtime};
+use super::{
+    install::empties,
+    runtime::{ObjectStatus, Runtime},
+};
 use crate::state::{AppState, Settings};
 
 /// Compiles `manifests` and installs the result as config `version` into `state`. Used at start,
-/// on SIGHUP, and by tests. A config that fails validation is refused and the old one kept.
+/// on SIGHUP, and by tests. A config that fails validation is refused and the old one kept; so is
+/// one that would drop every provider, route or key being served (see [`empties`]), unless
+/// [`Settings::allow_empty_reload`] is set.
 pub fn load_manifests(
     state: &AppState,
     manifests: &[PathBuf],
@@ -25,6 +30,17 @@ pub fn load_manifests(
     config
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid snapshot: {e}"))?;
+    if let Some(running) = state.runtime()
+        && !state.settings.allow_empty_reload
+        && let Some(reason) = empties(&running.config, &config)
+    {
+        state
+            .metrics
+            .config_refused
+            .with_label_values(&["empties"])
+            .inc();
+        anyhow::bail!("refusing the manifests: {reason}");
+    }
     let runtime = Runtime::build(config, objects, &state.clients, &|name| {
         std::env::var(name).ok()
     })

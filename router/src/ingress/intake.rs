@@ -7,7 +7,11 @@ use std::{
 };
 
 use crate::{
-    auth::Caller, error::ApiError, json::RawObject, observability::access::Access, state::AppState,
+    auth::Caller,
+    error::{ApiError, BodyTooSlow},
+    json::RawObject,
+    observability::access::Access,
+    state::AppState,
 };
 use axum::{body::Body, http::HeaderMap};
 use rand::{Rng, distr::Alphanumeric};
@@ -92,10 +96,16 @@ pub async fn read_json(
         return Err(ApiError::BodyTooLarge { limit });
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        let source = std::error::Error::source(&e);
+        let too_large = source.is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             || e.to_string().contains("length limit");
-        if too_large {
+        let slow = std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |c| {
+            c.source()
+        })
+        .find_map(|c| c.downcast_ref::<BodyTooSlow>());
+        if let Some(slow) = slow {
+            ApiError::RequestTimeout(format!("Could not read the request body: {slow}"))
+        } else if too_large {
             ApiError::BodyTooLarge { limit }
         } else {
             ApiError::BadRequest {

@@ -259,6 +259,14 @@ impl Drop for Access {
         if crate::panics::request_panicked() {
             self.status = 500;
             self.outcome = Some("panic".into());
+        } else if self.status == 200
+            && self.outcome.is_none()
+            && self.cost.is_none()
+            && self.state.cutting()
+        {
+            // Dropped unanswered because the drain timeout closed its connection.
+            self.status = 503;
+            self.outcome = Some("drain_cut".into());
         }
         let elapsed = self.started.elapsed();
         self.record_span();

@@ -1,7 +1,7 @@
 //! Prometheus metrics for the admin port. Labels are bounded: model labels are public model names
 //! from the config (or `unknown`), never free-form client input.
 
-use prometheus::{CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGauge};
+use prometheus::{CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
 use switchboard_telemetry::metrics::Registry;
 
 /// The router's metrics.
@@ -53,6 +53,13 @@ pub struct Metrics {
     /// Upstream usage reports that could not be used (billed at the worst case), by provider and
     /// kind.
     pub usage_anomalies: IntCounterVec,
+    /// Client connections open, by listener (`api`, `admin`).
+    pub connections_open: IntGaugeVec,
+    /// Client connections refused at the connection limit, by listener.
+    pub connections_rejected: IntCounterVec,
+    /// Client connections closed by the router for idling or dawdling, by listener and reason
+    /// (`idle_timeout`, `header_timeout`).
+    pub connections_closed: IntCounterVec,
 }
 
 impl Metrics {
@@ -195,6 +202,22 @@ impl Metrics {
                 "Upstream usage reports that were missing, malformed or beyond what the request \
                  could use; each was billed at the request's worst case",
                 &["provider", "kind"],
+            ),
+            connections_open: r.int_gauge_vec(
+                "switchboard_connections_open",
+                "Client connections open",
+                &["listener"],
+            ),
+            connections_rejected: r.int_counter_vec(
+                "switchboard_connections_rejected_total",
+                "Client connections refused at the connection limit (--max-connections)",
+                &["listener"],
+            ),
+            connections_closed: r.int_counter_vec(
+                "switchboard_connections_closed_total",
+                "Client connections the router closed: idle past --idle-timeout, or a request \
+                 head not complete within --header-timeout",
+                &["listener", "reason"],
             ),
             registry: r,
         }

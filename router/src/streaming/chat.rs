@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, value::RawValue};
 use switchboard_api::snapshot::PriceTable;
 
-use super::relay::{InBandError, Opening, Relay, StreamEnd};
+use super::relay::{DRAIN_CUT_MESSAGE, InBandError, Opening, Relay, StreamEnd};
 use crate::{
     json::RawObject,
     pricing::{
@@ -308,6 +308,18 @@ impl Relay for StreamRelay {
                 "message": message,
                 "type": "upstream_error",
                 "code": "stream_interrupted",
+                "param": null
+            }),
+            out,
+        );
+    }
+
+    fn drain_cut(&mut self, out: &mut Vec<Bytes>) {
+        self.fail_with(
+            &json!({
+                "message": DRAIN_CUT_MESSAGE,
+                "type": "api_error",
+                "code": "server_shutting_down",
                 "param": null
             }),
             out,

@@ -1,7 +1,9 @@
 //! A committed stream, relayed until its last frame: upstream items (first those held back,
 //! then the rest, each within the idle timeout) go through the format's [`Relay`] and come out as
-//! the client's SSE frames. When the stream ends, fails or the client goes away, the request's record
-//! gets the usage, cost and finish reason, and the target's health what the stream showed.
+//! the client's SSE frames. When the stream ends, fails or the client goes away, the request's
+//! record gets the usage, cost and finish reason, and the target's health what the stream showed.
+//! When the router's drain timeout cuts it ([`AppState::cut_streams`]), it ends with the usage of
+//! what was relayed and the format's error ([`Relay::drain_cut`]).
 
 use std::{
     collections::VecDeque,
@@ -51,6 +53,8 @@ pub fn relay<R: Relay>(
     let relay_state = RelayState {
         relay,
         access,
+        cut: state.streams_cut(),
+        was_cut: false,
         buffered: buffered.into(),
         upstream,
         pending: VecDeque::new(),
@@ -71,6 +75,10 @@ pub fn relay<R: Relay>(
 struct RelayState<R: Relay> {
     relay: R,
     access: Access,
+    /// Turns true when the drain timeout cuts open streams.
+    cut: tokio::sync::watch::Receiver<bool>,
+    /// This stream was cut by the drain timeout.
+    was_cut: bool,
     buffered: VecDeque<R::Item>,
     upstream: Upstream<R>,
     pending: VecDeque<Bytes>,
@@ -111,6 +119,9 @@ impl<R: Relay> Drop for RelayState<R> {
                     );
                 }
             }
+            Some(StreamEnd::Failed) if self.was_cut => {
+                self.access.outcome = Some("drain_cut".into());
+            }
             Some(StreamEnd::Failed) => {
                 self.access.outcome = Some("stream_error".into());
                 state
@@ -134,10 +145,23 @@ async fn next_frame<R: Relay>(
         }
         let next = match st.buffered.pop_front() {
             Some(data) => Some(Ok(data)),
-            None => match tokio::time::timeout(st.idle, st.upstream.next()).await {
-                Ok(next) => next,
-                Err(_) => Some(Err(AttemptError::Timeout("idle"))),
-            },
+            None => {
+                let upstream = tokio::time::timeout(st.idle, st.upstream.next());
+                tokio::select! {
+                    biased;
+                    () = cut(&mut st.cut) => {
+                        let mut out = Vec::new();
+                        st.was_cut = true;
+                        st.relay.drain_cut(&mut out);
+                        st.pending.extend(out);
+                        continue;
+                    }
+                    next = upstream => match next {
+                        Ok(next) => next,
+                        Err(_) => Some(Err(AttemptError::Timeout("idle"))),
+                    },
+                }
+            }
         };
         let mut out = Vec::new();
         match next {
@@ -156,6 +180,13 @@ async fn next_frame<R: Relay>(
             None => st.relay.on_eof(&mut out),
         }
         st.pending.extend(out);
+    }
+}
+
+/// Resolves when the drain timeout cuts open streams (never, if the state is gone).
+async fn cut(signal: &mut tokio::sync::watch::Receiver<bool>) {
+    if signal.wait_for(|cut| *cut).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

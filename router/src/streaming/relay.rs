@@ -9,6 +9,10 @@ use bytes::Bytes;
 
 use crate::{pricing::reported::Bill, providers::AttemptError};
 
+/// What a stream cut at the router's drain timeout ends with.
+pub const DRAIN_CUT_MESSAGE: &str = "The router is shutting down: this stream was cut at its \
+     drain timeout. It was billed for what was sent.";
+
 /// How a relayed stream ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamEnd {
@@ -58,6 +62,12 @@ pub trait Relay: Send + 'static {
     /// Ends the stream with the format's error carrying `message` (already scrubbed of secrets)
     /// and, when known, the upstream's error `kind`.
     fn fail(&mut self, message: &str, kind: Option<&str>, out: &mut Vec<Bytes>);
+
+    /// Ends the stream because the router's drain timeout cut it: the usage of what was relayed,
+    /// then the format's error saying so ([`DRAIN_CUT_MESSAGE`]).
+    fn drain_cut(&mut self, out: &mut Vec<Bytes>) {
+        self.fail(DRAIN_CUT_MESSAGE, None, out);
+    }
 
     /// How the stream ended, once it has.
     fn end(&self) -> Option<StreamEnd>;
