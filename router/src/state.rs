@@ -89,13 +89,15 @@ impl AppState {
 
     /// State with no config yet, counting spend in `ledger`.
     pub fn with_ledger(settings: Settings, ledger: Arc<dyn Ledger>) -> Arc<AppState> {
+        let metrics = Metrics::new();
+        let gauges = metrics.budget_gauges();
         Arc::new(AppState {
             runtime: ArcSwapOption::empty(),
-            metrics: Metrics::new(),
+            metrics,
             clients: ClientPool::new(settings.requests_per_client),
             health: Health::new(settings.health.clone()),
             generations: GenerationStore::default(),
-            settler: Settler::start(ledger),
+            settler: Settler::start(ledger, gauges),
             log_level: std::sync::OnceLock::new(),
             records_handed_off: AtomicU64::new(0),
             records_written: AtomicU64::new(0),

@@ -89,6 +89,19 @@ async fn wait_for_spent(router: &TestRouter, budget: usize, spent: &str) -> Valu
     );
 }
 
+/// The metrics once they contain `needle` (gauges refresh right after settlement).
+async fn metrics_showing(router: &TestRouter, needle: &str) -> String {
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = router.metrics().await;
+        if metrics.contains(needle) {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the metrics never showed {needle}: {metrics}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn admission_is_exact_at_the_limit() {
     // Exactly one worst case fits.
@@ -103,11 +116,12 @@ async fn admission_is_exact_at_the_limit() {
     assert_eq!(v["usage"]["cost"].as_f64(), Some(0.000005));
     let data = wait_for_spent(&router, 0, "0.000005").await;
     assert_eq!(data["budgets"][0]["remaining_usd"], "0.000047");
-    let metrics = router.metrics().await;
-    assert!(
-        metrics.contains(r#"switchboard_budget_used_ratio{budget="default/exact"} 1"#),
-        "the admitted worst case filled the budget: {metrics}"
-    );
+    // Refreshed at settlement: 5 of 52 used.
+    metrics_showing(
+        &router,
+        r#"switchboard_budget_used_ratio{budget="default/exact"} 0.096"#,
+    )
+    .await;
     // Now 0.000005 is spent: another worst case (0.000052) no longer fits.
     let resp = router.chat_as(KEY, request(false)).await;
     assert_eq!(resp.status(), 402);
@@ -331,4 +345,28 @@ fn rand_suffix() -> u64 {
         .unwrap()
         .subsec_nanos()
         .into()
+}
+
+/// #16.5: the remaining gauge was set at admission (worst case subtracted) and never refreshed,
+/// so it under-reported by the last request's reservation; the spend counter accumulated float
+/// error.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_budget_gauges_are_refreshed_at_settlement_and_spend_is_exact() {
+    let router = TestRouter::start(&manifest(
+        "",
+        &budget("exact", "0.000052", ", scope: {apiKeys: [main]}"),
+    ))
+    .await;
+    assert_eq!(router.chat_as(KEY, request(false)).await.status(), 200);
+    wait_for_spent(&router, 0, "0.000005").await;
+    let metrics = metrics_showing(
+        &router,
+        r#"switchboard_budget_remaining_usd{budget="default/exact"} 0.000047"#,
+    )
+    .await;
+    let spend = metrics
+        .lines()
+        .find(|l| l.starts_with("switchboard_spend_usd_total{"))
+        .unwrap();
+    assert!(spend.ends_with(" 0.000005"), "{spend}");
 }

@@ -189,6 +189,7 @@ fn spend_plan(
 
 /// The budget gauges after an admission: what is left, how much is used, the soft limit.
 fn record_budget_use(m: &Metrics, spend: &SpendPlan, used: &[i64]) {
+    let gauges = m.budget_gauges();
     for (role, used) in spend.roles.iter().zip(used) {
         let Role::Budget {
             id,
@@ -199,18 +200,12 @@ fn record_budget_use(m: &Metrics, spend: &SpendPlan, used: &[i64]) {
         else {
             continue;
         };
-        let left = rust_decimal::prelude::ToPrimitive::to_f64(&from_nanos(
-            limit.saturating_sub(*used).max(0),
-        ));
-        m.budget_remaining_usd
-            .with_label_values(&[id])
-            .set(left.unwrap_or(0.0));
+        gauges.show(id, *limit, *used);
         let ratio = if *limit > 0 {
             *used as f64 / *limit as f64
         } else {
             1.0
         };
-        m.budget_used_ratio.with_label_values(&[id]).set(ratio);
         if let Some(p) = soft_limit_percent {
             let soft = f64::from(*p) / 100.0;
             m.budget_soft_limit_ratio.with_label_values(&[id]).set(soft);

@@ -29,7 +29,10 @@ use switchboard_api::{
 
 use switchboard_ledger::{Charge, MAX_AMOUNT, ReserveRequest, Settlement};
 
-use super::bounds::{RequestBounds, Unbounded};
+use super::{
+    bounds::{RequestBounds, Unbounded},
+    settler::BudgetGauge,
+};
 use crate::pricing::{cost_nanos, reported::UsageBounds};
 
 // The router's money bound is the ledger's amount bound: a cost it computes is one the ledger
@@ -244,6 +247,15 @@ fn rate_charges(
 /// budget's settled spend stays within its limit —, the request counter one request, the token
 /// counter the tokens, the concurrency counter nothing (its slot is released).
 pub fn settlement(plan: &SpendPlan, cost_nanos: i64, tokens: u64) -> Settlement {
+    settlement_and_gauges(plan, cost_nanos, tokens).0
+}
+
+/// [`settlement`], and the budgets (counter index, id, limit) whose gauges it refreshes.
+pub fn settlement_and_gauges(
+    plan: &SpendPlan,
+    cost_nanos: i64,
+    tokens: u64,
+) -> (Settlement, Vec<BudgetGauge>) {
     let cost_nanos = cost_nanos.clamp(0, plan.worst_case);
     let counters = plan
         .request
@@ -265,10 +277,26 @@ pub fn settlement(plan: &SpendPlan, cost_nanos: i64, tokens: u64) -> Settlement 
                 .map(|(counter, keep_for)| (counter.clone(), cost_nanos, *keep_for)),
         )
         .collect();
-    Settlement {
-        id: plan.request.id.clone(),
-        counters,
-    }
+    let gauges = plan
+        .roles
+        .iter()
+        .enumerate()
+        .filter_map(|(counter, role)| match role {
+            Role::Budget { id, limit, .. } => Some(BudgetGauge {
+                counter,
+                id: id.clone(),
+                limit: *limit,
+            }),
+            _ => None,
+        })
+        .collect();
+    (
+        Settlement {
+            id: plan.request.id.clone(),
+            counters,
+        },
+        gauges,
+    )
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use switchboard_api::{
 use crate::{
     budgets::{
         bounds::RequestBounds,
-        spend::{SpendPlan, settlement},
+        spend::{SpendPlan, settlement_and_gauges},
     },
     error::AttemptReport,
     observability::generations::{Generation, Stored},
@@ -288,11 +288,12 @@ impl Access {
         let m = &self.state.metrics;
         let cost = self.cost.unwrap_or_default();
         let tokens = self.usage.map_or(0, |u| u.total_tokens());
-        self.state
-            .settler
-            .submit(settlement(&plan, to_nanos(cost), tokens));
+        // What the ledger records: never above the reservation.
+        let nanos = to_nanos(cost).clamp(0, plan.worst_case);
+        let (settlement, gauges) = settlement_and_gauges(&plan, nanos, tokens);
+        self.state.settler.submit(settlement, gauges);
         m.reservations_outstanding.dec();
-        if let Some(usd) = rust_decimal::prelude::ToPrimitive::to_f64(&cost).filter(|c| *c > 0.0) {
+        if nanos > 0 {
             m.spend_usd
                 .with_label_values(&[
                     self.key.as_deref().unwrap_or("-"),
@@ -300,7 +301,7 @@ impl Access {
                     self.served_model.as_deref().unwrap_or(&self.model),
                     self.provider.as_deref().unwrap_or("-"),
                 ])
-                .inc_by(usd);
+                .inc_by(u64::try_from(nanos).unwrap_or(0));
         }
     }
 

@@ -1,7 +1,7 @@
 //! Prometheus metrics for the admin port. Labels are bounded: model labels are public model names
 //! from the config (or `unknown`), never free-form client input.
 
-use prometheus::{CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
+use prometheus::{GaugeVec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
 use switchboard_telemetry::metrics::Registry;
 
 /// The router's metrics.
@@ -17,9 +17,10 @@ pub struct Metrics {
     pub tokens: IntCounterVec,
     /// Version of the config snapshot being served.
     pub config_version: IntGauge,
-    /// USD spent, by key, team, model and provider.
-    pub spend_usd: CounterVec,
-    /// USD left in each budget's current window, as of the last request it admitted.
+    /// Spend by key, team, model and provider: counted in nano-dollars, exposed in USD.
+    pub spend_usd: IntCounterVec,
+    /// USD left in each budget's current window (spent and reserved subtracted), as of the last
+    /// admission or settlement.
     pub budget_remaining_usd: GaugeVec,
     /// Spent plus reserved over the limit, per budget (≥ softLimitPercent/100: soft limit reached;
     /// ≥ 1: exhausted, or exceeded for alert-only budgets).
@@ -111,10 +112,11 @@ impl Metrics {
                 "Config snapshots refused (decode, invalid, older, build); the last good one keeps serving",
                 &["reason"],
             ),
-            spend_usd: r.counter_vec(
+            spend_usd: r.scaled_counter_vec(
                 "switchboard_spend_usd_total",
-                "USD spent by key, team, model and provider",
+                "USD spent by key, team, model and provider (counted exactly in nano-dollars)",
                 &["key", "team", "model", "provider"],
+                1_000_000_000,
             ),
             budget_remaining_usd: r.gauge_vec(
                 "switchboard_budget_remaining_usd",
@@ -220,6 +222,14 @@ impl Metrics {
                 &["listener", "reason"],
             ),
             registry: r,
+        }
+    }
+
+    /// The budget gauges the settler refreshes once a settlement is recorded.
+    pub fn budget_gauges(&self) -> crate::budgets::settler::Gauges {
+        crate::budgets::settler::Gauges {
+            remaining_usd: self.budget_remaining_usd.clone(),
+            used_ratio: self.budget_used_ratio.clone(),
         }
     }
 
