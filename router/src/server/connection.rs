@@ -82,6 +82,8 @@ pub struct Tracker {
     calls: AtomicU64,
     /// Final (non-1xx) response heads written.
     heads: AtomicU64,
+    /// Wakes the watchdog when a head starts or a request starts or ends.
+    changed: tokio::sync::Notify,
 }
 
 impl Tracker {
@@ -95,6 +97,7 @@ impl Tracker {
             head_started: AtomicU64::new(NONE),
             calls: AtomicU64::new(0),
             heads: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -104,13 +107,13 @@ impl Tracker {
 
     /// Bytes arrived: between requests, that is a head starting.
     fn on_read(&self) {
-        if self.in_flight.load(Ordering::Acquire) == 0 {
-            let _ = self.head_started.compare_exchange(
-                NONE,
-                self.now_ms(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self
+                .head_started
+                .compare_exchange(NONE, self.now_ms(), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.changed.notify_one();
         }
     }
 
@@ -120,6 +123,7 @@ impl Tracker {
         self.calls.fetch_add(1, Ordering::AcqRel);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.head_started.store(NONE, Ordering::Release);
+        self.changed.notify_one();
         InFlight(self.clone())
     }
 }
@@ -133,6 +137,7 @@ impl Drop for InFlight {
         let t = &self.0;
         t.idle_since.store(t.now_ms(), Ordering::Release);
         t.in_flight.fetch_sub(1, Ordering::AcqRel);
+        t.changed.notify_one();
     }
 }
 
@@ -185,7 +190,13 @@ pub async fn watchdog(tracker: Arc<Tracker>, limits: ConnectionLimits) -> Expire
         match why {
             Some(why) if now >= deadline => return why,
             _ => {
-                tokio::time::sleep(Duration::from_millis(deadline.saturating_sub(now).max(1))).await
+                let wait = Duration::from_millis(deadline.saturating_sub(now).max(1));
+                // Until the deadline, or until the state changes (a head starts arriving, a
+                // request starts or ends), whichever is first; then look again.
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = tracker.changed.notified() => {}
+                }
             }
         }
     }
