@@ -117,6 +117,36 @@ impl Tracker {
         }
     }
 
+    /// The status of the final (non-1xx) HTTP/1.1 response head `buf` starts with, if it does.
+    fn head_status(&self, buf: &[u8]) -> Option<u16> {
+        if !self.http1 || !buf.starts_with(b"HTTP/1.") {
+            return None;
+        }
+        let status: u16 = std::str::from_utf8(buf.get(9..12)?).ok()?.parse().ok()?;
+        // `100 Continue` is not a final response.
+        (status >= 200).then_some(status)
+    }
+
+    /// If `buf` starts a response hyper writes on its own (an error, with no request dispatched
+    /// for it), the OpenAI-shaped response to send instead; it then counts as written.
+    fn replace(&self, buf: &[u8]) -> Option<Bytes> {
+        let status = self.head_status(buf).filter(|s| *s >= 400)?;
+        let t = self;
+        let undispatched = t.heads.load(Ordering::Acquire) >= t.calls.load(Ordering::Acquire);
+        undispatched.then(|| {
+            t.heads.fetch_add(1, Ordering::AcqRel);
+            openai_error_response(status)
+        })
+    }
+
+    /// Counts a response head once its first bytes are written (a write that is retried after
+    /// `Pending` is counted once).
+    fn wrote(&self, buf: &[u8], result: &Poll<io::Result<usize>>) {
+        if matches!(result, Poll::Ready(Ok(n)) if *n > 0) && self.head_status(buf).is_some() {
+            self.heads.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
     /// A request was dispatched; it is in flight until the guard (carried by its response body)
     /// drops.
     pub fn request_started(self: &Arc<Self>) -> InFlight {
@@ -222,23 +252,6 @@ impl GuardedIo {
         }
     }
 
-    /// If `head` starts a response hyper writes on its own (no request was dispatched for it),
-    /// the OpenAI-shaped response to send instead.
-    fn replace(&self, head: &[u8]) -> Option<Bytes> {
-        if !self.tracker.http1 || !head.starts_with(b"HTTP/1.") {
-            return None;
-        }
-        let status: u16 = std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()?;
-        if status < 200 {
-            // `100 Continue` is not a final response.
-            return None;
-        }
-        let t = &self.tracker;
-        let heads = t.heads.fetch_add(1, Ordering::AcqRel).saturating_add(1);
-        let dispatched = t.calls.load(Ordering::Acquire);
-        (heads > dispatched && status >= 400).then(|| openai_error_response(status))
-    }
-
     /// Writes what is left of the replacement response.
     fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some((bytes, written)) = &mut self.replacement {
@@ -308,13 +321,15 @@ impl AsyncWrite for GuardedIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         ready!(self.poll_replacement(cx))?;
-        if let Some(replacement) = self.replace(buf) {
+        if let Some(replacement) = self.tracker.replace(buf) {
             self.replacement = Some((replacement, 0));
             // Written in its place; the rest goes out on the next write or flush.
             let _ = self.poll_replacement(cx)?;
             return Poll::Ready(Ok(buf.len()));
         }
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        let result = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.tracker.wrote(buf, &result);
+        result
     }
 
     fn poll_write_vectored(
@@ -327,13 +342,15 @@ impl AsyncWrite for GuardedIo {
             .iter()
             .find(|b| !b.is_empty())
             .map_or(&[][..], |b| &**b);
-        if let Some(replacement) = self.replace(first) {
+        if let Some(replacement) = self.tracker.replace(first) {
             self.replacement = Some((replacement, 0));
             let _ = self.poll_replacement(cx)?;
             let total = bufs.iter().fold(0usize, |n, b| n.saturating_add(b.len()));
             return Poll::Ready(Ok(total));
         }
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        let result = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.tracker.wrote(first, &result);
+        result
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -502,4 +519,42 @@ pub fn service(
             Ok(resp.map(|b| Body::new(Held::new(b, in_flight))))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a response hyper writes with no request dispatched for it is replaced, however the
+    /// writes of the router's own responses went (a head retried after `Pending` counts once).
+    #[test]
+    fn only_hypers_own_error_responses_are_replaced() {
+        let t = Tracker::new(true);
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        let payment = b"HTTP/1.1 402 Payment Required\r\ncontent-length: 2\r\n\r\n{}";
+        let too_large =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n";
+        // A request, whose head is retried after the socket was full.
+        let first = t.request_started();
+        assert_eq!(t.replace(ok), None);
+        t.wrote(ok, &Poll::Pending);
+        assert_eq!(t.replace(ok), None);
+        t.wrote(ok, &Poll::Ready(Ok(ok.len())));
+        drop(first);
+        // The next request is refused by the router itself: its own 402 stays.
+        let second = t.request_started();
+        assert_eq!(t.replace(payment), None);
+        t.wrote(payment, &Poll::Ready(Ok(10)));
+        drop(second);
+        // `100 Continue` is not a final response.
+        t.wrote(b"HTTP/1.1 100 Continue\r\n\r\n", &Poll::Ready(Ok(25)));
+        // Then hyper refuses a head: no request was dispatched for this response.
+        let replaced = t.replace(too_large).unwrap();
+        let text = std::str::from_utf8(&replaced).unwrap();
+        assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+        assert!(text.contains("request_header_fields_too_large"), "{text}");
+        assert!(text.contains("connection: close"), "{text}");
+        // HTTP/2 connections are never touched.
+        assert_eq!(Tracker::new(false).replace(too_large), None);
+    }
 }
