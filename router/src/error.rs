@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 /// One upstream attempt, as reported in `error.metadata.attempts` and by `/api/v1/generation`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AttemptReport {
     /// Provider name.
     pub provider: String,
@@ -54,8 +54,26 @@ pub enum ApiError {
     #[error("Model {0} does not exist or is not served by this gateway")]
     UnknownModel(String),
     /// No generation record with that id for this key.
-    #[error("Generation {0} not found (records are kept for an hour)")]
+    #[error("Generation {0} not found")]
     GenerationNotFound(String),
+    /// An admin endpoint was called without a credential.
+    #[error("This admin endpoint requires the admin token: send `Authorization: Bearer <token>`")]
+    AdminCredentialRequired,
+    /// An admin endpoint was called with a wrong token.
+    #[error("Invalid admin token")]
+    InvalidAdminToken,
+    /// No admin token is configured and the caller is not on the loopback interface.
+    #[error(
+        "No admin token is configured (--admin-token-file), so this admin endpoint answers only \
+         on the loopback interface"
+    )]
+    AdminLoopbackOnly,
+    /// The usage store is off (`--usage-store off`).
+    #[error("The usage store is off on this router (--usage-store off)")]
+    UsageStoreOff,
+    /// The usage store did not answer a read.
+    #[error("The usage store is unavailable; try again shortly")]
+    UsageStoreUnavailable(String),
     /// The request body is malformed or invalid.
     #[error("{message}")]
     BadRequest {
@@ -178,9 +196,14 @@ impl ApiError {
             ApiError::MissingKey
             | ApiError::InvalidKey
             | ApiError::DisabledKey(_)
-            | ApiError::ExpiredKey(_) => StatusCode::UNAUTHORIZED,
-            ApiError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
-            ApiError::UnknownModel(_) | ApiError::GenerationNotFound(_) => StatusCode::NOT_FOUND,
+            | ApiError::ExpiredKey(_)
+            | ApiError::AdminCredentialRequired
+            | ApiError::InvalidAdminToken => StatusCode::UNAUTHORIZED,
+            ApiError::ModelNotAllowed { .. } | ApiError::AdminLoopbackOnly => StatusCode::FORBIDDEN,
+            ApiError::UnknownModel(_)
+            | ApiError::GenerationNotFound(_)
+            | ApiError::UsageStoreOff => StatusCode::NOT_FOUND,
+            ApiError::UsageStoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -208,9 +231,14 @@ impl ApiError {
             ApiError::MissingKey
             | ApiError::InvalidKey
             | ApiError::DisabledKey(_)
-            | ApiError::ExpiredKey(_) => "authentication_error",
-            ApiError::ModelNotAllowed { .. } => "permission_error",
-            ApiError::UnknownModel(_) | ApiError::GenerationNotFound(_) => "not_found_error",
+            | ApiError::ExpiredKey(_)
+            | ApiError::AdminCredentialRequired
+            | ApiError::InvalidAdminToken => "authentication_error",
+            ApiError::ModelNotAllowed { .. } | ApiError::AdminLoopbackOnly => "permission_error",
+            ApiError::UnknownModel(_)
+            | ApiError::GenerationNotFound(_)
+            | ApiError::UsageStoreOff => "not_found_error",
+            ApiError::UsageStoreUnavailable(_) => "api_error",
             ApiError::BadRequest { .. }
             | ApiError::BodyTooLarge { .. }
             | ApiError::RequestTimeout(_)
@@ -235,6 +263,11 @@ impl ApiError {
             ApiError::ModelNotAllowed { .. } => "model_not_allowed",
             ApiError::UnknownModel(_) => "model_not_found",
             ApiError::GenerationNotFound(_) => "generation_not_found",
+            ApiError::AdminCredentialRequired => "admin_token_required",
+            ApiError::InvalidAdminToken => "invalid_admin_token",
+            ApiError::AdminLoopbackOnly => "admin_loopback_only",
+            ApiError::UsageStoreOff => "usage_store_off",
+            ApiError::UsageStoreUnavailable(_) => "usage_store_unavailable",
             ApiError::BadRequest { .. } => "invalid_request",
             ApiError::BodyTooLarge { .. } => "request_too_large",
             ApiError::RequestTimeout(_) => "request_timeout",
@@ -307,8 +340,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(%detail, "internal error");
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::UsageStoreUnavailable(detail) => {
+                tracing::warn!(%detail, "usage store read failed");
+            }
+            _ => {}
         }
         let status = self.status();
         let mut resp = (status, axum::Json(json!({ "error": self.body() }))).into_response();

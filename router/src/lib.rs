@@ -24,5 +24,6 @@ pub mod server;
 pub mod state;
 pub mod streaming;
 pub mod tokens;
+pub mod usage;
 
 pub use config::manifests::{load_manifests, state_from_manifests};

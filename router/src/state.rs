@@ -73,6 +73,9 @@ pub struct AppState {
     pub settings: Settings,
     /// The live log filter, when this process installed one (the binary does; tests need not).
     pub log_level: std::sync::OnceLock<switchboard_telemetry::LogLevel>,
+    /// The usage store's recorder, once [`crate::usage::start`] ran (absent with
+    /// `--usage-store off`).
+    pub usage: std::sync::OnceLock<Arc<crate::usage::Recorder>>,
     /// Access records handed off by [`crate::observability::access::Access::finish_after_response`], and how
     /// many of them are written: both only grow.
     records_handed_off: AtomicU64,
@@ -99,6 +102,7 @@ impl AppState {
             generations: GenerationStore::default(),
             settler: Settler::start(ledger, gauges),
             log_level: std::sync::OnceLock::new(),
+            usage: std::sync::OnceLock::new(),
             records_handed_off: AtomicU64::new(0),
             records_written: AtomicU64::new(0),
             streams_cut: watch::Sender::new(false),

@@ -101,7 +101,10 @@ fn an_invalid_manifest_is_refused_with_the_document_named() {
     let path = temp_manifest(
         "apiVersion: switchboard.dev/v1alpha1\nkind: Provider\nmetadata: {name: p}\nspec: {type: mock, models: []}\n---\napiVersion: switchboard.dev/v1alpha1\nkind: Provider\nmetadata: {name: q}\nspec: {type: nonsense}\n",
     );
+    // Its own state directory: the default one (under $HOME) is shared by every router run.
+    let state_dir = path.with_extension("state");
     let out = Command::new(env!("CARGO_BIN_EXE_switchboard-router"))
+        .env("SWITCHBOARD_STATE_DIR", &state_dir)
         .args([
             "--manifests",
             path.to_str().unwrap(),
@@ -112,6 +115,7 @@ fn an_invalid_manifest_is_refused_with_the_document_named() {
         ])
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&state_dir);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("document 2"), "{stderr}");

@@ -1,5 +1,6 @@
-//! `GET /api/v1/generation?id=gen-...`: a recent request's record (see
-//! [`crate::observability::generations`]), readable only by the key that made the request.
+//! `GET /api/v1/generation?id=gen-...`: a request's record, readable only by the key that made
+//! it: from this replica's recent records, else Redis (with the Redis ledger), else the usage
+//! store (older records, and those from before a restart).
 
 use std::sync::Arc;
 
@@ -38,21 +39,17 @@ pub async fn handle(
             q.id.filter(|id| !id.is_empty())
                 .ok_or_else(|| ApiError::bad_param("id", "`id` is required"))?;
         // This replica's records first (including those of responses just sent), then the
-        // ledger's shared store (Redis), where every replica writes its records.
+        // ledger's shared store (Redis), where every replica writes its records, then the
+        // usage store.
         if state.generations.get(&id).is_none() {
             state.records_written(RECORDS_WAIT).await;
         }
         let found = match state.generations.get(&id) {
-            Some(g) => Some(Arc::new(Stored::from(&*g))),
-            None => state
-                .settler
-                .ledger()
-                .get_generation(&id)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|json| serde_json::from_str::<Stored>(&json).ok())
-                .map(Arc::new),
+            Some(g) => Some(Stored::from(&*g)),
+            None => match state.settler.ledger().get_generation(&id).await {
+                Ok(Some(json)) => serde_json::from_str::<Stored>(&json).ok(),
+                _ => stored(&state, &id).await,
+            },
         };
         let g = found
             .filter(|g| g.key_id == caller.key().id())
@@ -66,6 +63,19 @@ pub async fn handle(
             access.status = e.status().as_u16();
             access.outcome = Some(e.code().to_string());
             e.into_response()
+        }
+    }
+}
+
+/// The record from the usage store, if there is one and it answers (a store that does not is
+/// the same, to the client, as a record not found).
+async fn stored(state: &AppState, id: &str) -> Option<Stored> {
+    let store = state.usage.get()?.store();
+    match store.generation(id).await {
+        Ok(record) => record.map(|r| Stored::from(&r)),
+        Err(e) => {
+            tracing::warn!(generation_id = %id, "usage store lookup failed: {e}");
+            None
         }
     }
 }

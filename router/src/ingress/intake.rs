@@ -12,6 +12,7 @@ use crate::{
     json::RawObject,
     observability::access::Access,
     state::AppState,
+    usage::attribution::Attribution,
 };
 use axum::{body::Body, http::HeaderMap};
 use rand::{Rng, distr::Alphanumeric};
@@ -19,10 +20,14 @@ use rand::{Rng, distr::Alphanumeric};
 /// Header carrying the generation id on every generation response.
 pub const GENERATION_ID_HEADER: &str = "x-generation-id";
 
-/// Starts the record of a generation request (chat, embeddings, messages): a fresh generation
-/// id, and the client's trace context continued.
+/// Starts the record of a generation request (chat, embeddings, messages, and any endpoint
+/// added later): a fresh generation id, the client's trace context continued, the tags and app
+/// its headers name. Once its caller is known, the request is kept in the generation and usage
+/// stores whatever happens to it.
 pub fn begin(state: &Arc<AppState>, endpoint: &'static str, headers: &HeaderMap) -> Access {
     let mut access = Access::new(state.clone(), endpoint, new_generation_id());
+    access.of_record = true;
+    access.attribution = Attribution::from_headers(headers);
     access.continue_trace(headers);
     access
 }
@@ -62,6 +67,7 @@ pub fn authenticate(
     })?;
     Caller::authenticate(runtime, headers, now_unix(), |key| {
         access.key = Some(key.name.clone());
+        access.key_id = Some(key.id());
         access.team = key.team.clone();
     })
 }
@@ -78,7 +84,9 @@ pub async fn authenticated_json(
 ) -> Result<(Caller, RawObject), ApiError> {
     let body = read_json(state, headers, body).await;
     let caller = authenticate(state, headers, access)?;
-    Ok((caller, body?))
+    let body = body?;
+    access.attribution.add_body(&body);
+    Ok((caller, body))
 }
 
 /// Reads the body within the size limit and parses it as a JSON object.

@@ -2,7 +2,10 @@
 //! and metrics) exactly once when it is dropped, so streams that end, fail or are abandoned by the
 //! client are all counted.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
 
 use rust_decimal::Decimal;
 use switchboard_api::{
@@ -16,27 +19,35 @@ use crate::{
         spend::{SpendPlan, settlement_and_gauges},
     },
     error::AttemptReport,
-    observability::generations::{Generation, Stored},
+    observability::generations::Stored,
     pricing::{
         Usage,
         reported::{Anomaly, UsageBounds},
     },
     state::AppState,
+    usage::{attribution::Attribution, record::UsageRecord},
 };
 
 /// The record of one request.
 pub struct Access {
     state: Arc<AppState>,
     started: Instant,
+    started_at: SystemTime,
     /// `chat`, `embeddings`, `models`.
     pub endpoint: &'static str,
+    /// A generation request (see [`crate::ingress::intake::begin`]): once its key is known, it
+    /// leaves a generation record and a usage record.
+    pub of_record: bool,
+    /// End user, tags and app the request is attributed to.
+    pub attribution: Attribution,
     /// Generation id (also in `X-Generation-Id`).
     pub generation_id: String,
     /// Public model name when it is a configured one, else `unknown` (bounded label).
     pub model: String,
     /// ApiKey name (never the key).
     pub key: Option<String>,
-    /// ApiKey id (`namespace/name`): who may read the generation record.
+    /// ApiKey id (`namespace/name`) of the authenticated caller: who may read the generation
+    /// record.
     pub key_id: Option<String>,
     /// The key's team.
     pub team: Option<String>,
@@ -82,7 +93,7 @@ pub struct Access {
 }
 
 impl Access {
-    /// Writes the record (access log line, metrics, settlement, generation record) right after
+    /// Writes the record (access log line, metrics, settlement, generation and usage records) right after
     /// the response has been handed to the connection, instead of before it: the client does not
     /// wait for its own bookkeeping. Nothing is lost: the record is written when the task runs,
     /// or when the runtime drops it unrun at shutdown. Readers that must see it
@@ -104,7 +115,10 @@ impl Access {
             response_id: None,
             state,
             started: Instant::now(),
+            started_at: SystemTime::now(),
             endpoint,
+            of_record: false,
+            attribution: Attribution::default(),
             generation_id,
             model: "unknown".into(),
             key: None,
@@ -273,8 +287,9 @@ impl Drop for Access {
         self.note_usage_anomaly();
         self.settle();
         self.count(elapsed);
-        self.keep_generation(elapsed);
         self.log(elapsed);
+        // Last: it moves fields out of the record.
+        self.keep_record(elapsed);
     }
 }
 
@@ -384,42 +399,60 @@ impl Access {
         }
     }
 
-    /// Keeps the generation record for `/api/v1/generation` once the request reached a model.
-    fn keep_generation(&mut self, elapsed: std::time::Duration) {
+    /// Keeps the record of a generation request whose caller is known: in this replica's
+    /// generation store (and Redis, with the Redis ledger) for `/api/v1/generation`, and in the
+    /// usage store.
+    fn keep_record(&mut self, elapsed: std::time::Duration) {
+        if !self.of_record {
+            return;
+        }
         let Some(key_id) = self.key_id.take() else {
             return;
         };
-        let stored = self.state.generations.insert(Generation {
+        let attribution = std::mem::take(&mut self.attribution);
+        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let record = Arc::new(UsageRecord {
             id: self.generation_id.clone(),
+            created_at_ms: self
+                .started_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            endpoint: self.endpoint.to_string(),
             key_id,
-            created_at: std::time::SystemTime::now(),
-            model: self
-                .served_model
-                .clone()
-                .unwrap_or_else(|| self.model.clone()),
+            team: self.team.clone(),
+            user: attribution.user,
+            tags: attribution.tags,
+            app: attribution.app,
+            model: std::mem::take(&mut self.model),
+            served_model: self.served_model.take(),
             provider: self.provider.clone(),
-            upstream_model: self.upstream_model.clone(),
-            status: self.status,
-            streamed: self.stream,
-            finish_reason: self.finish_reason.clone(),
-            usage: self.usage,
-            cost: self.cost,
-            usage_anomaly: self.usage_anomaly.map(|a| a.to_string()),
-            latency_ms: elapsed.as_millis() as u64,
+            upstream_model: self.upstream_model.take(),
             attempts: std::mem::take(&mut self.reports),
-            outcome: self.outcome.clone(),
+            tokens: self.usage.unwrap_or_default(),
+            cost_nanos: self.cost.map_or(0, to_nanos),
+            status: self.status,
+            error_code: self.outcome.clone(),
+            finish_reason: self.finish_reason.take(),
+            usage_anomaly: self.usage_anomaly.map(|a| a.to_string()),
+            streamed: self.stream,
+            latency_ms: millis(elapsed),
+            ttft_ms: self.time_to_first_token.map(millis),
         });
+        self.state.generations.insert(record.clone());
+        if let Some(usage) = self.state.usage.get() {
+            usage.submit(record.clone());
+        }
         // Shared with the other replicas through the ledger's store, when it has one
         // (rendered and serialised only then: this runs on every request).
         if self.state.settler.ledger().kind() == "redis" {
             let state = self.state.clone();
-            let id = self.generation_id.clone();
             tokio::spawn(async move {
-                let Ok(json) = serde_json::to_string(&Stored::from(&*stored)) else {
+                let Ok(json) = serde_json::to_string(&Stored::from(&*record)) else {
                     return;
                 };
                 let ttl = state.generations.ttl();
-                if let Err(e) = state.settler.ledger().put_generation(&id, &json, ttl).await {
+                let id = &record.id;
+                if let Err(e) = state.settler.ledger().put_generation(id, &json, ttl).await {
                     tracing::debug!(generation_id = %id, "generation record not shared: {e}");
                 }
             });

@@ -61,6 +61,17 @@ pub struct Metrics {
     /// Client connections closed by the router for idling or dawdling, by listener and reason
     /// (`idle_timeout`, `header_timeout`).
     pub connections_closed: IntCounterVec,
+    /// Usage records by stage: `queued`, `written`, `duplicate`, `spilled`, `replayed`,
+    /// `dropped` (see [`crate::usage::Counters`]).
+    pub usage_records: IntCounterVec,
+    /// 1 while the usage store takes writes, 0 while records spill.
+    pub usage_store_up: IntGauge,
+    /// Bytes of usage records waiting in the spill file.
+    pub usage_spill_bytes: IntGauge,
+    /// Usage records waiting in the writer's channel.
+    pub usage_queue_depth: IntGauge,
+    /// Seconds to store one batch of usage records, by store (`sqlite`, `postgres`).
+    pub usage_batch_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -220,6 +231,30 @@ impl Metrics {
                 "Client connections the router closed: idle past --idle-timeout, or a request \
                  head not complete within --header-timeout",
                 &["listener", "reason"],
+            ),
+            usage_records: r.int_counter_vec(
+                "switchboard_usage_records_total",
+                "Usage records by stage: queued, written, duplicate (already stored), spilled, \
+                 replayed (from the spill file), dropped (lost)",
+                &["stage"],
+            ),
+            usage_store_up: r.int_gauge(
+                "switchboard_usage_store_up",
+                "1 while the usage store takes writes, 0 while usage records spill to disk",
+            ),
+            usage_spill_bytes: r.int_gauge(
+                "switchboard_usage_spill_bytes",
+                "Bytes of usage records waiting in the spill file",
+            ),
+            usage_queue_depth: r.int_gauge(
+                "switchboard_usage_queue_depth",
+                "Usage records waiting in the writer's channel",
+            ),
+            usage_batch_seconds: r.histogram_vec(
+                "switchboard_usage_batch_seconds",
+                "Time to store one batch of usage records",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+                &["store"],
             ),
             registry: r,
         }

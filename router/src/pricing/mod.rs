@@ -20,7 +20,8 @@ use switchboard_api::{
 };
 
 /// Normalised token usage of one response.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Usage {
     /// All input tokens, including cached and cache-write ones.
     pub prompt_tokens: u64,

@@ -80,8 +80,6 @@ pub fn check_primary_model(
     }
     access.model = model.to_string();
     access.start_span(model);
-    // From here on the request is recorded for `/api/v1/generation`.
-    access.key_id = Some(caller.key().id());
     if !caller.key().may_use(model) {
         return Err(ApiError::ModelNotAllowed {
             key: caller.key().name.clone(),

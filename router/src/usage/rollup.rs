@@ -1,0 +1,195 @@
+//! Daily rollups, maintained as records are written: what each batch of newly stored records
+//! adds to them. Pure.
+//!
+//! Three tables, because a request has one key, team, model, provider and app but any number of
+//! tags: `usage_daily` (day × key × team × model × provider × app) counts every request once;
+//! `usage_daily_tags` has one row per tag (a request tagged `a,b` counts under both, and an
+//! untagged one under the empty tag); `usage_daily_users` adds the end user. A report picks the
+//! table its grouping and filters need, so no sum ever counts a request twice unless it groups
+//! by tag. Absent dimensions are the empty string, never NULL, so they form one group.
+
+use std::collections::BTreeMap;
+
+use super::record::UsageRecord;
+
+/// What a group of requests adds up to. Saturating sums: rollups are reports, and an `i64` of
+/// nano-dollars or tokens does not overflow in practice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Requests.
+    pub requests: i64,
+    /// Requests answered with a status ≥ 400.
+    pub failed: i64,
+    /// Input tokens.
+    pub prompt_tokens: i64,
+    /// Output tokens.
+    pub completion_tokens: i64,
+    /// Input tokens read from the cache.
+    pub cached_tokens: i64,
+    /// Input tokens written to the cache.
+    pub cache_write_tokens: i64,
+    /// Output tokens spent reasoning.
+    pub reasoning_tokens: i64,
+    /// Cost in nano-dollars.
+    pub cost_nanos: i64,
+    /// Sum of latencies, milliseconds (an average is this over `requests`).
+    pub latency_ms: i64,
+}
+
+impl Totals {
+    /// One request's contribution.
+    pub fn of(r: &UsageRecord) -> Totals {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Totals {
+            requests: 1,
+            failed: i64::from(r.status >= 400),
+            prompt_tokens: n(r.tokens.prompt_tokens),
+            completion_tokens: n(r.tokens.completion_tokens),
+            cached_tokens: n(r.tokens.cached_tokens),
+            cache_write_tokens: n(r.tokens.cache_write_tokens),
+            reasoning_tokens: n(r.tokens.reasoning_tokens),
+            cost_nanos: r.cost_nanos,
+            latency_ms: n(r.latency_ms),
+        }
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Totals) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.failed = self.failed.saturating_add(other.failed);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+        self.cached_tokens = self.cached_tokens.saturating_add(other.cached_tokens);
+        self.cache_write_tokens = self
+            .cache_write_tokens
+            .saturating_add(other.cache_write_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
+        self.cost_nanos = self.cost_nanos.saturating_add(other.cost_nanos);
+        self.latency_ms = self.latency_ms.saturating_add(other.latency_ms);
+    }
+}
+
+/// A rollup row's key. `extra` is the tag (`usage_daily_tags`), the end user
+/// (`usage_daily_users`), or empty (`usage_daily`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RollupKey {
+    /// Days since 1970-01-01, UTC.
+    pub day: i64,
+    /// Tag or end user; empty in `usage_daily`.
+    pub extra: String,
+    /// ApiKey id.
+    pub key_id: String,
+    /// Team.
+    pub team: String,
+    /// Billed public model.
+    pub model: String,
+    /// Provider that served.
+    pub provider: String,
+    /// App.
+    pub app: String,
+}
+
+/// What a batch adds to each rollup table, in key order: writers upsert rows in the same order,
+/// so two replicas writing at once lock rows in the same order and do not deadlock.
+#[derive(Debug, Default, PartialEq)]
+pub struct Deltas {
+    /// `usage_daily`.
+    pub daily: BTreeMap<RollupKey, Totals>,
+    /// `usage_daily_tags`.
+    pub tags: BTreeMap<RollupKey, Totals>,
+    /// `usage_daily_users`.
+    pub users: BTreeMap<RollupKey, Totals>,
+}
+
+impl Deltas {
+    /// The rollup increments of `records` (each counted once: pass only records newly stored).
+    pub fn of<'a>(records: impl IntoIterator<Item = &'a UsageRecord>) -> Deltas {
+        let mut d = Deltas::default();
+        for r in records {
+            let totals = Totals::of(r);
+            let key = |extra: &str| RollupKey {
+                day: r.day(),
+                extra: extra.to_string(),
+                key_id: r.key_id.clone(),
+                team: r.team.clone().unwrap_or_default(),
+                model: r.billed_model().to_string(),
+                provider: r.provider.clone().unwrap_or_default(),
+                app: r.app.clone().unwrap_or_default(),
+            };
+            d.daily.entry(key("")).or_default().add(&totals);
+            d.users
+                .entry(key(r.user.as_deref().unwrap_or("")))
+                .or_default()
+                .add(&totals);
+            if r.tags.is_empty() {
+                d.tags.entry(key("")).or_default().add(&totals);
+            }
+            for tag in &r.tags {
+                d.tags.entry(key(tag)).or_default().add(&totals);
+            }
+        }
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::record::tests::sample;
+
+    #[test]
+    fn a_request_counts_once_per_table_and_once_per_tag() {
+        let a = sample("a", 0);
+        let b = UsageRecord {
+            tags: vec![],
+            user: None,
+            status: 502,
+            cost_nanos: 0,
+            ..sample("b", 1000)
+        };
+        let d = Deltas::of([&a, &b]);
+        assert_eq!(d.daily.len(), 1);
+        let day = d.daily.values().next().unwrap();
+        assert_eq!((day.requests, day.failed), (2, 1));
+        assert_eq!(day.cost_nanos, a.cost_nanos);
+        assert_eq!(day.prompt_tokens, 200);
+        // a is tagged prod and batch, b untagged: three tag rows, a counted under each of its tags.
+        let tags: Vec<(&str, i64)> = d
+            .tags
+            .iter()
+            .map(|(k, t)| (k.extra.as_str(), t.requests))
+            .collect();
+        assert_eq!(tags, [("", 1), ("batch", 1), ("prod", 1)]);
+        let users: Vec<&str> = d.users.keys().map(|k| k.extra.as_str()).collect();
+        assert_eq!(users, ["", "alice"]);
+    }
+
+    #[test]
+    fn rows_are_keyed_by_day_and_billed_model() {
+        let a = sample("a", 0);
+        let next_day = sample("b", DAY);
+        let fallback = UsageRecord {
+            served_model: None,
+            provider: None,
+            ..sample("c", 0)
+        };
+        let d = Deltas::of([&a, &next_day, &fallback]);
+        let keys: Vec<(i64, &str, &str)> = d
+            .daily
+            .keys()
+            .map(|k| (k.day, k.model.as_str(), k.provider.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (0, "openai/gpt-4o", "openai"),
+                (0, "smart", ""),
+                (1, "openai/gpt-4o", "openai")
+            ]
+        );
+    }
+
+    const DAY: i64 = crate::usage::record::DAY_MS;
+}

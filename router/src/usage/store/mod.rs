@@ -1,0 +1,474 @@
+//! The usage store: SQLite (standalone) or Postgres (every replica of a cluster on one database),
+//! chosen by URL, behind this one type.
+//!
+//! Queries are built at run time over sqlx's `Any` driver, in SQL both databases accept (integers
+//! and text only, `$n` parameters, `ON CONFLICT`, `RETURNING`), rather than with sqlx's
+//! compile-time-checked `query!` macros: those check each query against one database, so every
+//! query would exist twice, and they need a live database or committed offline data at build
+//! time. Every query is exercised against both databases by `router/tests/usage_store.rs`.
+//!
+//! Writing a batch is one transaction: a multi-row `INSERT … ON CONFLICT (generation_id) DO
+//! NOTHING RETURNING generation_id` for the records, then the daily rollups incremented by the
+//! records it actually inserted ([`super::rollup`]). A batch that is retried (after a timeout, a
+//! crash mid-commit, a replay of the spill file) inserts nothing twice and counts nothing twice.
+
+pub mod read;
+
+use std::{collections::HashSet, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
+
+use sqlx::{
+    Any, AnyConnection, Executor, Row,
+    any::{AnyConnectOptions, AnyPoolOptions},
+    pool::Pool,
+    query::Query,
+};
+
+use super::{
+    record::UsageRecord,
+    rollup::{Deltas, RollupKey, Totals},
+};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or could not be reached.
+    #[error("usage store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("usage store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL is not one the store understands.
+    #[error("usage store URL: {0}")]
+    Url(String),
+    /// A stored row could not be read back.
+    #[error("usage store: a stored row is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Which database a store is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, a file on the router's disk.
+    Sqlite,
+    /// Postgres, shared by every replica.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres` (metric label, logs).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Rows per statement: a batch is cut into chunks of these sizes (largest first), so the
+/// databases see a handful of statement shapes, prepared once each, instead of one per size.
+const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// Record columns in the order [`bind_record`] binds them.
+const RECORD_COLUMNS: &str = "generation_id, created_at, endpoint, key_id, team, end_user, tags, \
+     app, model, served_model, provider, upstream_model, attempts, prompt_tokens, \
+     completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, status, \
+     error_code, finish_reason, streamed, latency_ms, ttft_ms";
+const RECORD_WIDTH: usize = 25;
+
+/// Rollup totals columns, in [`Totals`]' order.
+pub(crate) const TOTALS: [&str; 9] = [
+    "requests",
+    "failed",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_nanos",
+    "latency_ms",
+];
+
+/// The three rollup tables and the column their key adds (see [`super::rollup`]).
+pub(crate) const ROLLUPS: [(&str, Option<&str>); 3] = [
+    ("usage_daily", None),
+    ("usage_daily_tags", Some("tag")),
+    ("usage_daily_users", Some("end_user")),
+];
+
+/// A connected (or, for Postgres, connecting) usage store.
+pub struct Store {
+    pool: Pool<Any>,
+    backend: Backend,
+    /// Where the SQLite file is.
+    path: Option<PathBuf>,
+    /// `INSERT` of `CHUNKS[i]` records.
+    insert_sql: Vec<String>,
+    /// Upsert of `CHUNKS[i]` rollup rows into `ROLLUPS[t]`: `upsert_sql[t][i]`.
+    upsert_sql: Vec<Vec<String>>,
+    migrated: tokio::sync::OnceCell<()>,
+}
+
+impl Store {
+    /// Opens the store `url` names: `sqlite://PATH` (the file and its directory are created, and
+    /// migrations run now) or `postgres://…` (connections are made when first needed, and
+    /// migrations run by [`Store::ready`], so a router starts while its database is down).
+    pub async fn open(url: &str) -> Result<Arc<Store>, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, path, url) = parse_url(url)?;
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_lazy_with(options),
+        };
+        let store = Arc::new(Store {
+            pool,
+            backend,
+            path,
+            insert_sql: CHUNKS.iter().map(|n| insert_sql(*n)).collect(),
+            upsert_sql: ROLLUPS
+                .iter()
+                .map(|(table, extra)| {
+                    CHUNKS
+                        .iter()
+                        .map(|n| upsert_sql(table, *extra, *n))
+                        .collect()
+                })
+                .collect(),
+            migrated: tokio::sync::OnceCell::new(),
+        });
+        if backend == Backend::Sqlite {
+            // WAL: readers (the report APIs) never wait for the writer. Set once, on one
+            // connection: it needs the database to itself and persists in the file.
+            let mut conn = store.pool.acquire().await?;
+            conn.execute("PRAGMA journal_mode = WAL").await?;
+            drop(conn);
+            store.ready().await?;
+        }
+        Ok(store)
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The SQLite file, if this is SQLite.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
+    }
+
+    /// Runs the embedded migrations, once; after a failure the next call tries again. Several
+    /// routers starting at once on one Postgres are serialised by sqlx's migration lock.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.migrated
+            .get_or_try_init(|| async {
+                match self.backend {
+                    Backend::Sqlite => {
+                        sqlx::migrate!("migrations/usage-sqlite")
+                            .run(&self.pool)
+                            .await
+                    }
+                    Backend::Postgres => {
+                        sqlx::migrate!("migrations/usage-postgres")
+                            .run(&self.pool)
+                            .await
+                    }
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The connection pool (for the read queries and retention).
+    pub(crate) fn pool(&self) -> &Pool<Any> {
+        &self.pool
+    }
+
+    /// Stores a batch in one transaction and adds the records it inserted to the rollups;
+    /// returns how many it inserted (records already stored are skipped, and not counted again).
+    pub async fn insert(&self, batch: &[Arc<UsageRecord>]) -> Result<u64, StoreError> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.ready().await?;
+        let mut tx = self.pool.begin().await?;
+        let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
+        for (size, chunk) in chunked(batch) {
+            let mut q = sqlx::query(&self.insert_sql[size]);
+            for r in chunk {
+                q = bind_record(q, r);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        let count = inserted.len() as u64;
+        // Each inserted id once, even if a batch carried a record twice.
+        let fresh = batch
+            .iter()
+            .filter(|r| inserted.remove(&r.id))
+            .map(|r| &**r);
+        let deltas = Deltas::of(fresh);
+        for (t, rows) in [&deltas.daily, &deltas.tags, &deltas.users]
+            .into_iter()
+            .enumerate()
+        {
+            let rows: Vec<(&RollupKey, &Totals)> = rows.iter().collect();
+            let with_extra = ROLLUPS[t].1.is_some();
+            for (size, chunk) in chunked(&rows) {
+                let mut q = sqlx::query(&self.upsert_sql[t][size]);
+                for (key, totals) in chunk {
+                    q = bind_rollup(q, key, totals, with_extra);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::Connection::ping(&mut *conn as &mut AnyConnection).await?;
+        Ok(())
+    }
+}
+
+/// `(backend, SQLite path, URL for sqlx)`: `sqlite://PATH` or `sqlite:PATH` (created if missing),
+/// `postgres://…` or `postgresql://…` as given.
+fn parse_url(url: &str) -> Result<(Backend, Option<PathBuf>, String), StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, None, url.to_string()));
+    }
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Err(StoreError::Url(
+            "expected sqlite://PATH, postgres://… or off".into(),
+        ));
+    };
+    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::Url(
+            "sqlite:// needs a file path (an in-memory store would lose every record)".into(),
+        ));
+    }
+    let path = PathBuf::from(path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Url(format!(
+                "cannot create the directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let mut params: Vec<&str> = params.split('&').filter(|p| !p.is_empty()).collect();
+    if !params.iter().any(|p| p.starts_with("mode=")) {
+        params.push("mode=rwc");
+    }
+    let sqlx_url = format!("sqlite://{}?{}", path.display(), params.join("&"));
+    Ok((Backend::Sqlite, Some(path), sqlx_url))
+}
+
+/// `items` cut into chunks of the sizes in [`CHUNKS`], each with its index there.
+fn chunked<T>(mut items: &[T]) -> Vec<(usize, &[T])> {
+    let mut out = Vec::new();
+    for (i, size) in CHUNKS.iter().enumerate() {
+        while items.len() >= *size {
+            let (head, tail) = items.split_at(*size);
+            out.push((i, head));
+            items = tail;
+        }
+    }
+    out
+}
+
+/// `($1, …, $w), ($w+1, …), …`: `rows` tuples of `width` parameters.
+fn placeholders(rows: usize, width: usize) -> String {
+    let mut s = String::with_capacity(rows * width * 5);
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(r * width + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+fn insert_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO usage_records ({RECORD_COLUMNS}) VALUES {} \
+         ON CONFLICT (generation_id) DO NOTHING RETURNING generation_id",
+        placeholders(rows, RECORD_WIDTH)
+    )
+}
+
+fn upsert_sql(table: &str, extra: Option<&str>, rows: usize) -> String {
+    let mut key = vec!["day"];
+    key.extend(extra);
+    key.extend(["key_id", "team", "model", "provider", "app"]);
+    let key = key.join(", ");
+    let width = key.split(", ").count() + TOTALS.len();
+    let sums: Vec<String> = TOTALS
+        .iter()
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({key}, {}) VALUES {} ON CONFLICT ({key}) DO UPDATE SET {}",
+        TOTALS.join(", "),
+        placeholders(rows, width),
+        sums.join(", ")
+    )
+}
+
+type AnyQuery<'q> = Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn bind_record<'q>(q: AnyQuery<'q>, r: &'q UsageRecord) -> AnyQuery<'q> {
+    let t = &r.tokens;
+    let tags = (!r.tags.is_empty()).then(|| r.tags.join(","));
+    let attempts = serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into());
+    q.bind(r.id.as_str())
+        .bind(r.created_at_ms)
+        .bind(r.endpoint.as_str())
+        .bind(r.key_id.as_str())
+        .bind(r.team.as_deref())
+        .bind(r.user.as_deref())
+        .bind(tags)
+        .bind(r.app.as_deref())
+        .bind(r.model.as_str())
+        .bind(r.served_model.as_deref())
+        .bind(r.provider.as_deref())
+        .bind(r.upstream_model.as_deref())
+        .bind(attempts)
+        .bind(int(t.prompt_tokens))
+        .bind(int(t.completion_tokens))
+        .bind(int(t.cached_tokens))
+        .bind(int(t.cache_write_tokens))
+        .bind(int(t.reasoning_tokens))
+        .bind(r.cost_nanos)
+        .bind(i64::from(r.status))
+        .bind(r.error_code.as_deref())
+        .bind(r.finish_reason.as_deref())
+        .bind(i64::from(r.streamed))
+        .bind(int(r.latency_ms))
+        .bind(r.ttft_ms.map(int))
+}
+
+fn bind_rollup<'q>(
+    q: AnyQuery<'q>,
+    k: &'q RollupKey,
+    t: &Totals,
+    with_extra: bool,
+) -> AnyQuery<'q> {
+    let mut q = q.bind(k.day);
+    if with_extra {
+        q = q.bind(k.extra.as_str());
+    }
+    q.bind(k.key_id.as_str())
+        .bind(k.team.as_str())
+        .bind(k.model.as_str())
+        .bind(k.provider.as_str())
+        .bind(k.app.as_str())
+        .bind(t.requests)
+        .bind(t.failed)
+        .bind(t.prompt_tokens)
+        .bind(t.completion_tokens)
+        .bind(t.cached_tokens)
+        .bind(t.cache_write_tokens)
+        .bind(t.reasoning_tokens)
+        .bind(t.cost_nanos)
+        .bind(t.latency_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_cut_into_a_few_statement_shapes() {
+        let items: Vec<u32> = (0..343).collect();
+        let sizes: Vec<usize> = chunked(&items)
+            .iter()
+            .map(|(i, c)| {
+                assert_eq!(CHUNKS[*i], c.len());
+                c.len()
+            })
+            .collect();
+        assert_eq!(sizes, [256, 64, 16, 4, 1, 1, 1]);
+        let flat: Vec<u32> = chunked(&items)
+            .into_iter()
+            .flat_map(|(_, c)| c.to_vec())
+            .collect();
+        assert_eq!(flat, items);
+    }
+
+    #[test]
+    fn statements_number_their_parameters_across_rows() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        let sql = upsert_sql("usage_daily_tags", Some("tag"), 1);
+        assert!(sql.starts_with(
+            "INSERT INTO usage_daily_tags (day, tag, key_id, team, model, provider, app, requests"
+        ));
+        assert!(
+            sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)")
+        );
+        assert!(
+            sql.contains("ON CONFLICT (day, tag, key_id, team, model, provider, app) DO UPDATE")
+        );
+        assert!(sql.contains("cost_nanos = usage_daily_tags.cost_nanos + excluded.cost_nanos"));
+        assert_eq!(RECORD_COLUMNS.split(',').count(), RECORD_WIDTH);
+        assert!(
+            insert_sql(1)
+                .ends_with("$25) ON CONFLICT (generation_id) DO NOTHING RETURNING generation_id")
+        );
+    }
+
+    #[test]
+    fn urls_name_the_backend() {
+        let dir = std::env::temp_dir().join(format!("switchboard-url-{}", std::process::id()));
+        let file = dir.join("usage.db");
+        let (b, path, url) = parse_url(&format!("sqlite://{}", file.display())).unwrap();
+        assert_eq!(
+            (b, path.as_deref()),
+            (Backend::Sqlite, Some(file.as_path()))
+        );
+        assert_eq!(url, format!("sqlite://{}?mode=rwc", file.display()));
+        assert!(dir.is_dir());
+        let (_, _, url) = parse_url(&format!("sqlite:{}?mode=rw", file.display())).unwrap();
+        assert!(url.ends_with("?mode=rw"));
+        let pg = "postgres://u:p@db:5432/usage?sslmode=require";
+        assert_eq!(
+            parse_url(pg).unwrap(),
+            (Backend::Postgres, None, pg.to_string())
+        );
+        assert!(parse_url("mysql://x").is_err());
+        assert!(parse_url("sqlite://:memory:").is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
