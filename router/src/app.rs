@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::{
-    Router,
+    Router, middleware,
     routing::{MethodRouter, any, get, post},
 };
 
@@ -30,6 +30,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/messages/{*rest}", any(ingress::messages::not_found))
         .route("/models", get(ingress::models::handle))
         .route("/generation", get(ingress::generation::handle))
+        .route("/activity", get(ingress::activity::handle))
         .route("/key", get(ingress::key::handle));
     Router::new()
         .nest("/v1", api.clone())
@@ -45,17 +46,32 @@ fn messages(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
     route.fallback(ingress::messages::method_not_allowed)
 }
 
-/// The admin API: `/healthz`, `/readyz`, `/metrics`, `/config` (secrets redacted), `/loglevel`.
+/// The admin API: `/healthz`, `/readyz` and `/metrics` open (probes, scrapers; `/metrics` behind
+/// the admin token with `--admin-protect-metrics`); `/config` (secrets redacted), `/loglevel`
+/// and the usage API `/admin/v1/*` behind [`admin::auth`].
 pub fn admin_app(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(admin::health::healthz))
-        .route("/readyz", get(admin::health::readyz))
-        .route("/metrics", get(admin::metrics::metrics))
+    let guard = || middleware::from_fn_with_state(state.clone(), admin::auth::require_admin);
+    let protected = Router::new()
         .route("/config", get(admin::config::config))
         .route(
             "/loglevel",
             get(admin::log_level::get_log_level).put(admin::log_level::set_log_level),
         )
+        .route("/admin/v1/usage", get(admin::usage::report))
+        .route("/admin/v1/generations", get(admin::generations::list))
+        .route("/admin/v1/generations/{id}", get(admin::generations::get))
+        .route_layer(guard());
+    let metrics = Router::new().route("/metrics", get(admin::metrics::metrics));
+    let metrics = if state.settings.admin.protect_metrics {
+        metrics.route_layer(guard())
+    } else {
+        metrics
+    };
+    Router::new()
+        .route("/healthz", get(admin::health::healthz))
+        .route("/readyz", get(admin::health::readyz))
+        .merge(metrics)
+        .merge(protected)
         .layer(axum::middleware::from_fn(panics::catch_panics))
         .with_state(state)
 }

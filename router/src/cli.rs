@@ -47,7 +47,7 @@ pub struct Cli {
     /// Address of the client API.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Address of the admin API (/healthz, /readyz, /metrics, /config).
+    /// Address of the admin API (/healthz, /readyz, /metrics, /config, /loglevel, /admin/v1).
     #[arg(
         long,
         env = "SWITCHBOARD_ADMIN_LISTEN",
@@ -91,6 +91,46 @@ pub struct Cli {
     /// File the in-process ledger persists settled spend to, so a restart keeps it (standalone).
     #[arg(long, env = "SWITCHBOARD_STATE_FILE")]
     pub state_file: Option<PathBuf>,
+    /// Directory of the router's local state: the default SQLite usage store and the usage
+    /// spill file. Default: the directory of `--state-file`, else `$XDG_STATE_HOME/switchboard`,
+    /// else `~/.local/state/switchboard`.
+    #[arg(long, env = "SWITCHBOARD_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where every generation request is recorded: `sqlite://PATH`, `postgres://…` (one database
+    /// shared by every replica; `sslmode=require` for RDS or Cloud SQL), or `off`. Default:
+    /// `sqlite://<state dir>/usage.db`.
+    #[arg(long, env = "SWITCHBOARD_USAGE_STORE", hide_env_values = true)]
+    pub usage_store: Option<String>,
+    /// How long raw usage records are kept (`0`: forever). Daily rollups are kept longer.
+    #[arg(long, env = "SWITCHBOARD_USAGE_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub usage_retention: Duration,
+    /// How long the daily usage rollups behind the reports are kept (`0`: forever).
+    #[arg(long, env = "SWITCHBOARD_USAGE_ROLLUP_RETENTION", default_value = "730d", value_parser = humantime::parse_duration)]
+    pub usage_rollup_retention: Duration,
+    /// File usage records spill to while the store is down, replayed when it answers and at
+    /// start. Default: `<state dir>/usage-spill.jsonl`. One per router.
+    #[arg(long, env = "SWITCHBOARD_USAGE_SPILL_FILE")]
+    pub usage_spill_file: Option<PathBuf>,
+    /// Largest size of the spill file, in bytes; past it records are dropped (an ERROR log, the
+    /// `dropped` metric and its alert).
+    #[arg(long, env = "SWITCHBOARD_USAGE_SPILL_MAX_BYTES", default_value_t = 1 << 30)]
+    pub usage_spill_max_bytes: u64,
+    /// File holding the admin bearer token. Without one, the admin listener's protected
+    /// endpoints (`/config`, `/loglevel`, `/admin/v1/*`) answer only loopback peers.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Admit admin requests carrying an authenticating proxy's identity headers
+    /// (`X-Auth-Request-Email`, `X-Forwarded-Email`, as oauth2-proxy sets them). Only when nothing
+    /// but that proxy can reach the admin port.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TRUST_PROXY_HEADERS")]
+    pub admin_trust_proxy_headers: bool,
+    /// Require the admin token on `/metrics` too.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_PROTECT_METRICS",
+        requires = "admin_token_file"
+    )]
+    pub admin_protect_metrics: bool,
     /// Requests in flight on one upstream HTTP client before another client (another connection
     /// to an HTTP/2 upstream) is opened. HTTP/2 servers should allow at least 100 streams per
     /// connection; lower it for an upstream that allows fewer, or long streams beyond its limit
@@ -129,4 +169,46 @@ pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `switchboard=debug`).
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info")]
     pub log: String,
+}
+
+impl Cli {
+    /// The directory of local state (see `--state-dir`).
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        if let Some(dir) = self
+            .state_file
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            return dir.to_path_buf();
+        }
+        let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        match (env("XDG_STATE_HOME"), env("HOME")) {
+            (Some(state), _) => PathBuf::from(state).join("switchboard"),
+            (None, Some(home)) => PathBuf::from(home).join(".local/state/switchboard"),
+            (None, None) => PathBuf::from("switchboard-state"),
+        }
+    }
+
+    /// The usage store's URL, or `None` with `--usage-store off`.
+    pub fn usage_store_url(&self) -> Option<String> {
+        match self.usage_store.as_deref().map(str::trim) {
+            Some("off") => None,
+            Some(url) if !url.is_empty() => Some(url.to_string()),
+            _ => Some(format!(
+                "sqlite://{}",
+                self.state_dir().join("usage.db").display()
+            )),
+        }
+    }
+
+    /// The usage spill file.
+    pub fn usage_spill_file(&self) -> PathBuf {
+        self.usage_spill_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir().join("usage-spill.jsonl"))
+    }
 }

@@ -9,12 +9,14 @@ use std::sync::{
 use clap::Parser;
 use switchboard_ledger::{Ledger, local::LocalLedger, redis::RedisLedger};
 use switchboard_router::{
+    admin::auth::AdminAuth,
     cli::Cli,
     config::operator,
     load_manifests,
     routing::health::HealthPolicy,
     server::{self, connection::ConnectionLimits},
     state::{AppState, Settings},
+    usage::{self, UsageOptions, retention::Retention},
 };
 use switchboard_telemetry::OtlpOptions;
 use tokio::signal::unix::{SignalKind, signal};
@@ -41,7 +43,16 @@ async fn main() -> anyhow::Result<()> {
         persisted: local_ledger,
     } = open_ledger(&cli)?;
     tracing::info!(ledger = ledger.kind(), "spend ledger ready");
-    let state = AppState::with_ledger(settings(&cli), ledger);
+    let settings = settings(&cli)?;
+    tracing::info!("{}", settings.admin.describe());
+    let state = AppState::with_ledger(settings, ledger);
+    let usage = match usage_options(&cli) {
+        Some(options) => Some(usage::start(&state, options).await?),
+        None => {
+            tracing::info!("usage store off (--usage-store off): requests are not recorded");
+            None
+        }
+    };
     if let Some(level) = telemetry.log_level.take() {
         let _ = state.log_level.set(level);
     }
@@ -75,6 +86,9 @@ async fn main() -> anyhow::Result<()> {
     server.shutdown().await;
     // Every request has ended; record what they spent before exiting.
     state.settler.drain(cli.drain_timeout).await;
+    if let Some(usage) = usage {
+        usage.shutdown().await;
+    }
     if let Some(l) = local_ledger {
         l.flush()?;
     }
@@ -83,8 +97,13 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// The process settings from the flags.
-fn settings(cli: &Cli) -> Settings {
-    Settings {
+fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let admin_token = cli
+        .admin_token_file
+        .as_deref()
+        .map(AdminAuth::read_token_file)
+        .transpose()?;
+    Ok(Settings {
         max_request_bytes: cli.max_request_bytes,
         health: HealthPolicy {
             consecutive_failures: cli.eject_after_failures.max(1),
@@ -100,7 +119,27 @@ fn settings(cli: &Cli) -> Settings {
             max_connections: cli.max_connections.max(1),
         },
         allow_empty_reload: cli.allow_empty_reload,
-    }
+        admin: AdminAuth::new(
+            admin_token.as_deref(),
+            cli.admin_trust_proxy_headers,
+            cli.admin_protect_metrics,
+        ),
+    })
+}
+
+/// The usage store's settings from the flags; `None` with `--usage-store off`.
+fn usage_options(cli: &Cli) -> Option<UsageOptions> {
+    let keep = |d: std::time::Duration| (!d.is_zero()).then_some(d);
+    Some(UsageOptions {
+        url: cli.usage_store_url()?,
+        spill_file: cli.usage_spill_file(),
+        spill_max_bytes: cli.usage_spill_max_bytes,
+        retention: Retention {
+            records: keep(cli.usage_retention),
+            rollups: keep(cli.usage_rollup_retention),
+        },
+        drain: cli.drain_timeout,
+    })
 }
 
 /// The spend ledger the flags name, and the local one again when it persists to a state file.

@@ -26,6 +26,7 @@ use std::{
 };
 
 use anyhow::Context;
+use axum::extract::ConnectInfo;
 use futures_util::{
     FutureExt,
     future::{BoxFuture, Shared},
@@ -82,12 +83,17 @@ pub async fn start(
     let signals = Signals { stop, closing };
     let served = futures_util::future::join(
         tokio::spawn(serve(
-            Listener::new(api, "api", app(state.clone())),
+            Listener::new(api, "api", app(state.clone()), PeerAddress::Skip),
             state.clone(),
             signals.clone(),
         )),
         tokio::spawn(serve(
-            Listener::new(admin, "admin", admin_app(state.clone())),
+            Listener::new(
+                admin,
+                "admin",
+                admin_app(state.clone()),
+                PeerAddress::Attach,
+            ),
             state.clone(),
             signals,
         )),
@@ -150,12 +156,33 @@ struct Listener {
     tcp: TcpListener,
     name: &'static str,
     router: axum::Router,
+    peer_address: PeerAddress,
 }
 
 impl Listener {
-    fn new(tcp: TcpListener, name: &'static str, router: axum::Router) -> Listener {
-        Listener { tcp, name, router }
+    fn new(
+        tcp: TcpListener,
+        name: &'static str,
+        router: axum::Router,
+        peer_address: PeerAddress,
+    ) -> Listener {
+        Listener {
+            tcp,
+            name,
+            router,
+            peer_address,
+        }
     }
+}
+
+/// Whether requests carry their connection's peer address.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PeerAddress {
+    /// As `ConnectInfo<SocketAddr>` (the admin listener: without an admin token, only loopback
+    /// peers are admitted).
+    Attach,
+    /// Not at all (the client API: one less allocation per request).
+    Skip,
 }
 
 /// Serves `listener` until `stop` turns true; then stops accepting, asks each open connection
@@ -170,9 +197,9 @@ async fn serve(listener: Listener, state: Arc<AppState>, signals: Signals) {
     let m = &state.metrics;
     let gauge = m.connections_open.with_label_values(&[listener.name]);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.tcp.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -199,6 +226,7 @@ async fn serve(listener: Listener, state: Arc<AppState>, signals: Signals) {
             limits: limits.clone(),
             closed: m.connections_closed.clone(),
             listener: listener.name,
+            peer: (listener.peer_address == PeerAddress::Attach).then_some(ConnectInfo(peer)),
         };
         let (signals, open) = (signals.clone(), open_rx.clone());
         tokio::spawn(async move {
@@ -239,6 +267,8 @@ struct Conn {
     limits: ConnectionLimits,
     closed: prometheus::IntCounterVec,
     listener: &'static str,
+    /// The peer's address, given to every request as an extension (admin listener only).
+    peer: Option<ConnectInfo<SocketAddr>>,
 }
 
 impl Conn {
@@ -259,7 +289,12 @@ impl Conn {
             return;
         };
         let tracker = Tracker::new(!http2);
-        let service = connection::service(self.router, tracker.clone(), self.limits.clone());
+        let service = connection::service(
+            self.router,
+            tracker.clone(),
+            self.limits.clone(),
+            self.peer,
+        );
         let builder = auto::Builder::new(TokioExecutor::new());
         let builder = if http2 {
             builder.http2_only()

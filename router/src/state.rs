@@ -13,6 +13,7 @@ use switchboard_ledger::{Ledger, local::LocalLedger};
 use tokio::sync::watch;
 
 use crate::{
+    admin::auth::AdminAuth,
     budgets::settler::Settler,
     config::runtime::Runtime,
     observability::{generations::GenerationStore, metrics::Metrics},
@@ -37,6 +38,8 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// Accept a manifest reload that drops every provider, route or key being served.
     pub allow_empty_reload: bool,
+    /// Who may call the admin listener's protected endpoints.
+    pub admin: AdminAuth,
 }
 
 impl Default for Settings {
@@ -48,6 +51,7 @@ impl Default for Settings {
             requests_per_client: REQUESTS_PER_CLIENT,
             connections: ConnectionLimits::default(),
             allow_empty_reload: false,
+            admin: AdminAuth::default(),
         }
     }
 }

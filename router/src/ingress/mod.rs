@@ -2,6 +2,7 @@
 //! over the shared [`intake`]. Each handler reads its request, hands it to routing, budgets,
 //! providers and streaming, and writes the answer; nothing below this folder imports it.
 
+pub mod activity;
 pub mod chat;
 pub mod completion;
 pub mod embeddings;

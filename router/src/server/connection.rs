@@ -20,6 +20,7 @@
 use std::{
     convert::Infallible,
     io,
+    net::SocketAddr,
     pin::Pin,
     sync::{
         Arc,
@@ -29,7 +30,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::body::Body;
+use axum::{body::Body, extract::ConnectInfo};
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use tokio::{
@@ -499,11 +500,13 @@ pub fn at_capacity_response(max: usize) -> Bytes {
     ))
 }
 
-/// A connection's service: the router, with its requests tracked and their bodies rate-guarded.
+/// A connection's service: the router, with its requests tracked and their bodies rate-guarded,
+/// and the peer's address attached to each when given.
 pub fn service(
     router: axum::Router,
     tracker: Arc<Tracker>,
     limits: ConnectionLimits,
+    peer: Option<ConnectInfo<SocketAddr>>,
 ) -> impl tower::Service<
     http::Request<Incoming>,
     Response = http::Response<Body>,
@@ -512,7 +515,10 @@ pub fn service(
 > + Clone {
     tower::service_fn(move |req: http::Request<Incoming>| {
         let in_flight = tracker.request_started();
-        let req = req.map(|b| Body::new(MinRate::new(b, &limits)));
+        let mut req = req.map(|b| Body::new(MinRate::new(b, &limits)));
+        if let Some(peer) = peer {
+            req.extensions_mut().insert(peer);
+        }
         let router = router.clone();
         async move {
             let resp = tower::ServiceExt::oneshot(router, req).await?;

@@ -41,7 +41,7 @@ use self::{
     store::Store,
     writer::{Gauges, Writer},
 };
-use crate::{observability::metrics::Metrics, state::AppState};
+use crate::{error::ApiError, observability::metrics::Metrics, state::AppState};
 
 /// Records the channel holds before requests spill straight to the file.
 pub const QUEUE: usize = 16_384;
@@ -142,6 +142,34 @@ impl Recorder {
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
+}
+
+/// The usage store of `state`, for the usage APIs: 404 when it is off.
+pub fn store_of(state: &AppState) -> Result<&Arc<Store>, ApiError> {
+    state
+        .usage
+        .get()
+        .map(|r| r.store())
+        .ok_or(ApiError::UsageStoreOff)
+}
+
+/// The query string of a usage API as name–value pairs, or a 400.
+pub fn query_params(
+    q: Result<
+        axum::extract::Query<Vec<(String, String)>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Vec<(String, String)>, ApiError> {
+    q.map(|axum::extract::Query(p)| p)
+        .map_err(|e| ApiError::BadRequest {
+            message: format!("Invalid query string: {e}"),
+            param: None,
+        })
+}
+
+/// A failed read, as the APIs answer it (503; the detail is logged, not sent).
+pub fn unavailable(e: store::StoreError) -> ApiError {
+    ApiError::UsageStoreUnavailable(e.to_string())
 }
 
 /// The usage store's background tasks.

@@ -549,8 +549,12 @@ impl RouterProcess {
     ) -> RouterProcess {
         let (api, admin) = (free_port(), free_port());
         let path = temp_manifest(manifest);
+        // Each process its own state directory (usage store and spill file), unless the test
+        // names one.
+        let state_dir = path.with_extension("state");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard-router"));
         cmd.env("SWITCHBOARD_MANIFESTS", &path)
+            .env("SWITCHBOARD_STATE_DIR", &state_dir)
             .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{api}"))
             .env("SWITCHBOARD_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
             .args(args)

@@ -1,0 +1,286 @@
+//! One authentication for the whole admin listener: everything on it but `/healthz`, `/readyz`
+//! and (unless `--admin-protect-metrics`) `/metrics` goes through [`require_admin`].
+//!
+//! Who may call, in the order checked:
+//! 1. The admin bearer token (`--admin-token-file`): `Authorization: Bearer <token>`, compared in
+//!    constant time through its SHA-256 (only the hash is kept in memory; neither is ever
+//!    logged). A wrong token is refused outright.
+//! 2. With `--admin-trust-proxy-headers`: the identity an authenticating proxy in front of the
+//!    admin port sets (oauth2-proxy's `X-Auth-Request-Email`, or `X-Forwarded-Email`). Enable it
+//!    only when nothing but that proxy can reach the port: anyone who can reach it can set the
+//!    header.
+//! 3. (A console session cookie goes here: one more arm of [`AdminAuth::authenticate`] that
+//!    yields an [`Admin`].)
+//! 4. With no token configured, any caller on the loopback interface (the peer address the
+//!    router's own accept loop saw, [`ConnectInfo`]), and no one else.
+
+use std::{net::SocketAddr, path::Path, sync::Arc};
+
+use anyhow::Context;
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use http::{HeaderMap, header};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::{error::ApiError, state::AppState};
+
+/// Headers an authenticating proxy (oauth2-proxy) sets to the signed-in user's email.
+pub const PROXY_EMAIL_HEADERS: [&str; 2] = ["x-auth-request-email", "x-forwarded-email"];
+
+/// Who an admin request was admitted as (a request extension, for handlers that want to say).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admin {
+    /// The admin bearer token.
+    Token,
+    /// A user signed in at the authenticating proxy.
+    Proxy(String),
+    /// A loopback caller, with no token configured.
+    Loopback,
+}
+
+/// The admin listener's authentication settings.
+#[derive(Clone, Default)]
+pub struct AdminAuth {
+    token_sha256: Option<[u8; 32]>,
+    trust_proxy_headers: bool,
+    /// Whether `/metrics` requires the token too.
+    pub protect_metrics: bool,
+}
+
+impl std::fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAuth")
+            .field("token", &self.token_sha256.map(|_| "[set]"))
+            .field("trust_proxy_headers", &self.trust_proxy_headers)
+            .field("protect_metrics", &self.protect_metrics)
+            .finish()
+    }
+}
+
+impl AdminAuth {
+    /// Settings with `token` (if any).
+    pub fn new(token: Option<&str>, trust_proxy_headers: bool, protect_metrics: bool) -> AdminAuth {
+        AdminAuth {
+            token_sha256: token.map(|t| Sha256::digest(t.as_bytes()).into()),
+            trust_proxy_headers,
+            protect_metrics,
+        }
+    }
+
+    /// Reads the token from `path` (surrounding whitespace ignored); an empty file is an error.
+    pub fn read_token_file(path: &Path) -> anyhow::Result<String> {
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+        let token = token.trim();
+        anyhow::ensure!(
+            !token.is_empty(),
+            "the admin token file {} is empty",
+            path.display()
+        );
+        Ok(token.to_string())
+    }
+
+    /// Whether a token is configured.
+    pub fn has_token(&self) -> bool {
+        self.token_sha256.is_some()
+    }
+
+    /// Whether `headers` carry the admin token as a bearer token (false without one configured).
+    pub fn bearer_is_admin(&self, headers: &HeaderMap) -> bool {
+        match (self.token_sha256, bearer(headers)) {
+            (Some(want), Some(presented)) => {
+                let got: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+                bool::from(got.ct_eq(&want))
+            }
+            _ => false,
+        }
+    }
+
+    /// Admits a request, or says why not (401 without or with a wrong credential, 403 off the
+    /// loopback interface when no token is configured).
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> Result<Admin, ApiError> {
+        if self.token_sha256.is_some() && bearer(headers).is_some() {
+            return if self.bearer_is_admin(headers) {
+                Ok(Admin::Token)
+            } else {
+                Err(ApiError::InvalidAdminToken)
+            };
+        }
+        if self.trust_proxy_headers
+            && let Some(email) = PROXY_EMAIL_HEADERS.iter().find_map(|h| {
+                headers
+                    .get(*h)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+            })
+        {
+            return Ok(Admin::Proxy(email.to_string()));
+        }
+        if self.token_sha256.is_some() {
+            return Err(ApiError::AdminCredentialRequired);
+        }
+        match peer {
+            Some(p) if p.ip().is_loopback() => Ok(Admin::Loopback),
+            _ => Err(ApiError::AdminLoopbackOnly),
+        }
+    }
+
+    /// One line for the start-up log: which mode the admin listener is in.
+    pub fn describe(&self) -> &'static str {
+        match (self.has_token(), self.trust_proxy_headers) {
+            (true, false) => "admin endpoints require the admin bearer token",
+            (true, true) => {
+                "admin endpoints require the admin bearer token or an authenticating proxy's \
+                 identity headers"
+            }
+            (false, true) => {
+                "admin endpoints trust an authenticating proxy's identity headers, and otherwise \
+                 answer only loopback peers (no admin token configured)"
+            }
+            (false, false) => {
+                "no admin token configured: admin endpoints answer only loopback peers \
+                 (set --admin-token-file to reach them from elsewhere)"
+            }
+        }
+    }
+}
+
+/// The bearer token of `Authorization`, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The middleware in front of every protected admin route.
+pub async fn require_admin(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    match state.settings.admin.authenticate(req.headers(), peer) {
+        Ok(admin) => {
+            req.extensions_mut().insert(admin);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    const LOOPBACK: Option<SocketAddr> = Some(SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        5000,
+    ));
+    const REMOTE: Option<SocketAddr> = Some(SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3)),
+        5000,
+    ));
+
+    #[test]
+    fn with_a_token_only_the_token_admits() {
+        let auth = AdminAuth::new(Some("s3cret-admin"), false, false);
+        let ok = headers(&[("authorization", "Bearer s3cret-admin")]);
+        assert_eq!(auth.authenticate(&ok, REMOTE).unwrap(), Admin::Token);
+        let lower = headers(&[("authorization", "bearer s3cret-admin")]);
+        assert_eq!(auth.authenticate(&lower, REMOTE).unwrap(), Admin::Token);
+        let wrong = headers(&[("authorization", "Bearer s3cret-admin2")]);
+        assert!(matches!(
+            auth.authenticate(&wrong, LOOPBACK),
+            Err(ApiError::InvalidAdminToken)
+        ));
+        // With a token, loopback is no exception.
+        assert!(matches!(
+            auth.authenticate(&HeaderMap::new(), LOOPBACK),
+            Err(ApiError::AdminCredentialRequired)
+        ));
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_peers_are_admitted() {
+        let auth = AdminAuth::default();
+        assert_eq!(
+            auth.authenticate(&HeaderMap::new(), LOOPBACK).unwrap(),
+            Admin::Loopback
+        );
+        let v6 = Some("[::1]:80".parse().unwrap());
+        assert_eq!(
+            auth.authenticate(&HeaderMap::new(), v6).unwrap(),
+            Admin::Loopback
+        );
+        for peer in [REMOTE, None] {
+            assert!(matches!(
+                auth.authenticate(&headers(&[("authorization", "Bearer x")]), peer),
+                Err(ApiError::AdminLoopbackOnly)
+            ));
+        }
+    }
+
+    #[test]
+    fn proxy_headers_count_only_when_trusted() {
+        let h = headers(&[("x-auth-request-email", "ops@example.com")]);
+        assert!(
+            AdminAuth::new(Some("t"), false, false)
+                .authenticate(&h, REMOTE)
+                .is_err()
+        );
+        let trusted = AdminAuth::new(Some("t"), true, false);
+        assert_eq!(
+            trusted.authenticate(&h, REMOTE).unwrap(),
+            Admin::Proxy("ops@example.com".into())
+        );
+        let fwd = headers(&[("x-forwarded-email", "dev@example.com")]);
+        assert_eq!(
+            AdminAuth::new(None, true, false)
+                .authenticate(&fwd, REMOTE)
+                .unwrap(),
+            Admin::Proxy("dev@example.com".into())
+        );
+        // A wrong token is refused even with proxy headers beside it.
+        let both = headers(&[
+            ("x-auth-request-email", "ops@example.com"),
+            ("authorization", "Bearer nope"),
+        ]);
+        assert!(trusted.authenticate(&both, REMOTE).is_err());
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let auth = AdminAuth::new(Some("s3cret-admin"), false, true);
+        let shown = format!("{auth:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let hash = hex::encode(Sha256::digest(b"s3cret-admin"));
+        assert!(!shown.contains(&hash[..16]), "{shown}");
+        assert!(shown.contains("[set]"));
+    }
+}
