@@ -123,6 +123,9 @@ pub struct LocalLedger {
     state: Mutex<State>,
     path: Option<PathBuf>,
     dirty: Arc<Notify>,
+    /// Held while the state file is written: the flusher and the final flush at shutdown share
+    /// one temporary file, and the rename of the second would find it gone.
+    writing: Mutex<()>,
 }
 
 impl Drop for LocalLedger {
@@ -139,6 +142,7 @@ impl LocalLedger {
             state: Mutex::default(),
             path: None,
             dirty: Arc::new(Notify::new()),
+            writing: Mutex::default(),
         })
     }
 
@@ -168,6 +172,7 @@ impl LocalLedger {
             state: Mutex::new(state),
             path: Some(path.to_path_buf()),
             dirty: Arc::new(Notify::new()),
+            writing: Mutex::default(),
         });
         let flusher = Arc::downgrade(&ledger);
         let dirty = ledger.dirty.clone();
@@ -189,6 +194,7 @@ impl LocalLedger {
         let Some(path) = &self.path else {
             return Ok(());
         };
+        let _writing = self.writing.lock().expect("ledger write lock poisoned");
         let persisted = {
             let state = self.lock();
             Persisted {

@@ -54,20 +54,25 @@ async fn postgres(pg: &Postgres, name: &str) -> Arc<Store> {
 /// Record `i`: three keys (two teams, one without), two models, tags on some, users on some,
 /// every fifth one failed, spread over two days.
 fn record(i: usize, created_at_ms: i64) -> UsageRecord {
-    let failed = i % 5 == 0;
+    let failed = i.is_multiple_of(5);
     UsageRecord {
         id: format!("gen-{i:06}"),
         created_at_ms,
-        endpoint: if i % 4 == 0 { "messages" } else { "chat" }.into(),
+        endpoint: if i.is_multiple_of(4) {
+            "messages"
+        } else {
+            "chat"
+        }
+        .into(),
         key_id: format!("default/key-{}", i % 3),
         team: (i % 3 != 2).then(|| format!("team-{}", i % 2)),
-        user: (i % 2 == 0).then(|| format!("user-{}", i % 4)),
+        user: i.is_multiple_of(2).then(|| format!("user-{}", i % 4)),
         tags: match i % 3 {
             0 => vec![],
             1 => vec!["prod".into()],
             _ => vec!["prod".into(), "batch".into()],
         },
-        app: (i % 7 == 0).then(|| "Support, \"Bot\"".into()),
+        app: i.is_multiple_of(7).then(|| "Support, \"Bot\"".into()),
         model: "smart".into(),
         served_model: (!failed).then(|| format!("vendor/model-{}", i % 2)),
         provider: (!failed).then(|| "vendor".into()),
@@ -358,7 +363,7 @@ async fn two_writers_at_once_keep_exact_totals(a: Arc<Store>, b: Arc<Store>) {
         .iter()
         .cloned()
         .enumerate()
-        .partition(|(i, _)| i % 2 == 0);
+        .partition(|(i, _)| i.is_multiple_of(2));
     let left: Vec<_> = left.into_iter().map(|(_, r)| r).collect();
     let right: Vec<_> = right.into_iter().map(|(_, r)| r).collect();
     let write = |store: Arc<Store>, recs: Vec<Arc<UsageRecord>>| {

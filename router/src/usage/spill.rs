@@ -251,7 +251,7 @@ mod tests {
         let first = spill.read(0, 2).unwrap();
         assert_eq!(first.records, [a.clone(), b.clone()]);
         let rest = spill.read(first.end, 10).unwrap();
-        assert_eq!(rest.records, [a.clone()]);
+        assert_eq!(rest.records, std::slice::from_ref(&a));
         // Something appended after the read: not finished yet.
         spill.append([&b]).unwrap();
         assert!(!spill.finish(rest.end).unwrap());

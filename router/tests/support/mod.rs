@@ -28,7 +28,11 @@ use opentelemetry_proto::tonic::{
     trace::v1::Span,
 };
 use prost::Message;
-use switchboard_router::{server, state::Settings};
+use switchboard_router::{
+    server,
+    state::{AppState, Settings},
+    usage::{UsageOptions, UsageTasks, retention::Retention},
+};
 
 /// The key the mock upstream expects; tests assert it never leaks to clients or logs.
 pub const UPSTREAM_KEY: &str = "sk-upstream-SECRET-0123456789abcdef";
@@ -243,6 +247,41 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// A new empty scratch directory.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-test-{}-{name}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Usage options: the store at `url`, the spill file `spill`, nothing deleted, a 5 s drain.
+pub fn usage_options(url: &str, spill: PathBuf) -> UsageOptions {
+    UsageOptions {
+        url: url.to_string(),
+        spill_file: spill,
+        spill_max_bytes: 1 << 30,
+        retention: Retention {
+            records: None,
+            rollups: None,
+        },
+        drain: Duration::from_secs(5),
+    }
+}
+
+/// Usage options for a SQLite store in `dir`.
+pub fn sqlite_usage(dir: &std::path::Path) -> UsageOptions {
+    usage_options(
+        &format!("sqlite://{}", dir.join("usage.db").display()),
+        dir.join("usage-spill.jsonl"),
+    )
+}
+
 /// A unique temporary file holding `contents`.
 pub fn temp_manifest(contents: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -378,6 +417,26 @@ impl TestRouter {
     pub async fn start_with(manifests: &str, settings: Settings) -> TestRouter {
         let path = temp_manifest(manifests);
         let state = switchboard_router::state_from_manifests(&[path], settings).unwrap();
+        TestRouter::serve(state).await
+    }
+
+    /// Starts a router on `manifests` with `settings`, recording usage as `usage` says; returns
+    /// its state and the usage tasks too.
+    pub async fn start_with_usage(
+        manifests: &str,
+        settings: Settings,
+        usage: UsageOptions,
+    ) -> (TestRouter, Arc<AppState>, UsageTasks) {
+        let path = temp_manifest(manifests);
+        let state = switchboard_router::state_from_manifests(&[path], settings).unwrap();
+        let tasks = switchboard_router::usage::start(&state, usage)
+            .await
+            .unwrap();
+        (TestRouter::serve(state.clone()).await, state, tasks)
+    }
+
+    /// Serves `state` on free ports.
+    pub async fn serve(state: Arc<AppState>) -> TestRouter {
         let server = server::start(
             state,
             "127.0.0.1:0".parse().unwrap(),
