@@ -44,6 +44,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "switchboard.operatorName" -}}{{ include "switchboard.fullname" . }}-operator{{- end -}}
 {{- define "switchboard.routerName" -}}{{ include "switchboard.fullname" . }}-router{{- end -}}
 {{- define "switchboard.redisName" -}}{{ include "switchboard.fullname" . }}-redis{{- end -}}
+{{- define "switchboard.postgresName" -}}{{ include "switchboard.fullname" . }}-postgres{{- end -}}
 
 {{- define "switchboard.operatorServiceAccount" -}}
 {{- if .Values.operator.serviceAccount.create -}}
@@ -75,6 +76,14 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "switchboard.tokenSecretKey" -}}
 {{- if .Values.auth.existingSecret -}}{{ .Values.auth.existingSecretKey }}{{- else -}}token{{- end -}}
+{{- end -}}
+
+{{- define "switchboard.adminSecretName" -}}
+{{- default (printf "%s-admin" (include "switchboard.fullname" .)) .Values.admin.existingSecret -}}
+{{- end -}}
+
+{{- define "switchboard.adminSecretKey" -}}
+{{- if .Values.admin.existingSecret -}}{{ .Values.admin.existingSecretKey }}{{- else -}}token{{- end -}}
 {{- end -}}
 
 {{/* image: (dict "image" .Values.router.image "ctx" $) */}}
@@ -125,6 +134,9 @@ topologySpreadConstraints:
 {{- if and .Values.redis.enabled (or .Values.redis.url .Values.redis.existingSecret) -}}
 {{- fail "redis.enabled runs the chart's own Redis; redis.url / redis.existingSecret name an external one: set only one" -}}
 {{- end -}}
+{{- if and .Values.usage.postgres.enabled .Values.usage.existingSecret -}}
+{{- fail "usage.postgres.enabled runs the chart's own Postgres; usage.existingSecret names an external one: set only one" -}}
+{{- end -}}
 {{- if and .Values.router.autoscaling.enabled (gt (int .Values.router.autoscaling.minReplicas) (int .Values.router.autoscaling.maxReplicas)) -}}
 {{- fail "router.autoscaling.minReplicas must not exceed router.autoscaling.maxReplicas" -}}
 {{- end -}}
@@ -151,5 +163,25 @@ topologySpreadConstraints:
 {{- else if $c.Values.redis.url }}
 - name: {{ .var }}
   value: {{ $c.Values.redis.url | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The usage store's URL as container env (SWITCHBOARD_USAGE_STORE): the DSN Secret, the
+bundled Postgres, or `off`. */}}
+{{- define "switchboard.usageEnv" -}}
+{{- $u := .Values.usage -}}
+{{- if $u.existingSecret }}
+- name: SWITCHBOARD_USAGE_STORE
+  valueFrom:
+    secretKeyRef: {name: {{ $u.existingSecret }}, key: {{ $u.existingSecretKey }}}
+{{- else if $u.postgres.enabled }}
+- name: USAGE_POSTGRES_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "switchboard.postgresName" . }}, key: password}
+- name: SWITCHBOARD_USAGE_STORE
+  value: postgres://switchboard:$(USAGE_POSTGRES_PASSWORD)@{{ include "switchboard.postgresName" . }}.{{ .Release.Namespace }}.svc:5432/switchboard
+{{- else }}
+- name: SWITCHBOARD_USAGE_STORE
+  value: "off"
 {{- end }}
 {{- end -}}
