@@ -94,3 +94,4 @@ CREATE TABLE usage_daily_users (
     PRIMARY KEY (day, end_user, key_id, team, model, provider, app)
 ) WITHOUT ROWID;
 CREATE INDEX usage_daily_users_user ON usage_daily_users (end_user, day);
+CREATE INDEX usage_daily_users_key ON usage_daily_users (key_id, day);

@@ -13,7 +13,12 @@ use tokio::{
     time::Instant,
 };
 
-use super::{Counters, record::UsageRecord, spill::Spill, store::Store};
+use super::{
+    Counters,
+    record::UsageRecord,
+    spill::Spill,
+    store::{Store, StoreError},
+};
 
 /// Most records per batch.
 pub const BATCH: usize = 512;
@@ -25,6 +30,10 @@ const TICK: Duration = Duration::from_millis(250);
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// Longest one replay turn runs before the writer takes new records again.
 const REPLAY_TURN: Duration = Duration::from_millis(500);
+/// Longest one batch may take before the store counts as failing (a database that stopped
+/// answering without closing the connection would otherwise hold the writer for the length of a
+/// TCP timeout). The batch is then spilled; if it did commit, its replay inserts nothing twice.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(15);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -135,12 +144,11 @@ impl Writer {
         }
     }
 
-    async fn store_batch(
-        &mut self,
-        batch: &[Arc<UsageRecord>],
-    ) -> Result<(), super::store::StoreError> {
+    async fn store_batch(&mut self, batch: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let inserted = self.store.insert(batch).await?;
+        let inserted = tokio::time::timeout(BATCH_TIMEOUT, self.store.insert(batch))
+            .await
+            .map_err(|_| StoreError::Timeout(BATCH_TIMEOUT))??;
         self.gauges
             .batch_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -227,7 +235,7 @@ impl Writer {
     }
 
     /// The store failed: try again after the backoff, which doubles up to [`MAX_BACKOFF`].
-    fn failed(&mut self, e: &super::store::StoreError) {
+    fn failed(&mut self, e: &StoreError) {
         if self.retry_at.is_none() {
             tracing::warn!(
                 spill = %self.spill.path().display(),

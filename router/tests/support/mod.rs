@@ -590,6 +590,8 @@ pub struct RouterProcess {
     pub child: Child,
     pub api: String,
     pub admin: String,
+    /// Its own state directory, removed when it is dropped (unused when the test names one).
+    state_dir: PathBuf,
 }
 
 impl RouterProcess {
@@ -629,6 +631,7 @@ impl RouterProcess {
             child: cmd.spawn().unwrap(),
             api: format!("http://127.0.0.1:{api}"),
             admin: format!("http://127.0.0.1:{admin}"),
+            state_dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -677,6 +680,7 @@ impl Drop for RouterProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
     }
 }
 

@@ -8,9 +8,12 @@
 //! time. Every query is exercised against both databases by `router/tests/usage_store.rs`.
 //!
 //! Writing a batch is one transaction: a multi-row `INSERT … ON CONFLICT (generation_id) DO
-//! NOTHING RETURNING generation_id` for the records, then the daily rollups incremented by the
-//! records it actually inserted ([`super::rollup`]). A batch that is retried (after a timeout, a
-//! crash mid-commit, a replay of the spill file) inserts nothing twice and counts nothing twice.
+//! NOTHING` for the records (on Postgres with `RETURNING generation_id`; on SQLite, in a
+//! transaction that holds the file's write lock from its start, after asking which ids are
+//! stored already), then the daily rollups incremented by
+//! the records it actually inserted ([`super::rollup`]). A batch that is retried (after a
+//! timeout, a crash mid-commit, a replay of the spill file) inserts nothing twice and counts
+//! nothing twice.
 
 pub mod read;
 
@@ -43,6 +46,9 @@ pub enum StoreError {
     /// A stored row could not be read back.
     #[error("usage store: a stored row is unreadable: {0}")]
     Corrupt(String),
+    /// The database took too long.
+    #[error("usage store: no answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// Which database a store is on.
@@ -101,8 +107,10 @@ pub struct Store {
     backend: Backend,
     /// Where the SQLite file is.
     path: Option<PathBuf>,
-    /// `INSERT` of `CHUNKS[i]` records.
+    /// `INSERT` of `CHUNKS[i]` records (with `RETURNING` on Postgres).
     insert_sql: Vec<String>,
+    /// SQLite: which of `CHUNKS[i]` ids are stored already.
+    existing_sql: Vec<String>,
     /// Upsert of `CHUNKS[i]` rollup rows into `ROLLUPS[t]`: `upsert_sql[t][i]`.
     upsert_sql: Vec<Vec<String>>,
     migrated: tokio::sync::OnceCell<()>,
@@ -139,13 +147,23 @@ impl Store {
             pool,
             backend,
             path,
-            insert_sql: CHUNKS.iter().map(|n| insert_sql(*n)).collect(),
+            insert_sql: CHUNKS
+                .iter()
+                .map(|n| {
+                    let sql = insert_sql(*n, backend == Backend::Postgres);
+                    for_backend(backend, &sql).into_owned()
+                })
+                .collect(),
+            existing_sql: CHUNKS
+                .iter()
+                .map(|n| for_backend(backend, &existing_sql(*n)).into_owned())
+                .collect(),
             upsert_sql: ROLLUPS
                 .iter()
                 .map(|(table, extra)| {
                     CHUNKS
                         .iter()
-                        .map(|n| upsert_sql(table, *extra, *n))
+                        .map(|n| for_backend(backend, &upsert_sql(table, *extra, *n)).into_owned())
                         .collect()
                 })
                 .collect(),
@@ -194,6 +212,11 @@ impl Store {
         Ok(())
     }
 
+    /// `sql`, written with `$1, $2, …` in order, as this database takes it (see [`for_backend`]).
+    pub fn sql<'a>(&self, sql: &'a str) -> std::borrow::Cow<'a, str> {
+        for_backend(self.backend, sql)
+    }
+
     /// The connection pool (for the read queries and retention).
     pub(crate) fn pool(&self) -> &Pool<Any> {
         &self.pool
@@ -206,15 +229,48 @@ impl Store {
             return Ok(0);
         }
         self.ready().await?;
-        let mut tx = self.pool.begin().await?;
+        // SQLite: the file's write lock taken at the start, so the ids found missing below are
+        // still missing at the insert, and a second writer on the file waits (busy timeout)
+        // instead of failing when a read transaction cannot become a write one.
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
         for (size, chunk) in chunked(batch) {
             let mut q = sqlx::query(&self.insert_sql[size]);
             for r in chunk {
                 q = bind_record(q, r);
             }
-            for row in q.fetch_all(&mut *tx).await? {
-                inserted.insert(row.try_get::<String, _>(0)?);
+            match self.backend {
+                // The ids the insert returns: exact whatever other replicas do at the same time.
+                Backend::Postgres => {
+                    for row in q.fetch_all(&mut *tx).await? {
+                        inserted.insert(row.try_get::<String, _>(0)?);
+                    }
+                }
+                // The transaction holds the file's write lock: the ids not stored before the
+                // insert are the ones it inserts. Asked first, so the insert need not stream every id back (usually
+                // nothing is stored already, and no row comes back at all).
+                Backend::Sqlite => {
+                    let mut existing = sqlx::query(&self.existing_sql[size]);
+                    for r in chunk {
+                        existing = existing.bind(r.id.as_str());
+                    }
+                    let existing: HashSet<String> = existing
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .iter()
+                        .map(|row| row.try_get::<String, _>(0))
+                        .collect::<Result<_, _>>()?;
+                    q.execute(&mut *tx).await?;
+                    inserted.extend(
+                        chunk
+                            .iter()
+                            .filter(|r| !existing.contains(&r.id))
+                            .map(|r| r.id.clone()),
+                    );
+                }
             }
         }
         let count = inserted.len() as u64;
@@ -287,6 +343,34 @@ fn parse_url(url: &str) -> Result<(Backend, Option<PathBuf>, String), StoreError
     Ok((Backend::Sqlite, Some(path), sqlx_url))
 }
 
+/// Queries are written with numbered parameters, `$1, $2, …`, each once and in order. Postgres
+/// takes them as they are. SQLite gets anonymous `?`s instead: sqlx binds a named parameter
+/// after looking its name up, and SQLite's lookup walks every name, which makes a statement of a
+/// few thousand parameters (a batch of records) cost quadratic time, most of a batch's.
+pub fn for_backend(backend: Backend, sql: &str) -> std::borrow::Cow<'_, str> {
+    if backend == Backend::Postgres || !sql.contains('$') {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut expected = 1u32;
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            let mut n = 0u32;
+            while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                n = n * 10 + d;
+                chars.next();
+            }
+            debug_assert_eq!(n, expected, "parameters must be numbered in order: {sql}");
+            expected += 1;
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `items` cut into chunks of the sizes in [`CHUNKS`], each with its index there.
 fn chunked<T>(mut items: &[T]) -> Vec<(usize, &[T])> {
     let mut out = Vec::new();
@@ -317,11 +401,24 @@ fn placeholders(rows: usize, width: usize) -> String {
     s
 }
 
-fn insert_sql(rows: usize) -> String {
+fn insert_sql(rows: usize, returning: bool) -> String {
     format!(
         "INSERT INTO usage_records ({RECORD_COLUMNS}) VALUES {} \
-         ON CONFLICT (generation_id) DO NOTHING RETURNING generation_id",
-        placeholders(rows, RECORD_WIDTH)
+         ON CONFLICT (generation_id) DO NOTHING{}",
+        placeholders(rows, RECORD_WIDTH),
+        if returning {
+            " RETURNING generation_id"
+        } else {
+            ""
+        }
+    )
+}
+
+fn existing_sql(rows: usize) -> String {
+    let ids: Vec<String> = (1..=rows).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT generation_id FROM usage_records WHERE generation_id IN ({})",
+        ids.join(", ")
     )
 }
 
@@ -444,8 +541,25 @@ mod tests {
         assert!(sql.contains("cost_nanos = usage_daily_tags.cost_nanos + excluded.cost_nanos"));
         assert_eq!(RECORD_COLUMNS.split(',').count(), RECORD_WIDTH);
         assert!(
-            insert_sql(1)
+            insert_sql(1, true)
                 .ends_with("$25) ON CONFLICT (generation_id) DO NOTHING RETURNING generation_id")
+        );
+        assert!(insert_sql(1, false).ends_with("DO NOTHING"));
+        assert!(existing_sql(3).ends_with("IN ($1, $2, $3)"));
+    }
+
+    #[test]
+    fn sqlite_gets_anonymous_parameters_in_order() {
+        let sql = "SELECT a FROM t WHERE x = $1 AND y IN ($2, $3) LIMIT $4";
+        assert_eq!(for_backend(Backend::Postgres, sql), sql);
+        assert_eq!(
+            for_backend(Backend::Sqlite, sql),
+            "SELECT a FROM t WHERE x = ? AND y IN (?, ?) LIMIT ?"
+        );
+        let many = placeholders(300, 25);
+        assert_eq!(
+            for_backend(Backend::Sqlite, &many).matches('?').count(),
+            7500
         );
     }
 

@@ -57,7 +57,8 @@ impl Sql {
     }
 
     async fn fetch(&self, store: &Store) -> Result<Vec<AnyRow>, StoreError> {
-        let mut q = sqlx::query(&self.text);
+        let text = store.sql(&self.text);
+        let mut q = sqlx::query(&text);
         for p in &self.params {
             q = match p {
                 Param::Int(i) => q.bind(*i),
@@ -390,7 +391,8 @@ impl Store {
 
     /// One generation by id.
     pub async fn generation(&self, id: &str) -> Result<Option<UsageRecord>, StoreError> {
-        let row = sqlx::query(&format!("{RECORD_SELECT} WHERE generation_id = $1"))
+        let sql = format!("{RECORD_SELECT} WHERE generation_id = $1");
+        let row = sqlx::query(&self.sql(&sql))
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
