@@ -25,10 +25,12 @@ import time
 import urllib.error
 import urllib.request
 
+import usage as usage_bench
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 OUT = os.path.join(BENCH, "out")
-TARGET = os.path.join(ROOT, "target", "release")
+TARGET = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release")
 OHA = os.path.join(BENCH, ".tools", "bin", "oha")
 LITELLM_VENV = os.path.join(BENCH, ".venv-litellm")
 
@@ -42,6 +44,10 @@ RELAY_ADDR = "127.0.0.1:18070"
 REDIS_PORT = 18379
 ROUTER_REDIS_ADDR = "127.0.0.1:18081"
 ROUTER_REDIS_ADMIN = "127.0.0.1:18091"
+ROUTER_NOSTORE_ADDR = "127.0.0.1:18082"
+ROUTER_NOSTORE_ADMIN = "127.0.0.1:18092"
+ROUTER_PG_ADDR = "127.0.0.1:18083"
+ROUTER_PG_ADMIN = "127.0.0.1:18093"
 LITELLM_ADDR = "127.0.0.1:18400"
 # LiteLLM refuses to start without a master key; with one (and no database) it checks it per request.
 LITELLM_KEY = "sk-litellm-bench-0123456789abcdef"
@@ -330,9 +336,12 @@ def sse(mode, addr, key, model, **kw):
 
 
 def start_router(procs, manifest, env, listen, admin, log_name, extra=()):
-    """Starts the release router on CPU 1 and waits until it is ready."""
+    """Starts the release router on CPU 1 and waits until it is ready. Each instance has its own
+    state directory (its SQLite usage store and spill file), emptied first."""
+    state = os.path.join(OUT, "state-" + log_name.rsplit(".", 1)[0])
+    shutil.rmtree(state, ignore_errors=True)
     router = procs.start(pinned(1, [os.path.join(TARGET, "switchboard-router"), "--manifests", manifest,
-                                    "--listen", listen, "--admin-listen", admin, *extra]),
+                                    "--listen", listen, "--admin-listen", admin, "--state-dir", state, *extra]),
                          log_name, env=env)
     if not wait_http(f"http://{admin}/readyz", 30):
         raise RuntimeError(f"router did not become ready; see bench/out/{log_name}")
@@ -343,9 +352,9 @@ class Procs:
     def __init__(self):
         self.procs = []
 
-    def start(self, argv, log_name, env=None):
+    def start(self, argv, log_name, env=None, **popen):
         f = open(os.path.join(OUT, log_name), "w")
-        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True, **popen)
         self.procs.append(p)
         return p
 
@@ -470,7 +479,7 @@ def bars(by, stream, memory, peers):
     return L
 
 
-def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
+def write_doc(path, meta, rows, stream, memory, peers, litellm_note, usage=None):
     by = {(r["scenario"], r["target"]): r for r in rows}
     L = []
     L.append("# Benchmarks\n")
@@ -492,7 +501,8 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
              "`SSL_CERT_FILE`, next to the system roots; HTTP/2 by ALPN) for the held-stream rows")
     L.append(f"- router: release build, `--manifests` with {N_KEYS:,} ApiKeys (each with a rate limit), "
              f"{N_ROUTES} ModelRoutes, one Budget over every key (`action: block`), an `openaiCompatible` "
-             "Provider on the mock; metrics always on; access log at the default level")
+             "Provider on the mock; metrics always on; access log at the default level; every request "
+             "recorded in the usage store, SQLite by default (see \"Usage store\" for the cost)")
     if peers:
         L.append(f"- LiteLLM: {litellm_note}")
     L.append("")
@@ -570,6 +580,8 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note):
         L.append(f"- {n}")
     L.append("")
     L += bars(by, stream, memory, peers)
+    if usage:
+        L += usage_bench.doc_section(usage, by, usage.get("metrics", {}))
     notes = os.path.join(BENCH, "notes.md")
     if os.path.exists(notes):
         with open(notes) as f:
@@ -590,6 +602,8 @@ def main():
                     help="interleaved rounds per scenario (targets take turns)")
     ap.add_argument("--streams", type=int, default=int(os.environ.get("BENCH_STREAMS", "5000")))
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    ap.add_argument("--usage-rows", type=int, default=int(os.environ.get("BENCH_USAGE_ROWS", "10000000")),
+                    help="records generated for the usage store's query rows")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2 s per scenario, few streams")
     ap.add_argument("--render", metavar="RESULTS_JSON",
                     help="only rewrite the doc and chart from a saved bench/out/results.json")
@@ -599,11 +613,11 @@ def main():
             saved = json.load(f)
         peers = any(r["target"] == "litellm" for r in saved["rows"])
         write_doc(args.doc, saved["meta"], saved["rows"], saved["stream"], saved["memory"], peers,
-                  saved.get("litellm_note", ""))
+                  saved.get("litellm_note", ""), saved.get("usage"))
         write_svg(os.path.join(os.path.dirname(args.doc), "benchmarks.svg"), saved["rows"], peers)
         return 0
     if args.quick:
-        args.duration, args.streams = 2, 200
+        args.duration, args.streams, args.usage_rows = 2, 200, 200_000
 
     os.makedirs(OUT, exist_ok=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -614,14 +628,15 @@ def main():
     bodies = {}
     for size in (1, 16):
         for target, model in (("direct", "bench-model"), ("relay", "bench-model"), ("router", ROUTER_MODEL),
-                              ("router-redis", ROUTER_MODEL), ("litellm", ROUTER_MODEL)):
+                              ("router-redis", ROUTER_MODEL), ("router-nostore", ROUTER_MODEL),
+                              ("router-pg", ROUTER_MODEL), ("litellm", ROUTER_MODEL)):
             p = os.path.join(OUT, f"body-{size}KB-{target}.json")
             write_body(p, size * 1024, model)
             bodies[(size, target)] = p
 
     procs = Procs()
     rows, stream, memory = [], {}, {"rows": [], "notes": []}
-    litellm_note = ""
+    litellm_note, usage = "", None
     try:
         mock = procs.start(pinned(0, [os.path.join(TARGET, "bench-mock"), MOCK_ADDR, "1"]), "mock.log")
         if not wait_http(f"http://{MOCK_ADDR}/v1/chat/completions", 10, method="GET"):
@@ -666,6 +681,18 @@ def main():
         else:
             log("redis-server not found: no router-redis rows")
 
+        # The usage store's cost: the same router without it, and with Postgres instead of SQLite.
+        router_nostore = start_router(procs, manifest, env, ROUTER_NOSTORE_ADDR, ROUTER_NOSTORE_ADMIN,
+                                      "router-nostore.log", ["--usage-store", "off"])
+        pg, router_pg = None, None
+        bindir = usage_bench.pg_bin()
+        if bindir:
+            pg = usage_bench.Postgres(bindir, os.path.join(OUT, "pg"), procs)
+            router_pg = start_router(procs, manifest, dict(env, SWITCHBOARD_USAGE_STORE=pg.create(usage_bench.PG_DB_ROUTER)),
+                                     ROUTER_PG_ADDR, ROUTER_PG_ADMIN, "router-pg.log")
+        else:
+            log("Postgres not found: no router-pg rows and no Postgres usage rows")
+
         litellm = None
         if args.peers:
             litellm, litellm_note = start_litellm(procs)
@@ -677,6 +704,11 @@ def main():
         if router_redis:
             urls["router-redis"] = f"http://{ROUTER_REDIS_ADDR}/v1/chat/completions"
             pids["router-redis"] = router_redis.pid
+        urls["router-nostore"] = f"http://{ROUTER_NOSTORE_ADDR}/v1/chat/completions"
+        pids["router-nostore"] = router_nostore.pid
+        if router_pg:
+            urls["router-pg"] = f"http://{ROUTER_PG_ADDR}/v1/chat/completions"
+            pids["router-pg"] = router_pg.pid
         if litellm:
             urls["litellm"] = f"http://{LITELLM_ADDR}/v1/chat/completions"
             pids["litellm"] = litellm.pid
@@ -688,11 +720,12 @@ def main():
         plan = []
         for size in (1, 16):
             redis = ["router-redis"] if size == 1 else []
+            store = ["router-nostore", "router-pg"]
             plan.append((f"c1-{size}KB", size, None, 1, ["direct", "relay", "router"] + redis + ["litellm"]))
             for rate in (500, 1000, 2000):
                 plan.append((f"rate-{rate}-{size}KB", size, rate, 64,
-                             ["direct", "relay", "router"] + (redis if rate == 1000 else [])))
-            plan.append((f"sat-{size}KB", size, None, 64, ["direct", "relay", "router"] + redis + ["litellm"]))
+                             ["direct", "relay", "router"] + (redis + store if rate == 1000 else [])))
+            plan.append((f"sat-{size}KB", size, None, 64, ["direct", "relay", "router"] + redis + store + ["litellm"]))
         if litellm:
             plan.insert(1, ("rate-100-1KB", 1, 100, 64, ["direct", "relay", "router", "litellm"]))
         for name, size, rate, conns, targets in plan:
@@ -705,6 +738,14 @@ def main():
             procs.stop(litellm)
         if router_redis:
             procs.stop(router_redis)
+        usage_metrics = {}
+        for name, admin, proc in (("router", ROUTER_ADMIN, router), ("router-pg", ROUTER_PG_ADMIN, router_pg)):
+            if proc:
+                usage_metrics[name] = usage_bench.usage_metrics(admin)
+                log(f"{name} usage records: {usage_metrics[name]}")
+        procs.stop(router_nostore)
+        if router_pg:
+            procs.stop(router_pg)
         # Let the stopped processes' teardown (sockets, memory) finish off the router's core.
         time.sleep(3)
 
@@ -767,6 +808,10 @@ def main():
                 time.sleep(3)
             procs.stop(fresh)
             time.sleep(1)
+
+        # The usage store on its own: write rates, then ten million rows and the API's queries.
+        usage = usage_bench.measure(TARGET, OUT, pg, args.usage_rows, max(5, D // 2))
+        usage["metrics"] = usage_metrics
     finally:
         procs.stop_all()
 
@@ -782,9 +827,9 @@ def main():
     }
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows, "stream": stream, "memory": memory,
-                   "litellm_note": litellm_note}, f, indent=1)
+                   "litellm_note": litellm_note, "usage": usage}, f, indent=1)
     write_doc(args.doc, meta, rows, stream, memory, args.peers and any(r["target"] == "litellm" for r in rows),
-              litellm_note)
+              litellm_note, usage)
     write_svg(os.path.join(os.path.dirname(args.doc), "benchmarks.svg"), rows,
               any(r["target"] == "litellm" for r in rows))
     log(f"wrote {args.doc}")

@@ -7,7 +7,7 @@ CARGO=${CARGO:-cargo}
 PYTHON=${PYTHON:-python3}
 OHA_VERSION=${OHA_VERSION:-1.16.0}
 
-echo "== building release binaries (router, bench-mock, bench-sse)"
+echo "== building release binaries (router, bench-mock, bench-sse, bench-usage)"
 $CARGO build --release -p switchboard-router -p switchboard-bench
 
 if [ ! -x bench/.tools/bin/oha ]; then
