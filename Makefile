@@ -8,7 +8,7 @@ CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2
 IMAGE_PREFIX ?= ghcr.io/switchboard-dev/
 IMAGE_TAG    ?= $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 
-.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e chart-crds images bench bench-peers
+.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e chart-crds images bench bench-peers bench-usage
 
 help: ## List targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench: ## Benchmarks: release router vs direct on a mock upstream; writes docs/b
 
 bench-peers: ## `make bench` plus LiteLLM proxy (PyPI, in bench/.venv-litellm) side by side
 	bench/run.sh --peers
+
+bench-usage: ## Only the usage store's rows of `make bench` (store off/SQLite/Postgres, write rates, 10M-row queries)
+	bench/run.sh --usage-only
 
 clean: ## Remove build outputs and the virtualenv
 	$(CARGO) clean

@@ -604,6 +604,8 @@ def main():
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--usage-rows", type=int, default=int(os.environ.get("BENCH_USAGE_ROWS", "10000000")),
                     help="records generated for the usage store's query rows")
+    ap.add_argument("--usage-only", action="store_true",
+                    help="only the usage store's rows (bench/usage.py), spliced into the doc")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2 s per scenario, few streams")
     ap.add_argument("--render", metavar="RESULTS_JSON",
                     help="only rewrite the doc and chart from a saved bench/out/results.json")
@@ -618,6 +620,8 @@ def main():
         return 0
     if args.quick:
         args.duration, args.streams, args.usage_rows = 2, 200, 200_000
+    if args.usage_only:
+        return usage_bench.run_only(sys.modules[__name__], args)
 
     os.makedirs(OUT, exist_ok=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -132,13 +132,103 @@ def measure(target, out_dir, pg, rows, write_seconds):
         for x in q["queries"]:
             log(f"usage query {kind}: {x['name']}: median {x['median_ms']:.2f} ms, max {x['max_ms']:.2f} ms")
         result["query"].append(q)
-    # Ten million rows are several GB: the disk is shared.
-    for p in glob.glob(os.path.join(out_dir, "usage-*.db*")):
-        os.remove(p)
-    if pg:
+        # Ten million rows are several GB and the disk is shared: one seeded store at a time.
+        drop(out_dir, pg, kind)
+    return result
+
+
+def drop(out_dir, pg, kind):
+    """Removes the bench's stores of one kind."""
+    if kind == "sqlite":
+        for p in glob.glob(os.path.join(out_dir, "usage-*.db*")):
+            os.remove(p)
+    else:
         for db in ("usage_write", "usage_seeded"):
             pg.psql(f"DROP DATABASE IF EXISTS {db}")
-    return result
+
+
+def splice(doc, lines):
+    """Puts the "Usage store" section into `doc` (docs/benchmarks.md) in place of the one there,
+    or, without one, after the section of the bars of issue 9 (for `--usage-only` runs, which
+    leave the rest of the page as the last full run wrote it)."""
+    with open(doc) as f:
+        old = f.read().split("\n")
+    heads = [i for i, l in enumerate(old) if l.startswith("## ")]
+    start = next((i for i in heads if old[i].startswith("## Usage store")), None)
+    if start is not None:
+        end = next((i for i in heads if i > start), len(old))
+    else:
+        bars = next((i for i in heads if old[i].startswith("## Against the bars of issue 9")), None)
+        start = end = next((i for i in heads if bars is not None and i > bars), len(old))
+    new = old[:start] + lines + ([""] if end < len(old) else []) + old[end:]
+    with open(doc, "w") as f:
+        f.write("\n".join(new).rstrip() + "\n")
+
+
+def run_only(rb, args):
+    """`make bench-usage`: the usage store's rows alone — saturation of the router with the store
+    off, on SQLite and on Postgres, then `measure` — spliced into the page (see `splice`). `rb` is
+    bench/run.py, whose harness this uses."""
+    os.makedirs(rb.OUT, exist_ok=True)
+    manifest = os.path.join(rb.OUT, "manifests.yaml")
+    rb.write_manifest(manifest)
+    targets = [("router", rb.ROUTER_ADDR, rb.ROUTER_ADMIN, []),
+               ("router-nostore", rb.ROUTER_NOSTORE_ADDR, rb.ROUTER_NOSTORE_ADMIN, ["--usage-store", "off"]),
+               ("router-pg", rb.ROUTER_PG_ADDR, rb.ROUTER_PG_ADMIN, [])]
+    bodies = {}
+    for size in (1, 16):
+        for t, *_ in targets:
+            p = os.path.join(rb.OUT, f"body-{size}KB-{t}.json")
+            rb.write_body(p, size * 1024, rb.ROUTER_MODEL)
+            bodies[(size, t)] = p
+    procs = rb.Procs()
+    rows, metrics = [], {}
+    try:
+        procs.start(rb.pinned(0, [os.path.join(rb.TARGET, "bench-mock"), rb.MOCK_ADDR, "1"]), "mock.log")
+        if not rb.wait_http(f"http://{rb.MOCK_ADDR}/v1/chat/completions", 10, method="GET"):
+            raise RuntimeError("mock did not start")
+        env = dict(os.environ, SWITCHBOARD_LOG=os.environ.get("SWITCHBOARD_LOG", "info"))
+        bindir = pg_bin()
+        pg = Postgres(bindir, os.path.join(rb.OUT, "pg"), procs) if bindir else None
+        urls, pids, admins = {}, {}, {}
+        for t, addr, admin, extra in targets:
+            run_env = env
+            if t == "router-pg":
+                if not pg:
+                    log("Postgres not found: no router-pg rows")
+                    continue
+                run_env = dict(env, SWITCHBOARD_USAGE_STORE=pg.create(PG_DB_ROUTER))
+            p = rb.start_router(procs, manifest, run_env, addr, admin, f"{t}.log", extra)
+            urls[t], pids[t], admins[t] = f"http://{addr}/v1/chat/completions", p.pid, admin
+        for t in urls:
+            rb.oha(urls[t], bodies[(1, t)], 2, None, 4)
+        for size in (1, 16):
+            name = f"sat-{size}KB"
+            rows += rb.measure_rounds(
+                name, list(urls),
+                lambda t, secs: rb.measure(name, t, pids[t], urls[t], bodies[(size, t)], secs, None, 64),
+                args.duration, args.rounds)
+        time.sleep(2)
+        for t in ("router", "router-pg"):
+            if t in admins:
+                metrics[t] = usage_metrics(admins[t])
+                log(f"{t} usage records: {metrics[t]}")
+        usage = measure(rb.TARGET, rb.OUT, pg, args.usage_rows, max(5, args.duration // 2))
+        usage["metrics"] = metrics
+    finally:
+        procs.stop_all()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    usage["meta"] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "make bench-usage", "nproc": os.cpu_count(), "cpu": cpu,
+        "duration": args.duration, "rounds": args.rounds,
+    }
+    with open(os.path.join(rb.OUT, "usage-results.json"), "w") as f:
+        json.dump({"rows": rows, "usage": usage}, f, indent=1)
+    by = {(r["scenario"], r["target"]): r for r in rows}
+    splice(args.doc, doc_section(usage, by, metrics))
+    log(f"wrote the usage store section of {args.doc}")
+    return 0
 
 
 def doc_section(usage, by, metrics):
@@ -146,8 +236,13 @@ def doc_section(usage, by, metrics):
     def fmt(v, nd=0):
         return "—" if v is None else f"{v:,.{nd}f}"
 
-    L = ["## Usage store\n",
-         "Every request is recorded ([usage.md](usage.md)). `router` records to SQLite, its default "
+    L = ["## Usage store\n"]
+    meta = usage.get("meta")
+    if meta:
+        L.append(f"Measured {meta['date']} by `{meta['command']}` on {meta['nproc']} × {meta['cpu']} "
+                 f"({meta['duration']} s of load per target and scenario over {meta['rounds']} interleaved "
+                 "rounds), apart from the full run above.\n")
+    L += ["Every request is recorded ([usage.md](usage.md)). `router` records to SQLite, its default "
          "(`sqlite://<state dir>/usage.db`, WAL, `synchronous=NORMAL`); `router-pg` to a Postgres 15 "
          "on CPU 0 with durable defaults (fsync, synchronous commit); `router-nostore` runs "
          "`--usage-store off`. Same manifest, pinning and load as the rows above.\n",
