@@ -194,7 +194,10 @@ impl LocalLedger {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let _writing = self.writing.lock().expect("ledger write lock poisoned");
+        let _writing = self
+            .writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let persisted = {
             let state = self.lock();
             Persisted {
