@@ -289,12 +289,8 @@ impl Conn {
             return;
         };
         let tracker = Tracker::new(!http2);
-        let service = connection::service(
-            self.router,
-            tracker.clone(),
-            self.limits.clone(),
-            self.peer,
-        );
+        let service =
+            connection::service(self.router, tracker.clone(), self.limits.clone(), self.peer);
         let builder = auto::Builder::new(TokioExecutor::new());
         let builder = if http2 {
             builder.http2_only()

@@ -96,6 +96,7 @@ fn record(i: usize, created_at_ms: i64) -> UsageRecord {
         status: if failed { 502 } else { 200 },
         error_code: failed.then(|| "upstream_failed".into()),
         finish_reason: (!failed).then(|| "stop".into()),
+        usage_anomaly: (i % 11 == 3).then(|| "completion_tokens missing".into()),
         streamed: i % 2 == 1,
         latency_ms: 100 + i as u64,
         ttft_ms: (i % 2 == 1).then_some(20),

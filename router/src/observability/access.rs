@@ -73,6 +73,9 @@ pub struct Access {
     pub cost: Option<Decimal>,
     /// Why the upstream's usage report was not used (it was billed at the worst case).
     pub usage_anomaly: Option<Anomaly>,
+    /// What the ledger was told this request spent, nano-dollars (set by settling; the usage
+    /// record carries the same amount).
+    settled_nanos: Option<i64>,
     /// Streamed or not.
     pub stream: bool,
     /// Time spent waiting on upstream attempts (until the stream committed, for streams).
@@ -135,6 +138,7 @@ impl Access {
             usage: None,
             cost: None,
             usage_anomaly: None,
+            settled_nanos: None,
             stream: false,
             upstream_time: std::time::Duration::ZERO,
             time_to_first_token: None,
@@ -305,6 +309,7 @@ impl Access {
         let tokens = self.usage.map_or(0, |u| u.total_tokens());
         // What the ledger records: never above the reservation.
         let nanos = to_nanos(cost).clamp(0, plan.worst_case);
+        self.settled_nanos = Some(nanos);
         let (settlement, gauges) = settlement_and_gauges(&plan, nanos, tokens);
         self.state.settler.submit(settlement, gauges);
         m.reservations_outstanding.dec();
@@ -429,7 +434,10 @@ impl Access {
             upstream_model: self.upstream_model.take(),
             attempts: std::mem::take(&mut self.reports),
             tokens: self.usage.unwrap_or_default(),
-            cost_nanos: self.cost.map_or(0, to_nanos),
+            // The ledger's amount when it settled one, so the store and the ledger agree.
+            cost_nanos: self
+                .settled_nanos
+                .unwrap_or_else(|| self.cost.map_or(0, to_nanos)),
             status: self.status,
             error_code: self.outcome.clone(),
             finish_reason: self.finish_reason.take(),

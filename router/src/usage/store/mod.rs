@@ -78,8 +78,8 @@ const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 const RECORD_COLUMNS: &str = "generation_id, created_at, endpoint, key_id, team, end_user, tags, \
      app, model, served_model, provider, upstream_model, attempts, prompt_tokens, \
      completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, status, \
-     error_code, finish_reason, streamed, latency_ms, ttft_ms";
-const RECORD_WIDTH: usize = 25;
+     error_code, finish_reason, streamed, latency_ms, ttft_ms, usage_anomaly";
+const RECORD_WIDTH: usize = 26;
 
 /// Rollup totals columns, in [`Totals`]' order.
 pub(crate) const TOTALS: [&str; 9] = [
@@ -475,6 +475,7 @@ fn bind_record<'q>(q: AnyQuery<'q>, r: &'q UsageRecord) -> AnyQuery<'q> {
         .bind(i64::from(r.streamed))
         .bind(int(r.latency_ms))
         .bind(r.ttft_ms.map(int))
+        .bind(r.usage_anomaly.as_deref())
 }
 
 fn bind_rollup<'q>(
