@@ -97,6 +97,8 @@ fn record(i: usize, created_at_ms: i64) -> UsageRecord {
         error_code: failed.then(|| "upstream_failed".into()),
         finish_reason: (!failed).then(|| "stop".into()),
         usage_anomaly: (i % 11 == 3).then(|| "completion_tokens missing".into()),
+        input: (i % 13 == 4).then(|| r#"[{"role":"user","content":"hi"}]"#.into()),
+        output: (i % 13 == 4).then(|| "hello".into()),
         streamed: i % 2 == 1,
         latency_ms: 100 + i as u64,
         ttft_ms: (i % 2 == 1).then_some(20),

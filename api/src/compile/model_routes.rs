@@ -235,6 +235,7 @@ impl Compiler {
                 sort: spec.sort,
                 retry: retry.0,
                 deadline_ms: retry.1,
+                record_content: spec.record_content,
             },
             warning,
         ))

@@ -59,6 +59,10 @@ pub struct ApiKeySpec {
     /// (down to `minTokens`) instead of refusing them, whatever each budget says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit_max_tokens: Option<FitMaxTokens>,
+    /// Keep the prompt and the completion of this key's generation requests in the usage store
+    /// (off by default: records hold no content; docs/usage.md#privacy).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_content: bool,
 }
 
 /// Rate limits of one key; unset fields are unlimited.

@@ -59,6 +59,10 @@ pub struct ModelRouteSpec {
     /// providers' own `timeouts.total` bound each attempt and there is no overall deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Keep the prompt and the completion of requests for this model in the usage store (off by
+    /// default: records hold no content; docs/usage.md#privacy).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_content: bool,
 }
 
 /// Retries after every target failed with a transient error (connection, timeout, 429, 5xx).

@@ -307,6 +307,9 @@ pub struct RouteConfig {
     /// Deadline for a whole request in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// Requests for this model keep their content in the usage store.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub record_content: bool,
 }
 
 /// Retry passes over a route's targets.
@@ -384,6 +387,9 @@ pub struct ApiKeyConfig {
     /// With `fitMaxTokens` on: the lowest output limit a request of this key is fitted to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit_min_tokens: Option<u64>,
+    /// This key's requests keep their content in the usage store.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub record_content: bool,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

@@ -21,6 +21,7 @@ impl ApiKeyConfig {
             expires_at: None,
             disabled: false,
             fit_min_tokens: None,
+            record_content: false,
         }
     }
 }

@@ -145,6 +145,7 @@ impl ModelRoute {
                 sort: None,
                 retries: None,
                 timeout: None,
+                record_content: false,
             },
         );
         r.metadata = test_meta(name);
@@ -167,6 +168,7 @@ impl ApiKey {
                 expires_at: None,
                 disabled: false,
                 fit_max_tokens: None,
+                record_content: false,
             },
         );
         k.metadata = test_meta(name);

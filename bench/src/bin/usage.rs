@@ -116,6 +116,8 @@ fn record(i: i64, at_ms: i64) -> UsageRecord {
         error_code: None,
         finish_reason: Some("stop".into()),
         usage_anomaly: None,
+        input: None,
+        output: None,
         streamed: i % 2 == 1,
         latency_ms: 100 + (i % 2000) as u64,
         ttft_ms: None,

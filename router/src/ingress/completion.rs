@@ -49,6 +49,9 @@ impl Completed {
                 self.choices.as_deref().unwrap_or(""),
             );
         }
+        if access.keep_content {
+            access.output_content = self.choices;
+        }
         self.body
     }
 }

@@ -226,16 +226,21 @@ async fn prepare<'c>(
     let req = parse_request(body)?;
     access.stream = req.stream;
     let plan = plan_request(state, caller, body, access)?;
+    access.keep_content =
+        caller.key().record_content || plan.models.first().is_some_and(|m| m.route.record_content);
     if let Some(n) = req.bounds.max_tokens {
         access.span.record("gen_ai.request.max_tokens", n);
     }
     if let Ok(Some(t)) = field::<f64>(body, "temperature", "a number") {
         access.span.record("gen_ai.request.temperature", t);
     }
-    if state.settings.trace_content
-        && let Some(messages) = body.get("messages")
-    {
-        access.span.record("gen_ai.input.messages", messages.get());
+    if let Some(messages) = body.get("messages") {
+        if state.settings.trace_content {
+            access.span.record("gen_ai.input.messages", messages.get());
+        }
+        if access.keep_content {
+            access.input_content = Some(messages.get().to_string());
+        }
     }
     admit(state, caller, &plan, req.bounds.clone(), access).await?;
     Ok((req, plan))
@@ -252,7 +257,8 @@ async fn complete(
     while let Some((cand, slot)) = attempts.next(access).await {
         let started = Instant::now();
         let bounds = access.usage_bounds(cand.model);
-        let result = attempt_complete(state, attempts, &cand, &slot, request, &bounds).await;
+        let keep = state.settings.trace_content || access.keep_content;
+        let result = attempt_complete(attempts, &cand, &slot, request, &bounds, keep).await;
         drop(slot);
         match result {
             Ok(done) => {
@@ -269,14 +275,14 @@ async fn complete(
 }
 
 /// One non-streamed attempt on `cand`, within the provider's total timeout (and what is left of
-/// the request's deadline).
+/// the request's deadline). `keep`: the answer's content is kept (for traces or the usage store).
 async fn attempt_complete(
-    state: &AppState,
     attempts: &Attempts<'_, '_>,
     cand: &Candidate<'_>,
     slot: &Slot,
     request: Request<'_>,
     bounds: &UsageBounds,
+    keep: bool,
 ) -> Result<Completed, AttemptError> {
     let timeouts = &cand.provider.config.timeouts;
     let call = call_for(
@@ -286,7 +292,6 @@ async fn attempt_complete(
         false,
         attempts.remaining(ms(timeouts.first_token_ms)),
     );
-    let keep = state.settings.trace_content;
     match tokio::time::timeout(
         attempts.remaining(ms(timeouts.total_ms)),
         providers::chat(call).instrument(attempts.span()),

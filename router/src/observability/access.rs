@@ -25,7 +25,10 @@ use crate::{
         reported::{Anomaly, UsageBounds},
     },
     state::AppState,
-    usage::{attribution::Attribution, record::UsageRecord},
+    usage::{
+        attribution::Attribution,
+        record::{UsageRecord, content},
+    },
 };
 
 /// The record of one request.
@@ -76,6 +79,13 @@ pub struct Access {
     /// What the ledger was told this request spent, nano-dollars (set by settling; the usage
     /// record carries the same amount).
     settled_nanos: Option<i64>,
+    /// The key or the requested model's route opted in to keeping content in the usage store.
+    pub keep_content: bool,
+    /// The request's messages (JSON), when content is kept.
+    pub input_content: Option<String>,
+    /// The answer (a complete answer's `choices`/`content` JSON, a stream's text), when content is
+    /// kept.
+    pub output_content: Option<String>,
     /// Streamed or not.
     pub stream: bool,
     /// Time spent waiting on upstream attempts (until the stream committed, for streams).
@@ -139,6 +149,9 @@ impl Access {
             cost: None,
             usage_anomaly: None,
             settled_nanos: None,
+            keep_content: false,
+            input_content: None,
+            output_content: None,
             stream: false,
             upstream_time: std::time::Duration::ZERO,
             time_to_first_token: None,
@@ -442,6 +455,8 @@ impl Access {
             error_code: self.outcome.clone(),
             finish_reason: self.finish_reason.take(),
             usage_anomaly: self.usage_anomaly.map(|a| a.to_string()),
+            input: self.input_content.take().map(content::bounded),
+            output: self.output_content.take().map(content::bounded),
             streamed: self.stream,
             latency_ms: millis(elapsed),
             ttft_ms: self.time_to_first_token.map(millis),

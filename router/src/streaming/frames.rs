@@ -106,6 +106,9 @@ impl<R: Relay> Drop for RelayState<R> {
                 .span
                 .record("gen_ai.output.messages", self.relay.completion_text());
         }
+        if self.access.keep_content {
+            self.access.output_content = Some(self.relay.completion_text().to_string());
+        }
         let (state, provider, model) = &self.target;
         match self.relay.end() {
             Some(StreamEnd::Completed) => {

@@ -66,6 +66,13 @@ pub struct UsageRecord {
     /// Why the upstream's usage was not billed as reported (`<field> <kind>`), if it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_anomaly: Option<String>,
+    /// The request's messages (JSON), only when its key or model route opted in to keeping
+    /// content ([`content::bounded`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// The answer (a complete answer's choices as JSON, a stream's text), only when opted in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     /// Streamed or not.
     pub streamed: bool,
     /// Total latency, milliseconds.
@@ -115,12 +122,44 @@ impl UsageRecord {
             "tags": self.tags,
             "app": self.app,
         });
+        // Content only when the key or route opted in: the field is absent otherwise.
+        if let Some(input) = &self.input {
+            data["input"] = json!(input);
+        }
+        if let Some(output) = &self.output {
+            data["output"] = json!(output);
+        }
         if admin {
             data["api_key"] = json!(self.key_id);
             data["team"] = json!(self.team);
             data["requested_model"] = json!(self.model);
         }
         data
+    }
+}
+
+/// Content kept in a record (opted in by an ApiKey's or ModelRoute's `recordContent`).
+pub mod content {
+    /// Most bytes of each of a record's input and output: a record is a row of a batch insert and
+    /// a line of the spill file, so one huge prompt must not make either unbounded.
+    pub const MAX_BYTES: usize = 256 * 1024;
+
+    /// What a cut text ends with.
+    pub const CUT: &str = "…[truncated]";
+
+    /// `text` within [`MAX_BYTES`]: cut at a character boundary and marked with [`CUT`] when
+    /// longer.
+    pub fn bounded(mut text: String) -> String {
+        if text.len() <= MAX_BYTES {
+            return text;
+        }
+        let mut end = MAX_BYTES.saturating_sub(CUT.len());
+        while !text.is_char_boundary(end) {
+            end = end.saturating_sub(1);
+        }
+        text.truncate(end);
+        text.push_str(CUT);
+        text
     }
 }
 
@@ -163,6 +202,8 @@ pub(crate) mod tests {
             error_code: None,
             finish_reason: Some("stop".into()),
             usage_anomaly: None,
+            input: None,
+            output: None,
             streamed: true,
             latency_ms: 450,
             ttft_ms: Some(80),
@@ -192,6 +233,28 @@ pub(crate) mod tests {
             "{line}"
         );
         assert_eq!(serde_json::from_str::<UsageRecord>(&line).unwrap(), bare);
+    }
+
+    #[test]
+    fn kept_content_is_bounded_at_a_character_boundary_and_rendered_only_when_present() {
+        assert_eq!(content::bounded("short".into()), "short");
+        let long = "é".repeat(content::MAX_BYTES);
+        let cut = content::bounded(long);
+        assert!(cut.len() <= content::MAX_BYTES, "{}", cut.len());
+        assert!(cut.ends_with(content::CUT));
+        assert!(cut.trim_end_matches(content::CUT).chars().all(|c| c == 'é'));
+        let plain = sample("gen-1", 0).render(false);
+        assert!(plain.get("input").is_none() && plain.get("output").is_none());
+        let kept = UsageRecord {
+            input: Some(r#"[{"role":"user","content":"hi"}]"#.into()),
+            output: Some("hello".into()),
+            ..sample("gen-1", 0)
+        };
+        let line = serde_json::to_string(&kept).unwrap();
+        assert_eq!(serde_json::from_str::<UsageRecord>(&line).unwrap(), kept);
+        let data = kept.render(false);
+        assert_eq!(data["output"], "hello");
+        assert_eq!(data["input"], r#"[{"role":"user","content":"hi"}]"#);
     }
 
     #[test]

@@ -78,8 +78,9 @@ const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 const RECORD_COLUMNS: &str = "generation_id, created_at, endpoint, key_id, team, end_user, tags, \
      app, model, served_model, provider, upstream_model, attempts, prompt_tokens, \
      completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, status, \
-     error_code, finish_reason, streamed, latency_ms, ttft_ms, usage_anomaly";
-const RECORD_WIDTH: usize = 26;
+     error_code, finish_reason, streamed, latency_ms, ttft_ms, usage_anomaly, input_content, \
+     output_content";
+const RECORD_WIDTH: usize = 28;
 
 /// Rollup totals columns, in [`Totals`]' order.
 pub(crate) const TOTALS: [&str; 9] = [
@@ -476,6 +477,8 @@ fn bind_record<'q>(q: AnyQuery<'q>, r: &'q UsageRecord) -> AnyQuery<'q> {
         .bind(int(r.latency_ms))
         .bind(r.ttft_ms.map(int))
         .bind(r.usage_anomaly.as_deref())
+        .bind(r.input.as_deref())
+        .bind(r.output.as_deref())
 }
 
 fn bind_rollup<'q>(
@@ -543,7 +546,7 @@ mod tests {
         assert_eq!(RECORD_COLUMNS.split(',').count(), RECORD_WIDTH);
         assert!(
             insert_sql(1, true)
-                .ends_with("$26) ON CONFLICT (generation_id) DO NOTHING RETURNING generation_id")
+                .ends_with("$28) ON CONFLICT (generation_id) DO NOTHING RETURNING generation_id")
         );
         assert!(insert_sql(1, false).ends_with("DO NOTHING"));
         assert!(existing_sql(3).ends_with("IN ($1, $2, $3)"));

@@ -201,7 +201,8 @@ pub fn activity_sql(q: &ActivityQuery) -> Sql {
 const RECORD_SELECT: &str = "SELECT generation_id, created_at, endpoint, key_id, team, end_user, \
      tags, app, model, served_model, provider, upstream_model, attempts, prompt_tokens, \
      completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, status, \
-     error_code, finish_reason, streamed, latency_ms, ttft_ms, usage_anomaly FROM usage_records";
+     error_code, finish_reason, streamed, latency_ms, ttft_ms, usage_anomaly, input_content, output_content \
+     FROM usage_records";
 
 /// The SQL of a page of generations: newest first, keyset-paginated on
 /// `(created_at, generation_id)` (an index), never `OFFSET`.
@@ -309,6 +310,8 @@ fn record(row: &AnyRow) -> Result<UsageRecord, StoreError> {
         error_code: text("error_code")?,
         finish_reason: text("finish_reason")?,
         usage_anomaly: text("usage_anomaly")?,
+        input: text("input_content")?,
+        output: text("output_content")?,
         streamed: int("streamed")? != 0,
         latency_ms: uint("latency_ms")?,
         ttft_ms: row
