@@ -7,6 +7,7 @@
 pub mod compile;
 pub mod counters;
 pub mod crdgen;
+pub mod identity;
 pub mod manifest;
 pub mod money;
 pub mod resources;

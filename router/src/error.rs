@@ -42,6 +42,30 @@ pub enum ApiError {
     /// The key expired.
     #[error("API key {0} has expired")]
     ExpiredKey(String),
+    /// The token (a JWT) is refused.
+    #[error("Invalid token: {message}")]
+    InvalidToken {
+        /// Metric and log label of why.
+        reason: &'static str,
+        /// What is wrong with it (never the token).
+        message: String,
+    },
+    /// The token is valid, but no ApiKey lists a subject it fits.
+    #[error("No ApiKey grants {subject} from issuer {issuer}")]
+    IdentityNotGranted {
+        /// The token's issuer.
+        issuer: String,
+        /// The token's subject.
+        subject: String,
+    },
+    /// The token fits subjects of several ApiKeys: which one it is cannot be told.
+    #[error("{subject} fits the subjects of several ApiKeys ({}); a caller must match exactly one", keys.join(", "))]
+    AmbiguousIdentity {
+        /// The token's subject.
+        subject: String,
+        /// The ApiKeys (`namespace/name`).
+        keys: Vec<String>,
+    },
     /// The key may not call this model.
     #[error("API key {key} is not allowed to use model {model}")]
     ModelNotAllowed {
@@ -198,7 +222,10 @@ impl ApiError {
             | ApiError::DisabledKey(_)
             | ApiError::ExpiredKey(_)
             | ApiError::AdminCredentialRequired
-            | ApiError::InvalidAdminToken => StatusCode::UNAUTHORIZED,
+            | ApiError::InvalidAdminToken
+            | ApiError::InvalidToken { .. }
+            | ApiError::IdentityNotGranted { .. }
+            | ApiError::AmbiguousIdentity { .. } => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotAllowed { .. } | ApiError::AdminLoopbackOnly => StatusCode::FORBIDDEN,
             ApiError::UnknownModel(_)
             | ApiError::GenerationNotFound(_)
@@ -233,7 +260,10 @@ impl ApiError {
             | ApiError::DisabledKey(_)
             | ApiError::ExpiredKey(_)
             | ApiError::AdminCredentialRequired
-            | ApiError::InvalidAdminToken => "authentication_error",
+            | ApiError::InvalidAdminToken
+            | ApiError::InvalidToken { .. }
+            | ApiError::IdentityNotGranted { .. }
+            | ApiError::AmbiguousIdentity { .. } => "authentication_error",
             ApiError::ModelNotAllowed { .. } | ApiError::AdminLoopbackOnly => "permission_error",
             ApiError::UnknownModel(_)
             | ApiError::GenerationNotFound(_)
@@ -260,6 +290,9 @@ impl ApiError {
             ApiError::InvalidKey => "invalid_api_key",
             ApiError::DisabledKey(_) => "api_key_disabled",
             ApiError::ExpiredKey(_) => "api_key_expired",
+            ApiError::InvalidToken { .. } => "invalid_token",
+            ApiError::IdentityNotGranted { .. } => "identity_not_granted",
+            ApiError::AmbiguousIdentity { .. } => "ambiguous_identity",
             ApiError::ModelNotAllowed { .. } => "model_not_allowed",
             ApiError::UnknownModel(_) => "model_not_found",
             ApiError::GenerationNotFound(_) => "generation_not_found",
@@ -323,6 +356,7 @@ impl ApiError {
                 provider,
                 provider_type,
             } => Some(json!({"provider_name": provider, "provider_type": provider_type})),
+            ApiError::InvalidToken { reason, .. } => Some(json!({"reason": reason})),
             _ => None,
         };
         let mut error = json!({

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::{
     admin::auth::AdminAuth,
+    auth::Tokens,
     budgets::settler::Settler,
     config::runtime::Runtime,
     observability::{generations::GenerationStore, metrics::Metrics},
@@ -73,6 +74,8 @@ pub struct AppState {
     pub generations: GenerationStore,
     /// The spend and rate-limit ledger, with background settlement.
     pub settler: Arc<Settler>,
+    /// Trusted issuers' keys and the tokens verified, kept across config versions.
+    pub tokens: Tokens,
     /// Process settings.
     pub settings: Settings,
     /// The live log filter, when this process installed one (the binary does; tests need not).
@@ -98,8 +101,12 @@ impl AppState {
     pub fn with_ledger(settings: Settings, ledger: Arc<dyn Ledger>) -> Arc<AppState> {
         let metrics = Metrics::new();
         let gauges = metrics.budget_gauges();
+        let fetches = metrics.jwks_fetches.clone();
         Arc::new(AppState {
             runtime: ArcSwapOption::empty(),
+            tokens: Tokens::new(move |issuer, outcome| {
+                fetches.with_label_values(&[issuer, outcome]).inc()
+            }),
             metrics,
             clients: ClientPool::new(settings.requests_per_client),
             health: Health::new(settings.health.clone()),
@@ -172,8 +179,10 @@ impl AppState {
             providers = runtime.config.providers.len(),
             routes = runtime.config.routes.len(),
             api_keys = runtime.config.api_keys.len(),
+            issuers = runtime.config.issuers.len(),
             "serving config"
         );
+        self.tokens.sync(&runtime.config);
         self.runtime.store(Some(Arc::new(runtime)));
     }
 }

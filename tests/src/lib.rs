@@ -2,8 +2,9 @@
 //! holds a session with; [`chart`], the Helm chart and `helm` renderings;
 //! [`kube_api`], an in-memory Kubernetes API server over
 //! HTTP for the operator's full loop, with [`crd_schema`] pruning custom resources to their CRDs;
-//! [`postgres`] and [`redis`], throwaway servers; [`tools`],
-//! where the programs `make test` provides are found. Other helpers live in the test files.
+//! [`postgres`] and [`redis`], throwaway servers; [`token_issuer`], a JWT issuer with its key set
+//! served over HTTP; [`tools`], where the programs `make test` provides are found. Other helpers
+//! live in the test files.
 
 pub mod agent_upstreams;
 pub mod chart;
@@ -11,4 +12,5 @@ pub mod crd_schema;
 pub mod kube_api;
 pub mod postgres;
 pub mod redis;
+pub mod token_issuer;
 pub mod tools;

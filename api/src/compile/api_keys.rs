@@ -291,6 +291,7 @@ impl Compiler {
             disabled: spec.disabled,
             fit_min_tokens: spec.fit_max_tokens.as_ref().and_then(|f| f.floor()),
             record_content: spec.record_content,
+            subjects: vec![],
         })
     }
 }

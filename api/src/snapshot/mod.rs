@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::identity::{IssuerConfig, KeySource, SubjectConfig};
 pub use crate::resources::{
     BudgetAction, BudgetWindow, Capability, DataCollection, DataPolicy, FailureMode,
     ProviderPolicy, ProviderType, RateLimits, RouteSort,
@@ -48,6 +49,9 @@ pub struct RouterConfig {
     pub api_keys: BTreeMap<String, ApiKeyConfig>,
     /// Budgets by id (`namespace/name`).
     pub budgets: BTreeMap<String, BudgetConfig>,
+    /// Issuers whose tokens are trusted, by issuer URL (`iss`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub issuers: BTreeMap<String, IssuerConfig>,
 }
 
 impl RouterConfig {
@@ -390,6 +394,9 @@ pub struct ApiKeyConfig {
     /// This key's requests keep their content in the usage store.
     #[serde(default, skip_serializing_if = "is_default")]
     pub record_content: bool,
+    /// Callers who authenticate as this key with a token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<SubjectConfig>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

@@ -1,5 +1,5 @@
-//! Client authentication: `Authorization: Bearer <key>` or `x-api-key: <key>`, looked up by
-//! SHA-256 hash and confirmed in constant time, then checked for disabled and expiry.
+//! Static keys: `Authorization: Bearer <key>` or `x-api-key: <key>`, looked up by SHA-256 hash
+//! and confirmed in constant time, then checked for disabled and expiry.
 
 use axum::http::HeaderMap;
 use subtle::ConstantTimeEq;
@@ -30,32 +30,41 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-/// Finds the ApiKey for the request. Lookup is by hash of the presented key, so timing can only
-/// reveal hash bits, which do not help forge a key; the final comparison is constant-time anyway.
-pub fn authenticate<'a>(
-    config: &'a RouterConfig,
-    headers: &HeaderMap,
-    now_unix: i64,
-) -> Result<&'a ApiKeyConfig, ApiError> {
-    let key = presented_key(headers).ok_or(ApiError::MissingKey)?;
+/// The ApiKey holding `key`. Lookup is by hash of the presented key, so timing can only reveal
+/// hash bits, which do not help forge a key; the final comparison is constant-time anyway.
+pub fn find<'a>(config: &'a RouterConfig, key: &str) -> Result<&'a ApiKeyConfig, ApiError> {
     let hash = hash_api_key(key);
-    let found = config
+    config
         .api_keys
         .get(&hash)
         .filter(|k| bool::from(k.key_hash.as_bytes().ct_eq(hash.as_bytes())))
-        .ok_or(ApiError::InvalidKey)?;
-    if found.disabled {
-        return Err(ApiError::DisabledKey(found.name.clone()));
+        .ok_or(ApiError::InvalidKey)
+}
+
+/// Refuses a disabled or expired key.
+pub fn usable(key: &ApiKeyConfig, now_unix: i64) -> Result<(), ApiError> {
+    if key.disabled {
+        return Err(ApiError::DisabledKey(key.name.clone()));
     }
-    if found.expires_at.is_some_and(|t| t <= now_unix) {
-        return Err(ApiError::ExpiredKey(found.name.clone()));
+    if key.expires_at.is_some_and(|t| t <= now_unix) {
+        return Err(ApiError::ExpiredKey(key.name.clone()));
     }
-    Ok(found)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn authenticate<'a>(
+        config: &'a RouterConfig,
+        headers: &HeaderMap,
+        now_unix: i64,
+    ) -> Result<&'a ApiKeyConfig, ApiError> {
+        let found = find(config, presented_key(headers).ok_or(ApiError::MissingKey)?)?;
+        usable(found, now_unix)?;
+        Ok(found)
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

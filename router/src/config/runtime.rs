@@ -10,7 +10,10 @@ use switchboard_api::{
     snapshot::{CredentialSource, ProviderConfig, RouterConfig, SecretValue},
 };
 
-use crate::providers::{ProviderRuntime, clients::ClientPool};
+use crate::{
+    auth::subjects::SubjectIndex,
+    providers::{ProviderRuntime, clients::ClientPool},
+};
 
 /// The status of one object from the last compile, for `/config` and logs.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -50,6 +53,8 @@ pub struct Runtime {
     pub providers: HashMap<String, Arc<ProviderRuntime>>,
     /// Verdicts of the compile that produced the snapshot (empty when it came pre-compiled).
     pub objects: Vec<ObjectStatus>,
+    /// The keys' subjects, for callers with a token.
+    pub subjects: SubjectIndex,
 }
 
 impl Runtime {
@@ -71,6 +76,7 @@ impl Runtime {
             providers.insert(id.clone(), Arc::new(provider));
         }
         Ok(Runtime {
+            subjects: SubjectIndex::build(&config),
             config,
             providers,
             objects,

@@ -40,7 +40,12 @@ pub async fn handle(
         let key_id = if state.settings.admin.bearer_is_admin(&headers) {
             None
         } else {
-            Some(authenticate(&state, &headers, &mut access)?.key().id())
+            Some(
+                authenticate(&state, &headers, &mut access)
+                    .await?
+                    .key()
+                    .id(),
+            )
         };
         let q = ActivityQuery::parse(&query_params(query)?, today(), key_id)
             .map_err(|m| ApiError::bad_param("date", m))?;

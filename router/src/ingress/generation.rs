@@ -34,7 +34,7 @@ pub async fn handle(
 ) -> Response {
     let mut access = Access::new(state.clone(), "generation", new_generation_id());
     let result = async {
-        let caller = authenticate(&state, &headers, &mut access)?;
+        let caller = authenticate(&state, &headers, &mut access).await?;
         let id =
             q.id.filter(|id| !id.is_empty())
                 .ok_or_else(|| ApiError::bad_param("id", "`id` is required"))?;

@@ -10,7 +10,7 @@ use crate::{
     auth::Caller,
     error::{ApiError, BodyTooSlow},
     json::RawObject,
-    observability::access::Access,
+    observability::access::{Access, Identity},
     state::AppState,
     usage::attribution::Attribution,
 };
@@ -59,7 +59,7 @@ fn now_unix() -> i64 {
 }
 
 /// Authenticates the request against the current config, and records who is calling.
-pub fn authenticate(
+pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     access: &mut Access,
@@ -67,11 +67,36 @@ pub fn authenticate(
     let runtime = state.runtime().ok_or_else(|| {
         ApiError::NoEligibleProvider("The router has no configuration yet".into())
     })?;
-    Caller::authenticate(runtime, headers, now_unix(), |key| {
+    let caller = Caller::authenticate(runtime, &state.tokens, headers, now_unix(), |key, token| {
         access.key = Some(key.name.clone());
         access.key_id = Some(key.id());
         access.team = key.team.clone();
+        access.identity = token.map(|t| Identity {
+            issuer: t.issuer.clone(),
+            subject: t.subject.clone(),
+            pod: t.kubernetes.as_ref().and_then(|k| k.pod.clone()),
+        });
     })
+    .await;
+    if let Some(outcome) = token_outcome(&caller) {
+        state
+            .metrics
+            .token_authentications
+            .with_label_values(&[outcome])
+            .inc();
+    }
+    caller
+}
+
+/// The outcome a token caller is counted under, or `None` for a static key.
+fn token_outcome(caller: &Result<Caller, ApiError>) -> Option<&'static str> {
+    match caller {
+        Ok(c) => c.token.as_ref().map(|_| "ok"),
+        Err(ApiError::InvalidToken { reason, .. }) => Some(reason),
+        Err(ApiError::IdentityNotGranted { .. }) => Some("not_granted"),
+        Err(ApiError::AmbiguousIdentity { .. }) => Some("ambiguous"),
+        Err(_) => None,
+    }
 }
 
 /// Intake of a generation request: the caller and its JSON body. The body is read before the key
@@ -85,7 +110,7 @@ pub async fn authenticated_json(
     access: &mut Access,
 ) -> Result<(Caller, RawObject), ApiError> {
     let body = read_json(state, headers, body).await;
-    let caller = authenticate(state, headers, access)?;
+    let caller = authenticate(state, headers, access).await?;
     let body = body?;
     access.attribution.add_body(&body);
     Ok((caller, body))

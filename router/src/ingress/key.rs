@@ -33,7 +33,7 @@ fn number(usd: Decimal) -> Value {
 /// Handles the key lookup.
 pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let mut access = Access::new(state.clone(), "key", new_generation_id());
-    let caller = match authenticate(&state, &headers, &mut access) {
+    let caller = match authenticate(&state, &headers, &mut access).await {
         Ok(c) => c,
         Err(e) => {
             access.status = e.status().as_u16();

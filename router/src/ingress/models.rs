@@ -19,7 +19,7 @@ use crate::{config::runtime::Runtime, observability::access::Access, state::AppS
 /// Handles a model listing.
 pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let mut access = Access::new(state.clone(), "models", new_generation_id());
-    let caller = match authenticate(&state, &headers, &mut access) {
+    let caller = match authenticate(&state, &headers, &mut access).await {
         Ok(c) => c,
         Err(e) => {
             access.status = e.status().as_u16();

@@ -31,6 +31,18 @@ use crate::{
     },
 };
 
+/// Who called with a token: what the access log, the trace (`enduser.id`) and the usage record
+/// show of it (never the token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's issuer (`iss`).
+    pub issuer: String,
+    /// The token's subject (`sub`), e.g. `system:serviceaccount:ml:trainer`.
+    pub subject: String,
+    /// The pod a ServiceAccount token is bound to.
+    pub pod: Option<String>,
+}
+
 /// The record of one request.
 pub struct Access {
     state: Arc<AppState>,
@@ -54,6 +66,8 @@ pub struct Access {
     pub key_id: Option<String>,
     /// The key's team.
     pub team: Option<String>,
+    /// The caller's identity, when it called with a token.
+    pub identity: Option<Identity>,
     /// The ledger reservation to settle when the request ends.
     pub spend: Option<SpendPlan>,
     /// Provider that served.
@@ -137,6 +151,7 @@ impl Access {
             key: None,
             key_id: None,
             team: None,
+            identity: None,
             spend: None,
             provider: None,
             upstream_model: None,
@@ -211,6 +226,8 @@ impl Access {
             switchboard.generation_id = %self.generation_id,
             switchboard.api_key = tracing::field::Empty,
             switchboard.team = tracing::field::Empty,
+            enduser.id = tracing::field::Empty,
+            switchboard.identity.issuer = tracing::field::Empty,
             switchboard.model = tracing::field::Empty,
             switchboard.cost_usd = tracing::field::Empty,
             switchboard.attempts = tracing::field::Empty,
@@ -261,6 +278,10 @@ impl Access {
         }
         if let Some(t) = &self.team {
             s.record("switchboard.team", t.as_str());
+        }
+        if let Some(i) = &self.identity {
+            s.record("enduser.id", i.subject.as_str());
+            s.record("switchboard.identity.issuer", i.issuer.as_str());
         }
         s.record("switchboard.attempts", self.attempts);
         s.record("switchboard.fallbacks", self.attempts.saturating_sub(1));
@@ -489,6 +510,9 @@ impl Access {
             generation_id = %self.generation_id,
             endpoint = self.endpoint,
             key = self.key.as_deref().unwrap_or("-"),
+            issuer = self.identity.as_ref().map_or("-", |i| i.issuer.as_str()),
+            subject = self.identity.as_ref().map_or("-", |i| i.subject.as_str()),
+            pod = self.identity.as_ref().and_then(|i| i.pod.as_deref()).unwrap_or("-"),
             model = %self.model,
             provider = self.provider.as_deref().unwrap_or("-"),
             status = self.status,

@@ -72,6 +72,10 @@ pub struct Metrics {
     pub usage_queue_depth: IntGauge,
     /// Seconds to store one batch of usage records, by store (`sqlite`, `postgres`).
     pub usage_batch_seconds: HistogramVec,
+    /// Callers with a token, by outcome (`ok`, or why it was refused).
+    pub token_authentications: IntCounterVec,
+    /// Fetches of issuers' signing keys, by issuer and outcome (`ok`, `error`).
+    pub jwks_fetches: IntCounterVec,
 }
 
 impl Metrics {
@@ -255,6 +259,16 @@ impl Metrics {
                 "Time to store one batch of usage records",
                 vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
                 &["store"],
+            ),
+            token_authentications: r.int_counter_vec(
+                "switchboard_token_authentications_total",
+                "Callers presenting a token (JWT), by outcome: ok, or why it was refused",
+                &["outcome"],
+            ),
+            jwks_fetches: r.int_counter_vec(
+                "switchboard_jwks_fetches_total",
+                "Fetches of trusted issuers' signing keys, by issuer and outcome",
+                &["issuer", "outcome"],
             ),
             registry: r,
         }
