@@ -16,7 +16,7 @@ pub mod snapshot;
 pub mod testing;
 pub mod windows;
 
-pub use compile::{Compiled, Compiler, ObjectOutcome, ObjectResult, compile};
+pub use compile::{Compiled, Compiler, ObjectOutcome, ObjectResult, compile, compile_trusting};
 pub use manifest::{Object, ObjectRef, parse_manifests};
 pub use snapshot::RouterConfig;
 

@@ -211,6 +211,14 @@ const DENIED_GLOB: &str = "deniedModels must not contain an empty glob";
 const RPM: &str = "requestsPerMinute must be at least 1 (leave it unset for no limit)";
 const TPM: &str = "tokensPerMinute must be at least 1 (leave it unset for no limit)";
 const CONCURRENT: &str = "concurrentRequests must be at least 1 (leave it unset for no limit)";
+const SUBJECT_ONE_OF: &str = "a subject must set exactly one of serviceAccount or oidc";
+const SUBJECTS_UNIQUE: &str = "subjects must not list the same subject twice";
+const SA_NAMESPACE: &str = "serviceAccount.namespace must not be empty";
+const SA_NAME: &str = "serviceAccount.name must not be empty";
+const ISSUER_URL: &str = "oidc.issuer must be an http(s) URL, as tokens carry it in iss";
+const ISSUER_ALONE: &str =
+    "oidc must set subject or claims (an issuer alone would admit everyone it issues tokens to)";
+const EMPTY_SUBJECT: &str = "oidc.subject must not be empty";
 
 const SOFT_LIMIT: &str = "softLimitPercent must be between 1 and 100";
 const SCOPE_GLOB: &str = "scope.models must not contain an empty glob";
@@ -512,6 +520,76 @@ const CASES: &[Case] = &[
         "{secretRef: {name: creds, key: key}, fitMaxTokens: {enabled: true, minTokens: 0}}",
         &[FIT_FLOOR],
         INVALID_FIT,
+    ),
+    ok(
+        "a ServiceAccount subject instead of a key",
+        "ApiKey",
+        "{subjects: [{serviceAccount: {namespace: ml, name: trainer}}]}",
+    ),
+    ok(
+        "OIDC subjects alongside a key",
+        "ApiKey",
+        "{secretRef: {name: creds, key: key}, subjects: [\
+          {oidc: {issuer: 'https://idp.example', subject: alice}}, \
+          {oidc: {issuer: 'https://idp.example', claims: {groups: ml, email_verified: 'true'}}}]}",
+    ),
+    bad(
+        "a subject of neither kind",
+        "ApiKey",
+        "{subjects: [{}]}",
+        &[SUBJECT_ONE_OF],
+        INVALID_SUBJECT,
+    ),
+    bad(
+        "a subject of both kinds",
+        "ApiKey",
+        "{subjects: [{serviceAccount: {namespace: ml, name: trainer}, \
+          oidc: {issuer: 'https://idp.example', subject: alice}}]}",
+        &[SUBJECT_ONE_OF],
+        INVALID_SUBJECT,
+    ),
+    bad(
+        "the same subject twice",
+        "ApiKey",
+        "{subjects: [{serviceAccount: {namespace: ml, name: trainer}}, \
+          {serviceAccount: {namespace: ml, name: trainer}}]}",
+        &[SUBJECTS_UNIQUE],
+        INVALID_SUBJECT,
+    ),
+    bad(
+        "a ServiceAccount without a name",
+        "ApiKey",
+        "{subjects: [{serviceAccount: {namespace: ml, name: ''}}]}",
+        &[SA_NAME],
+        INVALID_SUBJECT,
+    ),
+    bad(
+        "a ServiceAccount without a namespace",
+        "ApiKey",
+        "{subjects: [{serviceAccount: {namespace: '', name: trainer}}]}",
+        &[SA_NAMESPACE],
+        INVALID_SUBJECT,
+    ),
+    bad(
+        "an issuer that is not a URL",
+        "ApiKey",
+        "{subjects: [{oidc: {issuer: idp.example, subject: alice}}]}",
+        &[ISSUER_URL],
+        INVALID_SUBJECT,
+    ),
+    bad(
+        "an issuer alone",
+        "ApiKey",
+        "{subjects: [{oidc: {issuer: 'https://idp.example', claims: {}}}]}",
+        &[ISSUER_ALONE],
+        INVALID_SUBJECT,
+    ),
+    bad(
+        "an empty OIDC subject",
+        "ApiKey",
+        "{subjects: [{oidc: {issuer: 'https://idp.example', subject: ''}}]}",
+        &[EMPTY_SUBJECT],
+        INVALID_SUBJECT,
     ),
     // Budget
     ok(

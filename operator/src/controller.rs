@@ -86,7 +86,8 @@ pub struct Stores {
 }
 
 /// Secrets the objects reference, as (namespace, name): Provider and ApiKey `secretRef`s and the
-/// generated key Secret of each ApiKey without one. Only these go into compile.
+/// generated key Secret of each ApiKey without one (and without subjects). Only these go into
+/// compile.
 pub fn referenced_secrets<'a>(
     providers: impl IntoIterator<Item = &'a Provider>,
     api_keys: impl IntoIterator<Item = &'a ApiKey>,
@@ -104,6 +105,7 @@ pub fn referenced_secrets<'a>(
     for k in api_keys {
         let name = match &k.spec.secret_ref {
             Some(r) => r.name.clone(),
+            None if !k.spec.subjects.is_empty() => continue,
             None => generated_key_secret_name(&k.name_any()),
         };
         out.insert((k.namespace().unwrap_or_default(), name));

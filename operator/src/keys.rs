@@ -35,7 +35,8 @@ pub struct KeyToGenerate {
     pub secret: String,
 }
 
-/// ApiKeys without `secretRef` whose generated Secret does not exist. `secrets` holds the
+/// ApiKeys without `secretRef` (nor `subjects`: callers with a token need no key) whose generated
+/// Secret does not exist. `secrets` holds the
 /// (namespace, name) of every Secret known. ApiKeys being deleted or without a UID (not from an
 /// API server) are skipped.
 pub fn keys_to_generate<'a>(
@@ -45,7 +46,10 @@ pub fn keys_to_generate<'a>(
     let mut out = Vec::new();
     for key in api_keys {
         let meta = &key.metadata;
-        if key.spec.secret_ref.is_some() || meta.deletion_timestamp.is_some() {
+        if key.spec.secret_ref.is_some()
+            || !key.spec.subjects.is_empty()
+            || meta.deletion_timestamp.is_some()
+        {
             continue;
         }
         let (Some(namespace), Some(name), Some(uid)) = (&meta.namespace, &meta.name, &meta.uid)
@@ -134,11 +138,16 @@ mod tests {
         );
         let has = api_key("has", None);
         let needs = api_key("needs", None);
+        let mut by_token = api_key("by-token", None);
+        by_token.spec.subjects = serde_json::from_value(serde_json::json!(
+            [{"serviceAccount": {"namespace": "team-a", "name": "app"}}]
+        ))
+        .expect("valid subjects");
         let mut deleting = api_key("deleting", None);
         deleting.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
         let secrets =
             BTreeSet::from([("team-a".to_string(), "switchboard-apikey-has".to_string())]);
-        let out = keys_to_generate([&own, &has, &needs, &deleting], &secrets);
+        let out = keys_to_generate([&own, &has, &needs, &by_token, &deleting], &secrets);
         assert_eq!(
             out,
             vec![KeyToGenerate {

@@ -44,6 +44,35 @@ pub struct Cli {
     /// routers start while the operator is down.
     #[arg(long, env = "SWITCHBOARD_SNAPSHOT_FILE", requires = "operator_url")]
     pub snapshot_file: Option<PathBuf>,
+    /// Trust tokens (JWTs) from this OpenID Connect issuer, e.g. a cluster's ServiceAccount issuer
+    /// or a company IdP; its keys are found by discovery (`<issuer>/.well-known/openid-configuration`).
+    /// May be given more than once; in the environment, comma-separated. Standalone only: with
+    /// the operator, its snapshot names the trusted issuers.
+    #[arg(
+        long = "trust-issuer",
+        env = "SWITCHBOARD_TRUST_ISSUER",
+        value_delimiter = ',',
+        conflicts_with = "operator_url"
+    )]
+    pub trust_issuers: Vec<String>,
+    /// Trust tokens from an issuer whose keys are read from a JSON Web Key Set file instead of
+    /// fetched (air-gapped): `ISSUER=FILE`, e.g. `https://kubernetes.default.svc=/etc/sb/jwks.json`.
+    /// Re-read on SIGHUP. May be given more than once.
+    #[arg(
+        long = "trust-issuer-jwks",
+        env = "SWITCHBOARD_TRUST_ISSUER_JWKS",
+        value_delimiter = ',',
+        conflicts_with = "operator_url"
+    )]
+    pub trust_issuer_jwks: Vec<String>,
+    /// Audiences a token may be issued for (its `aud` must name one). May be given more than once.
+    #[arg(
+        long = "token-audience",
+        env = "SWITCHBOARD_TOKEN_AUDIENCE",
+        value_delimiter = ',',
+        default_value = "switchboard"
+    )]
+    pub token_audiences: Vec<String>,
     /// Address of the client API.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

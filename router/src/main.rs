@@ -11,7 +11,7 @@ use switchboard_ledger::{Ledger, local::LocalLedger, redis::RedisLedger};
 use switchboard_router::{
     admin::auth::AdminAuth,
     cli::Cli,
-    config::operator,
+    config::{issuers::TrustedIssuers, operator},
     load_manifests,
     routing::health::HealthPolicy,
     server::{self, connection::ConnectionLimits},
@@ -124,6 +124,11 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
             cli.admin_trust_proxy_headers,
             cli.admin_protect_metrics,
         ),
+        trusted_issuers: TrustedIssuers::from_flags(
+            &cli.trust_issuers,
+            &cli.trust_issuer_jwks,
+            &cli.token_audiences,
+        )?,
     })
 }
 

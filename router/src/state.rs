@@ -16,7 +16,7 @@ use crate::{
     admin::auth::AdminAuth,
     auth::Tokens,
     budgets::settler::Settler,
-    config::runtime::Runtime,
+    config::{issuers::TrustedIssuers, runtime::Runtime},
     observability::{generations::GenerationStore, metrics::Metrics},
     providers::clients::{ClientPool, REQUESTS_PER_CLIENT},
     routing::health::{Health, HealthPolicy},
@@ -41,6 +41,8 @@ pub struct Settings {
     pub allow_empty_reload: bool,
     /// Who may call the admin listener's protected endpoints.
     pub admin: AdminAuth,
+    /// Issuers whose tokens a standalone router trusts.
+    pub trusted_issuers: TrustedIssuers,
 }
 
 impl Default for Settings {
@@ -53,6 +55,7 @@ impl Default for Settings {
             connections: ConnectionLimits::default(),
             allow_empty_reload: false,
             admin: AdminAuth::default(),
+            trusted_issuers: TrustedIssuers::default(),
         }
     }
 }

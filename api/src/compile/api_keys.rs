@@ -1,4 +1,5 @@
-//! ApiKeys: the key read from its Secret and hashed; a key held by two ApiKeys rejects both.
+//! ApiKeys: the key read from its Secret and hashed; a key held by two ApiKeys rejects both, as do
+//! subjects of two ApiKeys naming the same caller (the subjects themselves: [`super::subjects`]).
 
 use std::collections::BTreeSet;
 
@@ -10,8 +11,10 @@ use super::{
     globs,
     index::ReadyKey,
     reason::*,
+    subjects,
 };
 use crate::{
+    identity::is_jwt_shaped,
     manifest::ObjectRef,
     resources::{ApiKey, SecretKeyRef},
     snapshot::{ApiKeyConfig, RateLimits, hash_api_key, key_prefix},
@@ -35,17 +38,20 @@ pub const MIN_KEY_CHARS: usize = 16;
 pub(super) type Moved = HashMap<Key, Option<ReadyKey>>;
 
 impl Compiler {
-    /// Recompiles the marked ApiKeys on their own, then settles each key hash they held or hold:
-    /// one holder is ready, two or more are all rejected. Returns the keys whose place in Budget
-    /// scopes may have changed.
+    /// Recompiles the marked ApiKeys on their own, then settles every key holding a key hash or
+    /// granting a caller they held or hold: a key that is the only holder of its hash and the
+    /// only key granting each of its callers is ready; the others are all rejected. Returns the
+    /// keys whose place in Budget scopes may have changed.
     pub(super) fn settle_api_keys(&mut self, dirty: KeySet) -> Moved {
         let mut moved = Moved::new();
-        let mut released = Vec::new();
-        let mut drafts = Vec::new();
+        let mut hashes = Vec::new();
+        let mut callers = Vec::new();
+        let mut drafts: HashMap<Key, ApiKeyConfig> = HashMap::new();
         for key in dirty {
             // The first recompile has nothing to take back.
             if !self.fresh() {
-                released.extend(self.index.release(&key));
+                hashes.extend(self.index.release(&key));
+                callers.extend(self.index.release_subjects(&key));
                 let was = self.index.unready(&key);
                 moved.insert(key.clone(), was);
             }
@@ -57,74 +63,102 @@ impl Compiler {
             match self.compile_api_key(&r, &api_key) {
                 Ok(config) => {
                     self.index.hold(key.clone(), config.key_hash.clone());
-                    drafts.push((key, config));
+                    let granted = subjects::callers(&config.subjects);
+                    callers.extend(granted.iter().cloned());
+                    self.index.hold_subjects(&key, granted);
+                    hashes.push(config.key_hash.clone());
+                    drafts.insert(key, config);
                 }
                 Err(rejection) => self.reject(r, api_key.metadata.generation, rejection),
             }
         }
-        // Hashes whose holders were settled as a group (none, or two and more).
-        let mut settled = foldhash::HashSet::default();
-        for (key, config) in drafts {
-            if self.index.holders.get(&config.key_hash).map(BTreeSet::len) == Some(1) {
-                self.key_ready(&key, Ok(config));
-            } else if settled.insert(config.key_hash.clone()) {
-                self.settle_hash(&config.key_hash, &mut moved);
+        // Every key holding a hash or caller that changed hands is settled again; a hash left
+        // without holders leaves the snapshot.
+        let mut settle = KeySet::default();
+        for hash in hashes {
+            match self.index.holders.get(&hash) {
+                Some(holders) => settle.extend(holders.iter().cloned()),
+                None => {
+                    self.put::<ApiKeyConfig>(&hash, None);
+                }
             }
         }
-        for hash in released {
-            let holders = self.index.holders.get(&hash);
-            let ready = holders.is_some_and(|h| {
-                h.len() == 1 && h.iter().all(|k| self.index.ready_key(k).is_some())
-            });
-            if !ready && settled.insert(hash.clone()) {
-                self.settle_hash(&hash, &mut moved);
+        for caller in callers {
+            if let Some(holders) = self.index.subject_holders.get(&caller) {
+                settle.extend(holders.iter().cloned());
             }
+        }
+        for key in settle {
+            let draft = drafts.remove(&key);
+            self.settle_key(&key, draft, &mut moved);
         }
         moved
     }
 
-    /// Settles every holder of `hash`: none takes it out of the snapshot, one is ready, two and
-    /// more are all rejected.
-    fn settle_hash(&mut self, hash: &str, moved: &mut Moved) {
-        let holders: Vec<Key> = self
-            .index
-            .holders
-            .get(hash)
-            .map(|set| set.iter().cloned().collect())
-            .unwrap_or_default();
-        for key in &holders {
-            if !self.fresh() && !moved.contains_key(key) {
-                let was = self.index.unready(key);
-                moved.insert(key.clone(), was);
-            }
+    /// Settles one ApiKey that compiled on its own (`draft`, when it was just compiled): ready
+    /// when no other key holds its hash or grants one of its callers, else rejected and out of
+    /// the snapshot.
+    fn settle_key(&mut self, key: &Key, draft: Option<ApiKeyConfig>, moved: &mut Moved) {
+        if !self.fresh() && !moved.contains_key(key) {
+            let was = self.index.unready(key);
+            moved.insert(key.clone(), was);
         }
-        match holders.as_slice() {
-            [] => {
-                self.put::<ApiKeyConfig>(hash, None);
+        let Some(hash) = self.index.key_hashes.get(key).cloned() else {
+            return;
+        };
+        let others = |set: Option<&BTreeSet<Key>>| -> Vec<String> {
+            set.into_iter()
+                .flatten()
+                .filter(|k| *k != key)
+                .map(|k| format!("ApiKey {}", k.id()))
+                .collect()
+        };
+        let same_key = others(self.index.holders.get(&hash));
+        let rejection = if !same_key.is_empty() {
+            let message = format!(
+                "spec.secretRef: the key is also held by {}; every ApiKey needs its own key, so \
+                 all of them are left out",
+                same_key.join(", ")
+            );
+            Some(Rejection::new(DUPLICATE_KEY, message))
+        } else {
+            let granted = self
+                .index
+                .key_subjects
+                .get(key)
+                .cloned()
+                .unwrap_or_default();
+            let overlaps: Vec<(usize, Vec<String>)> = granted
+                .iter()
+                .enumerate()
+                .map(|(i, caller)| (i, others(self.index.subject_holders.get(caller))))
+                .filter(|(_, others)| !others.is_empty())
+                .collect();
+            (!overlaps.is_empty()).then(|| {
+                let granted = subjects::compile_subjects(
+                    &self.api_keys[key].spec.subjects,
+                    &mut Issues::default(),
+                );
+                let message = subjects::overlap_message(&granted, &overlaps);
+                Rejection::new(OVERLAPPING_SUBJECTS, message)
+            })
+        };
+        match rejection {
+            None => {
+                let config = match draft {
+                    Some(config) => Ok(config),
+                    None => {
+                        let api_key = self.api_keys[key].clone();
+                        self.compile_api_key(&object_ref("ApiKey", key), &api_key)
+                    }
+                };
+                self.key_ready(key, config);
             }
-            [one] => {
-                let api_key = self.api_keys[one].clone();
-                let config = self.compile_api_key(&object_ref("ApiKey", one), &api_key);
-                self.key_ready(one, config);
-            }
-            many => {
-                self.put::<ApiKeyConfig>(hash, None);
-                for key in many {
-                    self.index.unready(key);
-                    let others = many
-                        .iter()
-                        .filter(|k| *k != key)
-                        .map(|k| format!("ApiKey {}", k.id()))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let message = format!(
-                        "spec.secretRef: the key is also held by {others}; every ApiKey needs \
-                         its own key, so all of them are left out"
-                    );
-                    let generation = self.api_keys[key].metadata.generation;
-                    let r = object_ref("ApiKey", key);
-                    self.reject(r, generation, Rejection::new(DUPLICATE_KEY, message));
-                }
+            Some(rejection) => {
+                self.put::<ApiKeyConfig>(&hash, None);
+                self.index.unready(key);
+                let generation = self.api_keys[key].metadata.generation;
+                self.reject(object_ref("ApiKey", key), generation, rejection);
             }
         }
     }
@@ -141,7 +175,15 @@ impl Compiler {
                 return;
             }
         };
-        let mut notes = String::from("key accepted");
+        let mut notes = String::from(if config.prefix.is_empty() {
+            "subjects accepted"
+        } else {
+            "key accepted"
+        });
+        for note in subjects::notes(&config.subjects, &self.config.issuers) {
+            notes.push_str(", ");
+            notes.push_str(&note);
+        }
         if let Some(team) = &config.team {
             notes.push_str(", team ");
             notes.push_str(team);
@@ -158,70 +200,14 @@ impl Compiler {
     fn compile_api_key(&self, r: &ObjectRef, key: &ApiKey) -> Result<ApiKeyConfig, Rejection> {
         let spec = &key.spec;
         let mut issues = Issues::default();
-        let field = "spec.secretRef";
 
-        let generated;
-        let secret_ref = match &spec.secret_ref {
-            Some(s) => s,
-            None => {
-                generated = SecretKeyRef {
-                    name: generated_key_secret_name(&r.name),
-                    key: GENERATED_KEY_SECRET_KEY.to_string(),
-                };
-                &generated
-            }
+        let subjects = subjects::compile_subjects(&spec.subjects, &mut issues);
+        let by_subjects_only = spec.secret_ref.is_none() && !spec.subjects.is_empty();
+        let value = if by_subjects_only {
+            None
+        } else {
+            self.key_value(r, key, &mut issues)
         };
-        let value = match self.secret_value(&r.namespace, secret_ref) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                let message = if spec.secret_ref.is_some() {
-                    format!("{field}: {}", e.message)
-                } else {
-                    format!(
-                        "{field} is unset, so the key is read from the generated Secret: {}; the \
-                         operator generates it for ApiKeys without spec.secretRef (without the \
-                         operator, set spec.secretRef to a Secret holding the key)",
-                        e.message
-                    )
-                };
-                issues.add(e.reason, message);
-                None
-            }
-        };
-        let value = value.filter(|v| {
-            let location = || {
-                format!(
-                    "Secret {}/{} key {:?}",
-                    r.namespace, secret_ref.name, secret_ref.key
-                )
-            };
-            let chars = v.chars().count();
-            if v.chars()
-                .any(|c| c.is_whitespace() || !c.is_ascii_graphic())
-            {
-                issues.add(
-                    INVALID_KEY,
-                    format!(
-                        "{field}: the key in {} contains whitespace, control or non-ASCII \
-                         characters, which clients cannot send in a header",
-                        location()
-                    ),
-                );
-                false
-            } else if chars < MIN_KEY_CHARS {
-                issues.add(
-                    WEAK_KEY,
-                    format!(
-                        "{field}: the key in {} is {chars} characters long; at least \
-                         {MIN_KEY_CHARS} are required",
-                        location()
-                    ),
-                );
-                false
-            } else {
-                true
-            }
-        });
 
         let team = spec
             .team
@@ -276,13 +262,19 @@ impl Compiler {
         check_fit(spec.fit_max_tokens.as_ref(), &mut issues);
 
         issues.finish()?;
-        let value = value.expect("issues are empty only when the key resolved");
+        let (key_hash, prefix) = match value {
+            Some(value) => (hash_api_key(&value), key_prefix(&value)),
+            None => (
+                subjects::subject_key_id(&r.namespace, &r.name),
+                String::new(),
+            ),
+        };
         Ok(ApiKeyConfig {
             namespace: r.namespace.clone(),
             name: r.name.clone(),
             team,
-            key_hash: hash_api_key(&value),
-            prefix: key_prefix(&value),
+            key_hash,
+            prefix,
             allowed_models: spec.allowed_models.clone(),
             denied_models: spec.denied_models.clone(),
             rate_limits,
@@ -291,7 +283,87 @@ impl Compiler {
             disabled: spec.disabled,
             fit_min_tokens: spec.fit_max_tokens.as_ref().and_then(|f| f.floor()),
             record_content: spec.record_content,
-            subjects: vec![],
+            subjects,
+        })
+    }
+
+    /// The key an ApiKey holds: from `spec.secretRef`, or the generated Secret when it is unset;
+    /// each problem added to `issues`.
+    fn key_value(&self, r: &ObjectRef, key: &ApiKey, issues: &mut Issues) -> Option<String> {
+        let spec = &key.spec;
+        let field = "spec.secretRef";
+        let generated;
+        let secret_ref = match &spec.secret_ref {
+            Some(s) => s,
+            None => {
+                generated = SecretKeyRef {
+                    name: generated_key_secret_name(&r.name),
+                    key: GENERATED_KEY_SECRET_KEY.to_string(),
+                };
+                &generated
+            }
+        };
+        let value = match self.secret_value(&r.namespace, secret_ref) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                let message = if spec.secret_ref.is_some() {
+                    format!("{field}: {}", e.message)
+                } else {
+                    format!(
+                        "{field} is unset, so the key is read from the generated Secret: {}; the \
+                         operator generates it for ApiKeys without spec.secretRef (without the \
+                         operator, set spec.secretRef to a Secret holding the key)",
+                        e.message
+                    )
+                };
+                issues.add(e.reason, message);
+                None
+            }
+        };
+        value.filter(|v| {
+            let location = || {
+                format!(
+                    "Secret {}/{} key {:?}",
+                    r.namespace, secret_ref.name, secret_ref.key
+                )
+            };
+            let chars = v.chars().count();
+            if v.chars()
+                .any(|c| c.is_whitespace() || !c.is_ascii_graphic())
+            {
+                issues.add(
+                    INVALID_KEY,
+                    format!(
+                        "{field}: the key in {} contains whitespace, control or non-ASCII \
+                         characters, which clients cannot send in a header",
+                        location()
+                    ),
+                );
+                false
+            } else if is_jwt_shaped(v) {
+                issues.add(
+                    INVALID_KEY,
+                    format!(
+                        "{field}: the key in {} is shaped like a JWT (three dot-separated \
+                         base64url parts starting with eyJ), which routers read as a token; use a \
+                         key of another shape",
+                        location()
+                    ),
+                );
+                false
+            } else if chars < MIN_KEY_CHARS {
+                issues.add(
+                    WEAK_KEY,
+                    format!(
+                        "{field}: the key in {} is {chars} characters long; at least \
+                         {MIN_KEY_CHARS} are required",
+                        location()
+                    ),
+                );
+                false
+            } else {
+                true
+            }
         })
     }
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::{Compiled, ObjectOutcome, ObjectResult, Rejection, index::Index};
 use crate::{
+    identity::IssuerConfig,
     manifest::{Object, ObjectRef},
     resources::{ApiKey, Budget, ModelRoute, Provider},
     snapshot::{
@@ -285,6 +286,33 @@ impl Compiler {
             }
             Object::Secret(s) => self.apply_secret(&s, 1),
         }
+    }
+
+    /// Trusts tokens from `issuers` from the next [`Compiler::recompile`] on (and no others): they
+    /// go into the snapshot, and the ApiKeys with OIDC subjects are settled again (their status
+    /// notes subjects whose issuer is not trusted).
+    pub fn set_issuers(&mut self, issuers: Vec<IssuerConfig>) -> Applied {
+        let next: BTreeMap<String, IssuerConfig> =
+            issuers.into_iter().map(|i| (i.issuer.clone(), i)).collect();
+        if next == self.config.issuers {
+            return Applied::Unchanged;
+        }
+        let gone: Vec<String> = self
+            .config
+            .issuers
+            .keys()
+            .filter(|k| !next.contains_key(*k))
+            .cloned()
+            .collect();
+        for issuer in gone {
+            self.put::<IssuerConfig>(&issuer, None);
+        }
+        for (issuer, config) in next {
+            self.put(&issuer, Some(config));
+        }
+        let with_subjects = self.index.keys_with_subjects().cloned().collect::<Vec<_>>();
+        self.dirty.api_keys.extend(with_subjects);
+        Applied::Changed
     }
 
     /// Takes out a deleted object; `false` when it was not there.
@@ -617,6 +645,7 @@ impl Compiler {
                     Section::Routes => digest_of(&self.config.routes, section, &key),
                     Section::ApiKeys => digest_of(&self.config.api_keys, section, &key),
                     Section::Budgets => digest_of(&self.config.budgets, section, &key),
+                    Section::Issuers => digest_of(&self.config.issuers, section, &key),
                 };
                 if old == new {
                     continue;
@@ -666,6 +695,7 @@ entry!(ProviderConfig, Section::Providers, providers);
 entry!(RouteConfig, Section::Routes, routes);
 entry!(ApiKeyConfig, Section::ApiKeys, api_keys);
 entry!(BudgetConfig, Section::Budgets, budgets);
+entry!(IssuerConfig, Section::Issuers, issuers);
 
 #[cfg(test)]
 #[path = "compiler_tests.rs"]

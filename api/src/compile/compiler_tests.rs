@@ -85,10 +85,23 @@ fn variant(rng: &mut Rng, kind: usize, slot: usize) -> Object {
             let n = rng.below(3);
             k.metadata = with_labels(k.metadata, &labels[..n]);
             k.metadata.generation = Some(3);
-            match rng.below(4) {
+            match rng.below(6) {
                 0 => k.spec.secret_ref = None,
                 1 => k.spec.team = Some("y".into()),
                 2 => k.spec.secret_ref = secret_ref("shared-key", "key"),
+                // Subjects alone, or with the key: two keys may grant one caller.
+                n @ (3 | 4) => {
+                    if n == 3 {
+                        k.spec.secret_ref = None;
+                    }
+                    k.spec.subjects = vec![crate::resources::Subject {
+                        service_account: Some(crate::resources::ServiceAccountSubject {
+                            namespace: "ml".into(),
+                            name: format!("sa{}", rng.below(2)),
+                        }),
+                        oidc: None,
+                    }];
+                }
                 _ => {}
             }
             k.into()
@@ -157,7 +170,22 @@ fn any_sequence_of_changes_ends_where_compiling_from_scratch_does() {
         let mut compiler = Compiler::new();
         let mut objects: BTreeMap<ObjectRef, Object> = BTreeMap::new();
         let mut previous = compile(&[]);
+        let mut issuers = Vec::new();
         for step in 0..60 {
+            // Now and then the trusted issuers change (the operator read the cluster's again).
+            if rng.below(8) == 0 {
+                issuers = match rng.below(3) {
+                    0 => vec![],
+                    n => vec![crate::identity::IssuerConfig {
+                        issuer: "https://k8s.example".into(),
+                        audiences: vec!["switchboard".into()],
+                        keys: crate::identity::KeySource::Jwks(
+                            serde_json::json!({"keys": [{"kid": n.to_string()}]}),
+                        ),
+                    }],
+                };
+                compiler.set_issuers(issuers.clone());
+            }
             // A few changes per round, as a debounced burst of watch events brings them.
             for _ in 0..1 + rng.below(3) {
                 let kind = rng.below(SLOTS.len());
@@ -174,7 +202,7 @@ fn any_sequence_of_changes_ends_where_compiling_from_scratch_does() {
             }
             let changes = compiler.recompile();
             let all: Vec<Object> = objects.values().cloned().collect();
-            let expected = compile(&all);
+            let expected = crate::compile_trusting(&all, issuers.clone());
             let context = format!("seed {seed} step {step}");
             assert_eq!(compiler.config(), &expected.config, "{context}");
             let results: BTreeMap<ObjectRef, ObjectResult> = compiler
@@ -191,6 +219,7 @@ fn any_sequence_of_changes_ends_where_compiling_from_scratch_does() {
                 (Section::Routes, diff(&a.routes, &b.routes)),
                 (Section::ApiKeys, diff(&a.api_keys, &b.api_keys)),
                 (Section::Budgets, diff(&a.budgets, &b.budgets)),
+                (Section::Issuers, diff(&a.issuers, &b.issuers)),
             ] {
                 if !keys.is_empty() {
                     entries.insert(section, keys);
@@ -233,6 +262,7 @@ fn any_sequence_of_changes_ends_where_compiling_from_scratch_does() {
         SOME_KEYS_UNRESOLVED,
         DUPLICATE_MODEL,
         DUPLICATE_KEY,
+        OVERLAPPING_SUBJECTS,
         UNKNOWN_PROVIDER,
         PROVIDER_NOT_READY,
         UNKNOWN_PROVIDER_MODEL,

@@ -284,6 +284,11 @@ pub(super) struct Index {
     pub holders: HashMap<String, BTreeSet<Key>>,
     /// ApiKey → the hash it holds, when it compiled on its own.
     pub key_hashes: HashMap<Key, String>,
+    /// Caller ([`SubjectConfig::identity`](crate::identity::SubjectConfig::identity)) → ApiKeys
+    /// that compiled on their own granting it.
+    pub subject_holders: HashMap<String, BTreeSet<Key>>,
+    /// ApiKey → the callers its subjects grant, when it compiled on its own with subjects.
+    pub key_subjects: HashMap<Key, Vec<String>>,
     /// Per namespace: ready keys and Budget anchors.
     namespaces: HashMap<String, Namespace>,
 }
@@ -457,6 +462,44 @@ impl Index {
             }
         }
         Some(hash)
+    }
+
+    /// Files an ApiKey that compiled on its own as granting `callers` (none: nothing is filed).
+    pub fn hold_subjects(&mut self, key: &Key, callers: Vec<String>) {
+        if callers.is_empty() {
+            return;
+        }
+        for caller in &callers {
+            match self.subject_holders.get_mut(caller) {
+                Some(set) => {
+                    set.insert(key.clone());
+                }
+                None => {
+                    self.subject_holders
+                        .insert(caller.clone(), BTreeSet::from([key.clone()]));
+                }
+            }
+        }
+        self.key_subjects.insert(key.clone(), callers);
+    }
+
+    /// Takes an ApiKey out of the holders of its callers, returning them.
+    pub fn release_subjects(&mut self, key: &Key) -> Vec<String> {
+        let callers = self.key_subjects.remove(key).unwrap_or_default();
+        for caller in &callers {
+            if let Some(set) = self.subject_holders.get_mut(caller) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.subject_holders.remove(caller);
+                }
+            }
+        }
+        callers
+    }
+
+    /// ApiKeys that compiled on their own with subjects.
+    pub fn keys_with_subjects(&self) -> impl Iterator<Item = &Key> {
+        self.key_subjects.keys()
     }
 
     /// The namespace's index, if anything is filed in it.

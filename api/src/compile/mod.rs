@@ -9,7 +9,7 @@
 //! - Two ModelRoutes claiming one public model name: the oldest (`creationTimestamp`, then
 //!   namespace/name) wins, the others are rejected with `DuplicateModel`.
 //! - Two ApiKeys holding the same key are both rejected (`DuplicateKey`): a key must identify one
-//!   ApiKey.
+//!   ApiKey. Likewise two ApiKeys whose subjects name the same caller (`OverlappingSubjects`).
 //!
 //! Choices the rules above leave open:
 //! - Every problem of an object is reported at once: the condition reason is the first problem's,
@@ -44,10 +44,12 @@ mod model_routes;
 mod providers;
 pub mod reason;
 mod secrets;
+mod subjects;
 
 use std::collections::BTreeMap;
 
 use crate::{
+    identity::IssuerConfig,
     manifest::{Object, ObjectRef},
     snapshot::{RouterConfig, validate_glob},
 };
@@ -55,6 +57,7 @@ use crate::{
 pub use api_keys::{GENERATED_KEY_SECRET_KEY, MIN_KEY_CHARS, generated_key_secret_name};
 pub use compiler::{Applied, Changes, Compiler};
 use reason::*;
+pub use subjects::subject_key_id;
 
 /// The result of [`compile`].
 #[derive(Clone, Debug, PartialEq)]
@@ -116,11 +119,17 @@ impl ObjectOutcome {
     }
 }
 
-/// Compiles objects into a snapshot and a verdict per object. Pure and deterministic: one
-/// [`Compiler::recompile`] over every object.
+/// Compiles objects into a snapshot and a verdict per object, trusting no token issuer. Pure and
+/// deterministic: one [`Compiler::recompile`] over every object.
 pub fn compile(objects: &[Object]) -> Compiled {
+    compile_trusting(objects, Vec::new())
+}
+
+/// [`compile`], trusting tokens from `issuers` ([`Compiler::set_issuers`]).
+pub fn compile_trusting(objects: &[Object], issuers: Vec<IssuerConfig>) -> Compiled {
     let copies = copies(objects);
     let mut compiler = Compiler::new();
+    compiler.set_issuers(issuers);
     for (object, copies) in objects.iter().zip(copies) {
         match (object, copies) {
             (_, 0) => {}

@@ -76,6 +76,11 @@ pub const INVALID_EXPIRY: &str = "InvalidExpiry";
 pub const INVALID_RATE_LIMIT: &str = "InvalidRateLimit";
 /// ApiKey: another ApiKey holds the same key.
 pub const DUPLICATE_KEY: &str = "DuplicateKey";
+/// ApiKey: a subject is invalid in itself (neither or both kinds, empty names, an issuer that
+/// is not a URL, an issuer alone, listed twice).
+pub const INVALID_SUBJECT: &str = "InvalidSubject";
+/// ApiKey: another ApiKey grants a subject naming the same caller.
+pub const OVERLAPPING_SUBJECTS: &str = "OverlappingSubjects";
 
 /// Budget: `limitUSD` is not a non-negative decimal string.
 pub const INVALID_LIMIT: &str = "InvalidLimit";

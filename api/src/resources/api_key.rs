@@ -24,10 +24,18 @@ use super::{CommonStatus, FitMaxTokens, SecretKeyRef};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeySpec {
     /// A key of a Secret in the same namespace holding the key clients send (at least 16
-    /// characters). When unset, the operator generates a key and writes it to the Secret
-    /// `switchboard-apikey-<name>`, key `key`.
+    /// characters). When unset and no `subjects` are listed, the operator generates a key and
+    /// writes it to the Secret `switchboard-apikey-<name>`, key `key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretKeyRef>,
+    /// Callers who authenticate as this key with a token they already hold, instead of (or as
+    /// well as) the key: a projected ServiceAccount token, an OIDC ID token. Everything else on
+    /// this ApiKey applies to them. With subjects and no `secretRef`, no key is generated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t == s))")
+        .message("subjects must not list the same subject twice"))]
+    pub subjects: Vec<Subject>,
     /// Team this key belongs to, used by Budgets and metrics; defaults to the `team` label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
@@ -63,6 +71,61 @@ pub struct ApiKeySpec {
     /// (off by default: records hold no content; docs/usage.md#privacy).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub record_content: bool,
+}
+
+/// One caller identity: exactly one of `serviceAccount` or `oidc`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("has(self.serviceAccount) != has(self.oidc)")
+    .message("a subject must set exactly one of serviceAccount or oidc"))]
+pub struct Subject {
+    /// A Kubernetes ServiceAccount, calling with its projected token (`audience: switchboard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<ServiceAccountSubject>,
+    /// An identity from an OpenID Connect issuer the routers trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcSubject>,
+}
+
+/// A Kubernetes ServiceAccount: tokens whose `sub` is `system:serviceaccount:<namespace>:<name>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceAccountSubject {
+    /// Namespace of the ServiceAccount.
+    #[schemars(length(max = 63))]
+    #[x_kube(validation = Rule::new("size(self) > 0")
+        .message("serviceAccount.namespace must not be empty"))]
+    pub namespace: String,
+    /// Name of the ServiceAccount.
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("size(self) > 0")
+        .message("serviceAccount.name must not be empty"))]
+    pub name: String,
+}
+
+/// An OIDC identity: tokens from `issuer` with this `subject` and/or carrying these `claims`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(
+    validation = Rule::new("self.issuer.startsWith('https://') || self.issuer.startsWith('http://')")
+        .message("oidc.issuer must be an http(s) URL, as tokens carry it in iss"),
+    validation = Rule::new("has(self.subject) || (has(self.claims) && size(self.claims) > 0)")
+        .message("oidc must set subject or claims (an issuer alone would admit everyone it issues tokens to)"),
+)]
+pub struct OidcSubject {
+    /// The issuer URL, exactly as its tokens carry it in `iss`.
+    #[schemars(length(max = 2048))]
+    pub issuer: String,
+    /// The token's `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    #[x_kube(validation = Rule::new("size(self) > 0").message("oidc.subject must not be empty"))]
+    pub subject: Option<String>,
+    /// Claims the token must carry: a string claim equal to the value, or a list claim (such as
+    /// `groups`) containing it; booleans and numbers compare as their JSON text (`"true"`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(length(max = 16), inner(length(max = 256)))]
+    pub claims: std::collections::BTreeMap<String, String>,
 }
 
 /// Rate limits of one key; unset fields are unlimited.

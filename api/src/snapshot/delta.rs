@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ApiKeyConfig, BudgetConfig, ProviderConfig, RouteConfig, RouterConfig, Section, SnapshotDigest,
-    digest::entry_digest,
+    ApiKeyConfig, BudgetConfig, IssuerConfig, ProviderConfig, RouteConfig, RouterConfig, Section,
+    SnapshotDigest, digest::entry_digest,
 };
 
 /// One section's changes.
@@ -61,6 +61,10 @@ impl<V: Serialize> SectionDelta<V> {
     fn len(&self) -> usize {
         self.upsert.len() + self.remove.len()
     }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Reads key changes, setting each key's `key_hash` from the hash it is filed under.
@@ -98,6 +102,9 @@ pub struct SnapshotDelta {
     /// Budget changes.
     #[serde(default)]
     pub budgets: SectionDelta<BudgetConfig>,
+    /// Trusted issuer changes.
+    #[serde(default, skip_serializing_if = "SectionDelta::is_empty")]
+    pub issuers: SectionDelta<IssuerConfig>,
 }
 
 /// Why a delta was not applied.
@@ -125,7 +132,11 @@ pub enum DeltaError {
 impl SnapshotDelta {
     /// Entries it changes or removes.
     pub fn len(&self) -> usize {
-        self.providers.len() + self.routes.len() + self.api_keys.len() + self.budgets.len()
+        self.providers.len()
+            + self.routes.len()
+            + self.api_keys.len()
+            + self.budgets.len()
+            + self.issuers.len()
     }
 
     /// Whether it changes nothing (only the version moves).
@@ -160,6 +171,8 @@ impl SnapshotDelta {
             .rehash(Section::ApiKeys, &config.api_keys, &mut next);
         self.budgets
             .rehash(Section::Budgets, &config.budgets, &mut next);
+        self.issuers
+            .rehash(Section::Issuers, &config.issuers, &mut next);
         if next.hash() != self.hash {
             return Err(DeltaError::Invalid(
                 "the result does not hash to the delta's hash".into(),
@@ -170,6 +183,7 @@ impl SnapshotDelta {
         self.routes.apply(&mut config.routes);
         self.api_keys.apply(&mut config.api_keys);
         self.budgets.apply(&mut config.budgets);
+        self.issuers.apply(&mut config.issuers);
         config.version = self.version;
         config.hash = self.hash.clone();
         *digest = next;
@@ -214,7 +228,7 @@ impl SnapshotDelta {
         for (name, route) in &self.routes.upsert {
             check(name, route)?;
         }
-        if self.providers.len() > 0 {
+        if !self.providers.is_empty() {
             for (name, route) in &config.routes {
                 let replaced =
                     self.routes.upsert.contains_key(name) || self.routes.remove.contains(name);
@@ -265,6 +279,7 @@ mod tests {
             routes: section(&from.routes, &to.routes),
             api_keys: section(&from.api_keys, &to.api_keys),
             budgets: section(&from.budgets, &to.budgets),
+            issuers: section(&from.issuers, &to.issuers),
         }
     }
 

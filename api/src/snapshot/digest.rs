@@ -3,8 +3,9 @@
 //! Each entry of each section (a provider, a route, a key, a budget) has a digest: SHA-256 of the
 //! section name, the entry's key and its JSON. A section's digest is the sum of its entries'
 //! digests modulo 2^256 (a multiset hash: order-free, and an entry is added or taken out with one
-//! addition or subtraction). The snapshot hash is SHA-256 of a version tag and the four section
-//! sums. Equal content gives an equal hash whatever the order entries were added in; a compiler
+//! addition or subtraction). The snapshot hash is SHA-256 of a version tag and the section sums
+//! (the trusted token issuers' only when there are any, so snapshots without issuers hash as
+//! before). Equal content gives an equal hash whatever the order entries were added in; a compiler
 //! that changes one key re-digests that key alone, not the whole snapshot.
 
 use serde::Serialize;
@@ -23,15 +24,18 @@ pub enum Section {
     ApiKeys,
     /// `budgets`, by `namespace/name`.
     Budgets,
+    /// `issuers`, the trusted token issuers, by issuer URL.
+    Issuers,
 }
 
 impl Section {
     /// Every section, in hashing order.
-    pub const ALL: [Section; 4] = [
+    pub const ALL: [Section; 5] = [
         Section::Providers,
         Section::Routes,
         Section::ApiKeys,
         Section::Budgets,
+        Section::Issuers,
     ];
 
     /// The field name in the snapshot JSON.
@@ -41,6 +45,7 @@ impl Section {
             Section::Routes => "routes",
             Section::ApiKeys => "apiKeys",
             Section::Budgets => "budgets",
+            Section::Issuers => "issuers",
         }
     }
 
@@ -117,10 +122,10 @@ impl Sum {
     }
 }
 
-/// The four section sums of a snapshot, from which its hash follows.
+/// The section sums of a snapshot, from which its hash follows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotDigest {
-    sums: [Sum; 4],
+    sums: [Sum; 5],
 }
 
 /// Tag hashed before the sums: a different hashing scheme gives different hashes.
@@ -142,6 +147,9 @@ impl SnapshotDigest {
         for (k, v) in &config.budgets {
             d.add(Section::Budgets, &entry_digest(Section::Budgets, k, v));
         }
+        for (k, v) in &config.issuers {
+            d.add(Section::Issuers, &entry_digest(Section::Issuers, k, v));
+        }
         d
     }
 
@@ -155,11 +163,15 @@ impl SnapshotDigest {
         self.sums[section.index()].sub(digest);
     }
 
-    /// The snapshot hash: hex SHA-256 of the scheme tag and the four sums.
+    /// The snapshot hash: hex SHA-256 of the scheme tag and the sums (the issuers' only when not
+    /// zero).
     pub fn hash(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update(SCHEME);
         for section in Section::ALL {
+            if section == Section::Issuers && self.sums[section.index()] == Sum::default() {
+                continue;
+            }
             hasher.update(section.name().as_bytes());
             for limb in self.sums[section.index()].0 {
                 hasher.update(limb.to_le_bytes());

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{ApiKeyConfig, BudgetConfig, ProviderConfig, RouteConfig, RouterConfig};
+use super::{ApiKeyConfig, BudgetConfig, IssuerConfig, ProviderConfig, RouteConfig, RouterConfig};
 
 /// The data key (and mounted file name) of the manifest.
 pub const MANIFEST_KEY: &str = "manifest.json";
@@ -67,6 +67,9 @@ pub struct SnapshotShard {
     /// Budgets.
     #[serde(default)]
     pub budgets: BTreeMap<String, BudgetConfig>,
+    /// Trusted token issuers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub issuers: BTreeMap<String, IssuerConfig>,
 }
 
 impl SnapshotShard {
@@ -87,7 +90,8 @@ impl SnapshotShard {
         merge(&mut config.providers, self.providers)?;
         merge(&mut config.routes, self.routes)?;
         merge(&mut config.api_keys, self.api_keys)?;
-        merge(&mut config.budgets, self.budgets)
+        merge(&mut config.budgets, self.budgets)?;
+        merge(&mut config.issuers, self.issuers)
     }
 }
 

@@ -17,7 +17,7 @@ use super::{RouterConfig, Section};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotText {
     /// Per section (in [`Section::ALL`] order): key → `"key":value`, ready to splice.
-    sections: [BTreeMap<Arc<str>, Arc<str>>; 4],
+    sections: [BTreeMap<Arc<str>, Arc<str>>; 5],
 }
 
 fn fragment<V: Serialize>(key: &str, value: &V) -> Arc<str> {
@@ -56,6 +56,7 @@ impl SnapshotText {
                 Section::Routes => config.routes.keys().cloned().collect(),
                 Section::ApiKeys => config.api_keys.keys().cloned().collect(),
                 Section::Budgets => config.budgets.keys().cloned().collect(),
+                Section::Issuers => config.issuers.keys().cloned().collect(),
             };
             text.update(config, section, keys.iter().map(String::as_str));
         }
@@ -77,6 +78,7 @@ impl SnapshotText {
                 Section::Routes => config.routes.get(key).map(|v| fragment(key, v)),
                 Section::ApiKeys => config.api_keys.get(key).map(|v| fragment(key, v)),
                 Section::Budgets => config.budgets.get(key).map(|v| fragment(key, v)),
+                Section::Issuers => config.issuers.get(key).map(|v| fragment(key, v)),
             };
             match value {
                 Some(v) => {
@@ -103,6 +105,12 @@ impl SnapshotText {
         self.sections.iter().all(BTreeMap::is_empty)
     }
 
+    /// Whether `section` is left out of the JSON: the issuers when there are none, as
+    /// [`RouterConfig`] serializes.
+    fn omitted(&self, section: Section) -> bool {
+        section == Section::Issuers && self.sections[index(section)].is_empty()
+    }
+
     fn object<'a>(out: &mut String, fragments: impl Iterator<Item = &'a Arc<str>>) {
         out.push('{');
         for (i, f) in fragments.enumerate() {
@@ -120,6 +128,9 @@ impl SnapshotText {
         let _ = write!(out, r#"{{"version":{version},"hash":"#);
         out.push_str(&serde_json::to_string(hash).expect("a string serializes"));
         for section in Section::ALL {
+            if self.omitted(section) {
+                continue;
+            }
             let _ = write!(out, r#","{}":"#, section.name());
             Self::object(&mut out, self.sections[index(section)].values());
         }
@@ -133,6 +144,9 @@ impl SnapshotText {
         let mut out = String::new();
         out.push('{');
         for (i, section) in Section::ALL.into_iter().enumerate() {
+            if self.omitted(section) {
+                continue;
+            }
             if i > 0 {
                 out.push(',');
             }
@@ -168,6 +182,9 @@ impl SnapshotText {
         for section in Section::ALL {
             let map = &self.sections[index(section)];
             let keys = changed.get(&section);
+            if section == Section::Issuers && keys.is_none_or(BTreeSet::is_empty) {
+                continue;
+            }
             let upserts = keys
                 .into_iter()
                 .flatten()

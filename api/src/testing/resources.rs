@@ -160,6 +160,7 @@ impl ApiKey {
             name,
             ApiKeySpec {
                 secret_ref: secret_ref(&format!("{name}-key"), "key"),
+                subjects: vec![],
                 team: None,
                 allowed_models: vec![],
                 denied_models: vec![],

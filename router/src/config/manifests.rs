@@ -8,7 +8,9 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use switchboard_api::{Object, RouterConfig, compile, parse_manifests};
+use switchboard_api::{
+    Object, RouterConfig, compile_trusting, parse_manifests, snapshot::IssuerConfig,
+};
 
 use super::{
     install::empties,
@@ -26,7 +28,8 @@ pub fn load_manifests(
     namespace: &str,
     version: u64,
 ) -> anyhow::Result<()> {
-    let (config, objects) = compile_manifests(manifests, namespace, version)?;
+    let issuers = state.settings.trusted_issuers.load()?;
+    let (config, objects) = compile_manifests(manifests, namespace, version, issuers)?;
     config
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid snapshot: {e}"))?;
@@ -111,14 +114,16 @@ fn read_file(file: &Path, namespace: &str) -> anyhow::Result<Vec<Object>> {
     Ok(parsed.objects)
 }
 
-/// Compiles manifests into a snapshot with the given version, logging every rejected object.
+/// Compiles manifests into a snapshot with the given version, trusting `issuers`, logging every
+/// rejected object.
 pub fn compile_manifests(
     paths: &[PathBuf],
     namespace: &str,
     version: u64,
+    issuers: Vec<IssuerConfig>,
 ) -> anyhow::Result<(RouterConfig, Vec<ObjectStatus>)> {
     let objects = read_objects(paths, namespace)?;
-    let compiled = compile(&objects);
+    let compiled = compile_trusting(&objects, issuers);
     let statuses: Vec<ObjectStatus> = compiled
         .results
         .iter()
