@@ -2,7 +2,8 @@
 //! budget in scope, rate limits and expiry. Field names follow OpenRouter's where they fit
 //! (`usage`, `usage_daily`, `usage_weekly`, `usage_monthly`, `limit`, `limit_remaining`,
 //! `rate_limit`, `expires_at`); USD amounts are JSON numbers there, and exact decimal strings under
-//! `budgets`.
+//! `budgets`. A caller with a token sees the ApiKey it matched (`api_key`, `namespace/name`) and
+//! who it was taken to be (`identity`: issuer and subject).
 
 use std::sync::Arc;
 
@@ -83,7 +84,9 @@ pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     Json(json!({"data": {
         "label": key.prefix,
         "name": key.name,
+        "api_key": key_id,
         "team": key.team,
+        "identity": caller.token.as_ref().map(|t| json!({"issuer": t.issuer, "subject": t.subject})),
         "usage": number(spent(3)),
         "usage_daily": number(spent(0)),
         "usage_weekly": number(spent(1)),
