@@ -86,6 +86,32 @@ pub struct Cli {
     /// Keeps CRDs current across `helm upgrade`; never replaces a CRD a newer operator applied.
     #[arg(long, env = "SWITCHBOARD_OPERATOR_APPLY_CRDS")]
     pub apply_crds: bool,
+    /// Trust the cluster's ServiceAccount tokens: read the API server's token issuer and keys
+    /// (`/.well-known/openid-configuration`, `/openid/v1/jwks`) and ship them to routers, so pods
+    /// call with their projected token. Needs `get` on those two non-resource URLs.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OPERATOR_TRUST_CLUSTER_ISSUER",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub trust_cluster_issuer: bool,
+    /// Also trust tokens from this OpenID Connect issuer (routers find its keys by discovery).
+    /// May be given more than once; in the environment, comma-separated.
+    #[arg(
+        long = "trust-issuer",
+        env = "SWITCHBOARD_OPERATOR_TRUST_ISSUER",
+        value_delimiter = ','
+    )]
+    pub trust_issuers: Vec<String>,
+    /// Audiences a token may be issued for (its `aud` must name one).
+    #[arg(
+        long = "token-audience",
+        env = "SWITCHBOARD_OPERATOR_TOKEN_AUDIENCE",
+        value_delimiter = ',',
+        default_value = "switchboard"
+    )]
+    pub token_audiences: Vec<String>,
     /// Log format.
     #[arg(
         long,

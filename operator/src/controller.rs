@@ -27,8 +27,10 @@ use kube::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use switchboard_api::{
-    Compiled, Object, ObjectRef, RouterConfig, compile,
+    Compiled, Object, ObjectRef, RouterConfig,
     compile::generated_key_secret_name,
+    compile_trusting,
+    identity::IssuerConfig,
     resources::{ApiKey, Budget, Credentials, ModelRoute, Provider},
 };
 use switchboard_ledger::Ledger;
@@ -248,6 +250,8 @@ pub struct Controller {
     spend: Option<SpendFigures>,
     /// When spend was last read (or tried).
     spend_read_at: Option<Instant>,
+    /// The token issuers routers trust (see [`crate::issuers`]).
+    issuers: watch::Receiver<Vec<IssuerConfig>>,
 }
 
 impl Controller {
@@ -271,7 +275,14 @@ impl Controller {
             ledger: None,
             spend: None,
             spend_read_at: None,
+            issuers: watch::channel(Vec::new()).1,
         }
+    }
+
+    /// Ships `issuers` (as they change) in the snapshot as the token issuers routers trust.
+    pub fn with_issuers(mut self, issuers: watch::Receiver<Vec<IssuerConfig>>) -> Self {
+        self.issuers = issuers;
+        self
     }
 
     /// Reads spend from `ledger` and writes it into Budget and ApiKey status (leader only).
@@ -334,6 +345,7 @@ impl Controller {
                     }
                 }
                 Ok(()) = self.leader.changed() => {}
+                Ok(()) = self.issuers.changed() => {}
                 _ = tokio::time::sleep(self.settings.resync) => {}
                 _ = spend_tick => {}
                 _ = crate::stopped(&mut shutdown) => return Ok(()),
@@ -483,7 +495,8 @@ impl Controller {
     }
 
     async fn reconcile_round(&mut self, stores: &Stores, span: &tracing::Span) {
-        let compiled = compile(&stores.gather());
+        let issuers = self.issuers.borrow_and_update().clone();
+        let compiled = compile_trusting(&stores.gather(), issuers);
         span.record("switchboard.objects", compiled.results.len());
         span.record(
             "switchboard.rejected",

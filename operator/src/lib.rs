@@ -6,7 +6,8 @@
 //! recorded in the shared ledger into Budget and ApiKey status.
 //!
 //! Layout: [`status`], [`keys`], [`publish`] and [`leader::decide`] decide (pure, unit-tested);
-//! [`writer`] and [`leader::Elector`] talk to the API server; [`controller`] runs the loop;
+//! [`writer`] and [`leader::Elector`] talk to the API server; [`issuers`] reads the cluster's
+//! ServiceAccount token issuer for the snapshot; [`controller`] runs the loop;
 //! [`push`] serves routers; [`crds`] keeps the CRDs current (`--apply-crds`); [`start`] wires
 //! it all for `main` and the end-to-end tests.
 
@@ -15,6 +16,7 @@ pub mod controller;
 pub mod crds;
 #[cfg(test)]
 mod fixtures;
+pub mod issuers;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
@@ -60,6 +62,8 @@ pub struct Config {
     /// Redis ledger the routers share (`redis://host:port/db`); spend is written into status only
     /// with one.
     pub redis_url: Option<String>,
+    /// The token issuers routers are told to trust.
+    pub issuers: issuers::IssuerSettings,
 }
 
 /// A running operator.
@@ -146,13 +150,17 @@ pub async fn start(client: Client, config: Config) -> anyhow::Result<Running> {
     let elector = Elector::new(client.clone(), config.lease.clone());
     tasks.push(tokio::spawn(elector.run(leader_tx, shutdown_rx.clone())));
 
+    let (trusted, discovery) =
+        issuers::start(client.clone(), config.issuers.clone(), shutdown_rx.clone()).await;
+    tasks.push(discovery);
     let mut controller = Controller::new(
         client,
         config.controller.clone(),
         metrics,
         snapshots_tx,
         leader,
-    );
+    )
+    .with_issuers(trusted);
     if let Some(ledger) = ledger {
         controller = controller.with_ledger(Arc::new(ledger));
     }

@@ -8,6 +8,7 @@ use switchboard_operator::{
     Config,
     cli::{Cli, split_namespaced},
     controller, crds,
+    issuers::IssuerSettings,
     leader::LeaseSettings,
 };
 use switchboard_telemetry::OtlpOptions;
@@ -77,6 +78,12 @@ async fn main() -> anyhow::Result<()> {
         router_token: router_token(&cli)?,
         keep_alive: Duration::from_secs(15),
         redis_url: cli.redis_url.clone(),
+        issuers: IssuerSettings {
+            cluster: cli.trust_cluster_issuer,
+            trust: cli.trust_issuers.clone(),
+            audiences: cli.token_audiences.clone(),
+            ..IssuerSettings::default()
+        },
     };
     let client = kube::Client::try_default()
         .await

@@ -11,6 +11,10 @@
 //! pruned to the CRD version's schema on every write ([`crate::crd_schema::prune`]), and a
 //! server-side apply patch (`application/apply-patch+yaml`) creates a missing object.
 //!
+//! Like an API server, it can serve its ServiceAccount token issuer's discovery document
+//! (`/.well-known/openid-configuration`) and key set (`/openid/v1/jwks`), once given them with
+//! [`MockKubeApi::serve_issuer`].
+//!
 //! Not implemented (the operator does not use them): label selectors, pagination, JSON patch,
 //! namespaces as objects, admission/validation, field managers.
 
@@ -53,6 +57,8 @@ struct Inner {
     objects: BTreeMap<Key, Value>,
     log: Vec<WatchEvent>,
     requests: Vec<String>,
+    /// The ServiceAccount issuer URL and its key set, when served.
+    issuer: Option<(String, Value)>,
 }
 
 #[derive(Clone)]
@@ -115,6 +121,12 @@ impl MockKubeApi {
             .filter(|((c, _, _), _)| c == collection)
             .map(|(_, v)| v.clone())
             .collect()
+    }
+
+    /// Serves the ServiceAccount token issuer `issuer` with key set `jwks` from now on, as an API
+    /// server does at `/.well-known/openid-configuration` and `/openid/v1/jwks`.
+    pub fn serve_issuer(&self, issuer: &str, jwks: Value) {
+        self.shared.inner.lock().unwrap().issuer = Some((issuer.into(), jwks));
     }
 
     /// `METHOD path?query` of every request received, in order.
@@ -311,6 +323,36 @@ impl Inner {
     }
 }
 
+/// The issuer's discovery document or key set, for their paths; 404 until one is served.
+fn issuer_document(shared: &Shared, path: &str) -> Option<Response> {
+    if !matches!(
+        path,
+        "/.well-known/openid-configuration" | "/openid/v1/jwks"
+    ) {
+        return None;
+    }
+    let issuer = shared.inner.lock().unwrap().issuer.clone();
+    let Some((issuer, jwks)) = issuer else {
+        return Some(status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no issuer is served at {path}"),
+        ));
+    };
+    let body = if path == "/openid/v1/jwks" {
+        jwks
+    } else {
+        json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}/openid/v1/jwks"),
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        })
+    };
+    Some(axum::Json(body).into_response())
+}
+
 async fn handle(State(shared): State<Shared>, req: Request) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
@@ -327,6 +369,9 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
         "{method} {}",
         uri.path_and_query().map_or("", |p| p.as_str())
     ));
+    if let Some(resp) = issuer_document(&shared, uri.path()) {
+        return resp;
+    }
     let Some(target) = parse_path(uri.path()) else {
         return status_error(
             StatusCode::NOT_FOUND,

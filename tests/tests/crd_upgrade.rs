@@ -124,6 +124,7 @@ async fn start_operator(client: Client) -> Running {
         router_token: "crd-upgrade-token-0123456789".into(),
         keep_alive: Duration::from_secs(15),
         redis_url: None,
+        issuers: Default::default(),
     };
     switchboard_operator::start(client, config)
         .await

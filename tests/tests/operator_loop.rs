@@ -86,6 +86,7 @@ async fn start_operator_with(
         router_token: TOKEN.into(),
         keep_alive: Duration::from_secs(15),
         redis_url,
+        issuers: Default::default(),
     };
     switchboard_operator::start(client, config)
         .await
