@@ -112,6 +112,19 @@ impl SecretEntry {
     }
 }
 
+/// An object as the compiler holds it: shared, not copied.
+#[derive(Clone, Debug)]
+pub enum Held {
+    /// A Provider.
+    Provider(Arc<Provider>),
+    /// A ModelRoute.
+    ModelRoute(Arc<ModelRoute>),
+    /// An ApiKey.
+    ApiKey(Arc<ApiKey>),
+    /// A Budget.
+    Budget(Arc<Budget>),
+}
+
 /// What a watched change did to the compiler's input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -370,17 +383,47 @@ impl Compiler {
         self.results.get(r)
     }
 
-    /// The Provider, ModelRoute, ApiKey or Budget `r` as last applied.
-    pub fn object(&self, r: &ObjectRef) -> Option<Object> {
+    /// The Provider, ModelRoute, ApiKey or Budget `r` as last applied (status included).
+    pub fn held(&self, r: &ObjectRef) -> Option<Held> {
         let key = Key::new(&r.namespace, &r.name);
-        let object = match r.kind {
-            "Provider" => Object::Provider((**self.providers.get(&key)?).clone()),
-            "ModelRoute" => Object::ModelRoute((**self.routes.get(&key)?).clone()),
-            "ApiKey" => Object::ApiKey((**self.api_keys.get(&key)?).clone()),
-            "Budget" => Object::Budget((**self.budgets.get(&key)?).clone()),
+        let held = match r.kind {
+            "Provider" => Held::Provider(self.providers.get(&key)?.clone()),
+            "ModelRoute" => Held::ModelRoute(self.routes.get(&key)?.clone()),
+            "ApiKey" => Held::ApiKey(self.api_keys.get(&key)?.clone()),
+            "Budget" => Held::Budget(self.budgets.get(&key)?.clone()),
             _ => return None,
         };
-        Some(object)
+        Some(held)
+    }
+
+    /// Every Provider, ModelRoute, ApiKey and Budget held.
+    pub fn object_refs(&self) -> impl Iterator<Item = ObjectRef> + '_ {
+        let providers = self.providers.keys().map(|k| object_ref("Provider", k));
+        let routes = self.routes.keys().map(|k| object_ref("ModelRoute", k));
+        let keys = self.api_keys.keys().map(|k| object_ref("ApiKey", k));
+        let budgets = self.budgets.keys().map(|k| object_ref("Budget", k));
+        providers.chain(routes).chain(keys).chain(budgets)
+    }
+
+    /// The route the ModelRoute `namespace/name` serves, if it serves one.
+    pub fn route_of(&self, namespace: &str, name: &str) -> Option<&RouteConfig> {
+        let draft = self
+            .index
+            .route_drafts
+            .get(Key::new(namespace, name).id())?;
+        self.config
+            .routes
+            .get(&draft.config.model)
+            .filter(|c| c.namespace == namespace && c.name == name)
+    }
+
+    /// The key of the ApiKey `namespace/name`, if it is in the snapshot.
+    pub fn api_key_of(&self, namespace: &str, name: &str) -> Option<&ApiKeyConfig> {
+        let hash = self.index.key_hashes.get(Key::new(namespace, name).id())?;
+        self.config
+            .api_keys
+            .get(hash)
+            .filter(|k| k.namespace == namespace && k.name == name)
     }
 
     /// Every ApiKey as last applied.
