@@ -285,7 +285,7 @@ impl Controller {
                 }
             }
             Change::Delete(r) => {
-                if self.shared.compiler().delete(&r) {
+                if self.shared.compiler().remove(&r) {
                     self.dirty = true;
                 }
                 // A deleted generated key Secret rotates the key: generate a new one.

@@ -1,5 +1,5 @@
 //! The compiler's state between two changes: the objects, their verdicts, the snapshot content and
-//! the indexes between them ([`super::index`]). [`Compiler::apply`] and [`Compiler::delete`] take
+//! the indexes between them ([`super::index`]). [`Compiler::apply`] and [`Compiler::remove`] take
 //! one watched change each and mark what it touches; [`Compiler::recompile`] settles the marked
 //! objects and whatever depends on them, kind by kind in dependency order (Secrets, Providers,
 //! ModelRoutes, ApiKeys, Budgets), and says which snapshot entries and verdicts changed. The
@@ -301,7 +301,7 @@ impl Compiler {
     }
 
     /// Takes out a deleted object; `false` when it was not there.
-    pub fn delete(&mut self, r: &ObjectRef) -> bool {
+    pub fn remove(&mut self, r: &ObjectRef) -> bool {
         let key = Key::new(&r.namespace, &r.name);
         match r.kind {
             "Provider" => {

@@ -65,7 +65,13 @@ impl RouterConfig {
     /// Checks the snapshot is internally consistent: the hash matches and every route target names
     /// a provider and model that exist. Routers refuse a snapshot that fails this.
     pub fn validate(&self) -> Result<(), String> {
-        if self.hash != self.content_hash() {
+        self.validate_digest().map(drop)
+    }
+
+    /// [`RouterConfig::validate`], returning the digest it computed (to apply deltas to).
+    pub fn validate_digest(&self) -> Result<SnapshotDigest, String> {
+        let digest = SnapshotDigest::of(self);
+        if self.hash != digest.hash() {
             return Err("snapshot hash does not match its content".into());
         }
         for (name, route) in &self.routes {
@@ -84,7 +90,7 @@ impl RouterConfig {
                 }
             }
         }
-        Ok(())
+        Ok(digest)
     }
 
     /// A copy safe to show: every provider credential replaced by `<redacted>`.

@@ -2,12 +2,15 @@
 //! version (resolved credentials, providers ready to call with their upstream clients). Swapped
 //! atomically; requests read it without locks.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
 
 use switchboard_api::{
     compile::ObjectOutcome,
     manifest::ObjectRef,
-    snapshot::{CredentialSource, ProviderConfig, RouterConfig, SecretValue},
+    snapshot::{CredentialSource, ProviderConfig, RouterConfig, SecretValue, SnapshotDigest},
 };
 
 use crate::providers::{ProviderRuntime, clients::ClientPool};
@@ -50,6 +53,9 @@ pub struct Runtime {
     pub providers: HashMap<String, Arc<ProviderRuntime>>,
     /// Verdicts of the compile that produced the snapshot (empty when it came pre-compiled).
     pub objects: Vec<ObjectStatus>,
+    /// The snapshot's digest, which a delta from the operator is applied to: set when it was
+    /// computed anyway (validating a whole snapshot, applying a delta), else on first need.
+    pub digest: OnceLock<SnapshotDigest>,
 }
 
 impl Runtime {
@@ -74,6 +80,7 @@ impl Runtime {
             config,
             providers,
             objects,
+            digest: OnceLock::new(),
         })
     }
 }
