@@ -24,6 +24,7 @@
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
+    ops::Bound,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -524,14 +525,19 @@ fn list(shared: &Shared, target: &Target, query: &BTreeMap<String, String>) -> R
         .filter(|l| *l > 0);
     let mut items = Vec::new();
     let mut more = None;
-    for (key, o) in inner.objects.iter().filter(|((c, ns, name), _)| {
-        *c == target.collection
-            && target.namespace.as_ref().is_none_or(|t| t == ns)
+    // The collection's objects, from where the last page ended.
+    let start = match &resume {
+        Some((_, after)) => Bound::Excluded(after.clone()),
+        None => Bound::Included((target.collection.clone(), String::new(), String::new())),
+    };
+    let in_collection = inner
+        .objects
+        .range((start, Bound::Unbounded))
+        .take_while(|((c, _, _), _)| *c == target.collection);
+    for (key, o) in in_collection.filter(|((_, ns, name), _)| {
+        target.namespace.as_ref().is_none_or(|t| t == ns)
             && name_filter.as_ref().is_none_or(|n| n == name)
     }) {
-        if resume.as_ref().is_some_and(|(_, after)| key <= after) {
-            continue;
-        }
         if limit.is_some_and(|l| items.len() == l) {
             more = Some(key.clone());
             break;
