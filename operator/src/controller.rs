@@ -354,6 +354,7 @@ impl Controller {
             .observe(started.elapsed().as_secs_f64());
         self.count_rejected(&compiler, &changes);
         span.record("switchboard.changed", changes.results.len());
+        span.record("switchboard.rejected", self.rejected.len());
         let published = if changes.snapshot_changed() {
             self.update_text(&compiler, &changes);
             let hash = compiler.config().hash.clone();

@@ -19,14 +19,14 @@ use switchboard_api::{
 };
 use switchboard_e2e::{kube_api::MockKubeApi, stored};
 use switchboard_operator::{Config, controller, leader::LeaseSettings, outbox::Limits};
-use switchboard_router::{config_source, state::AppState};
+use switchboard_router::{config::operator, state::AppState};
 
 const SECRETS: &str = "api/v1/secrets";
 /// Nothing the operator writes may be larger than this.
 const MIB: usize = 1024 * 1024;
 
 fn kube_client(api: &MockKubeApi) -> Client {
-    switchboard_router::runtime::install_crypto_provider();
+    switchboard_router::providers::clients::install_crypto_provider();
     let config = kube::Config::new(api.url().parse().unwrap());
     Client::try_from(config).expect("client for the mock API server")
 }
@@ -185,7 +185,7 @@ async fn at_100k_keys_nothing_the_operator_writes_exceeds_the_api_servers_limits
     // A router starting from the stored Secrets alone (no operator) serves all of it.
     let dir = std::env::temp_dir().join(format!("switchboard-scale-{}", std::process::id()));
     let state = AppState::new(Default::default());
-    let version = config_source::load_snapshot_file(&state, &mount(&api, &dir)).unwrap();
+    let version = operator::load_snapshot_file(&state, &mount(&api, &dir)).unwrap();
     assert_eq!(version, manifest.version);
     assert_eq!(
         state.runtime().unwrap().config.api_keys.len(),
