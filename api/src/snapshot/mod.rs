@@ -6,6 +6,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
+    sync::Arc,
 };
 
 use rust_decimal::Decimal;
@@ -103,6 +104,25 @@ impl RouterConfig {
         }
         copy
     }
+}
+
+/// The Budgets (ids, in order) covering each key, by key id (`namespace/name`): built once per
+/// snapshot version, so a request finds its budgets without testing every Budget.
+pub fn budgets_by_key(config: &RouterConfig) -> std::collections::HashMap<String, Vec<Arc<str>>> {
+    let mut out: std::collections::HashMap<String, Vec<Arc<str>>> =
+        std::collections::HashMap::with_capacity(config.api_keys.len());
+    for (id, budget) in &config.budgets {
+        let id: Arc<str> = id.as_str().into();
+        for key in &budget.api_keys {
+            match out.get_mut(key.as_str()) {
+                Some(budgets) => budgets.push(id.clone()),
+                None => {
+                    out.insert(key.clone(), vec![id.clone()]);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Hex SHA-256 of a client key: the only form in which keys are stored or compared.

@@ -56,9 +56,16 @@ pub struct Runtime {
     /// The snapshot's digest, which a delta from the operator is applied to: set when it was
     /// computed anyway (validating a whole snapshot, applying a delta), else on first need.
     pub digest: OnceLock<SnapshotDigest>,
+    /// The Budgets covering each key, by key id.
+    budgets_by_key: HashMap<String, Vec<Arc<str>>>,
 }
 
 impl Runtime {
+    /// The ids of the Budgets covering the key `key_id` (`namespace/name`), in id order.
+    pub fn budgets_of(&self, key_id: &str) -> &[Arc<str>] {
+        self.budgets_by_key.get(key_id).map_or(&[], Vec::as_slice)
+    }
+
     /// Builds the runtime for a validated snapshot. `env` resolves `credentials.env` names.
     pub fn build(
         config: RouterConfig,
@@ -77,6 +84,7 @@ impl Runtime {
             providers.insert(id.clone(), Arc::new(provider));
         }
         Ok(Runtime {
+            budgets_by_key: switchboard_api::snapshot::budgets_by_key(&config),
             config,
             providers,
             objects,

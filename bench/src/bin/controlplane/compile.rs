@@ -72,6 +72,18 @@ fn change(scale: &Scale, what: &str, i: usize) -> Object {
     }
 }
 
+/// Compiles `keys` from scratch three times, printing the CPU times.
+pub fn compile_only(keys: usize) {
+    let objects = scale::objects(&Scale::keys(keys));
+    for _ in 0..3 {
+        let input = objects.clone();
+        let t = cpu();
+        let c = compile_owned(input);
+        println!("{keys} keys: {} ms CPU", ms(cpu() - t));
+        drop(c);
+    }
+}
+
 pub fn measure(keys: usize) -> CompileRow {
     let scale = Scale::keys(keys);
     let objects = scale::objects(&scale);

@@ -16,6 +16,8 @@
 //!
 //! `bench-controlplane [--scales 1000,10000,100000] [--router-bin PATH] [--write docs/benchmarks.md]`
 //! prints the report as markdown; `--write` replaces the control-plane section of that file.
+//! `bench-controlplane --compile-only N` compiles N keys from scratch three times and prints the
+//! CPU times (to run under a profiler).
 
 mod compile;
 mod operator;
@@ -113,6 +115,13 @@ fn machine() -> String {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--compile-only") {
+        let keys = std::env::args()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .expect("--compile-only N");
+        return compile::compile_only(keys);
+    }
     let args = args();
     let mut report = vec![
         BEGIN.to_string(),
