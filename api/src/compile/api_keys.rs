@@ -1,7 +1,5 @@
 //! ApiKeys: the key read from its Secret and hashed; a key held by two ApiKeys rejects both.
 
-use std::collections::BTreeSet;
-
 use foldhash::{HashMap, HashMapExt};
 
 use super::{
@@ -66,7 +64,7 @@ impl Compiler {
         // Hashes whose holders were settled as a group (none, or two and more).
         let mut settled = foldhash::HashSet::default();
         for (key, config) in drafts {
-            if self.index.holders.get(&config.key_hash).map(BTreeSet::len) == Some(1) {
+            if self.index.holders.get(&config.key_hash).map(|h| h.len()) == Some(1) {
                 self.key_ready(&key, Ok(config));
             } else if settled.insert(config.key_hash.clone()) {
                 self.settle_hash(&config.key_hash, &mut moved);

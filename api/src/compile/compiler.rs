@@ -52,6 +52,11 @@ impl Key {
         &self.id
     }
 
+    /// `namespace/name`, shared.
+    pub fn id_arc(&self) -> Arc<str> {
+        self.id.clone()
+    }
+
     pub fn namespace(&self) -> &str {
         &self.id[..self.split]
     }
@@ -461,11 +466,9 @@ impl Compiler {
 
     /// The snapshot and verdicts, sealed.
     pub fn into_compiled(self) -> Compiled {
-        let mut results: Vec<(ObjectRef, ObjectResult)> = self.results.into_iter().collect();
-        results.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Compiled {
             config: self.config,
-            results: BTreeMap::from_iter(results),
+            results: sorted(self.results.into_iter().collect()),
         }
     }
 
@@ -658,9 +661,7 @@ impl Compiler {
     /// hands over what changed.
     fn finish_digests(&mut self) -> Changes {
         if self.fresh() {
-            let mut keys = std::mem::take(&mut self.fresh_api_keys);
-            keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            self.config.api_keys = BTreeMap::from_iter(keys);
+            self.config.api_keys = sorted(std::mem::take(&mut self.fresh_api_keys));
             self.digest = SnapshotDigest::of(&self.config);
             self.config.hash = self.digest.hash();
             return Changes {
@@ -700,6 +701,18 @@ impl Compiler {
         self.config.hash = self.digest.hash();
         changes
     }
+}
+
+/// A map built from unsorted entries: their order is sorted, not the entries themselves (each
+/// is moved once, not swapped about by a sort), then the tree is built in one pass.
+fn sorted<K: Ord, V>(entries: Vec<(K, V)>) -> BTreeMap<K, V> {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by(|a, b| entries[*a].0.cmp(&entries[*b].0));
+    let mut slots: Vec<Option<(K, V)>> = entries.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each entry is taken once"))
+        .collect()
 }
 
 fn digest_of<V: Serialize>(

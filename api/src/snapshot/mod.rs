@@ -114,10 +114,10 @@ pub fn budgets_by_key(config: &RouterConfig) -> std::collections::HashMap<String
     for (id, budget) in &config.budgets {
         let id: Arc<str> = id.as_str().into();
         for key in &budget.api_keys {
-            match out.get_mut(key.as_str()) {
+            match out.get_mut(&**key) {
                 Some(budgets) => budgets.push(id.clone()),
                 None => {
-                    out.insert(key.clone(), vec![id.clone()]);
+                    out.insert(key.to_string(), vec![id.clone()]);
                 }
             }
         }
@@ -460,7 +460,7 @@ pub struct BudgetConfig {
     /// Window.
     pub window: BudgetWindow,
     /// Ids (`namespace/name`) of the ApiKeys in scope.
-    pub api_keys: BTreeSet<String>,
+    pub api_keys: BTreeSet<Arc<str>>,
     /// Model globs in scope (empty = all).
     pub models: Vec<String>,
     /// Soft limit percentage.

@@ -429,7 +429,7 @@ mod tests {
         };
         let budget = |models: Vec<String>, action| BudgetConfig {
             limit_usd: d("5"),
-            api_keys: ["default/k".to_string()].into(),
+            api_keys: ["default/k".into()].into(),
             models,
             action,
             ..BudgetConfig::test()
