@@ -3,8 +3,8 @@
 //! operator discovers the issuer and ships it with its key set in the snapshot; a router (no
 //! Kubernetes client, no flags) admits a pod's projected token as the ApiKey granting its
 //! ServiceAccount and spends on that key's budget; no key Secret is generated for that ApiKey; the
-//! API server's rotated keys reach the router; a second ApiKey granting the same ServiceAccount
-//! rejects both with `OverlappingSubjects` in status.
+//! API server's rotated keys reach the router and the stored (sharded) snapshot; a second ApiKey
+//! granting the same ServiceAccount rejects both with `OverlappingSubjects` in status.
 
 use std::{
     sync::Arc,
@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use switchboard_api::identity::KeySource;
 use switchboard_e2e::{
     kube_api::MockKubeApi,
+    stored,
     token_issuer::{SigningKey, jwks, service_account_claims},
 };
 use switchboard_operator::{
@@ -53,6 +54,8 @@ async fn start_operator(client: Client) -> Running {
             debounce: Duration::from_millis(50),
             resync: Duration::from_secs(60),
             spend_interval: Duration::from_secs(60),
+            max_shards: 32,
+            limits: switchboard_operator::outbox::Limits::default(),
         },
         lease: LeaseSettings {
             namespace: "switchboard-system".into(),
@@ -264,6 +267,21 @@ async fn the_operator_ships_the_clusters_issuer_and_a_pods_token_spends_on_its_a
         async move { (chat(router, &rotated).await.0 == 200).then_some(()) }
     })
     .await;
+
+    // A router starting while the operator is down reads the stored, sharded snapshot: it
+    // carries the issuer with the rotated keys, and the ApiKey with its subjects.
+    let stored = eventually(Duration::from_secs(10), "the rotated keys stored", || {
+        let kube = &kube;
+        let rotated = KeySource::Jwks(jwks(&[&second]));
+        async move {
+            stored::snapshot(kube, "switchboard-system", "switchboard-config")
+                .ok()
+                .filter(|c| c.issuers.get(ISSUER).is_some_and(|i| i.keys == rotated))
+        }
+    })
+    .await;
+    let by_token = stored.api_keys.values().find(|k| k.name == "app").unwrap();
+    assert_eq!(by_token.subjects.len(), 1);
 
     // A second ApiKey granting the same ServiceAccount: both are left out, saying why.
     create(&client, api_key("app-copy", "app")).await;

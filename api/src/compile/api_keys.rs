@@ -1,21 +1,18 @@
 //! ApiKeys: the key read from its Secret and hashed; a key held by two ApiKeys rejects both, as do
 //! subjects of two ApiKeys naming the same caller (the subjects themselves: [`super::subjects`]).
 
-use std::collections::BTreeSet;
-
 use foldhash::{HashMap, HashMapExt};
 
 use super::{
     Compiler, Issues, Rejection, check_fit,
     compiler::{Key, KeySet, object_ref},
     globs,
-    index::ReadyKey,
+    index::{Few, ReadyKey},
     reason::*,
     subjects,
 };
 use crate::{
     identity::is_jwt_shaped,
-    manifest::ObjectRef,
     resources::{ApiKey, SecretKeyRef},
     snapshot::{ApiKeyConfig, RateLimits, hash_api_key, key_prefix},
 };
@@ -46,7 +43,7 @@ impl Compiler {
         let mut moved = Moved::new();
         let mut hashes = Vec::new();
         let mut callers = Vec::new();
-        let mut drafts: HashMap<Key, ApiKeyConfig> = HashMap::new();
+        let mut drafts = Vec::new();
         for key in dirty {
             // The first recompile has nothing to take back.
             if !self.fresh() {
@@ -55,29 +52,46 @@ impl Compiler {
                 let was = self.index.unready(&key);
                 moved.insert(key.clone(), was);
             }
-            let r = object_ref("ApiKey", &key);
             let Some(api_key) = self.api_keys.get(&key).cloned() else {
-                self.forget(r);
+                self.forget(object_ref("ApiKey", &key));
                 continue;
             };
-            match self.compile_api_key(&r, &api_key) {
+            match self.compile_api_key(&key, &api_key) {
                 Ok(config) => {
                     self.index.hold(key.clone(), config.key_hash.clone());
-                    let granted = subjects::callers(&config.subjects);
-                    callers.extend(granted.iter().cloned());
-                    self.index.hold_subjects(&key, granted);
-                    hashes.push(config.key_hash.clone());
-                    drafts.insert(key, config);
+                    self.index
+                        .hold_subjects(&key, subjects::callers(&config.subjects));
+                    drafts.push((key, config));
                 }
-                Err(rejection) => self.reject(r, api_key.metadata.generation, rejection),
+                Err(rejection) => {
+                    let r = object_ref("ApiKey", &key);
+                    self.reject(r, api_key.metadata.generation, rejection);
+                }
             }
         }
-        // Every key holding a hash or caller that changed hands is settled again; a hash left
-        // without holders leaves the snapshot.
+        // A key alone with its hash and callers (the usual case: every key of the first
+        // recompile but the clashing ones) is ready at once. Every other key holding a hash or
+        // granting a caller that changed hands is settled again, unless it is alone and ready
+        // already; a hash left without holders leaves the snapshot.
+        let mut clashing: HashMap<Key, ApiKeyConfig> = HashMap::new();
+        for (key, config) in drafts {
+            if self.alone(&key) {
+                self.key_ready(&key, Ok(config));
+            } else {
+                hashes.push(config.key_hash.clone());
+                callers.extend(subjects::callers(&config.subjects));
+                clashing.insert(key, config);
+            }
+        }
+        let settled = |compiler: &Compiler, key: &Key| {
+            compiler.alone(key) && compiler.index.ready_key(key).is_some()
+        };
         let mut settle = KeySet::default();
         for hash in hashes {
             match self.index.holders.get(&hash) {
-                Some(holders) => settle.extend(holders.iter().cloned()),
+                Some(holders) => {
+                    settle.extend(holders.iter().filter(|k| !settled(self, k)).cloned());
+                }
                 None => {
                     self.put::<ApiKeyConfig>(&hash, None);
                 }
@@ -85,14 +99,30 @@ impl Compiler {
         }
         for caller in callers {
             if let Some(holders) = self.index.subject_holders.get(&caller) {
-                settle.extend(holders.iter().cloned());
+                settle.extend(holders.iter().filter(|k| !settled(self, k)).cloned());
             }
         }
         for key in settle {
-            let draft = drafts.remove(&key);
+            let draft = clashing.remove(&key);
             self.settle_key(&key, draft, &mut moved);
         }
         moved
+    }
+
+    /// Whether `key` is the only ApiKey holding its hash and granting each of its callers.
+    fn alone(&self, key: &Key) -> bool {
+        let only = |set: Option<&Few<Key>>| set.is_some_and(|s| s.len() == 1);
+        let hash_alone = self
+            .index
+            .key_hashes
+            .get(key)
+            .is_some_and(|hash| only(self.index.holders.get(hash)));
+        hash_alone
+            && self.index.key_subjects.get(key).is_none_or(|callers| {
+                callers
+                    .iter()
+                    .all(|c| only(self.index.subject_holders.get(c)))
+            })
     }
 
     /// Settles one ApiKey that compiled on its own (`draft`, when it was just compiled): ready
@@ -106,7 +136,7 @@ impl Compiler {
         let Some(hash) = self.index.key_hashes.get(key).cloned() else {
             return;
         };
-        let others = |set: Option<&BTreeSet<Key>>| -> Vec<String> {
+        let others = |set: Option<&Few<Key>>| -> Vec<String> {
             set.into_iter()
                 .flatten()
                 .filter(|k| *k != key)
@@ -149,7 +179,7 @@ impl Compiler {
                     Some(config) => Ok(config),
                     None => {
                         let api_key = self.api_keys[key].clone();
-                        self.compile_api_key(&object_ref("ApiKey", key), &api_key)
+                        self.compile_api_key(key, &api_key)
                     }
                 };
                 self.key_ready(key, config);
@@ -197,7 +227,7 @@ impl Compiler {
         self.ready(r, generation, COMPILED, notes);
     }
 
-    fn compile_api_key(&self, r: &ObjectRef, key: &ApiKey) -> Result<ApiKeyConfig, Rejection> {
+    fn compile_api_key(&self, r: &Key, key: &ApiKey) -> Result<ApiKeyConfig, Rejection> {
         let spec = &key.spec;
         let mut issues = Issues::default();
 
@@ -265,13 +295,13 @@ impl Compiler {
         let (key_hash, prefix) = match value {
             Some(value) => (hash_api_key(&value), key_prefix(&value)),
             None => (
-                subjects::subject_key_id(&r.namespace, &r.name),
+                subjects::subject_key_id(r.namespace(), r.name()),
                 String::new(),
             ),
         };
         Ok(ApiKeyConfig {
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
+            namespace: r.namespace().to_string(),
+            name: r.name().to_string(),
             team,
             key_hash,
             prefix,
@@ -289,7 +319,7 @@ impl Compiler {
 
     /// The key an ApiKey holds: from `spec.secretRef`, or the generated Secret when it is unset;
     /// each problem added to `issues`.
-    fn key_value(&self, r: &ObjectRef, key: &ApiKey, issues: &mut Issues) -> Option<String> {
+    fn key_value(&self, r: &Key, key: &ApiKey, issues: &mut Issues) -> Option<String> {
         let spec = &key.spec;
         let field = "spec.secretRef";
         let generated;
@@ -297,13 +327,13 @@ impl Compiler {
             Some(s) => s,
             None => {
                 generated = SecretKeyRef {
-                    name: generated_key_secret_name(&r.name),
+                    name: generated_key_secret_name(r.name()),
                     key: GENERATED_KEY_SECRET_KEY.to_string(),
                 };
                 &generated
             }
         };
-        let value = match self.secret_value(&r.namespace, secret_ref) {
+        let value = match self.secret_value(r.namespace(), secret_ref) {
             Ok(value) => Some(value),
             Err(e) => {
                 let message = if spec.secret_ref.is_some() {
@@ -324,7 +354,9 @@ impl Compiler {
             let location = || {
                 format!(
                     "Secret {}/{} key {:?}",
-                    r.namespace, secret_ref.name, secret_ref.key
+                    r.namespace(),
+                    secret_ref.name,
+                    secret_ref.key
                 )
             };
             let chars = v.chars().count();

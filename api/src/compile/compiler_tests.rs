@@ -193,7 +193,7 @@ fn any_sequence_of_changes_ends_where_compiling_from_scratch_does() {
                 let object = variant(&mut rng, kind, slot);
                 let r = object.object_ref();
                 if rng.below(5) == 0 {
-                    compiler.delete(&r);
+                    compiler.remove(&r);
                     objects.remove(&r);
                 } else {
                     compiler.apply(object.clone());
@@ -349,4 +349,114 @@ fn a_key_changing_labels_moves_between_label_budgets_only() {
             },
         ])
     );
+}
+
+#[test]
+fn keys_granting_one_caller_clash_and_part_as_their_subjects_change() {
+    use crate::resources::{ServiceAccountSubject, Subject};
+    let by_token = |name: &str, accounts: &[&str]| {
+        let mut k = ApiKey::test(name);
+        k.spec.secret_ref = None;
+        k.spec.subjects = accounts
+            .iter()
+            .map(|a| Subject {
+                service_account: Some(ServiceAccountSubject {
+                    namespace: "ml".into(),
+                    name: a.to_string(),
+                }),
+                oidc: None,
+            })
+            .collect();
+        k
+    };
+    let r = |name: &str| ObjectRef {
+        kind: "ApiKey",
+        namespace: NS.into(),
+        name: name.into(),
+    };
+    let mut compiler = Compiler::new();
+    let mut objects: BTreeMap<ObjectRef, Object> = BTreeMap::new();
+    // Applies the changes, recompiles, checks the result is compiling from scratch's, and returns
+    // the reason of a's and b's verdicts with what changed.
+    let mut step = |changes: Vec<Object>, removed: Option<ObjectRef>| {
+        for object in changes {
+            objects.insert(object.object_ref(), object.clone());
+            compiler.apply(object);
+        }
+        if let Some(gone) = removed {
+            objects.remove(&gone);
+            compiler.remove(&gone);
+        }
+        let changes = compiler.recompile();
+        let all: Vec<Object> = objects.values().cloned().collect();
+        let expected = compile(&all);
+        assert_eq!(compiler.config(), &expected.config);
+        let reason = |name: &str| compiler.result(&r(name)).map(|res| res.outcome.reason());
+        let reasons = (reason("a"), reason("b"));
+        let message = compiler
+            .result(&r("a"))
+            .map(|res| res.outcome.message().to_string());
+        (
+            reasons,
+            message,
+            changes,
+            compiler.config().api_keys.clone(),
+        )
+    };
+    let a_id = crate::compile::subject_key_id(NS, "a");
+    let b_id = crate::compile::subject_key_id(NS, "b");
+
+    let (reasons, ..) = step(
+        vec![
+            by_token("a", &["trainer"]).into(),
+            by_token("b", &["server"]).into(),
+        ],
+        None,
+    );
+    assert_eq!(reasons, (Some(COMPILED), Some(COMPILED)));
+
+    // b comes to grant a's caller as well: neither may take it.
+    let (reasons, message, changes, keys) =
+        step(vec![by_token("b", &["server", "trainer"]).into()], None);
+    assert_eq!(
+        reasons,
+        (Some(OVERLAPPING_SUBJECTS), Some(OVERLAPPING_SUBJECTS))
+    );
+    let message = message.unwrap();
+    assert!(
+        message.contains("spec.subjects[0]") && message.contains("ApiKey default/b"),
+        "{message}"
+    );
+    assert!(keys.is_empty(), "both left the snapshot: {keys:?}");
+    assert_eq!(
+        changes.entries[&Section::ApiKeys],
+        BTreeSet::from([a_id.clone(), b_id.clone()])
+    );
+    assert_eq!(changes.results, BTreeSet::from([r("a"), r("b")]));
+
+    // b lets go of it: both are back, a without being changed itself.
+    let (reasons, _, changes, keys) = step(vec![by_token("b", &["server"]).into()], None);
+    assert_eq!(reasons, (Some(COMPILED), Some(COMPILED)));
+    assert_eq!(keys.len(), 2);
+    assert_eq!(changes.results, BTreeSet::from([r("a"), r("b")]));
+
+    // a, now with a key of its own, also grants b's caller: the key does not settle the clash.
+    let mut a = by_token("a", &["trainer", "server"]);
+    a.spec.secret_ref = ApiKey::test("a").spec.secret_ref;
+    let (reasons, ..) = step(vec![a.into(), key_secret("a", ALICE_KEY)], None);
+    assert_eq!(
+        reasons,
+        (Some(OVERLAPPING_SUBJECTS), Some(OVERLAPPING_SUBJECTS))
+    );
+
+    // b is deleted: a is alone with its callers, filed under its key.
+    let (reasons, _, changes, keys) = step(vec![], Some(r("b")));
+    assert_eq!(reasons, (Some(COMPILED), None));
+    let alice = hash_api_key(ALICE_KEY);
+    assert_eq!(
+        keys.keys().cloned().collect::<Vec<_>>(),
+        vec![alice.clone()]
+    );
+    assert_eq!(keys[&alice].subjects.len(), 2);
+    assert_eq!(changes.entries[&Section::ApiKeys], BTreeSet::from([alice]));
 }

@@ -55,7 +55,7 @@ use crate::{
 };
 
 pub use api_keys::{GENERATED_KEY_SECRET_KEY, MIN_KEY_CHARS, generated_key_secret_name};
-pub use compiler::{Applied, Changes, Compiler};
+pub use compiler::{Applied, Changes, Compiler, Held};
 use reason::*;
 pub use subjects::subject_key_id;
 
@@ -148,8 +148,14 @@ pub fn compile_trusting(objects: &[Object], issuers: Vec<IssuerConfig>) -> Compi
 
 /// [`compile`], taking the objects rather than copying them.
 pub fn compile_owned(objects: Vec<Object>) -> Compiled {
+    compile_owned_trusting(objects, Vec::new())
+}
+
+/// [`compile_trusting`], taking the objects rather than copying them.
+pub fn compile_owned_trusting(objects: Vec<Object>, issuers: Vec<IssuerConfig>) -> Compiled {
     let copies = copies(&objects);
     let mut compiler = Compiler::new();
+    compiler.set_issuers(issuers);
     for (object, copies) in objects.into_iter().zip(copies) {
         match (object, copies) {
             (_, 0) => {}

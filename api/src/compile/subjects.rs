@@ -1,15 +1,49 @@
 //! ApiKey subjects: each checked as the CRD's CEL rules check it (so compile and `kubectl apply`
 //! agree, `api/tests/crd_cel.rs`), compiled to the snapshot's [`SubjectConfig`], the callers they
 //! grant (for the index that finds two ApiKeys granting one caller), and the notes the key's
-//! status carries about them (an OIDC issuer the routers do not trust).
+//! status carries about them (an OIDC issuer the routers do not trust); and the issuers the
+//! compiler trusts ([`Compiler::set_issuers`]).
 
 use std::collections::BTreeMap;
 
-use super::{Issues, reason::INVALID_SUBJECT};
+use super::{
+    Issues,
+    compiler::{Applied, Compiler},
+    reason::INVALID_SUBJECT,
+};
 use crate::{
     identity::{IssuerConfig, SubjectConfig},
     resources::Subject,
 };
+
+impl Compiler {
+    /// Trusts tokens from `issuers` from the next [`Compiler::recompile`] on (and no others): they
+    /// go into the snapshot, and the ApiKeys with OIDC subjects are settled again (their status
+    /// notes subjects whose issuer is not trusted).
+    pub fn set_issuers(&mut self, issuers: Vec<IssuerConfig>) -> Applied {
+        let next: BTreeMap<String, IssuerConfig> =
+            issuers.into_iter().map(|i| (i.issuer.clone(), i)).collect();
+        if next == self.config.issuers {
+            return Applied::Unchanged;
+        }
+        let gone: Vec<String> = self
+            .config
+            .issuers
+            .keys()
+            .filter(|k| !next.contains_key(*k))
+            .cloned()
+            .collect();
+        for issuer in gone {
+            self.put::<IssuerConfig>(&issuer, None);
+        }
+        for (issuer, config) in next {
+            self.put(&issuer, Some(config));
+        }
+        let with_subjects = self.index.keys_with_subjects().cloned().collect::<Vec<_>>();
+        self.dirty.api_keys.extend(with_subjects);
+        Applied::Changed
+    }
+}
 
 /// Where a key reached by subjects alone (no `secretRef`) is filed in the snapshot's `apiKeys`:
 /// `subjects:<namespace>/<name>`, which no key's hash can equal (a hash is 64 hex digits), so no

@@ -18,6 +18,8 @@ use super::{RouterConfig, Section};
 pub struct SnapshotText {
     /// Per section (in [`Section::ALL`] order): key → `"key":value`, ready to splice.
     sections: [BTreeMap<Arc<str>, Arc<str>>; 5],
+    /// Bytes of JSON the entries take (each with its separating comma).
+    bytes: usize,
 }
 
 fn fragment<V: Serialize>(key: &str, value: &V) -> Arc<str> {
@@ -80,24 +82,18 @@ impl SnapshotText {
                 Section::Budgets => config.budgets.get(key).map(|v| fragment(key, v)),
                 Section::Issuers => config.issuers.get(key).map(|v| fragment(key, v)),
             };
-            match value {
-                Some(v) => {
-                    map.insert(key.into(), v);
-                }
-                None => {
-                    map.remove(key);
-                }
-            }
+            let added = value.as_ref().map_or(0, |v| v.len() + 1);
+            let removed = match value {
+                Some(v) => map.insert(key.into(), v),
+                None => map.remove(key),
+            };
+            self.bytes = self.bytes + added - removed.map_or(0, |v| v.len() + 1);
         }
     }
 
     /// Bytes of JSON the entries take.
     pub fn len(&self) -> usize {
-        self.sections
-            .iter()
-            .flat_map(|s| s.values())
-            .map(|v| v.len() + 1)
-            .sum()
+        self.bytes
     }
 
     /// Whether there are no entries.
@@ -268,5 +264,79 @@ mod tests {
         assert_eq!(delta.routes.upsert["model-3"].retry.attempts, 4);
         assert!(delta.providers.upsert.is_empty() && delta.budgets.remove.is_empty());
         assert_eq!(text, SnapshotText::of(&after));
+    }
+
+    #[test]
+    fn trusted_issuers_and_subjects_travel_in_shards_and_deltas() {
+        use crate::{
+            Compiler,
+            identity::{IssuerConfig, KeySource},
+            resources::{ApiKey, ServiceAccountSubject, Subject},
+            snapshot::SnapshotDigest,
+        };
+        let issuer = |kid: &str| IssuerConfig {
+            issuer: "https://k8s.example".into(),
+            audiences: vec!["switchboard".into()],
+            keys: KeySource::Jwks(serde_json::json!({"keys": [{"kid": kid}]})),
+        };
+        let mut compiler = Compiler::new();
+        for object in scale::objects(&Scale::keys(50)) {
+            compiler.apply(object);
+        }
+        let mut by_token = ApiKey::test("trainer");
+        by_token.spec.secret_ref = None;
+        by_token.spec.subjects = vec![Subject {
+            service_account: Some(ServiceAccountSubject {
+                namespace: "ml".into(),
+                name: "trainer".into(),
+            }),
+            oidc: None,
+        }];
+        compiler.apply(by_token.into());
+        compiler.set_issuers(vec![issuer("a")]);
+        compiler.recompile();
+        let mut running = compiler.config().clone();
+        running.version = 1;
+        let mut text = SnapshotText::of(&running);
+        let mut digest = SnapshotDigest::of(&running);
+
+        // Sharded: every shard merged gives the issuer and the key's subjects back.
+        let mut merged = RouterConfig::default();
+        for i in 0..4 {
+            let shard: SnapshotShard = serde_json::from_str(&text.shard(i, 4)).unwrap();
+            shard.merge_into(&mut merged).unwrap();
+        }
+        assert_eq!(merged.issuers, running.issuers);
+        assert_eq!(merged.api_keys, running.api_keys);
+        assert_eq!(merged.content_hash(), running.hash);
+
+        // The keys rotate, then the issuer is no longer trusted: each change is a delta that
+        // gives a router exactly the compiler's snapshot, and the text stays the snapshot's.
+        for (version, issuers) in [(2, vec![issuer("b")]), (3, vec![])] {
+            compiler.set_issuers(issuers);
+            let changes = compiler.recompile();
+            assert_eq!(
+                changes.entries.keys().copied().collect::<Vec<_>>(),
+                vec![Section::Issuers],
+                "subject notes change verdicts, not the snapshot's keys"
+            );
+            for (section, keys) in &changes.entries {
+                text.update(compiler.config(), *section, keys.iter().map(String::as_str));
+            }
+            let hash = compiler.config().hash.clone();
+            let json = text.delta(
+                (version - 1, &running.hash),
+                (version, &hash),
+                &changes.entries,
+            );
+            let delta: SnapshotDelta = serde_json::from_str(&json).unwrap();
+            delta.apply(&mut running, &mut digest).unwrap();
+            let mut expected = compiler.config().clone();
+            expected.version = version;
+            assert_eq!(running, expected);
+            assert_eq!(text, SnapshotText::of(&expected));
+            assert_eq!(text.len(), SnapshotText::of(&expected).len());
+        }
+        assert!(running.issuers.is_empty());
     }
 }

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use switchboard_api::{
-    Object, RouterConfig, compile_trusting, parse_manifests, snapshot::IssuerConfig,
+    Object, RouterConfig, compile::compile_owned_trusting, parse_manifests, snapshot::IssuerConfig,
 };
 
 use super::{
@@ -123,7 +123,7 @@ pub fn compile_manifests(
     issuers: Vec<IssuerConfig>,
 ) -> anyhow::Result<(RouterConfig, Vec<ObjectStatus>)> {
     let objects = read_objects(paths, namespace)?;
-    let compiled = compile_trusting(&objects, issuers);
+    let compiled = compile_owned_trusting(objects, issuers);
     let statuses: Vec<ObjectStatus> = compiled
         .results
         .iter()
