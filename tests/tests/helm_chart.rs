@@ -790,11 +790,13 @@ fn probes_ports_and_flags_are_the_binaries_own() {
             );
         }
 
-        // Every flag the template passes exists in the binary's Cli.
+        // Every flag the template passes exists in the binary's Cli (a field of its name, or one
+        // named apart with `long = "<flag>"`).
         for flag in template_flags(&template) {
             let field = flag.replace('-', "_");
             assert!(
-                cli.contains(&format!("pub {field}:")),
+                cli.contains(&format!("pub {field}:"))
+                    || cli.contains(&format!("long = \"{flag}\"")),
                 "{} passes --{flag}, which {} does not define",
                 b.deployment,
                 b.cli
