@@ -194,6 +194,10 @@ async fn a_service_account_token_is_admitted_and_spends_on_its_own_key_and_budge
 
     let resp = s.chat(&token).await;
     assert_eq!(resp.status(), 200);
+    let generation = resp.headers()["x-generation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["usage"]["cost"].as_f64(), Some(0.000005));
     // The same caller with an RS256 token, through x-api-key on the Messages API.
@@ -213,6 +217,21 @@ async fn a_service_account_token_is_admitted_and_spends_on_its_own_key_and_budge
         data["label"], "",
         "no key prefix for a key reached by subjects"
     );
+    // The usage record says who called (never the token).
+    let resp = s
+        .http
+        .get(s.url(&format!("/api/v1/generation?id={generation}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let record: Value = resp.json().await.unwrap();
+    assert_eq!(
+        record["data"]["identity"],
+        json!({"issuer": s.issuer.url, "subject": "system:serviceaccount:ml:trainer"})
+    );
+    assert!(!record.to_string().contains(&token));
     let other = s.key_info(STATIC_KEY).await;
     assert_eq!(other["identity"], Value::Null);
     assert_eq!(other["budgets"][0]["name"], "default/static");

@@ -92,6 +92,8 @@ fn record(i: i64, at_ms: i64) -> UsageRecord {
             _ => vec!["prod".into(), "batch".into()],
         },
         app: Some(format!("app-{}", key % APPS)),
+        caller_issuer: None,
+        caller_subject: None,
         model: format!("model-{model}"),
         served_model: Some(format!("model-{model}")),
         provider: Some(format!("provider-{}", model % PROVIDERS)),

@@ -462,6 +462,8 @@ impl Access {
             user: attribution.user,
             tags: attribution.tags,
             app: attribution.app,
+            caller_issuer: self.identity.as_ref().map(|i| i.issuer.clone()),
+            caller_subject: self.identity.as_ref().map(|i| i.subject.clone()),
             model: std::mem::take(&mut self.model),
             served_model: self.served_model.take(),
             provider: self.provider.clone(),

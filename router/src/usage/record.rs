@@ -1,7 +1,8 @@
 //! The usage record: one per generation request (chat, messages, embeddings and every endpoint
 //! that starts its record with `ingress::intake::begin`), built once from the access record when
 //! it drops and shared, behind an `Arc`, by the in-memory generation store and the usage store's
-//! writer. It carries no prompt or completion content.
+//! writer. It carries no prompt or completion content unless a key or route opts in, and of a
+//! caller with a token only who it is (issuer and subject), never the token.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -35,6 +36,12 @@ pub struct UsageRecord {
     /// Calling app (`X-Title`, else `HTTP-Referer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
+    /// Who called, when it called with a token: the token's issuer (`iss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_issuer: Option<String>,
+    /// Who called, when it called with a token: the token's subject (`sub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_subject: Option<String>,
     /// Public model asked for (`unknown` when the request named none that is configured).
     pub model: String,
     /// Public model that served (differs from `model` after a model fallback).
@@ -122,6 +129,10 @@ impl UsageRecord {
             "tags": self.tags,
             "app": self.app,
         });
+        // Who called with a token; the field is absent for a static key.
+        if let Some(subject) = &self.caller_subject {
+            data["identity"] = json!({"issuer": self.caller_issuer, "subject": subject});
+        }
         // Content only when the key or route opted in: the field is absent otherwise.
         if let Some(input) = &self.input {
             data["input"] = json!(input);
@@ -178,6 +189,8 @@ pub(crate) mod tests {
             user: Some("alice".into()),
             tags: vec!["prod".into(), "batch".into()],
             app: Some("Support Bot".into()),
+            caller_issuer: Some("https://kubernetes.default.svc".into()),
+            caller_subject: Some("system:serviceaccount:ml:trainer".into()),
             model: "smart".into(),
             served_model: Some("openai/gpt-4o".into()),
             provider: Some("openai".into()),
@@ -220,6 +233,8 @@ pub(crate) mod tests {
             user: None,
             tags: vec![],
             app: None,
+            caller_issuer: None,
+            caller_subject: None,
             served_model: None,
             provider: None,
             upstream_model: None,
@@ -229,9 +244,10 @@ pub(crate) mod tests {
         };
         let line = serde_json::to_string(&bare).unwrap();
         assert!(
-            !line.contains("tags") && !line.contains("provider"),
+            !line.contains("tags") && !line.contains("provider") && !line.contains("caller"),
             "{line}"
         );
+        assert!(bare.render(false).get("identity").is_none());
         assert_eq!(serde_json::from_str::<UsageRecord>(&line).unwrap(), bare);
     }
 
@@ -272,6 +288,11 @@ pub(crate) mod tests {
         assert_eq!(data["total_cost"], "0.0012345");
         assert_eq!(data["created_at"], 1_760_000_000);
         assert!(data.get("api_key").is_none());
+        assert_eq!(
+            data["identity"],
+            json!({"issuer": "https://kubernetes.default.svc",
+                   "subject": "system:serviceaccount:ml:trainer"})
+        );
         let admin = sample("gen-1", 0).render(true);
         assert_eq!(admin["api_key"], "default/main");
         assert_eq!(admin["requested_model"], "smart");

@@ -79,8 +79,8 @@ const RECORD_COLUMNS: &str = "generation_id, created_at, endpoint, key_id, team,
      app, model, served_model, provider, upstream_model, attempts, prompt_tokens, \
      completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, status, \
      error_code, finish_reason, streamed, latency_ms, ttft_ms, usage_anomaly, input_content, \
-     output_content";
-const RECORD_WIDTH: usize = 28;
+     output_content, caller_issuer, caller_subject";
+const RECORD_WIDTH: usize = 30;
 
 /// Rollup totals columns, in [`Totals`]' order.
 pub(crate) const TOTALS: [&str; 9] = [
@@ -479,6 +479,8 @@ fn bind_record<'q>(q: AnyQuery<'q>, r: &'q UsageRecord) -> AnyQuery<'q> {
         .bind(r.usage_anomaly.as_deref())
         .bind(r.input.as_deref())
         .bind(r.output.as_deref())
+        .bind(r.caller_issuer.as_deref())
+        .bind(r.caller_subject.as_deref())
 }
 
 fn bind_rollup<'q>(

@@ -201,8 +201,8 @@ pub fn activity_sql(q: &ActivityQuery) -> Sql {
 const RECORD_SELECT: &str = "SELECT generation_id, created_at, endpoint, key_id, team, end_user, \
      tags, app, model, served_model, provider, upstream_model, attempts, prompt_tokens, \
      completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, status, \
-     error_code, finish_reason, streamed, latency_ms, ttft_ms, usage_anomaly, input_content, output_content \
-     FROM usage_records";
+     error_code, finish_reason, streamed, latency_ms, ttft_ms, usage_anomaly, input_content, output_content, \
+     caller_issuer, caller_subject FROM usage_records";
 
 /// The SQL of a page of generations: newest first, keyset-paginated on
 /// `(created_at, generation_id)` (an index), never `OFFSET`.
@@ -293,6 +293,8 @@ fn record(row: &AnyRow) -> Result<UsageRecord, StoreError> {
             .map(|t| t.split(',').map(str::to_string).collect())
             .unwrap_or_default(),
         app: text("app")?,
+        caller_issuer: text("caller_issuer")?,
+        caller_subject: text("caller_subject")?,
         model: row.try_get("model")?,
         served_model: text("served_model")?,
         provider: text("provider")?,
