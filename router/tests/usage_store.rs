@@ -73,7 +73,9 @@ fn record(i: usize, created_at_ms: i64) -> UsageRecord {
             _ => vec!["prod".into(), "batch".into()],
         },
         app: i.is_multiple_of(7).then(|| "Support, \"Bot\"".into()),
-        caller_issuer: i.is_multiple_of(6).then(|| "https://kubernetes.default.svc".into()),
+        caller_issuer: i
+            .is_multiple_of(6)
+            .then(|| "https://kubernetes.default.svc".into()),
         caller_subject: i
             .is_multiple_of(6)
             .then(|| format!("system:serviceaccount:ml:sa-{}", i % 4)),

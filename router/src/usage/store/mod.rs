@@ -548,7 +548,7 @@ mod tests {
         assert_eq!(RECORD_COLUMNS.split(',').count(), RECORD_WIDTH);
         assert!(
             insert_sql(1, true)
-                .ends_with("$28) ON CONFLICT (generation_id) DO NOTHING RETURNING generation_id")
+                .ends_with("$30) ON CONFLICT (generation_id) DO NOTHING RETURNING generation_id")
         );
         assert!(insert_sql(1, false).ends_with("DO NOTHING"));
         assert!(existing_sql(3).ends_with("IN ($1, $2, $3)"));
