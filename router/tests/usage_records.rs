@@ -529,7 +529,16 @@ async fn a_postgres_outage_mid_load_loses_and_duplicates_nothing() {
     let counts = pg_rows_when(&pg, n, Duration::from_secs(60)).await;
     assert_eq!(counts, (n, n, n), "rows, distinct rows, rollup requests");
     assert_eq!(pg_ids(&pg).await, sent.into_iter().collect::<HashSet<_>>());
-    let metrics = router.metrics().await;
+    // The last replayed rows are in before the writer truncates the spill file and sets the
+    // gauge: wait for that (briefly) rather than race it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = router.metrics().await;
+        if metrics.contains("switchboard_usage_spill_bytes 0") || Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(
         stage(&metrics, "spilled") > 0,
         "records spilled during the outage"
@@ -537,7 +546,10 @@ async fn a_postgres_outage_mid_load_loses_and_duplicates_nothing() {
     assert_eq!(stage(&metrics, "replayed"), stage(&metrics, "spilled"));
     assert_eq!(stage(&metrics, "dropped"), 0);
     assert!(metrics.contains("switchboard_usage_store_up 1"));
-    assert!(metrics.contains("switchboard_usage_spill_bytes 0"));
+    assert!(
+        metrics.contains("switchboard_usage_spill_bytes 0"),
+        "{metrics}"
+    );
     usage.shutdown().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
