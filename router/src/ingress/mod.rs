@@ -13,3 +13,4 @@ pub mod key;
 pub mod messages;
 pub mod models;
 pub mod pipeline;
+pub mod responses;
