@@ -21,6 +21,7 @@ use crate::{
 pub fn app(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(ingress::chat::handle))
+        .route("/completions", post(ingress::completions::handle))
         .route("/embeddings", post(ingress::embeddings::handle))
         .route("/messages", messages(post(ingress::messages::handle)))
         .route(

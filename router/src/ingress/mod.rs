@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod chat;
 pub mod completion;
+pub mod completions;
 pub mod embeddings;
 pub mod fallback;
 pub mod generation;
