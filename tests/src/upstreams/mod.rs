@@ -1,7 +1,8 @@
 //! Mock model upstreams for the coding-agent and SDK tests, speaking the real wire formats as
 //! captured from the APIs the clients were built against (see `docs/migration.md`): OpenAI
-//! Responses at `POST /v1/responses` ([`responses`]) and Anthropic Messages at
-//! `POST /v1/messages` ([`anthropic`]), JSON or SSE as asked.
+//! Responses at `POST /v1/responses` ([`responses`]), Anthropic Messages at `POST /v1/messages`
+//! ([`anthropic`]) and OpenAI-compatible Chat Completions at `POST /v1/chat/completions`
+//! ([`chat`]), JSON or SSE as asked.
 //!
 //! The "model" is a fixed policy, the same for both formats:
 //! - a conversation that already holds a tool result gets the final text [`FINAL_TEXT`];
@@ -18,6 +19,7 @@
 //! every answer, and every request is recorded for the test to inspect.
 
 pub mod anthropic;
+pub mod chat;
 pub mod responses;
 
 use std::sync::{Arc, Mutex};
@@ -78,6 +80,7 @@ impl Upstream {
         let app = Router::new()
             .route("/v1/responses", post(answer))
             .route("/v1/messages", post(answer))
+            .route("/v1/chat/completions", post(answer))
             .with_state(st.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -119,6 +122,9 @@ async fn answer(State(st): State<St>, uri: Uri, headers: HeaderMap, body: Bytes)
     if header("authorization") != format!("Bearer {}", st.key) {
         let e = json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}});
         return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+    }
+    if uri.path() == "/v1/chat/completions" {
+        return chat::answer(&body);
     }
     responses::answer(&body)
 }

@@ -4,6 +4,8 @@
 //! `response.in_progress`, per item `output_item.added`, its deltas and `.done` events,
 //! `output_item.done`, then `response.completed` with usage).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -114,8 +116,8 @@ fn output(body: &Value) -> Vec<Value> {
     items
 }
 
-/// The `response` object with `output` and `status`.
-fn response(body: &Value, output: Vec<Value>, status: &str) -> Value {
+/// The `response` object `id` with `output` and `status`.
+fn response(body: &Value, id: &str, output: Vec<Value>, status: &str) -> Value {
     let usage = (status == "completed").then(|| {
         let input = input_tokens(body);
         json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
@@ -123,7 +125,7 @@ fn response(body: &Value, output: Vec<Value>, status: &str) -> Value {
                "total_tokens": input + OUTPUT_TOKENS})
     });
     json!({
-        "id": "resp_mock0123456789", "object": "response", "created_at": 1_796_613_572,
+        "id": id, "object": "response", "created_at": 1_796_613_572,
         "status": status, "background": false,
         "completed_at": if status == "completed" { json!(1_796_613_573) } else { Value::Null },
         "error": null, "incomplete_details": null, "instructions": body["instructions"],
@@ -252,20 +254,23 @@ fn item_events(item: &Value, index: usize, events: &mut Vec<(String, Value)>) {
     );
 }
 
-/// Answers a Responses request.
+/// Answers a Responses request; each answer has its own id (`resp_mock<n>`).
 pub fn answer(body: &Value) -> Response {
+    static ANSWERS: AtomicU64 = AtomicU64::new(0);
+    let id = format!("resp_mock{:06}", ANSWERS.fetch_add(1, Ordering::SeqCst));
     let out = output(body);
     if body["stream"] != true {
-        return axum::Json(response(body, out, "completed")).into_response();
+        return axum::Json(response(body, &id, out, "completed")).into_response();
     }
+    let opening = response(body, &id, vec![], "in_progress");
     let mut events = vec![
         (
             "response.created".to_string(),
-            json!({"type": "response.created", "response": response(body, vec![], "in_progress")}),
+            json!({"type": "response.created", "response": opening}),
         ),
         (
             "response.in_progress".to_string(),
-            json!({"type": "response.in_progress", "response": response(body, vec![], "in_progress")}),
+            json!({"type": "response.in_progress", "response": opening}),
         ),
     ];
     for (i, item) in out.iter().enumerate() {
@@ -273,7 +278,7 @@ pub fn answer(body: &Value) -> Response {
     }
     events.push((
         "response.completed".into(),
-        json!({"type": "response.completed", "response": response(body, out, "completed")}),
+        json!({"type": "response.completed", "response": response(body, &id, out, "completed")}),
     ));
     for (n, (_, data)) in events.iter_mut().enumerate() {
         data["sequence_number"] = json!(n);
