@@ -132,9 +132,9 @@ async fn a_native_target_gets_the_request_as_sent_and_the_answer_gains_cost() {
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("x-switchboard-dropped-tools").is_none());
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(
-        v["id"], "resp_mock0123456789",
-        "the upstream's object, passed on"
+    assert!(
+        v["id"].as_str().unwrap().starts_with("resp_mock"),
+        "the upstream's object, passed on: {v}"
     );
     assert_eq!(v["provider"], "oai");
     let seen = up.seen();
