@@ -17,6 +17,7 @@ const UPSTREAM_KEY: &str = "sk-upstream-responses-0123456789";
 
 fn manifests(up: &Upstream, budgets: &str) -> String {
     let url = up.url();
+    let root = format!("http://{}", up.addr);
     format!(
         r#"apiVersion: v1
 kind: Secret
@@ -50,6 +51,20 @@ spec:
   baseURL: {url}
   credentials: {{secretRef: {{name: s, key: up}}}}
   models: [{{name: claude-x, pricing: {{inputUSDPerMillion: "3", outputUSDPerMillion: "15"}}, capabilities: [tools, jsonSchema, reasoning]}}]
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Provider
+metadata: {{name: azure}}
+spec:
+  type: azureOpenAI
+  baseURL: {root}
+  credentials: {{secretRef: {{name: s, key: up}}}}
+  models: [{{name: my-deployment, pricing: {{inputUSDPerMillion: "1", outputUSDPerMillion: "4"}}}}]
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: azure}}
+spec: {{model: azure/gpt, targets: [{{provider: azure, model: my-deployment}}]}}
 ---
 apiVersion: switchboard.dev/v1alpha1
 kind: ModelRoute
@@ -154,6 +169,31 @@ async fn a_native_target_gets_the_request_as_sent_and_the_answer_gains_cost() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn azure_openai_gets_responses_at_its_v1_api() {
+    let (up, router) = start("").await;
+    let resp = post(
+        &router,
+        KEY,
+        json!({"model": "azure/gpt", "input": "hi", "stream": true}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let ev = events(&resp.text().await.unwrap());
+    let (kind, done) = ev.last().unwrap();
+    assert_eq!(kind, "response.completed");
+    assert_eq!(done["response"]["provider"], "azure");
+    assert!(done["response"]["usage"]["cost"].as_f64().unwrap() > 0.0);
+    let seen = &up.seen()[0];
+    assert_eq!(seen.path, "/openai/v1/responses");
+    assert_eq!(seen.headers["api-key"], UPSTREAM_KEY);
+    assert!(seen.headers.get("authorization").is_none());
+    assert_eq!(
+        seen.body["model"], "my-deployment",
+        "the deployment, in the body"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_translating_target_answers_a_response_object() {
     let (up, router) = start("").await;
     let resp = post(
@@ -181,6 +221,16 @@ async fn a_translating_target_answers_a_response_object() {
     assert_eq!(seen[0].path, "/v1/messages");
     assert_eq!(seen[0].body["system"][0]["text"], "Be brief.");
     assert_eq!(seen[0].body["max_tokens"], 300);
+    // The same access record as chat, labelled `responses`.
+    let metrics = router.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("switchboard_requests_total{")
+                && l.contains(r#"endpoint="responses""#)
+                && l.contains(r#"status="200""#)),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,8 @@
 //! captured from the APIs the clients were built against (see `docs/migration.md`): OpenAI
 //! Responses at `POST /v1/responses` ([`responses`]), Anthropic Messages at `POST /v1/messages`
 //! ([`anthropic`]) and OpenAI-compatible Chat Completions at `POST /v1/chat/completions`
-//! ([`chat`]), JSON or SSE as asked.
+//! ([`chat`]), JSON or SSE as asked; Azure OpenAI's v1 Responses at
+//! `POST /openai/v1/responses` (key in `api-key`).
 //!
 //! The "model" is a fixed policy, the same for both formats:
 //! - a conversation that already holds a tool result gets the final text [`FINAL_TEXT`];
@@ -81,6 +82,7 @@ impl Upstream {
             .route("/v1/responses", post(answer))
             .route("/v1/messages", post(answer))
             .route("/v1/chat/completions", post(answer))
+            .route("/openai/v1/responses", post(answer))
             .with_state(st.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -119,7 +121,9 @@ async fn answer(State(st): State<St>, uri: Uri, headers: HeaderMap, body: Bytes)
         }
         return anthropic::answer(&body);
     }
-    if header("authorization") != format!("Bearer {}", st.key) {
+    // Azure OpenAI's v1 API: the key in `api-key`.
+    let azure = uri.path().starts_with("/openai/") && header("api-key") == st.key;
+    if header("authorization") != format!("Bearer {}", st.key) && !azure {
         let e = json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}});
         return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
     }
