@@ -157,7 +157,8 @@ mod tests {
             .await
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["error"]["code"], "internal_error");
+        assert_eq!(v["error"]["code"], 500);
+        assert_eq!(v["error"]["metadata"]["error_code"], "internal_error");
         assert_eq!(v["error"]["type"], "api_error");
         assert!(
             state.metrics.render().contains(

@@ -23,6 +23,7 @@ use switchboard_e2e::{
     upstreams::Upstream,
 };
 use switchboard_router::{
+    pricing::{Usage, reported::UsageBounds},
     providers::native::SseEvent,
     server,
     state::Settings,
@@ -385,16 +386,30 @@ fn text(frames: Vec<axum::body::Bytes>) -> String {
         .collect()
 }
 
+/// Bounds for the relays below: the cut streams are billed within them.
+fn bounds() -> UsageBounds {
+    UsageBounds {
+        prompt: Some(1000),
+        completion: 100,
+        cap_nanos: 1_000_000_000,
+        worst: Usage {
+            prompt_tokens: 1000,
+            completion_tokens: 100,
+            ..Usage::default()
+        },
+    }
+}
+
 /// The failure events the relays write when a stream breaks after its first byte.
 fn failures() -> Vec<Sample> {
-    let mut chat = StreamRelay::new("p", Default::default(), 3, "m");
+    let mut chat = StreamRelay::new("p", Default::default(), bounds(), 3, "m");
     let mut out = Vec::new();
     chat.on_data(
         r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#,
         &mut out,
     );
     chat.on_eof(&mut out);
-    let mut responses = ResponsesRelay::new("p", Default::default(), 3, "m");
+    let mut responses = ResponsesRelay::new("p", Default::default(), bounds(), 3, "m");
     let mut events = Vec::new();
     for data in [
         r#"{"type":"response.created","response":{"id":"resp_1","object":"response","created_at":1,"model":"m","output":[],"parallel_tool_calls":true,"tool_choice":"auto","tools":[],"status":"in_progress"},"sequence_number":0}"#,

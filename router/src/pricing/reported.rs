@@ -416,6 +416,12 @@ pub fn usage_json(bill: &Bill, reported: Option<&RawValue>) -> String {
     }
 }
 
+/// The Responses `usage` object for `usage` billed at `cost` (a translated answer's, priced by
+/// the chat pipeline).
+pub fn responses_usage_of(usage: &Usage, cost: Decimal) -> String {
+    usage_normalised(None, &responses_counts(usage), cost)
+}
+
 /// [`usage_json`] in the Responses API's `usage` fields.
 pub fn responses_usage_json(bill: &Bill, reported: Option<&RawValue>) -> String {
     let counts = responses_counts(&bill.usage);

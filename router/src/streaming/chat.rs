@@ -330,8 +330,9 @@ impl Relay for StreamRelay {
             &json!({
                 "message": DRAIN_CUT_MESSAGE,
                 "type": "api_error",
-                "code": "server_shutting_down",
-                "param": null
+                "code": 503,
+                "param": null,
+                "metadata": {"error_code": "server_shutting_down"}
             }),
             out,
         );

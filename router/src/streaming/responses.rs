@@ -363,7 +363,7 @@ mod tests {
         UsageBounds {
             prompt: Some(1000),
             completion: 100,
-            cap_nanos: 1_000_000,
+            cap_nanos: 10_000_000,
             worst: Usage {
                 prompt_tokens: 1000,
                 completion_tokens: 100,
@@ -458,7 +458,8 @@ mod tests {
         assert_eq!(usage["clamped"]["reason"], "input_tokens negative", "{t}");
         assert_eq!(usage["clamped"]["reported"]["input_tokens"], -3, "{t}");
         let bill = r.final_bill();
-        assert_eq!(bill.nanos, 1_200);
+        // 1000 input tokens at $1/M, 100 output at $2/M.
+        assert_eq!(bill.nanos, 1_200_000);
         assert!(bill.anomaly.is_some());
     }
 

@@ -5,7 +5,9 @@
 //! `stream`, `stream_options` and Switchboard's extensions carry over. What chat cannot express
 //! — several prompts, token prompts, `suffix`, `logprobs`, `best_of` — makes the request
 //! untranslatable: only a target that speaks completions (`openai`, `openaiCompatible`) serves
-//! it, and a translating one refuses it with a 400.
+//! it, and a translating one refuses it with a 400; its chat view then only describes the request
+//! to admission ([`crate::budgets::bounds::RequestBounds`]), so it keeps the suffix in the prompt
+//! and `best_of` (times the prompts).
 //!
 //! Answer: each chat choice's text (after the prompt when `echo`) is a `text_completion` choice;
 //! a stream's chunks become `text_completion` chunks, its usage chunk and `[DONE]` kept.
@@ -89,17 +91,30 @@ pub fn chat_view(body: &RawObject) -> Result<ChatView, ApiError> {
         }
     }
     let prompt = prompts.join("\n");
+    // A request only a completions target serves keeps its chat view for admission alone: the
+    // suffix is prompt too, and `best_of` answers are generated (and billed) upstream.
+    let suffix = get(body, "suffix")
+        .and_then(|s| s.as_str().map(str::to_string))
+        .filter(|_| !why.is_empty())
+        .unwrap_or_default();
     chat.set(
         "messages",
-        &json!([{"role": "user", "content": prompt.clone()}]),
+        &json!([{"role": "user", "content": format!("{prompt}{suffix}")}]),
     );
     if get(body, "max_tokens").is_none() {
         chat.set("max_tokens", &16);
     }
-    if prompts.len() > 1 {
+    let per_prompt = u64::try_from(prompts.len()).unwrap_or(u64::MAX);
+    if per_prompt > 1 {
         // One answer per prompt: admission reserves for all of them.
         let n = get(body, "n").and_then(|n| n.as_u64()).unwrap_or(1);
-        chat.set("n", &(n * prompts.len() as u64));
+        chat.set("n", &n.saturating_mul(per_prompt));
+    }
+    if let Some(best_of) = get(body, "best_of")
+        .and_then(|b| b.as_u64())
+        .filter(|b| *b > 1)
+    {
+        chat.set("best_of", &best_of.saturating_mul(per_prompt));
     }
     Ok(ChatView {
         body: chat,
@@ -238,7 +253,18 @@ mod tests {
         );
         let body: Value = serde_json::from_slice(&v.body.to_vec()).unwrap();
         assert_eq!(body["n"], 4, "admission reserves for every answer");
+        assert_eq!(
+            body["messages"][0]["content"], "a\nbz",
+            "the suffix is prompt too"
+        );
         assert!(chat_view(&RawObject::parse(br#"{"prompt":{}}"#).unwrap()).is_err());
+        let v = view(r#"{"model":"m","prompt":"a","best_of":3,"n":2}"#);
+        assert!(v.untranslatable.unwrap().contains("`best_of`"));
+        let body: Value = serde_json::from_slice(&v.body.to_vec()).unwrap();
+        assert_eq!(
+            body["best_of"], 3,
+            "admission reserves for every answer generated"
+        );
     }
 
     #[test]

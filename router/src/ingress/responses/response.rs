@@ -14,7 +14,14 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json, value::RawValue};
 
 use super::tools::ToolMap;
-use crate::{error::ApiError, json::RawObject, pricing::Usage};
+use crate::{
+    error::ApiError,
+    json::RawObject,
+    pricing::{
+        Usage,
+        reported::{Expect, read_openai, responses_usage_of},
+    },
+};
 
 /// Marks an `encrypted_content` this router wrote (a base64url JSON list of `reasoning_details`).
 pub const REASONING_PREFIX: &str = "sbr1.";
@@ -182,7 +189,7 @@ pub struct Answer {
     /// The chat finish reason.
     pub finish_reason: Option<String>,
     /// The usage and its cost, as the pipeline priced them.
-    pub usage: Option<(Usage, Decimal)>,
+    pub usage: Option<Priced>,
     /// Who served.
     pub provider: Option<Value>,
 }
@@ -197,26 +204,47 @@ impl Answer {
         }
     }
 
-    /// The Responses `usage`, with its `cost`.
+    /// The Responses `usage`, with its `cost` (and `clamped` when the pipeline billed the worst
+    /// case for an unusable report).
     pub fn responses_usage(&self) -> Value {
-        match &self.usage {
-            Some((usage, cost)) => {
-                serde_json::from_str(&usage.responses_json(None, *cost)).expect("valid JSON")
-            }
-            None => Value::Null,
+        let Some(priced) = &self.usage else {
+            return Value::Null;
+        };
+        let mut usage: Value =
+            serde_json::from_str(&responses_usage_of(&priced.usage, priced.cost))
+                .unwrap_or(Value::Null);
+        if let (Some(obj), Some(clamped)) = (usage.as_object_mut(), &priced.clamped) {
+            obj.insert("clamped".into(), clamped.clone());
         }
+        usage
     }
 }
 
-/// A chat `usage` object's counts and its `cost` (read from its exact decimal text).
-pub fn priced_usage(usage: &RawValue) -> Option<(Usage, Decimal)> {
-    let counts = Usage::from_openai(&serde_json::from_str(usage.get()).ok()?)?;
+/// A chat `usage` object as the pipeline priced it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Priced {
+    /// The billed counts.
+    pub usage: Usage,
+    /// Their cost in USD (read from its exact decimal text).
+    pub cost: Decimal,
+    /// Why an unusable report was replaced, and what it was.
+    pub clamped: Option<Value>,
+}
+
+/// A chat `usage` object's counts, `cost` and `clamped`.
+pub fn priced_usage(usage: &RawValue) -> Option<Priced> {
+    let value: Value = serde_json::from_str(usage.get()).ok()?;
+    let counts = read_openai(Some(&value), Expect::Chat).ok()?;
     let cost = RawObject::parse(usage.get().as_bytes())
         .ok()?
         .get("cost")
         .and_then(|c| Decimal::from_str(c.get()).ok())
         .unwrap_or_default();
-    Some((counts, cost))
+    Some(Priced {
+        usage: counts,
+        cost,
+        clamped: value.get("clamped").filter(|c| !c.is_null()).cloned(),
+    })
 }
 
 /// The `response` object for `answer`, with status `status` (its own when `None`).
