@@ -96,13 +96,18 @@ async fn answer(State(script): State<Script>, uri: Uri, body: Bytes) -> Response
         )
     };
     if !stream {
-        let mut v = json!({"id": "c1", "object": object, "created": 1, "model": "m", "choices": [choice]});
+        let mut v =
+            json!({"id": "c1", "object": object, "created": 1, "model": "m", "choices": [choice]});
         if let Some(u) = usage {
             v["usage"] = u;
         }
         return json_response(v);
     }
-    let object = if chat { "chat.completion.chunk" } else { object };
+    let object = if chat {
+        "chat.completion.chunk"
+    } else {
+        object
+    };
     let first = if chat {
         json!({"index": 0, "delta": {"content": TEXT}, "finish_reason": null})
     } else {
@@ -400,7 +405,12 @@ async fn honest_usage_on_responses_and_completions_is_billed_as_reported() {
         for stream in [false, true] {
             let t = w.ask(path, model, stream).await;
             // 20 × $1/M + 3 × $2/M.
-            assert_eq!(t.usage["cost"], json!(0.000026), "{path} {model}: {}", t.usage);
+            assert_eq!(
+                t.usage["cost"],
+                json!(0.000026),
+                "{path} {model}: {}",
+                t.usage
+            );
             assert!(t.usage.get("clamped").is_none(), "{}", t.usage);
             assert_eq!(t.output_tokens, 3);
             assert_eq!(w.generation(&t.id).await["usage_anomaly"], Value::Null);

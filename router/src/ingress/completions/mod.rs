@@ -23,9 +23,10 @@ use super::{
 use crate::{
     error::ApiError,
     observability::access::Access,
+    panics::completions_panic_frame,
     providers::{Native, WireFormat},
     state::AppState,
-    streaming::sse::{PayloadTranslator, sse_response, translate_frames},
+    streaming::sse::{PayloadTranslator, sse_response_ending, translate_frames},
 };
 
 /// Handles `POST /v1/completions`.
@@ -93,8 +94,13 @@ fn answer(out: ChatOutput, echo: Option<String>) -> Response {
             access.finish_after_response();
             json_response(bytes)
         }
-        ChatOutput::Stream(frames) => sse_response(translate_frames(frames, Frames::new(echo))),
-        ChatOutput::NativeStream(_, frames) => sse_response(frames),
+        ChatOutput::Stream(frames) => sse_response_ending(
+            translate_frames(frames, Frames::new(echo)),
+            completions_panic_frame(),
+        ),
+        ChatOutput::NativeStream(_, frames) => {
+            sse_response_ending(frames, completions_panic_frame())
+        }
     }
 }
 

@@ -40,10 +40,11 @@ use crate::{
     error::ApiError,
     json::{RawObject, field},
     observability::access::Access,
+    panics::responses_panic_frame,
     providers::{Native, WireFormat},
     response_store::{ResponseStore, StoredResponse},
     state::AppState,
-    streaming::{frames::FrameStream, sse::sse_response, sse::translate_frames},
+    streaming::{frames::FrameStream, sse::sse_response_ending, sse::translate_frames},
 };
 use request::{ChatView, chat_view, input_items};
 use response::{Context, answer_of, echo, response_object};
@@ -249,9 +250,11 @@ fn answer(state: &Arc<AppState>, out: ChatOutput, prepared: Prepared) -> Respons
         }
         ChatOutput::Stream(frames) => {
             let events = translate_frames(frames, stream::Stream::new(ctx));
-            sse_response(kept_at_end(Box::pin(events), keep))
+            sse_response_ending(kept_at_end(Box::pin(events), keep), responses_panic_frame())
         }
-        ChatOutput::NativeStream(_, frames) => sse_response(kept_at_end(frames, keep)),
+        ChatOutput::NativeStream(_, frames) => {
+            sse_response_ending(kept_at_end(frames, keep), responses_panic_frame())
+        }
     };
     if translated && !view.tools.dropped.is_empty() {
         let dropped = view.tools.dropped.join(", ");
