@@ -2,7 +2,10 @@
 //! `model_providers` entry pointing at the router, as `docs/migration.md` shows — runs `codex exec`
 //! with a plain prompt and with a shell tool round trip, through an `openai` target (Responses
 //! passed through natively to a mock speaking OpenAI's event stream) and through an `anthropic`
-//! target (translated; a mock speaking Anthropic Messages), each under a Budget. Codex's default
+//! target (translated; a mock speaking Anthropic Messages), each under a $1 Budget that admits the
+//! session only with `fitMaxTokens` on (Codex sends no output limit, so the worst case is the
+//! model's 128000 output tokens, $1.28): without fitting its first call gets a 402, with fitting
+//! every call is admitted with a lower limit, said in a header and sent upstream. Codex's default
 //! model (`gpt-6.2-sol`) is the route's name; its default request carries its tools in an
 //! `additional_tools` item, a freeform `exec` tool in the `functions` namespace, reasoning with
 //! `store: false`.
@@ -43,7 +46,12 @@ const UPSTREAM_KEY: &str = "sk-upstream-codex-0123456789";
 const CODEX_DEFAULT_MODEL: &str = "gpt-6.2-sol";
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn manifests(provider_type: &str, model: &str, upstream: &Upstream) -> String {
+fn manifests(provider_type: &str, model: &str, upstream: &Upstream, fit: bool) -> String {
+    let fit = if fit {
+        ", fitMaxTokens: {enabled: true, minTokens: 1024}"
+    } else {
+        ""
+    };
     format!(
         r#"apiVersion: v1
 kind: Secret
@@ -62,7 +70,7 @@ spec:
   type: {provider_type}
   baseURL: {}
   credentials: {{secretRef: {{name: s, key: up}}}}
-  models: [{{name: {model}, maxOutputTokens: 8192, pricing: {{inputUSDPerMillion: "1.25", outputUSDPerMillion: "10"}}}}]
+  models: [{{name: {model}, maxOutputTokens: 128000, pricing: {{inputUSDPerMillion: "1.25", outputUSDPerMillion: "10"}}}}]
 ---
 apiVersion: switchboard.dev/v1alpha1
 kind: ModelRoute
@@ -72,21 +80,26 @@ spec: {{model: {CODEX_DEFAULT_MODEL}, targets: [{{provider: up, model: {model}}}
 apiVersion: switchboard.dev/v1alpha1
 kind: Budget
 metadata: {{name: agents}}
-spec: {{limitUSD: "5", window: monthly, scope: {{team: agents}}}}
+spec: {{limitUSD: "1", window: monthly, scope: {{team: agents}}{fit}}}
 "#,
         upstream.url()
     )
 }
 
-/// A response body being relayed, kept as it passes.
-type Kept = Arc<Mutex<Vec<u8>>>;
+/// A response being relayed: its status, the output limit the router fitted (its
+/// `x-switchboard-max-tokens-fitted` header) and the body, kept as it passes.
+struct Exchange {
+    status: u16,
+    fitted: Option<u64>,
+    body: Arc<Mutex<Vec<u8>>>,
+}
 
-/// A reverse proxy to the router that keeps every response body it relays.
+/// A reverse proxy to the router that keeps every response it relays.
 #[derive(Clone)]
 struct Tap {
     router: String,
     client: reqwest::Client,
-    bodies: Arc<Mutex<Vec<Kept>>>,
+    exchanges: Arc<Mutex<Vec<Exchange>>>,
 }
 
 async fn relay(State(tap): State<Tap>, req: Request<Body>) -> Response {
@@ -101,7 +114,14 @@ async fn relay(State(tap): State<Tap>, req: Request<Body>) -> Response {
     }
     let resp = out.send().await.unwrap();
     let kept = Arc::new(Mutex::new(Vec::new()));
-    tap.bodies.lock().unwrap().push(kept.clone());
+    tap.exchanges.lock().unwrap().push(Exchange {
+        status: resp.status().as_u16(),
+        fitted: resp
+            .headers()
+            .get("x-switchboard-max-tokens-fitted")
+            .and_then(|v| v.to_str().ok()?.parse().ok()),
+        body: kept.clone(),
+    });
     let mut builder = Response::builder().status(resp.status());
     for (k, v) in resp.headers() {
         builder = builder.header(k, v);
@@ -120,7 +140,7 @@ impl Tap {
         let tap = Tap {
             router,
             client: reqwest::Client::new(),
-            bodies: Arc::default(),
+            exchanges: Arc::default(),
         };
         let app = Router::new().fallback(relay).with_state(tap.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -131,10 +151,10 @@ impl Tap {
 
     /// The exact `usage.cost` of every terminal event the router sent.
     fn costs(&self) -> Vec<Decimal> {
-        let bodies = self.bodies.lock().unwrap();
+        let exchanges = self.exchanges.lock().unwrap();
         let mut out = Vec::new();
-        for body in bodies.iter() {
-            let text = String::from_utf8_lossy(&body.lock().unwrap()).into_owned();
+        for e in exchanges.iter() {
+            let text = String::from_utf8_lossy(&e.body.lock().unwrap()).into_owned();
             for frame in text.split("\n\n") {
                 let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
                     continue;
@@ -160,6 +180,16 @@ impl Tap {
 /// Runs `codex exec PROMPT` in its default configuration against `base` (the proxy); its stdout
 /// (the final message).
 async fn codex_exec(codex: &Path, base: &str, prompt: &str) -> String {
+    let (ok, stdout, stderr) = run_codex(codex, base, prompt).await;
+    assert!(
+        ok,
+        "codex exec {prompt:?} failed:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    stdout
+}
+
+/// Runs `codex exec PROMPT` as [`codex_exec`] does: whether it succeeded, its stdout and stderr.
+async fn run_codex(codex: &Path, base: &str, prompt: &str) -> (bool, String, String) {
     let home = tempdir("home");
     let work = tempdir("work");
     let codex_home = home.join(".codex");
@@ -194,15 +224,10 @@ async fn codex_exec(codex: &Path, base: &str, prompt: &str) -> String {
         .expect("codex exec finished in time")
         .expect("codex runs");
     let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "codex exec {prompt:?} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let _ = std::fs::remove_dir_all(&home);
     let _ = std::fs::remove_dir_all(&work);
-    stdout
+    (out.status.success(), stdout, stderr)
 }
 
 fn tempdir(what: &str) -> std::path::PathBuf {
@@ -239,10 +264,21 @@ async fn settled_spend(router: &str, want: Decimal) -> Decimal {
     last
 }
 
-async fn session(codex: &Path, provider_type: &str, upstream_model: &str) -> Upstream {
-    let upstream = Upstream::start(UPSTREAM_KEY).await;
+/// A router on `upstream` (a Provider of `provider_type` serving `model`), its Budget fitting
+/// or not, behind a [`Tap`].
+struct Gateway {
+    /// Serves while held.
+    _router: server::RunningServer,
+    /// The router's URL.
+    api: String,
+    tap: Tap,
+    /// The tap's URL, where Codex is pointed.
+    base: String,
+}
+
+async fn gateway(provider_type: &str, model: &str, upstream: &Upstream, fit: bool) -> Gateway {
     let path = tempdir("manifests").join("m.yaml");
-    std::fs::write(&path, manifests(provider_type, upstream_model, &upstream)).unwrap();
+    std::fs::write(&path, manifests(provider_type, model, upstream, fit)).unwrap();
     let state = switchboard_router::state_from_manifests(&[path], Settings::default()).unwrap();
     let router = server::start(
         state,
@@ -254,10 +290,41 @@ async fn session(codex: &Path, provider_type: &str, upstream_model: &str) -> Ups
     .unwrap();
     let api = format!("http://{}", router.api_addr);
     let (tap, base) = Tap::start(api.clone()).await;
+    Gateway {
+        _router: router,
+        api,
+        tap,
+        base,
+    }
+}
 
-    let plain = codex_exec(codex, &base, "Say hello").await;
+/// Codex's session through `provider_type`: refused by the Budget without fitting, then the
+/// prompt and the tool round trip with fitting on. Returns the upstream of the second.
+async fn session(codex: &Path, provider_type: &str, upstream_model: &str) -> Upstream {
+    let upstream = Upstream::start(UPSTREAM_KEY).await;
+    let refusing = gateway(provider_type, upstream_model, &upstream, false).await;
+    let (ok, _, stderr) = run_codex(codex, &refusing.base, "Say hello").await;
+    assert!(!ok, "{provider_type}: admitted without fitting");
+    let statuses: Vec<u16> = refusing
+        .tap
+        .exchanges
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.status)
+        .collect();
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|s| *s == 402),
+        "{provider_type}: {statuses:?}\n{stderr}"
+    );
+    assert!(upstream.seen().is_empty(), "{provider_type}");
+
+    let upstream = Upstream::start(UPSTREAM_KEY).await;
+    let gw = gateway(provider_type, upstream_model, &upstream, true).await;
+    let (api, tap, base) = (&gw.api, &gw.tap, &gw.base);
+    let plain = codex_exec(codex, base, "Say hello").await;
     assert_eq!(plain, PLAIN_TEXT, "{provider_type}: plain prompt");
-    let tool = codex_exec(codex, &base, "Run the shell command: echo hi").await;
+    let tool = codex_exec(codex, base, "Run the shell command: echo hi").await;
     assert_eq!(tool, FINAL_TEXT, "{provider_type}: tool round trip");
 
     let costs = tap.costs();
@@ -266,10 +333,19 @@ async fn session(codex: &Path, provider_type: &str, upstream_model: &str) -> Ups
         3,
         "{provider_type}: one call for the prompt, two for the round trip"
     );
+    for e in tap.exchanges.lock().unwrap().iter() {
+        assert_eq!(e.status, 200, "{provider_type}");
+        // The $1 Budget covers fewer than the model's 128000 output tokens: fitted.
+        let fitted = e.fitted.expect("a fitted output limit");
+        assert!(
+            (1024..128_000).contains(&fitted),
+            "{provider_type}: {fitted}"
+        );
+    }
     let total: Decimal = costs.iter().sum();
     assert!(total > Decimal::ZERO);
     assert_eq!(
-        settled_spend(&api, total).await,
+        settled_spend(api, total).await,
         total,
         "{provider_type}: the Budget's settled spend is the sum of usage.cost"
     );
@@ -286,6 +362,11 @@ async fn codex_exec_in_its_default_configuration_through_openai_and_anthropic() 
     let up = session(&codex, "openai", "gpt-6.2-sol").await;
     let seen = up.seen();
     assert!(seen.iter().all(|s| s.path == "/v1/responses"));
+    assert!(
+        seen.iter()
+            .all(|s| (1024..128_000).contains(&s.body["max_output_tokens"].as_u64().unwrap())),
+        "the fitted limit went upstream"
+    );
     let call = &seen[1].body;
     assert_eq!(call["store"], false);
     assert_eq!(
@@ -313,6 +394,11 @@ async fn codex_exec_in_its_default_configuration_through_openai_and_anthropic() 
     let up = session(&codex, "anthropic", "claude-x").await;
     let seen = up.seen();
     assert!(seen.iter().all(|s| s.path == "/v1/messages"));
+    assert!(
+        seen.iter()
+            .all(|s| (1024..128_000).contains(&s.body["max_tokens"].as_u64().unwrap())),
+        "the fitted limit went upstream"
+    );
     let tools: Vec<&str> = seen[1].body["tools"]
         .as_array()
         .unwrap()
