@@ -19,6 +19,7 @@ use crate::{
     config::{issuers::TrustedIssuers, runtime::Runtime},
     observability::{generations::GenerationStore, metrics::Metrics},
     providers::clients::{ClientPool, REQUESTS_PER_CLIENT},
+    response_store::{ResponseStore, StoreSettings, memory::MemoryStore},
     routing::health::{Health, HealthPolicy},
     server::connection::ConnectionLimits,
 };
@@ -73,6 +74,8 @@ pub struct Settings {
     pub admin: AdminAuth,
     /// Issuers whose tokens a standalone router trusts.
     pub trusted_issuers: TrustedIssuers,
+    /// How long stored Responses are kept, and the in-process store's size.
+    pub response_store: StoreSettings,
 }
 
 impl Default for Settings {
@@ -86,6 +89,7 @@ impl Default for Settings {
             allow_empty_reload: false,
             admin: AdminAuth::default(),
             trusted_issuers: TrustedIssuers::default(),
+            response_store: StoreSettings::default(),
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct AppState {
     pub settler: Arc<Settler>,
     /// Trusted issuers' keys and the tokens verified, kept across config versions.
     pub tokens: Tokens,
+    /// Stored Responses (`store: true`).
+    pub responses: Arc<dyn ResponseStore>,
     /// Process settings.
     pub settings: Settings,
     /// The live log filter, when this process installed one (the binary does; tests need not).
@@ -130,12 +136,24 @@ impl AppState {
         AppState::with_ledger(settings, LocalLedger::in_memory())
     }
 
-    /// State with no config yet, counting spend in `ledger`.
+    /// State with no config yet, counting spend in `ledger`, storing Responses in process.
     pub fn with_ledger(settings: Settings, ledger: Arc<dyn Ledger>) -> Arc<AppState> {
+        let responses = Arc::new(MemoryStore::new(settings.response_store.clone()));
+        AppState::with_stores(settings, ledger, responses)
+    }
+
+    /// State with no config yet, counting spend in `ledger` and storing Responses in
+    /// `responses`.
+    pub fn with_stores(
+        settings: Settings,
+        ledger: Arc<dyn Ledger>,
+        responses: Arc<dyn ResponseStore>,
+    ) -> Arc<AppState> {
         let metrics = Metrics::new();
         let gauges = metrics.budget_gauges();
         let fetches = metrics.jwks_fetches.clone();
         Arc::new(AppState {
+            responses,
             runtime: ArcSwapOption::empty(),
             tokens: Tokens::new(move |issuer, outcome| {
                 fetches.with_label_values(&[issuer, outcome]).inc()
