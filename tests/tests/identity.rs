@@ -244,7 +244,10 @@ async fn a_service_account_token_is_admitted_and_spends_on_its_own_key_and_budge
     let resp = s.chat(&s.sa_token(&es, "someone-else")).await;
     assert_eq!(resp.status(), 401);
     let err: Value = resp.json().await.unwrap();
-    assert_eq!(err["error"]["code"], "identity_not_granted");
+    assert_eq!(
+        err["error"]["metadata"]["error_code"],
+        "identity_not_granted"
+    );
 
     let metrics = reqwest::get(format!("http://{}/metrics", s.router.admin_addr))
         .await
@@ -339,7 +342,10 @@ async fn bad_tokens_are_401s_in_the_clients_shape_and_record_nothing() {
             err["error"]["type"], "authentication_error",
             "{name}: {err}"
         );
-        assert_eq!(err["error"]["code"], "invalid_token", "{name}: {err}");
+        assert_eq!(
+            err["error"]["metadata"]["error_code"], "invalid_token",
+            "{name}: {err}"
+        );
         assert_eq!(err["error"]["metadata"]["reason"], *reason, "{name}: {err}");
         let message = err["error"]["message"].as_str().unwrap();
         assert!(

@@ -309,7 +309,10 @@ async fn the_operator_ships_the_clusters_issuer_and_a_pods_token_spends_on_its_a
     })
     .await;
     assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "identity_not_granted", "{body}");
+    assert_eq!(
+        body["error"]["metadata"]["error_code"], "identity_not_granted",
+        "{body}"
+    );
 
     let _ = stop.send(true);
     router.shutdown().await;
