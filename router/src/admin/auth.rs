@@ -9,8 +9,9 @@
 //!    admin port sets (oauth2-proxy's `X-Auth-Request-Email`, or `X-Forwarded-Email`). Enable it
 //!    only when nothing but that proxy can reach the port: anyone who can reach it can set the
 //!    header.
-//! 3. (A console session cookie goes here: one more arm of [`AdminAuth::authenticate`] that
-//!    yields an [`Admin`].)
+//! 3. With a token configured, the web console's session cookie (signed with a key derived from
+//!    the token, [`crate::console::session`]): the token, entered once on the console's login
+//!    page.
 //! 4. With no token configured, any caller on the loopback interface (the peer address the
 //!    router's own accept loop saw, [`ConnectInfo`]), and no one else.
 
@@ -26,7 +27,11 @@ use http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    console::session::{self, SessionKey},
+    error::ApiError,
+    state::AppState,
+};
 
 /// Headers an authenticating proxy (oauth2-proxy) sets to the signed-in user's email.
 pub const PROXY_EMAIL_HEADERS: [&str; 2] = ["x-auth-request-email", "x-forwarded-email"];
@@ -38,6 +43,8 @@ pub enum Admin {
     Token,
     /// A user signed in at the authenticating proxy.
     Proxy(String),
+    /// A console session (the token, entered on the login page).
+    Session,
     /// A loopback caller, with no token configured.
     Loopback,
 }
@@ -46,6 +53,7 @@ pub enum Admin {
 #[derive(Clone, Default)]
 pub struct AdminAuth {
     token_sha256: Option<[u8; 32]>,
+    session: Option<SessionKey>,
     trust_proxy_headers: bool,
     /// Whether `/metrics` requires the token too.
     pub protect_metrics: bool,
@@ -64,8 +72,10 @@ impl std::fmt::Debug for AdminAuth {
 impl AdminAuth {
     /// Settings with `token` (if any).
     pub fn new(token: Option<&str>, trust_proxy_headers: bool, protect_metrics: bool) -> AdminAuth {
+        let token_sha256: Option<[u8; 32]> = token.map(|t| Sha256::digest(t.as_bytes()).into());
         AdminAuth {
-            token_sha256: token.map(|t| Sha256::digest(t.as_bytes()).into()),
+            session: token_sha256.as_ref().map(SessionKey::from_token_sha256),
+            token_sha256,
             trust_proxy_headers,
             protect_metrics,
         }
@@ -91,11 +101,26 @@ impl AdminAuth {
 
     /// Whether `headers` carry the admin token as a bearer token (false without one configured).
     pub fn bearer_is_admin(&self, headers: &HeaderMap) -> bool {
-        match (self.token_sha256, bearer(headers)) {
-            (Some(want), Some(presented)) => {
-                let got: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-                bool::from(got.ct_eq(&want))
-            }
+        bearer(headers).is_some_and(|presented| self.is_token(presented))
+    }
+
+    /// Whether `presented` is the admin token (false without one configured), in constant time.
+    pub fn is_token(&self, presented: &str) -> bool {
+        self.token_sha256.is_some_and(|want| {
+            let got: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+            bool::from(got.ct_eq(&want))
+        })
+    }
+
+    /// The key console sessions are signed with (only with a token configured).
+    pub fn session_key(&self) -> Option<&SessionKey> {
+        self.session.as_ref()
+    }
+
+    /// Whether `headers` carry a console session cookie valid at `now` (Unix seconds).
+    fn has_session(&self, headers: &HeaderMap, now: i64) -> bool {
+        match (&self.session, session::cookie(headers, session::COOKIE)) {
+            (Some(key), Some(value)) => key.verify(value, now),
             _ => false,
         }
     }
@@ -113,6 +138,9 @@ impl AdminAuth {
             } else {
                 Err(ApiError::InvalidAdminToken)
             };
+        }
+        if self.has_session(headers, jiff::Timestamp::now().as_second()) {
+            return Ok(Admin::Session);
         }
         if self.trust_proxy_headers
             && let Some(email) = PROXY_EMAIL_HEADERS.iter().find_map(|h| {
@@ -272,6 +300,29 @@ mod tests {
             ("authorization", "Bearer nope"),
         ]);
         assert!(trusted.authenticate(&both, REMOTE).is_err());
+    }
+
+    #[test]
+    fn a_console_session_admits_only_with_its_own_token_configured() {
+        let auth = AdminAuth::new(Some("s3cret-admin"), false, false);
+        let key = auth.session_key().unwrap();
+        let later = jiff::Timestamp::now().as_second() + 60;
+        let cookie = format!("{}={}", session::COOKIE, key.issue(later));
+        let h = headers(&[("cookie", &cookie)]);
+        assert_eq!(auth.authenticate(&h, REMOTE).unwrap(), Admin::Session);
+        // Expired, or signed under another token, or with no token configured: refused.
+        let old = format!("{}={}", session::COOKIE, key.issue(later - 3600));
+        assert!(
+            auth.authenticate(&headers(&[("cookie", &old)]), REMOTE)
+                .is_err()
+        );
+        let other = AdminAuth::new(Some("another-token"), false, false);
+        assert!(other.authenticate(&h, REMOTE).is_err());
+        assert!(AdminAuth::default().session_key().is_none());
+        assert!(matches!(
+            AdminAuth::default().authenticate(&h, REMOTE),
+            Err(ApiError::AdminLoopbackOnly)
+        ));
     }
 
     #[test]
