@@ -5,15 +5,19 @@
 //! 1. The admin bearer token (`--admin-token-file`): `Authorization: Bearer <token>`, compared in
 //!    constant time through its SHA-256 (only the hash is kept in memory; neither is ever
 //!    logged). A wrong token is refused outright.
-//! 2. With `--admin-trust-proxy-headers`: the identity an authenticating proxy in front of the
-//!    admin port sets (oauth2-proxy's `X-Auth-Request-Email`, or `X-Forwarded-Email`). Enable it
-//!    only when nothing but that proxy can reach the port: anyone who can reach it can set the
-//!    header.
-//! 3. With a token configured, the web console's session cookie (signed with a key derived from
+//! 2. With a token configured, the web console's session cookie (signed with a key derived from
 //!    the token, [`crate::console::session`]): the token, entered once on the console's login
-//!    page.
+//!    page. Outside the console (whose own forms check a CSRF token) it admits reads only (`GET`,
+//!    `HEAD`): a change such as `PUT /loglevel` takes the bearer token.
+//! 3. With `--admin-trust-proxy-headers`: the identity an authenticating proxy in front of the
+//!    admin port sets (oauth2-proxy's `X-Auth-Request-Email`, or `X-Forwarded-Email`). Enable it
+//!    only when nothing but that proxy can reach the admin port: anyone who can reach it can set
+//!    the header.
 //! 4. With no token configured, any caller on the loopback interface (the peer address the
-//!    router's own accept loop saw, [`ConnectInfo`]), and no one else.
+//!    router's own accept loop saw, [`ConnectInfo`]) that addressed the router by a loopback name
+//!    (`Host`: `localhost`, `127.0.0.1`, `[::1]`, or none), and no one else. The `Host` check
+//!    keeps out a web page that a local browser loaded from elsewhere and that rebinds its own
+//!    name to 127.0.0.1 (DNS rebinding) to read the console or `/config` as its own origin.
 
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
@@ -157,7 +161,8 @@ impl AdminAuth {
             return Err(ApiError::AdminCredentialRequired);
         }
         match peer {
-            Some(p) if p.ip().is_loopback() => Ok(Admin::Loopback),
+            Some(p) if p.ip().is_loopback() && host_is_loopback(headers) => Ok(Admin::Loopback),
+            Some(p) if p.ip().is_loopback() => Err(ApiError::AdminHostNotLoopback),
             _ => Err(ApiError::AdminLoopbackOnly),
         }
     }
@@ -192,7 +197,32 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The middleware in front of every protected admin route.
+/// Whether the request named a loopback host: `localhost` or a name under `.localhost`, a
+/// loopback IP address (any port), or no `Host` header at all.
+fn host_is_loopback(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::HOST) else {
+        return true;
+    };
+    let Ok(host) = value.to_str() else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((ip, rest)) if rest.is_empty() || rest.starts_with(':') => ip,
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The middleware in front of every protected admin route. A console session admits reads only
+/// here; anything else needs the bearer token (or the proxy, or loopback).
 pub async fn require_admin(
     State(state): State<Arc<AppState>>,
     mut req: Request,
@@ -203,6 +233,9 @@ pub async fn require_admin(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     match state.settings.admin.authenticate(req.headers(), peer) {
+        Ok(Admin::Session) if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) => {
+            ApiError::AdminCredentialRequired.into_response()
+        }
         Ok(admin) => {
             req.extensions_mut().insert(admin);
             next.run(req).await
@@ -272,6 +305,55 @@ mod tests {
                 Err(ApiError::AdminLoopbackOnly)
             ));
         }
+    }
+
+    #[test]
+    fn without_a_token_a_loopback_peer_must_also_name_a_loopback_host() {
+        let auth = AdminAuth::default();
+        for host in [
+            "localhost",
+            "localhost:9090",
+            "LOCALHOST.",
+            "console.localhost:8080",
+            "127.0.0.1:9090",
+            "127.8.9.10",
+            "[::1]:9090",
+            "[::1]",
+        ] {
+            assert_eq!(
+                auth.authenticate(&headers(&[("host", host)]), LOOPBACK)
+                    .unwrap(),
+                Admin::Loopback,
+                "{host}"
+            );
+        }
+        // A rebinding page's own name, another address, or something unparsable: refused, and
+        // told why.
+        for host in [
+            "evil.example",
+            "evil.example:9090",
+            "localhost.evil.example",
+            "10.1.2.3:9090",
+            "0.0.0.0:9090",
+            "[::2]:9090",
+            "[::1]x",
+            "::1",
+        ] {
+            assert!(
+                matches!(
+                    auth.authenticate(&headers(&[("host", host)]), LOOPBACK),
+                    Err(ApiError::AdminHostNotLoopback)
+                ),
+                "{host}"
+            );
+        }
+        // With a token the Host plays no part.
+        let with_token = AdminAuth::new(Some("s3cret-admin"), false, false);
+        let h = headers(&[
+            ("host", "evil.example"),
+            ("authorization", "Bearer s3cret-admin"),
+        ]);
+        assert_eq!(with_token.authenticate(&h, REMOTE).unwrap(), Admin::Token);
     }
 
     #[test]

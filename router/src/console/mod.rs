@@ -33,7 +33,7 @@ use axum::{
 };
 use http::{HeaderValue, StatusCode, header};
 
-use crate::{admin::auth::Admin, state::AppState};
+use crate::{admin::auth::Admin, error::ApiError, state::AppState};
 
 /// The Content-Security-Policy of every console response: everything from this origin only,
 /// scripts only from files (no inline script, no eval), no framing, forms post only here.
@@ -83,6 +83,8 @@ pub async fn require_console(
             req.extensions_mut().insert(admin);
             next.run(req).await
         }
+        // A wrong bearer token is an API client's mistake, not a browser to send to the login page.
+        Err(e @ ApiError::InvalidAdminToken) => e.into_response(),
         Err(_) if req.method() == http::Method::GET => {
             let login = login::login_url(req.uri().path_and_query().map(|p| p.as_str()));
             if req.headers().contains_key("hx-request") {
