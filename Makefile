@@ -8,7 +8,7 @@ CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2
 IMAGE_PREFIX ?= ghcr.io/switchboard-dev/
 IMAGE_TAG    ?= $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 
-.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e chart-crds images bench bench-peers bench-usage
+.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e chart-crds images bench bench-peers bench-usage bench-controlplane
 
 help: ## List targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,10 @@ bench-peers: ## `make bench` plus LiteLLM proxy (PyPI, in bench/.venv-litellm) s
 
 bench-usage: ## Only the usage store's rows of `make bench` (store off/SQLite/Postgres, write rates, 10M-row queries)
 	bench/run.sh --usage-only
+
+bench-controlplane: ## Control plane at 1k/10k/100k keys: compile, one change, snapshot bytes, RSS, operator→router latency; writes its section of docs/benchmarks.md (~5 min)
+	$(CARGO) build --release -p switchboard-router -p switchboard-bench --bin switchboard-router --bin bench-controlplane
+	$${CARGO_TARGET_DIR:-target}/release/bench-controlplane --write docs/benchmarks.md
 
 clean: ## Remove build outputs and the virtualenv
 	$(CARGO) clean

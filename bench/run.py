@@ -586,6 +586,13 @@ def write_doc(path, meta, rows, stream, memory, peers, litellm_note, usage=None)
     if os.path.exists(notes):
         with open(notes) as f:
             L.append(f.read())
+    # `make bench-controlplane` owns its section of the file: keep it.
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        begin, end = old.find("<!-- controlplane:begin"), old.find("<!-- controlplane:end -->")
+        if 0 <= begin < end:
+            L.append(old[begin:end + len("<!-- controlplane:end -->")])
     with open(path, "w") as f:
         f.write("\n".join(L).rstrip() + "\n")
 

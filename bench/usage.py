@@ -114,7 +114,7 @@ def measure(target, out_dir, pg, rows, write_seconds):
     result = {"write": [], "seed": [], "query": [], "rows": rows}
     stores = [("sqlite", lambda name: f"sqlite://{os.path.join(out_dir, name + '.db')}")]
     if pg:
-        stores.append(("postgres", lambda name: pg.create(name)))
+        stores.append(("postgres", lambda name: pg.create(name.replace("-", "_"))))
     for kind, url_of in stores:
         url = url_of("usage-write")
         r = bench_usage(target, ["write", "--store", url, "--seconds", str(write_seconds)])

@@ -39,7 +39,8 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub router_token: Option<String>,
-    /// Secret the snapshot is stored in, `NAMESPACE/NAME`, key `snapshot.json`.
+    /// Secret the snapshot manifest is stored in, `NAMESPACE/NAME` (key `manifest.json`); the
+    /// shards go in `NAME-0`, `NAME-1`, … of the same namespace.
     #[arg(
         long,
         env = "SWITCHBOARD_OPERATOR_SNAPSHOT_SECRET",
@@ -66,6 +67,21 @@ pub struct Cli {
     /// Quiet period after a change before compiling, so a burst of changes compiles once.
     #[arg(long, env = "SWITCHBOARD_OPERATOR_DEBOUNCE", default_value = "100ms", value_parser = humantime::parse_duration)]
     pub debounce: Duration,
+    /// Most Secrets the stored snapshot may be sharded over (`<snapshot-secret>-0` …); the chart
+    /// mounts as many into routers (`operator.snapshotMaxShards`).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OPERATOR_SNAPSHOT_MAX_SHARDS",
+        default_value_t = 32
+    )]
+    pub snapshot_max_shards: usize,
+    /// Status and Event writes per second the leader makes at most (a first round over many
+    /// objects is spread out; changes reach routers without waiting for them).
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_STATUS_QPS", default_value_t = 100.0)]
+    pub status_qps: f64,
+    /// Status and Event writes the leader may make at once after a quiet spell.
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_STATUS_BURST", default_value_t = 200)]
+    pub status_burst: u32,
     /// Redis the routers share as their spend ledger (`redis://host:6379/0`, the routers'
     /// `--redis-url`). Spend is written into Budget and ApiKey status only with it.
     #[arg(long, env = "SWITCHBOARD_OPERATOR_REDIS_URL", hide_env_values = true)]

@@ -1,13 +1,13 @@
 //! Spend: the leader reads the ledger and writes what it holds into Budget and ApiKey status.
 
 use super::*;
+
 use jiff::Timestamp;
-use switchboard_api::{
-    counters::{budget_counter, key_usage_counter},
-    resources::BudgetWindow,
-};
+use switchboard_api::counters::{budget_counter, key_usage_counter};
+use switchboard_api::resources::BudgetWindow;
 use switchboard_ledger::{
-    BoxFuture, CounterState, LedgerError, ReserveRequest, Reserved, Settlement, local::LocalLedger,
+    BoxFuture, CounterState, Ledger, LedgerError, ReserveRequest, Reserved, Settlement,
+    local::LocalLedger,
 };
 
 /// A Secret-backed ApiKey `app` and a $0.00001 `total` Budget over it with a 50 % soft limit.
@@ -51,22 +51,6 @@ async fn spend(ledger: &LocalLedger, id: &str, nanos: i64) {
         .unwrap();
 }
 
-async fn expect_snapshot_secret_created(api: &mut ApiServerVerifier) {
-    api.expect(
-        "PATCH",
-        SNAPSHOT_SECRET,
-        404,
-        crate::fixtures::status_error(404, "NotFound"),
-    )
-    .await;
-    let (call, send) = api.next().await;
-    assert_eq!(
-        (call.method.as_str(), call.path.as_str()),
-        ("POST", "/api/v1/namespaces/switchboard-system/secrets")
-    );
-    respond(send, 201, call.body);
-}
-
 /// The status with every `lastTransitionTime` replaced by `T`, which must be a UTC time.
 fn without_times(mut status: Value) -> Value {
     for c in status["conditions"].as_array_mut().unwrap() {
@@ -77,96 +61,95 @@ fn without_times(mut status: Value) -> Value {
     status
 }
 
+impl Harness {
+    async fn read_spend(&self, ledger: &dyn Ledger) {
+        crate::figures::read(
+            &self.shared,
+            &self.outbox,
+            ledger,
+            &self.metrics,
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
-async fn leader_rounds_write_ledger_spend_into_budget_and_api_key_status() {
+async fn the_leader_writes_ledger_spend_into_budget_and_api_key_status() {
     let ledger = LocalLedger::in_memory();
     spend(&ledger, "r1", 6_000).await;
-    let (controller, mut api, _) = controller(true);
-    let mut controller = controller.with_ledger(ledger.clone());
+    let (mut h, mut api) = harness(true);
     let mut objects = spend_objects();
-    let mut stores = TestStores::new(&objects);
-
-    // Round 1: $0.000006 of $0.00001: past the 50 % soft limit, within the limit.
-    let verifier = tokio::spawn(async move {
-        expect_snapshot_secret_created(&mut api).await;
-        let app = expect_patch_of(&mut api, &mut objects, "apikeys", "app").await;
-        assert_eq!(app["spendUSD"], "0.000006");
-        assert_eq!(app["prefix"], "sk-sb-spen…");
-        expect_event(&mut api, "Normal", "Ready", "app").await;
-        let team = expect_patch_of(&mut api, &mut objects, "budgets", "team").await;
-        assert_eq!(
-            without_times(team),
-            json!({
-                "conditions": [
-                    {"type": "Ready", "status": "True", "reason": "Compiled",
-                     "message": "covers 1 key", "lastTransitionTime": "T",
-                     "observedGeneration": 1},
-                    {"type": "SoftLimitReached", "status": "True", "reason": "SoftLimitReached",
-                     "message": "spent $0.000006 of the $0.00001 limit, at or above the 50% soft limit ($0.000005)",
-                     "lastTransitionTime": "T", "observedGeneration": 1},
-                    {"type": "Exceeded", "status": "False", "reason": "WithinLimit",
-                     "message": "spent $0.000006 of the $0.00001 limit in total; $0.000004 left",
-                     "lastTransitionTime": "T", "observedGeneration": 1}
-                ],
-                "observedGeneration": 1,
-                "spentUSD": "0.000006",
-                "remainingUSD": "0.000004",
-                "windowStart": null,
-                "resetsAt": null
-            })
-        );
-        expect_event(&mut api, "Normal", "Ready", "team").await;
-        expect_event(&mut api, "Warning", "SoftLimitReached", "team").await;
-        api.expect_no_more().await;
-        (api, objects)
-    });
-    controller.reconcile(&stores.stores).await;
-    let (mut api, mut objects) = verifier.await.unwrap();
     for o in &objects {
-        stores.apply(o.clone());
+        h.apply(o);
     }
-
-    // Round 2: another $0.000004 reaches the limit: Exceeded with a warning; the key's spend
-    // follows; nothing else is announced.
-    spend(&ledger, "r2", 4_000).await;
-    let verifier = tokio::spawn(async move {
-        let app = expect_patch_of(&mut api, &mut objects, "apikeys", "app").await;
-        assert_eq!(app["spendUSD"], "0.00001");
-        let team = expect_patch_of(&mut api, &mut objects, "budgets", "team").await;
-        assert_eq!(team["spentUSD"], "0.00001");
-        assert_eq!(team["remainingUSD"], "0");
-        let exceeded = &team["conditions"][2];
-        assert_eq!(
-            (&exceeded["type"], &exceeded["status"], &exceeded["reason"]),
-            (&json!("Exceeded"), &json!("True"), &json!("LimitReached"))
-        );
-        assert_eq!(
-            exceeded["message"],
-            "spent $0.00001 of the $0.00001 limit in total; requests in scope are refused \
-             (a total budget never resets)"
-        );
-        expect_event(&mut api, "Warning", "LimitReached", "team").await;
-        api.expect_no_more().await;
-        (api, objects)
-    });
-    controller.reconcile(&stores.stores).await;
-    let (mut api, objects) = verifier.await.unwrap();
-    for o in &objects {
-        stores.apply(o.clone());
-    }
-
-    // Round 3: the ledger says the same: no writes.
-    let verifier = tokio::spawn(async move { api.expect_no_more().await });
-    controller.reconcile(&stores.stores).await;
-    verifier.await.unwrap();
+    h.controller.round(Priority::Bulk);
+    // $0.000006 of $0.00001: past the 50 % soft limit, within the limit.
+    h.read_spend(&*ledger).await;
+    let _stop = h.start_worker();
+    let app = expect_patch_of(&mut api, &mut objects, "apikeys", "app").await;
+    assert_eq!(app["spendUSD"], "0.000006");
+    assert_eq!(app["prefix"], "sk-sb-spen…");
+    let team = expect_patch_of(&mut api, &mut objects, "budgets", "team").await;
     assert_eq!(
-        controller
-            .metrics
-            .spend_reads
-            .with_label_values(&["ok"])
-            .get(),
-        3
+        without_times(team),
+        json!({
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "Compiled",
+                 "message": "covers 1 key", "lastTransitionTime": "T",
+                 "observedGeneration": 1},
+                {"type": "SoftLimitReached", "status": "True", "reason": "SoftLimitReached",
+                 "message": "spent $0.000006 of the $0.00001 limit, at or above the 50% soft limit ($0.000005)",
+                 "lastTransitionTime": "T", "observedGeneration": 1},
+                {"type": "Exceeded", "status": "False", "reason": "WithinLimit",
+                 "message": "spent $0.000006 of the $0.00001 limit in total; $0.000004 left",
+                 "lastTransitionTime": "T", "observedGeneration": 1}
+            ],
+            "observedGeneration": 1,
+            "spentUSD": "0.000006",
+            "remainingUSD": "0.000004",
+            "windowStart": null,
+            "resetsAt": null
+        })
     );
+    expect_event(&mut api, "Normal", "Ready", "app").await;
+    expect_event(&mut api, "Normal", "Ready", "team").await;
+    expect_event(&mut api, "Warning", "SoftLimitReached", "team").await;
+    api.expect_no_more().await;
+    for o in &objects {
+        h.apply(o);
+    }
+
+    // Another $0.000004 reaches the limit: Exceeded with a warning; the key's spend follows;
+    // nothing else is announced.
+    spend(&ledger, "r2", 4_000).await;
+    h.read_spend(&*ledger).await;
+    let app = expect_patch_of(&mut api, &mut objects, "apikeys", "app").await;
+    assert_eq!(app["spendUSD"], "0.00001");
+    let team = expect_patch_of(&mut api, &mut objects, "budgets", "team").await;
+    assert_eq!(team["spentUSD"], "0.00001");
+    assert_eq!(team["remainingUSD"], "0");
+    let exceeded = &team["conditions"][2];
+    assert_eq!(
+        (&exceeded["type"], &exceeded["status"], &exceeded["reason"]),
+        (&json!("Exceeded"), &json!("True"), &json!("LimitReached"))
+    );
+    assert_eq!(
+        exceeded["message"],
+        "spent $0.00001 of the $0.00001 limit in total; requests in scope are refused \
+         (a total budget never resets)"
+    );
+    expect_event(&mut api, "Warning", "LimitReached", "team").await;
+    api.expect_no_more().await;
+    for o in &objects {
+        h.apply(o);
+    }
+
+    // The ledger says the same: nothing is filed, nothing written.
+    h.read_spend(&*ledger).await;
+    assert_eq!(h.outbox.lengths(), (0, 0, 0, 0));
+    api.expect_no_more().await;
+    assert_eq!(h.metrics.spend_reads.with_label_values(&["ok"]).get(), 3);
 }
 
 /// A ledger that is always unreachable.
@@ -194,41 +177,34 @@ impl Ledger for Unreachable {
 }
 
 #[tokio::test]
-async fn ledger_outage_still_writes_ready_leaves_spend_alone_and_is_counted() {
-    let (controller, mut api, _) = controller(true);
-    let mut controller = controller.with_ledger(Arc::new(Unreachable));
+async fn a_ledger_outage_still_writes_ready_leaves_spend_alone_and_is_counted() {
+    let (mut h, mut api) = harness(true);
     let mut objects = spend_objects();
     // What an earlier leader wrote while the ledger answered.
     let before = json!({"spentUSD": "0.00002", "remainingUSD": "0",
                         "conditions": [{"type": "Exceeded", "status": "True", "reason": "LimitReached",
                                         "message": "m", "lastTransitionTime": "2026-05-01T00:00:00Z"}]});
     objects[2]["status"] = before.clone();
-    let stores = TestStores::new(&objects);
-    let verifier = tokio::spawn(async move {
-        expect_snapshot_secret_created(&mut api).await;
-        let app = expect_patch_of(&mut api, &mut objects, "apikeys", "app").await;
-        assert!(app.get("spendUSD").is_none(), "{app}");
-        expect_event(&mut api, "Normal", "Ready", "app").await;
-        let team = expect_patch_of(&mut api, &mut objects, "budgets", "team").await;
-        for field in ["spentUSD", "remainingUSD", "windowStart", "resetsAt"] {
-            assert!(team.get(field).is_none(), "{field} in {team}");
-        }
-        assert_eq!(team["conditions"][0]["type"], "Ready");
-        assert_eq!(team["conditions"][1], before["conditions"][0]);
-        expect_event(&mut api, "Normal", "Ready", "team").await;
-        api.expect_no_more().await;
-    });
-    controller.reconcile(&stores.stores).await;
-    verifier.await.unwrap();
-    let errors = controller
-        .metrics
-        .spend_reads
-        .with_label_values(&["error"])
-        .get();
-    assert_eq!(errors, 1);
+    for o in &objects {
+        h.apply(o);
+    }
+    h.controller.round(Priority::Bulk);
+    h.read_spend(&Unreachable).await;
+    let _stop = h.start_worker();
+    let app = expect_patch_of(&mut api, &mut objects, "apikeys", "app").await;
+    assert!(app.get("spendUSD").is_none(), "{app}");
+    let team = expect_patch_of(&mut api, &mut objects, "budgets", "team").await;
+    for field in ["spentUSD", "remainingUSD", "windowStart", "resetsAt"] {
+        assert!(team.get(field).is_none(), "{field} in {team}");
+    }
+    assert_eq!(team["conditions"][0]["type"], "Ready");
+    assert_eq!(team["conditions"][1], before["conditions"][0]);
+    expect_event(&mut api, "Normal", "Ready", "app").await;
+    expect_event(&mut api, "Normal", "Ready", "team").await;
+    api.expect_no_more().await;
+    assert_eq!(h.metrics.spend_reads.with_label_values(&["error"]).get(), 1);
     assert!(
-        controller
-            .metrics
+        h.metrics
             .render()
             .contains(r#"switchboard_operator_spend_reads_total{result="error"} 1"#)
     );

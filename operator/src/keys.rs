@@ -2,7 +2,7 @@
 //! the key itself, and the Secret that holds it (owned by the ApiKey, so deleting the ApiKey
 //! deletes it; deleting the Secret makes the operator generate a new key: rotation).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use k8s_openapi::{
     ByteString,
@@ -35,12 +35,12 @@ pub struct KeyToGenerate {
     pub secret: String,
 }
 
-/// ApiKeys without `secretRef` whose generated Secret does not exist. `secrets` holds the
-/// (namespace, name) of every Secret known. ApiKeys being deleted or without a UID (not from an
-/// API server) are skipped.
+/// ApiKeys without `secretRef` whose generated Secret does not exist. `secret_known(namespace,
+/// name)` says whether a Secret is known. ApiKeys being deleted or without a UID (not from an API
+/// server) are skipped.
 pub fn keys_to_generate<'a>(
     api_keys: impl IntoIterator<Item = &'a ApiKey>,
-    secrets: &BTreeSet<(String, String)>,
+    secret_known: impl Fn(&str, &str) -> bool,
 ) -> Vec<KeyToGenerate> {
     let mut out = Vec::new();
     for key in api_keys {
@@ -53,7 +53,7 @@ pub fn keys_to_generate<'a>(
             continue;
         };
         let secret = generated_key_secret_name(name);
-        if !secrets.contains(&(namespace.clone(), secret.clone())) {
+        if !secret_known(namespace, &secret) {
             out.push(KeyToGenerate {
                 namespace: namespace.clone(),
                 api_key: name.clone(),
@@ -106,6 +106,8 @@ pub fn key_secret(target: &KeyToGenerate, key: &str) -> Secret {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
     use switchboard_api::resources::SecretKeyRef;
 
@@ -138,7 +140,8 @@ mod tests {
         deleting.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
         let secrets =
             BTreeSet::from([("team-a".to_string(), "switchboard-apikey-has".to_string())]);
-        let out = keys_to_generate([&own, &has, &needs, &deleting], &secrets);
+        let known = |ns: &str, name: &str| secrets.contains(&(ns.to_string(), name.to_string()));
+        let out = keys_to_generate([&own, &has, &needs, &deleting], known);
         assert_eq!(
             out,
             vec![KeyToGenerate {
@@ -155,7 +158,8 @@ mod tests {
         let needs = api_key("needs", None);
         let secrets =
             BTreeSet::from([("team-b".to_string(), "switchboard-apikey-needs".to_string())]);
-        assert_eq!(keys_to_generate([&needs], &secrets).len(), 1);
+        let known = |ns: &str, name: &str| secrets.contains(&(ns.to_string(), name.to_string()));
+        assert_eq!(keys_to_generate([&needs], known).len(), 1);
     }
 
     #[test]
@@ -174,7 +178,7 @@ mod tests {
 
     #[test]
     fn key_secret_is_owned_by_the_api_key_and_compiles() {
-        let target = keys_to_generate([&api_key("alice", None)], &BTreeSet::new()).remove(0);
+        let target = keys_to_generate([&api_key("alice", None)], |_, _| false).remove(0);
         let key = generate_key();
         let secret = key_secret(&target, &key);
         let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];

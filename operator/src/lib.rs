@@ -1,26 +1,33 @@
 //! Switchboard's operator: watches Provider, ModelRoute, ApiKey and Budget objects (and the
-//! Secrets they reference), compiles them with the pure `switchboard_api::compile()` into the
-//! router snapshot, pushes every new version to routers over an authenticated stream, stores it in
-//! a Secret for routers starting while the operator is down, and — on the elected leader only —
-//! writes status, Events and generated client keys, and (with `--redis-url`) the spend the routers
-//! recorded in the shared ledger into Budget and ApiKey status.
+//! Secrets they reference), compiles them with the incremental `switchboard_api::Compiler` into
+//! the router snapshot, pushes every new version to routers over an authenticated stream (as a
+//! delta when the change is small), stores it in sharded Secrets for routers starting while the
+//! operator is down, and — on the elected leader only — writes status, Events and generated client
+//! keys at a bounded rate, and (with `--redis-url`) the spend the routers recorded in the shared
+//! ledger into Budget and ApiKey status.
 //!
 //! Layout: [`status`], [`keys`], [`publish`] and [`leader::decide`] decide (pure, unit-tested);
-//! [`writer`] and [`leader::Elector`] talk to the API server; [`controller`] runs the loop;
-//! [`push`] serves routers; [`crds`] keeps the CRDs current (`--apply-crds`); [`start`] wires
-//! it all for `main` and the end-to-end tests.
+//! [`writer`] and [`leader::Elector`] talk to the API server; [`watches`] turns watches into
+//! changes; [`controller`] runs the loop; [`outbox`] (status and Events), [`store`] (snapshot
+//! Secrets) and [`figures`] (spend) are the leader's writers; [`push`] serves routers; [`crds`]
+//! keeps the CRDs current (`--apply-crds`); [`start`] wires it all for `main` and the end-to-end
+//! tests.
 
 pub mod cli;
 pub mod controller;
 pub mod crds;
+pub mod figures;
 #[cfg(test)]
 mod fixtures;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod outbox;
 pub mod publish;
 pub mod push;
 pub mod status;
+pub mod store;
+pub mod watches;
 pub mod writer;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -31,10 +38,13 @@ use switchboard_ledger::redis::RedisLedger;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
-    controller::Controller,
+    controller::{Controller, Shared},
     leader::{Elector, LeaseSettings},
     metrics::Metrics,
+    outbox::Outbox,
     push::{AdminState, PushState},
+    store::StoreSettings,
+    writer::Writer,
 };
 
 /// Resolves when `shutdown` turns true (or its sender is gone).
@@ -146,15 +156,50 @@ pub async fn start(client: Client, config: Config) -> anyhow::Result<Running> {
     let elector = Elector::new(client.clone(), config.lease.clone());
     tasks.push(tokio::spawn(elector.run(leader_tx, shutdown_rx.clone())));
 
-    let mut controller = Controller::new(
+    let settings = config.controller.clone();
+    let shared = Arc::new(Shared::default());
+    let outbox = Outbox::new();
+    let writer = Writer::new(client.clone(), &settings.identity);
+    tasks.push(tokio::spawn(outbox::run(
+        outbox.clone(),
+        shared.clone(),
+        writer.clone(),
+        metrics.clone(),
+        settings.limits,
+        leader.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(store::run(
+        StoreSettings {
+            secret: settings.snapshot_secret.clone(),
+            max_shards: settings.max_shards,
+        },
+        writer,
+        metrics.clone(),
+        snapshots_tx.subscribe(),
+        leader.clone(),
+        shutdown_rx.clone(),
+    )));
+    let controller = Controller::new(
         client,
-        config.controller.clone(),
-        metrics,
+        settings.clone(),
+        metrics.clone(),
+        shared.clone(),
+        outbox.clone(),
         snapshots_tx,
-        leader,
+        leader.clone(),
     );
     if let Some(ledger) = ledger {
-        controller = controller.with_ledger(Arc::new(ledger));
+        tasks.push(tokio::spawn(figures::run(
+            shared,
+            outbox,
+            Arc::new(ledger),
+            metrics,
+            settings.spend_interval,
+            controller.new_spenders(),
+            leader,
+            shutdown_rx.clone(),
+        )));
     }
     let rx = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {

@@ -58,8 +58,14 @@ async fn main() -> anyhow::Result<()> {
             snapshot_secret: snapshot_secret.clone(),
             identity: identity.clone(),
             debounce: cli.debounce,
-            resync: Duration::from_secs(60),
+            resync: Duration::from_secs(300),
             spend_interval: cli.spend_interval.max(Duration::from_millis(100)),
+            max_shards: cli.snapshot_max_shards.max(1),
+            limits: switchboard_operator::outbox::Limits {
+                qps: cli.status_qps.max(0.1),
+                burst: cli.status_burst.max(1),
+                concurrency: 8,
+            },
         },
         lease: LeaseSettings {
             namespace: cli

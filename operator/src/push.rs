@@ -1,15 +1,25 @@
 //! The config push server routers connect to, and the operator's admin endpoints.
 //!
-//! `GET /v1/config/stream` (bearer token required): a server-sent event stream. Each `snapshot`
+//! `GET /v1/config/stream` (bearer token required): a server-sent event stream. A `snapshot`
 //! event's data is the full snapshot JSON (credentials included, hence the token); the current one
-//! is sent at once on connect, then every new version; a keep-alive comment every 15 s lets both
+//! is sent at once on connect. A router that asks for deltas (`?deltas=1`) then gets each next
+//! version as a `delta` event (a [`SnapshotDelta`] from the version it was sent last) whenever the
+//! change was small, and a full `snapshot` otherwise or when it missed a version (a slow reader
+//! may skip versions: it only ever gets the latest). A keep-alive comment every 15 s lets both
 //! sides notice a dead connection. `GET /v1/config` returns the current snapshot once.
+//!
+//! [`SnapshotDelta`]: switchboard_api::snapshot::SnapshotDelta
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use axum::{
     Json, Router,
-    extract::State,
+    body::Bytes,
+    extract::{Query, State},
     http::{HeaderMap, StatusCode, header},
     response::{
         IntoResponse, Response,
@@ -20,31 +30,79 @@ use axum::{
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use switchboard_api::{RouterConfig, snapshot::CONFIG_STREAM_PATH};
+use switchboard_api::{
+    RouterConfig,
+    snapshot::{CONFIG_STREAM_PATH, SnapshotText},
+};
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 
 use crate::metrics::Metrics;
 
-/// A published snapshot, serialized once for every router.
+/// A published snapshot version: every entry's JSON (shared with the versions around it), the
+/// delta from the version published before it when the change was small, and the whole snapshot
+/// JSON once someone needs it (built once, for every router).
 #[derive(Debug)]
 pub struct Published {
     /// Its version.
     pub version: u64,
     /// Its content hash.
     pub hash: String,
-    /// The snapshot JSON (one line).
-    pub json: String,
+    text: SnapshotText,
+    delta: Option<Delta>,
+    full: OnceLock<Bytes>,
+}
+
+/// A delta event's data, and the version it applies to.
+#[derive(Debug)]
+struct Delta {
+    from: (u64, String),
+    json: Bytes,
 }
 
 impl Published {
-    /// Serializes `config` for publishing.
-    pub fn new(config: &RouterConfig) -> Arc<Published> {
+    /// Version `version` with content `hash`, whose entries are `text`; `delta` is the
+    /// (version, hash) it changes and the delta's JSON.
+    pub fn new(
+        version: u64,
+        hash: &str,
+        text: SnapshotText,
+        delta: Option<((u64, String), String)>,
+    ) -> Arc<Published> {
         Arc::new(Published {
-            version: config.version,
-            hash: config.hash.clone(),
-            json: serde_json::to_string(config).expect("snapshot types always serialize"),
+            version,
+            hash: hash.to_string(),
+            text,
+            delta: delta.map(|(from, json)| Delta {
+                from,
+                json: json.into(),
+            }),
+            full: OnceLock::new(),
         })
+    }
+
+    /// `config` as a version of its own (no delta).
+    pub fn of(config: &RouterConfig) -> Arc<Published> {
+        Published::new(config.version, &config.hash, SnapshotText::of(config), None)
+    }
+
+    /// Every entry's JSON.
+    pub fn text(&self) -> &SnapshotText {
+        &self.text
+    }
+
+    /// The whole snapshot JSON (one line).
+    pub fn json(&self) -> &Bytes {
+        self.full
+            .get_or_init(|| self.text.full(self.version, &self.hash).into())
+    }
+
+    /// The delta JSON when this version was made from `from` (version, hash) by a small change.
+    pub fn delta_from(&self, from: &(u64, String)) -> Option<&Bytes> {
+        self.delta
+            .as_ref()
+            .filter(|d| d.from == *from)
+            .map(|d| &d.json)
     }
 }
 
@@ -99,13 +157,25 @@ impl Drop for ClientGuard {
     }
 }
 
-async fn stream(State(state): State<PushState>, headers: HeaderMap) -> Response {
+/// Query of the stream: `deltas=1` (or `true`) asks for deltas.
+#[derive(Debug, Default, serde::Deserialize)]
+struct StreamQuery {
+    #[serde(default)]
+    deltas: Option<String>,
+}
+
+async fn stream(
+    State(state): State<PushState>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Response {
     if !authorized(&state, &headers) {
         return unauthorized();
     }
     state.metrics.stream_clients.inc();
     let guard = ClientGuard(state.metrics.clone());
-    let events = snapshot_events(state.snapshots.clone()).map(move |e| {
+    let deltas = matches!(query.deltas.as_deref(), Some("1" | "true"));
+    let events = snapshot_events(state.snapshots.clone(), deltas).map(move |e| {
         let _ = &guard;
         e
     });
@@ -118,15 +188,38 @@ async fn stream(State(state): State<PushState>, headers: HeaderMap) -> Response 
         .into_response()
 }
 
-/// The current snapshot (if any) at once, then each new one.
-fn snapshot_events(snapshots: Snapshots) -> impl Stream<Item = Result<Event, Infallible>> {
-    WatchStream::new(snapshots).filter_map(|p| async move {
-        p.map(|p| {
-            Ok(Event::default()
-                .event("snapshot")
+/// The current snapshot (if any) at once, then each new one: as a delta from the one sent
+/// before when `deltas` and the published version carries one from it, else whole.
+fn snapshot_events(
+    snapshots: Snapshots,
+    deltas: bool,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let mut sent: Option<(u64, String)> = None;
+    WatchStream::new(snapshots).filter_map(move |p| {
+        let delta = match (&p, &sent) {
+            (Some(p), Some(from)) if deltas => p.delta_from(from).cloned(),
+            _ => None,
+        };
+        if let Some(p) = &p {
+            sent = Some((p.version, p.hash.clone()));
+        }
+        async move {
+            let p = p?;
+            let (kind, data) = match delta {
+                Some(json) => ("delta", json),
+                // Splicing the whole snapshot takes a while at scale: off the async threads.
+                None => {
+                    let p = p.clone();
+                    let json = tokio::task::spawn_blocking(move || p.json().clone()).await;
+                    ("snapshot", json.ok()?)
+                }
+            };
+            let data = std::str::from_utf8(&data).ok()?;
+            Some(Ok(Event::default()
+                .event(kind)
                 .id(p.version.to_string())
-                .data(p.json.as_str()))
-        })
+                .data(data)))
+        }
     })
 }
 
@@ -136,7 +229,12 @@ async fn current(State(state): State<PushState>, headers: HeaderMap) -> Response
     }
     let published = state.snapshots.borrow().clone();
     match published {
-        Some(p) => ([(header::CONTENT_TYPE, "application/json")], p.json.clone()).into_response(),
+        Some(p) => {
+            let json = tokio::task::spawn_blocking(move || p.json().clone())
+                .await
+                .unwrap_or_default();
+            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": "no snapshot compiled yet"})),
@@ -234,7 +332,7 @@ mod tests {
     async fn stream_sends_the_current_snapshot_at_once_then_each_new_one() {
         let mut c = RouterConfig::default().seal();
         c.version = 4;
-        let (tx, _) = watch::channel(Some(Published::new(&c)));
+        let (tx, _) = watch::channel(Some(Published::of(&c)));
         let res = oneshot(
             push_app(state(&tx)),
             get("/v1/config/stream", Some("t0ken")),
@@ -254,15 +352,101 @@ mod tests {
         assert_eq!(got, c);
 
         c.version = 5;
-        tx.send_replace(Some(Published::new(&c)));
+        tx.send_replace(Some(Published::of(&c)));
         let next = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
         assert!(next.contains("id: 5\n"), "{next}");
+    }
+
+    /// The next SSE event's (type, id, data).
+    async fn next_event(
+        body: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin),
+    ) -> (String, String, String) {
+        let text = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_default()
+                .to_string()
+        };
+        (field("event: "), field("id: "), field("data: "))
+    }
+
+    #[tokio::test]
+    async fn a_router_asking_for_deltas_gets_them_and_a_whole_snapshot_after_a_gap() {
+        use switchboard_api::snapshot::{SnapshotDelta, SnapshotDigest};
+        let mut c = RouterConfig::default().seal();
+        c.version = 1;
+        let (tx, _) = watch::channel(Some(Published::of(&c)));
+        let res = oneshot(
+            push_app(state(&tx)),
+            get("/v1/config/stream?deltas=1", Some("t0ken")),
+        )
+        .await;
+        let mut body = res.into_body().into_data_stream();
+        let (kind, id, data) = next_event(&mut body).await;
+        assert_eq!((kind.as_str(), id.as_str()), ("snapshot", "1"));
+        let mut running: RouterConfig = serde_json::from_str(&data).unwrap();
+
+        // Version 2 made from 1: a delta.
+        let text = SnapshotText::of(&c);
+        let delta = text.delta((1, &c.hash), (2, &c.hash), &Default::default());
+        tx.send_replace(Some(Published::new(
+            2,
+            &c.hash,
+            text.clone(),
+            Some(((1, c.hash.clone()), delta)),
+        )));
+        let (kind, id, data) = next_event(&mut body).await;
+        assert_eq!((kind.as_str(), id.as_str()), ("delta", "2"));
+        let delta: SnapshotDelta = serde_json::from_str(&data).unwrap();
+        let mut digest = SnapshotDigest::of(&running);
+        delta.apply(&mut running, &mut digest).unwrap();
+        assert_eq!(running.version, 2);
+
+        // Version 4 made from 3, which this router never got: the whole snapshot.
+        let delta = text.delta((3, &c.hash), (4, &c.hash), &Default::default());
+        tx.send_replace(Some(Published::new(
+            4,
+            &c.hash,
+            text,
+            Some(((3, c.hash.clone()), delta)),
+        )));
+        let (kind, id, _) = next_event(&mut body).await;
+        assert_eq!((kind.as_str(), id.as_str()), ("snapshot", "4"));
+    }
+
+    #[tokio::test]
+    async fn a_router_not_asking_for_deltas_gets_whole_snapshots() {
+        let mut c = RouterConfig::default().seal();
+        c.version = 1;
+        let (tx, _) = watch::channel(Some(Published::of(&c)));
+        let res = oneshot(
+            push_app(state(&tx)),
+            get("/v1/config/stream", Some("t0ken")),
+        )
+        .await;
+        let mut body = res.into_body().into_data_stream();
+        assert_eq!(next_event(&mut body).await.0, "snapshot");
+        let text = SnapshotText::of(&c);
+        let delta = text.delta((1, &c.hash), (2, &c.hash), &Default::default());
+        tx.send_replace(Some(Published::new(
+            2,
+            &c.hash,
+            text,
+            Some(((1, c.hash.clone()), delta)),
+        )));
+        let (kind, id, data) = next_event(&mut body).await;
+        assert_eq!((kind.as_str(), id.as_str()), ("snapshot", "2"));
+        assert_eq!(
+            serde_json::from_str::<RouterConfig>(&data).unwrap().version,
+            2
+        );
     }
 
     #[tokio::test]
     async fn current_snapshot_needs_the_token_too() {
         let c = RouterConfig::default().seal();
-        let (tx, _) = watch::channel(Some(Published::new(&c)));
+        let (tx, _) = watch::channel(Some(Published::of(&c)));
         let res = oneshot(push_app(state(&tx)), get("/v1/config", None)).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         let res = oneshot(push_app(state(&tx)), get("/v1/config", Some("t0ken"))).await;

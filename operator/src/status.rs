@@ -26,10 +26,12 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use switchboard_api::{
-    Compiled, ObjectOutcome, ObjectRef, ObjectResult, RouterConfig,
+    Compiled, Compiler, ObjectOutcome, ObjectRef, ObjectResult, RouterConfig,
     counters::{budget_counter, key_usage_counter},
     money::{from_nanos, to_nanos},
-    snapshot::{BudgetAction, BudgetWindow},
+    snapshot::{
+        ApiKeyConfig, BudgetAction, BudgetConfig, BudgetWindow, ProviderConfig, RouteConfig,
+    },
     windows::window_bounds,
 };
 use switchboard_ledger::CounterState;
@@ -144,14 +146,30 @@ impl SpendFigures {
 /// The counters whose state the status needs at `at`: each Budget's current window, then each
 /// ApiKey's current UTC month. Read in one `Ledger::read` call.
 pub fn spend_counters(config: &RouterConfig, at: Timestamp) -> Vec<String> {
-    let budgets = config
-        .budgets
-        .iter()
-        .map(|(id, b)| budget_counter(id, b.window, at));
-    let keys = config
-        .api_keys
-        .values()
-        .map(|k| key_usage_counter(&k.id(), API_KEY_SPEND_WINDOW, at));
+    spend_targets(config, at)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// [`spend_counters`], each with the object whose status shows it.
+pub fn spend_targets(config: &RouterConfig, at: Timestamp) -> Vec<(String, ObjectRef)> {
+    let budgets = config.budgets.iter().map(|(id, b)| {
+        let r = ObjectRef {
+            kind: "Budget",
+            namespace: b.namespace.clone(),
+            name: b.name.clone(),
+        };
+        (budget_counter(id, b.window, at), r)
+    });
+    let keys = config.api_keys.values().map(|k| {
+        let r = ObjectRef {
+            kind: "ApiKey",
+            namespace: k.namespace.clone(),
+            name: k.name.clone(),
+        };
+        (key_usage_counter(&k.id(), API_KEY_SPEND_WINDOW, at), r)
+    });
     budgets.chain(keys).collect()
 }
 
@@ -175,6 +193,54 @@ pub struct StatusChange {
     pub events: Vec<StatusEvent>,
 }
 
+/// What status needs of the snapshot about one object.
+pub trait SnapshotView {
+    /// The provider `namespace/name`.
+    fn provider(&self, id: &str) -> Option<&ProviderConfig>;
+    /// The route the ModelRoute `namespace/name` serves, if it serves one.
+    fn route_of(&self, namespace: &str, name: &str) -> Option<&RouteConfig>;
+    /// The key of the ApiKey `namespace/name`, if it is in the snapshot.
+    fn api_key_of(&self, namespace: &str, name: &str) -> Option<&ApiKeyConfig>;
+    /// The budget `namespace/name`.
+    fn budget(&self, id: &str) -> Option<&BudgetConfig>;
+}
+
+/// A whole snapshot, searched (for tests and small configs).
+impl SnapshotView for RouterConfig {
+    fn provider(&self, id: &str) -> Option<&ProviderConfig> {
+        self.providers.get(id)
+    }
+    fn route_of(&self, namespace: &str, name: &str) -> Option<&RouteConfig> {
+        self.routes
+            .values()
+            .find(|r| r.namespace == namespace && r.name == name)
+    }
+    fn api_key_of(&self, namespace: &str, name: &str) -> Option<&ApiKeyConfig> {
+        self.api_keys
+            .values()
+            .find(|k| k.namespace == namespace && k.name == name)
+    }
+    fn budget(&self, id: &str) -> Option<&BudgetConfig> {
+        self.budgets.get(id)
+    }
+}
+
+/// The live compiler, looked up by its indexes.
+impl SnapshotView for Compiler {
+    fn provider(&self, id: &str) -> Option<&ProviderConfig> {
+        self.config().providers.get(id)
+    }
+    fn route_of(&self, namespace: &str, name: &str) -> Option<&RouteConfig> {
+        Compiler::route_of(self, namespace, name)
+    }
+    fn api_key_of(&self, namespace: &str, name: &str) -> Option<&ApiKeyConfig> {
+        Compiler::api_key_of(self, namespace, name)
+    }
+    fn budget(&self, id: &str) -> Option<&BudgetConfig> {
+        self.config().budgets.get(id)
+    }
+}
+
 /// The desired status of every object compile judged, with the spend `figures` when known.
 pub fn desired_all(
     compiled: &Compiled,
@@ -192,7 +258,7 @@ pub fn desired_all(
 pub fn desired(
     r: &ObjectRef,
     result: &ObjectResult,
-    config: &RouterConfig,
+    config: &impl SnapshotView,
     figures: Option<&SpendFigures>,
 ) -> DesiredStatus {
     let ready = result.outcome.is_ready();
@@ -201,23 +267,18 @@ pub fn desired(
     let fields = match r.kind {
         "Provider" => KindFields::Provider {
             models: config
-                .providers
-                .get(&id)
+                .provider(&id)
                 .filter(|_| ready)
                 .map_or(0, |p| count(p.models.len())),
         },
         "ModelRoute" => KindFields::ModelRoute {
             ready_targets: config
-                .routes
-                .values()
-                .find(|route| ready && route.namespace == r.namespace && route.name == r.name)
+                .route_of(&r.namespace, &r.name)
+                .filter(|_| ready)
                 .map_or(0, |route| count(route.targets.len())),
         },
         "ApiKey" => {
-            let key = config
-                .api_keys
-                .values()
-                .find(|k| ready && k.namespace == r.namespace && k.name == r.name);
+            let key = config.api_key_of(&r.namespace, &r.name).filter(|_| ready);
             KindFields::ApiKey {
                 prefix: key.map(|k| k.prefix.clone()),
                 spend: key.zip(figures).and_then(|(k, f)| {
@@ -228,8 +289,7 @@ pub fn desired(
         }
         _ => KindFields::Budget {
             spend: config
-                .budgets
-                .get(&id)
+                .budget(&id)
                 .filter(|_| ready)
                 .zip(figures)
                 .and_then(|(b, f)| {

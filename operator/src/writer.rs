@@ -1,5 +1,5 @@
 //! The leader's writes to the API server: status patches, Events, generated key Secrets and the
-//! snapshot Secret. Thin: every decision is made before these are called ([`crate::status`],
+//! snapshot Secrets. Thin: every decision is made before these are called ([`crate::status`],
 //! [`crate::keys`], [`crate::publish`]).
 
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
@@ -10,13 +10,13 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 use switchboard_api::{
-    ObjectRef, RouterConfig,
+    ObjectRef,
     resources::{ApiKey, Budget, ModelRoute, Provider},
 };
 
 use crate::{
     keys::{KeyToGenerate, generate_key, key_secret},
-    publish::snapshot_secret,
+    publish::LEGACY_SNAPSHOT_KEY,
     status::{StatusChange, StatusEvent},
 };
 
@@ -112,27 +112,50 @@ impl Writer {
         }
     }
 
-    /// Writes `config` to the snapshot Secret `namespace/name`, creating it if needed.
-    pub async fn write_snapshot(
+    /// Writes `secret` as `namespace/name`: a merge patch, or a create when it does not exist.
+    pub async fn write_secret(
         &self,
         namespace: &str,
         name: &str,
-        config: &RouterConfig,
+        secret: &Secret,
+    ) -> Result<(), kube::Error> {
+        let patch = serde_json::to_value(secret).expect("Secrets serialize");
+        self.patch_or_create(namespace, name, &patch, secret).await
+    }
+
+    /// Writes the snapshot manifest Secret, removing the whole-snapshot key earlier releases
+    /// stored there (it would keep the Secret near the size limit).
+    pub async fn write_manifest(
+        &self,
+        namespace: &str,
+        name: &str,
+        secret: &Secret,
+    ) -> Result<(), kube::Error> {
+        let mut patch = serde_json::to_value(secret).expect("Secrets serialize");
+        patch["data"][LEGACY_SNAPSHOT_KEY] = serde_json::Value::Null;
+        self.patch_or_create(namespace, name, &patch, secret).await
+    }
+
+    async fn patch_or_create(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+        secret: &Secret,
     ) -> Result<(), kube::Error> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = snapshot_secret(namespace, name, config);
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        match api.patch(name, &params, &Patch::Merge(&secret)).await {
+        match api.patch(name, &params, &Patch::Merge(patch)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.is_not_found() => {
                 let params = PostParams {
                     field_manager: Some(FIELD_MANAGER.into()),
                     ..PostParams::default()
                 };
-                api.create(&params, &secret).await.map(drop)
+                api.create(&params, secret).await.map(drop)
             }
             Err(e) => Err(e),
         }

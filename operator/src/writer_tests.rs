@@ -134,12 +134,16 @@ async fn key_secret_is_created_once_with_an_owner_reference() {
 }
 
 #[tokio::test]
-async fn snapshot_secret_is_patched_and_created_when_missing() {
+async fn the_manifest_is_patched_dropping_the_whole_snapshot_key_and_created_when_missing() {
     let (client, mut api) = client();
     let writer = Writer::new(client, "op-0");
-    let mut config = RouterConfig::default().seal();
-    config.version = 3;
-    let expected = serde_json::to_vec(&config).unwrap();
+    let manifest = switchboard_api::snapshot::shards::ShardManifest {
+        version: 3,
+        hash: "h".into(),
+        shards: vec![],
+    };
+    let secret =
+        crate::publish::manifest_secret("switchboard-system", "switchboard-config", &manifest);
     let server = tokio::spawn(async move {
         let path = "/api/v1/namespaces/switchboard-system/secrets/switchboard-config";
         let call = api
@@ -150,21 +154,25 @@ async fn snapshot_secret_is_patched_and_created_when_missing() {
             call.body["metadata"]["annotations"]["switchboard.dev/snapshot-version"],
             "3"
         );
-        assert_eq!(
-            base64_decode(call.body["data"]["snapshot.json"].as_str().unwrap()),
-            expected
-        );
+        // A merge patch removes the key an earlier release kept the whole snapshot under.
+        assert!(call.body["data"]["snapshot.json"].is_null());
+        let back: switchboard_api::snapshot::shards::ShardManifest = serde_json::from_slice(
+            &base64_decode(call.body["data"]["manifest.json"].as_str().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(back.version, 3);
         let (call, send) = api.next().await;
         assert_eq!(
             (call.method.as_str(), call.path.as_str()),
             ("POST", "/api/v1/namespaces/switchboard-system/secrets")
         );
         assert_eq!(call.body["metadata"]["name"], "switchboard-config");
+        assert!(call.body["data"].get("snapshot.json").is_none());
         crate::fixtures::respond(send, 201, call.body);
         api.expect_no_more().await;
     });
     writer
-        .write_snapshot("switchboard-system", "switchboard-config", &config)
+        .write_manifest("switchboard-system", "switchboard-config", &secret)
         .await
         .unwrap();
     server.await.unwrap();

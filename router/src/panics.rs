@@ -68,21 +68,26 @@ pub async fn catch_panics(req: Request, next: Next) -> Response {
     }
 }
 
-/// A response body stream that, when the stream panics, ends with an error chunk (see
-/// [`crate::streaming::sse`]) instead of cutting the connection.
+/// A response body stream that, when the stream panics, ends with the client format's error
+/// (see [`crate::streaming::sse`]) instead of cutting the connection.
 pub struct CatchPanics<S> {
     inner: Option<S>,
+    last_words: Bytes,
 }
 
 impl<S> CatchPanics<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S) -> Self {
-        CatchPanics { inner: Some(inner) }
+    /// Wraps `inner`, which ends with `last_words` if it panics ([`chat_panic_frame`],
+    /// [`anthropic_panic_frame`]).
+    pub fn new(inner: S, last_words: Bytes) -> Self {
+        CatchPanics {
+            inner: Some(inner),
+            last_words,
+        }
     }
 }
 
-/// The error chunk a stream ends with when it panicked.
-fn panic_frame() -> Bytes {
+/// The error chunk an OpenAI chat stream ends with when it panicked.
+pub fn chat_panic_frame() -> Bytes {
     let error = ApiError::Internal("the stream panicked".into());
     let chunk = serde_json::json!({
         "object": "chat.completion.chunk",
@@ -90,6 +95,15 @@ fn panic_frame() -> Bytes {
         "error": error.body(),
     });
     Bytes::from(format!("data: {chunk}\n\n"))
+}
+
+/// The `error` event an Anthropic Messages stream ends with when it panicked.
+pub fn anthropic_panic_frame() -> Bytes {
+    let event = serde_json::json!({
+        "type": "error",
+        "error": {"type": "api_error", "message": "Internal error: the stream panicked"},
+    });
+    Bytes::from(format!("event: error\ndata: {event}\n\n"))
 }
 
 impl<S> Stream for CatchPanics<S>
@@ -112,7 +126,7 @@ where
                     "a stream panicked; ending it with an error chunk"
                 );
                 drop_as_panicked(self.inner.take());
-                Poll::Ready(Some(Ok(panic_frame())))
+                Poll::Ready(Some(Ok(self.last_words.clone())))
             }
         }
     }
@@ -179,7 +193,7 @@ mod tests {
                 b"data: {}\n\n",
             ))))
         });
-        let out: Vec<Bytes> = CatchPanics::new(Box::pin(frames))
+        let out: Vec<Bytes> = CatchPanics::new(Box::pin(frames), chat_panic_frame())
             .map(|f| f.unwrap())
             .collect()
             .await;
@@ -187,5 +201,24 @@ mod tests {
         let last = std::str::from_utf8(&out[1]).unwrap();
         assert!(last.contains(r#""finish_reason":"error""#), "{last}");
         assert!(last.contains("internal_error"), "{last}");
+    }
+
+    /// An Anthropic stream ends with Anthropic's `error` event, which its SDKs raise.
+    #[tokio::test]
+    async fn a_panicking_anthropic_stream_ends_with_an_error_event() {
+        let frames =
+            futures_util::stream::poll_fn(|_| -> Poll<Option<Result<Bytes, Infallible>>> {
+                panic!("a bug mid-stream")
+            });
+        let out: Vec<Bytes> = CatchPanics::new(Box::pin(frames), anthropic_panic_frame())
+            .map(|f| f.unwrap())
+            .collect()
+            .await;
+        let text = std::str::from_utf8(&out[0]).unwrap();
+        let data: serde_json::Value =
+            serde_json::from_str(text.strip_prefix("event: error\ndata: ").unwrap().trim())
+                .unwrap();
+        assert_eq!(data["type"], "error");
+        assert_eq!(data["error"]["type"], "api_error");
     }
 }

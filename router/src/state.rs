@@ -2,7 +2,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -21,6 +21,36 @@ use crate::{
     routing::health::{Health, HealthPolicy},
     server::connection::ConnectionLimits,
 };
+
+/// Sends a replaced runtime to the retiring thread, which drops it once nothing else holds it.
+fn retire(old: Arc<Runtime>) {
+    static RETIRING: OnceLock<std::sync::mpsc::Sender<Arc<Runtime>>> = OnceLock::new();
+    let sender = RETIRING.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Arc<Runtime>>();
+        let spawned = std::thread::Builder::new()
+            .name("switchboard-retire".into())
+            .spawn(move || {
+                let mut held: Vec<Arc<Runtime>> = Vec::new();
+                loop {
+                    match rx.recv_timeout(Duration::from_millis(50)) {
+                        Ok(old) => held.push(old),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                    // The last holder: dropping it here frees it on this thread.
+                    held.retain(|r| Arc::strong_count(r) > 1);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(
+                "cannot start the retiring thread; old configs are dropped in place: {e}"
+            );
+        }
+        tx
+    });
+    // Without the thread the send fails and the runtime is dropped here.
+    let _ = sender.send(old);
+}
 
 /// Settings that do not come from the config snapshot.
 #[derive(Clone, Debug)]
@@ -161,7 +191,9 @@ impl AppState {
         self.runtime.load_full()
     }
 
-    /// Starts serving a new config version.
+    /// Starts serving a new config version. The one it replaces is dropped on the retiring
+    /// thread once the last request using it is done, never on a request's thread (dropping a
+    /// hundred thousand keys takes tens of milliseconds).
     pub fn install(&self, runtime: Runtime) {
         self.metrics
             .config_version
@@ -174,6 +206,8 @@ impl AppState {
             api_keys = runtime.config.api_keys.len(),
             "serving config"
         );
-        self.runtime.store(Some(Arc::new(runtime)));
+        if let Some(old) = self.runtime.swap(Some(Arc::new(runtime))) {
+            retire(old);
+        }
     }
 }

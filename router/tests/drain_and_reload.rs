@@ -1,6 +1,6 @@
 //! The binary at the edges of its life (issue 16, findings 4b and 4c): a stream still open at
 //! the drain timeout ends with a usage chunk and an error chunk, is settled for what was relayed
-//! (the spend survives in the state file) and gets its access-log line; a SIGHUP with an empty or
+//! (the spend survives in the state file) and gets its access-log line and usage record; a SIGHUP with an empty or
 //! truncated manifest is refused like a broken one, and a refused reload does not use up a
 //! version number.
 
@@ -46,12 +46,17 @@ async fn a_stream_cut_at_the_drain_timeout_ends_with_an_error_chunk_is_settled_a
     std::fs::create_dir_all(&dir).unwrap();
     let (state, log) = (dir.join("state.json"), dir.join("router.log"));
     let _ = std::fs::remove_file(&state);
+    let usage_db = dir.join("usage.db");
+    let _ = std::fs::remove_file(&usage_db);
+    let usage_store = format!("sqlite://{}", usage_db.display());
     let manifest = slow_mock_manifests(200, 50);
     let args = [
         "--drain-timeout",
         "500ms",
         "--state-file",
         state.to_str().unwrap(),
+        "--usage-store",
+        &usage_store,
     ];
     let mut router = RouterProcess::spawn(&manifest, &args, &[], Some(&log)).await;
     let resp = http()
@@ -97,13 +102,34 @@ async fn a_stream_cut_at_the_drain_timeout_ends_with_an_error_chunk_is_settled_a
     // The settlement reached the state file before the process exited.
     let router = RouterProcess::spawn(
         &manifest,
-        &["--state-file", state.to_str().unwrap()],
+        &[
+            "--state-file",
+            state.to_str().unwrap(),
+            "--usage-store",
+            &usage_store,
+        ],
         &[],
         None,
     )
     .await;
     let data = key_info(&http(), &router.api, CLIENT_KEY).await;
     assert_eq!(data["usage"].as_f64(), Some(cost), "{data}");
+    // The usage record reached the store before the process exited, costing what was settled.
+    let page: Value = http()
+        .get(format!("{}/admin/v1/generations", router.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = page["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{page}");
+    assert_eq!(rows[0]["outcome"], "drain_cut", "{page}");
+    assert_eq!(rows[0]["streamed"], true);
+    let recorded: f64 = rows[0]["total_cost"].as_str().unwrap().parse().unwrap();
+    assert_eq!(recorded, cost, "{page}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// #16.4c: an empty manifest file was accepted on SIGHUP (every client then got 401), and

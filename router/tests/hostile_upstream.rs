@@ -353,6 +353,47 @@ impl World {
         (usage, id)
     }
 
+    /// An Anthropic Messages request of `hi` with `max_tokens: 10` to the Anthropic target,
+    /// passed through natively: the `usage` the client is told (the last `message_delta`'s when
+    /// streamed) and the generation id.
+    async fn messages(&self, stream: bool) -> (Value, String) {
+        let body = json!({"model": "anthropic/chat", "max_tokens": 10, "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]});
+        let resp = self
+            .router
+            .http
+            .post(self.router.url("/v1/messages"))
+            .header("x-api-key", CLIENT_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let id = resp.headers()["x-generation-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let text = resp.text().await.unwrap();
+        if !stream {
+            return (
+                serde_json::from_str::<Value>(&text).unwrap()["usage"].clone(),
+                id,
+            );
+        }
+        let deltas: Vec<Value> = text
+            .split("\n\n")
+            .filter_map(|f| f.lines().find_map(|l| l.strip_prefix("data: ")))
+            .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            .filter(|e| e["type"] == "message_delta")
+            .collect();
+        assert_eq!(deltas.len(), 1, "one message_delta: {text}");
+        assert!(
+            text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+            "{text}"
+        );
+        (deltas[0]["usage"].clone(), id)
+    }
+
     async fn generation(&self, id: &str) -> Value {
         let v: Value = get_as(
             &self.router.http,
@@ -561,4 +602,47 @@ async fn a_block_budget_never_ends_above_its_limit_whatever_upstreams_report() {
         admitted >= 9,
         "each worst case ($0.000052) fits 9 times: {admitted}"
     );
+}
+
+/// Answers passed through natively (an Anthropic Messages client, an Anthropic target) are checked
+/// like every adapter's: unusable usage, complete or streamed, is billed at the worst case, told
+/// in Anthropic's usage fields with `clamped`, marked on the generation record, and what the
+/// ledger settles is exactly what the client was told.
+#[tokio::test(flavor = "multi_thread")]
+async fn native_anthropic_answers_bill_unusable_usage_at_the_worst_case_and_say_so() {
+    let w = World::start("100").await;
+    let mut told = rust_decimal::Decimal::ZERO;
+    let mut worst = None;
+    for (kind, report) in hostile() {
+        w.script.set(report.clone());
+        for stream in [false, true] {
+            let at = format!("stream={stream} {report:?}");
+            let (usage, id) = w.messages(stream).await;
+            let reason = usage["clamped"]["reason"].as_str().unwrap_or_default();
+            assert!(reason.ends_with(kind), "{at}: {usage}");
+            assert_eq!(usage["output_tokens"], 10, "{at}: {usage}");
+            let cost = usage["cost"].as_f64().unwrap();
+            // Always the same worst case, whatever was reported.
+            assert_eq!(*worst.get_or_insert(cost), cost, "{at}: {usage}");
+            let g = w.generation(&id).await;
+            assert_eq!(g["usage_anomaly"], json!(reason), "{at}: {g}");
+            let recorded: rust_decimal::Decimal =
+                g["total_cost"].as_str().unwrap().parse().unwrap();
+            assert_eq!(
+                recorded.to_string().parse::<f64>().unwrap(),
+                cost,
+                "{at}: {g}"
+            );
+            told += recorded;
+        }
+    }
+    assert!(worst.is_some_and(|c| c > 0.0));
+    assert_eq!(w.spent().await, told.normalize().to_string());
+    // Honest usage passes as reported: 20 × $1/M + 3 × $2/M.
+    w.script.set(Report::Counts(json!(20), json!(3)));
+    for stream in [false, true] {
+        let (usage, _) = w.messages(stream).await;
+        assert_eq!(usage["cost"], json!(0.000026), "stream={stream}: {usage}");
+        assert!(usage.get("clamped").is_none(), "{usage}");
+    }
 }

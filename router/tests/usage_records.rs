@@ -235,6 +235,22 @@ async fn mixed_requests_leave_one_row_each_and_the_money_agrees_everywhere() {
         sent.cost += (tokens("input_tokens") + tokens("output_tokens") * Decimal::TWO)
             / Decimal::from(1_000_000);
     }
+    // Counting tokens costs nothing, and is recorded like every endpoint.
+    let resp = router
+        .http
+        .post(router.url("/v1/messages/count_tokens"))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({"model": "test/mock", "messages": hi()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    sent.ids.push(
+        resp.headers()["x-generation-id"]
+            .to_str()
+            .unwrap()
+            .to_string(),
+    );
     // Not a request of any key: the access log has it, the usage store does not.
     let anonymous = router
         .http
@@ -247,7 +263,7 @@ async fn mixed_requests_leave_one_row_each_and_the_money_agrees_everywhere() {
     assert_eq!(anonymous.status(), 401);
 
     let n = sent.ids.len();
-    assert_eq!(n, 27);
+    assert_eq!(n, 28);
     assert_eq!(
         sent.failed, 5,
         "three failed upstream, one unknown model, one denied"
@@ -292,7 +308,10 @@ async fn mixed_requests_leave_one_row_each_and_the_money_agrees_everywhere() {
         .iter()
         .map(|r| r["endpoint"].as_str().unwrap())
         .collect();
-    assert_eq!(endpoints, HashSet::from(["chat", "embeddings", "messages"]));
+    assert_eq!(
+        endpoints,
+        HashSet::from(["chat", "embeddings", "messages", "count_tokens"])
+    );
 
     // The activity API (the caller's key) and the report agree with the rows.
     let activity: Value = get_as(&router.http, router.url("/api/v1/activity"), CLIENT_KEY)

@@ -4,8 +4,8 @@
 //! made in does not show.
 
 use prometheus::{
-    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, TextEncoder, core::Collector,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, TextEncoder, core::Collector,
 };
 
 /// The `Content-Type` of [`Registry::render`]'s output.
@@ -55,6 +55,11 @@ impl Registry {
         inner
     }
 
+    /// An integer counter.
+    pub fn int_counter(&self, name: &str, help: &str) -> IntCounter {
+        self.register(IntCounter::new(name, help).expect("valid metric"))
+    }
+
     /// A floating-point counter per label set.
     pub fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> CounterVec {
         self.register(CounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
@@ -73,6 +78,12 @@ impl Registry {
     /// A floating-point gauge per label set.
     pub fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
         self.register(GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+
+    /// A histogram with `buckets` (upper bounds, ascending).
+    pub fn histogram(&self, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+        let opts = HistogramOpts::new(name, help).buckets(buckets);
+        self.register(Histogram::with_opts(opts).expect("valid metric"))
     }
 
     /// A histogram with `buckets` (upper bounds, ascending) per label set.

@@ -11,12 +11,20 @@
 //! pruned to the CRD version's schema on every write ([`crate::crd_schema::prune`]), and a
 //! server-side apply patch (`application/apply-patch+yaml`) creates a missing object.
 //!
-//! Not implemented (the operator does not use them): label selectors, pagination, JSON patch,
-//! namespaces as objects, admission/validation, field managers.
+//! The API server's size limits hold too: a request body over [`MAX_REQUEST_BYTES`] is refused
+//! with 413, a Secret whose data exceeds [`MAX_SECRET_DATA_BYTES`] with 422 and any object over
+//! etcd's [`MAX_OBJECT_BYTES`] with 413; every refusal is kept ([`MockKubeApi::refused`]), so a
+//! test sees an oversized write even when the client only logs it. Lists are paged (`limit` and
+//! `continue`, as the watcher asks for 500 at a time), and a watch that falls behind is closed
+//! (the client re-watches from its last version) rather than silently skipping events.
+//!
+//! Not implemented (the operator does not use them): label selectors, JSON patch, namespaces as
+//! objects, admission/validation, field managers.
 
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
+    ops::Bound,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -53,7 +61,16 @@ struct Inner {
     objects: BTreeMap<Key, Value>,
     log: Vec<WatchEvent>,
     requests: Vec<String>,
+    /// `METHOD path: reason` of every request refused for its size.
+    refused: Vec<String>,
 }
+
+/// The API server's limit on a request body (`--max-request-bytes` for JSON: 3 MiB).
+pub const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
+/// The API server's limit on a Secret's (or ConfigMap's) data, decoded: 1 MiB.
+pub const MAX_SECRET_DATA_BYTES: usize = 1024 * 1024;
+/// etcd's limit on one stored object (`--max-request-bytes` of etcd: 1.5 MiB).
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
 
 #[derive(Clone)]
 struct Shared {
@@ -121,6 +138,85 @@ impl MockKubeApi {
     pub fn requests(&self) -> Vec<String> {
         self.shared.inner.lock().unwrap().requests.clone()
     }
+
+    /// `METHOD path: reason` of every request refused for its size, in order.
+    pub fn refused(&self) -> Vec<String> {
+        self.shared.inner.lock().unwrap().refused.clone()
+    }
+
+    /// Stores objects as if they had been created through the API (uid, generation, creation
+    /// time, resourceVersion, `stringData` folded into `data`), without a request each: for
+    /// tests that start from a large cluster. Each object's `apiVersion` and `kind` must be the
+    /// collection's; watchers see them as `ADDED`.
+    pub fn seed(&self, collection: &str, objects: impl IntoIterator<Item = Value>) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        for mut obj in objects {
+            let namespace = obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string();
+            let name = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            inner.uid += 1;
+            let meta = &mut obj["metadata"];
+            meta["namespace"] = namespace.clone().into();
+            meta["uid"] = format!("00000000-0000-0000-0000-{:012}", inner.uid).into();
+            meta["generation"] = 1.into();
+            meta["creationTimestamp"] = "2026-01-01T00:00:00Z".into();
+            fold_string_data(&mut obj);
+            inner.store(
+                &self.shared,
+                "ADDED",
+                (collection.to_string(), namespace, name),
+                obj,
+            );
+        }
+    }
+}
+
+/// Why `obj` (stored in `collection`) is too large for the API server, if it is.
+fn too_large(collection: &str, obj: &Value) -> Option<(StatusCode, String)> {
+    if collection == "api/v1/secrets" || collection == "api/v1/configmaps" {
+        let data: usize = obj["data"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, v)| {
+                let s = v.as_str().unwrap_or_default();
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_or(s.len(), |b| b.len())
+            })
+            .sum();
+        if data > MAX_SECRET_DATA_BYTES {
+            return Some((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "data: Too long: must have at most {MAX_SECRET_DATA_BYTES} bytes (has {data})"
+                ),
+            ));
+        }
+    }
+    let size = serde_json::to_vec(obj).map_or(0, |v| v.len());
+    (size > MAX_OBJECT_BYTES).then(|| {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("etcdserver: request is too large ({size} bytes)"),
+        )
+    })
+}
+
+/// Refuses an oversized write, recording it.
+fn refuse(inner: &mut Inner, what: String, code: StatusCode, message: String) -> Response {
+    inner.refused.push(format!("{what}: {message}"));
+    let reason = if code == StatusCode::PAYLOAD_TOO_LARGE {
+        "RequestEntityTooLarge"
+    } else {
+        "Invalid"
+    };
+    status_error(code, reason, message)
 }
 
 fn status_error(code: StatusCode, reason: &str, message: String) -> Response {
@@ -320,13 +416,21 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let body: Bytes = axum::body::to_bytes(req.into_body(), 16 << 20)
-        .await
-        .unwrap_or_default();
+    let body = axum::body::to_bytes(req.into_body(), MAX_REQUEST_BYTES).await;
     shared.inner.lock().unwrap().requests.push(format!(
         "{method} {}",
         uri.path_and_query().map_or("", |p| p.as_str())
     ));
+    let Ok(body) = body else {
+        let mut inner = shared.inner.lock().unwrap();
+        let message = format!("Request entity too large: limit is {MAX_REQUEST_BYTES}");
+        return refuse(
+            &mut inner,
+            format!("{method} {}", uri.path()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            message,
+        );
+    };
     let Some(target) = parse_path(uri.path()) else {
         return status_error(
             StatusCode::NOT_FOUND,
@@ -410,22 +514,49 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
 fn list(shared: &Shared, target: &Target, query: &BTreeMap<String, String>) -> Response {
     let inner = shared.inner.lock().unwrap();
     let name_filter = field_name(query);
-    let items: Vec<Value> = inner
+    // `continue` is the resourceVersion of the first page and the last key it returned.
+    let resume: Option<(String, Key)> = query
+        .get("continue")
+        .filter(|c| !c.is_empty())
+        .and_then(|c| serde_json::from_str(c).ok());
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    let mut items = Vec::new();
+    let mut more = None;
+    // The collection's objects, from where the last page ended.
+    let start = match &resume {
+        Some((_, after)) => Bound::Excluded(after.clone()),
+        None => Bound::Included((target.collection.clone(), String::new(), String::new())),
+    };
+    let in_collection = inner
         .objects
-        .iter()
-        .filter(|((c, ns, name), _)| {
-            *c == target.collection
-                && target.namespace.as_ref().is_none_or(|t| t == ns)
-                && name_filter.as_ref().is_none_or(|n| n == name)
-        })
-        .map(|(_, o)| o.clone())
-        .collect();
-    axum::Json(json!({
+        .range((start, Bound::Unbounded))
+        .take_while(|((c, _, _), _)| *c == target.collection);
+    for (key, o) in in_collection.filter(|((_, ns, name), _)| {
+        target.namespace.as_ref().is_none_or(|t| t == ns)
+            && name_filter.as_ref().is_none_or(|n| n == name)
+    }) {
+        if limit.is_some_and(|l| items.len() == l) {
+            more = Some(key.clone());
+            break;
+        }
+        items.push((key, o));
+    }
+    let rv = resume.map_or_else(|| inner.rv.to_string(), |(rv, _)| rv);
+    let next = more.and(items.last()).map(|(key, _)| {
+        serde_json::to_string(&(rv.clone(), (*key).clone())).expect("keys serialize")
+    });
+    let items: Vec<&Value> = items.into_iter().map(|(_, o)| o).collect();
+    let body = serde_json::to_vec(&json!({
         "apiVersion": "v1", "kind": "List",
-        "metadata": {"resourceVersion": inner.rv.to_string()},
+        "metadata": {"resourceVersion": rv, "continue": next},
         "items": items,
     }))
-    .into_response()
+    .expect("lists serialize");
+    drop(inner);
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn field_name(query: &BTreeMap<String, String>) -> Option<String> {
@@ -485,13 +616,9 @@ fn tokio_stream_from(
     rx: broadcast::Receiver<WatchEvent>,
 ) -> impl futures_util::Stream<Item = WatchEvent> {
     futures_util::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) => return Some((e, rx)),
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+        // Fallen behind (`Lagged`): end the watch, so the client re-watches from the last version
+        // it saw (the log still has everything), as after a real watch timeout.
+        rx.recv().await.ok().map(|e| (e, rx))
     })
 }
 
@@ -535,6 +662,10 @@ fn create(shared: &Shared, target: &Target, mut obj: Value) -> Response {
     }
     fold_string_data(&mut obj);
     prune_by_crd(&inner, &key.0, &mut obj);
+    if let Some((code, message)) = too_large(&key.0, &obj) {
+        let what = format!("POST {}/{}/{}", key.0, key.1, key.2);
+        return refuse(&mut inner, what, code, message);
+    }
     let stored = inner.store(shared, "ADDED", key, obj);
     (StatusCode::CREATED, axum::Json(stored)).into_response()
 }
@@ -612,6 +743,10 @@ fn update(
     if result == current {
         return axum::Json(current).into_response();
     }
+    if let Some((code, message)) = too_large(&key.0, &result) {
+        let what = format!("update {}/{}/{}", key.0, key.1, key.2);
+        return refuse(&mut inner, what, code, message);
+    }
     let stored = inner.store(shared, "MODIFIED", key, result);
     axum::Json(stored).into_response()
 }
@@ -663,6 +798,60 @@ mod tests {
         let mut v = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
         merge_patch(&mut v, &json!({"a": null, "b": {"c": 9}, "e": [2, 3]}));
         assert_eq!(v, json!({"b": {"c": 9, "d": 3}, "e": [2, 3]}));
+    }
+
+    #[test]
+    fn secrets_over_a_mebibyte_of_data_and_objects_over_etcds_limit_are_too_large() {
+        let secret = |bytes: usize| {
+            let data = base64::engine::general_purpose::STANDARD.encode(vec![7u8; bytes]);
+            json!({"metadata": {"name": "s"}, "data": {"k": data}})
+        };
+        assert!(too_large("api/v1/secrets", &secret(MAX_SECRET_DATA_BYTES)).is_none());
+        let (code, message) =
+            too_large("api/v1/secrets", &secret(MAX_SECRET_DATA_BYTES + 1)).unwrap();
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(message.contains("Too long"), "{message}");
+        let big = json!({"metadata": {"name": "p"}, "spec": {"x": "y".repeat(MAX_OBJECT_BYTES)}});
+        let (code, _) = too_large("apis/switchboard.dev/v1alpha1/providers", &big).unwrap();
+        assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn lists_are_paged_from_one_resource_version() {
+        let api = MockKubeApi::start().await;
+        let shared = api.shared.clone();
+        api.seed(
+            "api/v1/secrets",
+            (0..5).map(|i| json!({"metadata": {"name": format!("s{i}"), "namespace": "a"}})),
+        );
+        let target = parse_path("/api/v1/secrets").unwrap();
+        let page = async |query: &str| -> Value {
+            let response = list(&shared, &target, &query_map(Some(query)));
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            serde_json::from_slice(&body).unwrap()
+        };
+        let first = page("limit=2").await;
+        let names = |p: &Value| -> Vec<String> {
+            p["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(&first), ["s0", "s1"]);
+        let rv = first["metadata"]["resourceVersion"].clone();
+        let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+        api.seed(
+            "api/v1/secrets",
+            [json!({"metadata": {"name": "s9", "namespace": "a"}})],
+        );
+        let second = page(&format!("limit=10&continue={token}")).await;
+        assert_eq!(names(&second), ["s2", "s3", "s4", "s9"]);
+        assert_eq!(second["metadata"]["resourceVersion"], rv);
+        assert!(second["metadata"]["continue"].is_null());
     }
 
     #[test]

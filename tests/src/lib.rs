@@ -3,7 +3,8 @@
 //! [`kube_api`], an in-memory Kubernetes API server over
 //! HTTP for the operator's full loop, with [`crd_schema`] pruning custom resources to their CRDs;
 //! [`postgres`] and [`redis`], throwaway servers; [`tools`],
-//! where the programs `make test` provides are found. Other helpers live in the test files.
+//! where the programs `make test` provides are found; [`stored`], the operator's snapshot as the
+//! mock API holds it. Other helpers live in the test files.
 
 pub mod agent_upstreams;
 pub mod chart;
@@ -11,4 +12,5 @@ pub mod crd_schema;
 pub mod kube_api;
 pub mod postgres;
 pub mod redis;
+pub mod stored;
 pub mod tools;

@@ -10,15 +10,14 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use switchboard_api::{RouterConfig, snapshot::ApiKeyConfig};
-use switchboard_e2e::kube_api::MockKubeApi;
+use switchboard_api::snapshot::ApiKeyConfig;
+use switchboard_e2e::{kube_api::MockKubeApi, stored};
 use switchboard_operator::{
     Config, Running, controller,
     crds::{self, Decision, FIELD_MANAGER, VERSION_ANNOTATION},
@@ -28,7 +27,6 @@ use switchboard_operator::{
 const NS: &str = "team-a";
 const CRDS: &str = "apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const APIKEYS: &str = "apis/switchboard.dev/v1alpha1/apikeys";
-const SECRETS: &str = "api/v1/secrets";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn kube_client(api: &MockKubeApi) -> Client {
@@ -110,6 +108,8 @@ async fn start_operator(client: Client) -> Running {
             debounce: Duration::from_millis(50),
             resync: Duration::from_secs(60),
             spend_interval: Duration::from_secs(60),
+            max_shards: 32,
+            limits: switchboard_operator::outbox::Limits::default(),
         },
         lease: LeaseSettings {
             namespace: "switchboard-system".into(),
@@ -134,14 +134,9 @@ async fn start_operator(client: Client) -> Running {
 async fn snapshot_key(api: &MockKubeApi, want: impl Fn(&ApiKeyConfig) -> bool) -> ApiKeyConfig {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let key = api
-            .get(SECRETS, "switchboard-system", "switchboard-config")
-            .and_then(|s| {
-                let b64 = s["data"]["snapshot.json"].as_str()?.to_string();
-                let json = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-                let snapshot: RouterConfig = serde_json::from_slice(&json).ok()?;
-                snapshot.api_keys.into_values().find(|k| k.name == "ml")
-            });
+        let key = stored::snapshot(api, "switchboard-system", "switchboard-config")
+            .ok()
+            .and_then(|snapshot| snapshot.api_keys.into_values().find(|k| k.name == "ml"));
         if let Some(k) = key.filter(|k| want(k)) {
             return k;
         }

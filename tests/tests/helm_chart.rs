@@ -443,8 +443,8 @@ const EXPECTED_GRANTS: &[Grant] = &[
     ("watched", "events.k8s.io", "events", "create", false),
     ("watched", "events.k8s.io", "events", "patch", false),
     // controller.rs read_snapshot_secret (get_opt), watch_snapshot_secret (watcher with a
-    // metadata.name field selector, which resourceNames authorise); writer.rs write_snapshot
-    // (merge patch, else create).
+    // metadata.name field selector, which resourceNames authorise); store.rs through writer.rs
+    // write_secret / write_manifest (merge patch, else create) of the manifest and its shards.
     ("release", "", "secrets", "get", true),
     ("release", "", "secrets", "list", true),
     ("release", "", "secrets", "watch", true),
@@ -481,14 +481,15 @@ const EXPECTED_GRANTS: &[Grant] = &[
 
 /// The calls behind `EXPECTED_GRANTS`: (file in operator/src, text that must be there).
 const EVIDENCE: &[(&str, &str)] = &[
-    ("controller.rs", "reflector::reflector("),
+    ("watches.rs", "watcher(api, watcher::Config::default())"),
     ("controller.rs", "get_opt(name)"),
     ("controller.rs", "metadata.name={name}"),
     ("writer.rs", "patch_status("),
     ("writer.rs", "api.create(&params, &secret)"),
+    ("writer.rs", "api.create(&params, secret)"),
     (
         "writer.rs",
-        "api.patch(name, &params, &Patch::Merge(&secret))",
+        "api.patch(name, &params, &Patch::Merge(patch))",
     ),
     ("writer.rs", "recorder.publish("),
     ("leader.rs", "get_opt(&s.name)"),
@@ -808,18 +809,26 @@ fn probes_ports_and_flags_are_the_binaries_own() {
     }
 
     // The router finds the operator's config stream on its Service's http port, and the
-    // snapshot file where the Secret (key publish.rs SNAPSHOT_KEY) is mounted.
+    // snapshot files where the manifest Secret (key MANIFEST_KEY) and its shard Secrets
+    // (`<name>-<i>`, key `shard-<i>.json.zst`) are mounted.
     let router = read(&chart().join("templates/router-deployment.yaml"));
     let service = read(&chart().join("templates/operator-service.yaml"));
     assert!(router.contains(
         "--operator-url=http://{{ include \"switchboard.operatorName\" . }}.{{ .Release.Namespace }}.svc:{{ .Values.operator.ports.http }}"
     ));
     assert!(service.contains("- name: http\n      port: {{ .Values.operator.ports.http }}"));
+    let shards = read(&repo().join("api/src/snapshot/shards.rs"));
+    assert!(shards.contains("pub const MANIFEST_KEY: &str = \"manifest.json\";"));
+    assert!(shards.contains("format!(\"shard-{index}.json.zst\")"));
     let publish = read(&repo().join("operator/src/publish.rs"));
-    assert!(publish.contains("pub const SNAPSHOT_KEY: &str = \"snapshot.json\";"));
-    assert!(router.contains("--snapshot-file=/etc/switchboard/snapshot/snapshot.json"));
+    assert!(publish.contains("format!(\"{name}-{index}\")"));
+    assert!(router.contains("--snapshot-file=/etc/switchboard/snapshot/manifest.json"));
     assert!(router.contains("mountPath: /etc/switchboard/snapshot"));
-    assert!(router.contains("- key: snapshot.json\n                path: snapshot.json"));
+    assert!(router.contains("- key: manifest.json\n                      path: manifest.json"));
+    assert!(router.contains("name: {{ include \"switchboard.snapshotSecretName\" $ }}-{{ $i }}"));
+    assert!(router.contains(
+        "- key: shard-{{ $i }}.json.zst\n                      path: shard-{{ $i }}.json.zst"
+    ));
     assert!(
         router.contains("optional: true"),
         "the snapshot Secret may not exist yet"

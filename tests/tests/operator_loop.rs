@@ -72,6 +72,8 @@ async fn start_operator_with(
             debounce: Duration::from_millis(100),
             resync: Duration::from_secs(60),
             spend_interval: Duration::from_millis(200),
+            max_shards: 32,
+            limits: switchboard_operator::outbox::Limits::default(),
         },
         lease: LeaseSettings {
             namespace: "switchboard-system".into(),
@@ -379,13 +381,14 @@ async fn operator_full_loop_against_a_mock_api_server() {
             .any(|e| e["type"] == "Normal" && e["regarding"]["name"] == "alpha")
     );
 
-    // --- The snapshot Secret, and a router serving by the pushed snapshot.
-    let stored = eventually(limit, "snapshot Secret", || async {
+    // --- The snapshot Secrets, and a router serving by the pushed snapshot.
+    let stored = eventually(limit, "snapshot manifest Secret", || async {
         kube.get(SECRETS, "switchboard-system", "switchboard-config")
     })
     .await;
-    let stored_json = decode(stored["data"]["snapshot.json"].as_str().unwrap());
-    assert!(stored_json.contains("\"routes\""));
+    let manifest = decode(stored["data"]["manifest.json"].as_str().unwrap());
+    assert!(manifest.contains("\"shards\""), "{manifest}");
+    assert!(stored["data"].get("snapshot.json").is_none());
 
     let router = Router::start(&operator_url, None).await;
     let first = eventually(limit, "router config from the operator", || async {
@@ -426,11 +429,9 @@ async fn operator_full_loop_against_a_mock_api_server() {
     assert_eq!(route["status"]["readyTargets"], 1);
 
     // --- The operator goes away: the router keeps serving the last good config.
-    let snapshot_file = std::env::temp_dir().join(format!(
-        "switchboard-e2e-snapshot-{}.json",
-        std::process::id()
-    ));
-    let stored = eventually(limit, "snapshot Secret at the new version", || async {
+    let snapshot_dir =
+        std::env::temp_dir().join(format!("switchboard-e2e-snapshot-{}", std::process::id()));
+    eventually(limit, "snapshot Secrets at the new version", || async {
         kube.get(SECRETS, "switchboard-system", "switchboard-config")
             .filter(|s| {
                 s["metadata"]["annotations"]["switchboard.dev/snapshot-version"].as_str()
@@ -438,11 +439,8 @@ async fn operator_full_loop_against_a_mock_api_server() {
             })
     })
     .await;
-    std::fs::write(
-        &snapshot_file,
-        decode(stored["data"]["snapshot.json"].as_str().unwrap()),
-    )
-    .unwrap();
+    // What the chart's projected volume shows a router: the manifest and the shards it names.
+    let snapshot_file = mount_snapshot(&kube, &snapshot_dir);
     let push_addr = operator.push_addr;
     operator.shutdown().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -480,7 +478,29 @@ async fn operator_full_loop_against_a_mock_api_server() {
     operator.shutdown().await;
     router.stop().await;
     late.stop().await;
-    let _ = std::fs::remove_file(&snapshot_file);
+    let _ = std::fs::remove_dir_all(&snapshot_dir);
+}
+
+/// Writes the stored snapshot Secrets' files into `dir` as the chart mounts them (the manifest
+/// Secret's `manifest.json` and each shard Secret's `shard-<i>.json.zst`); the manifest's path.
+fn mount_snapshot(kube: &MockKubeApi, dir: &std::path::Path) -> PathBuf {
+    use base64::Engine;
+    std::fs::create_dir_all(dir).unwrap();
+    for secret in kube.list(SECRETS) {
+        let name = secret["metadata"]["name"].as_str().unwrap_or_default();
+        if secret["metadata"]["namespace"] != "switchboard-system"
+            || !name.starts_with("switchboard-config")
+        {
+            continue;
+        }
+        for (key, value) in secret["data"].as_object().unwrap() {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(value.as_str().unwrap())
+                .unwrap();
+            std::fs::write(dir.join(key), bytes).unwrap();
+        }
+    }
+    dir.join("manifest.json")
 }
 
 fn decode(b64: &str) -> String {

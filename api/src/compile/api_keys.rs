@@ -1,7 +1,5 @@
 //! ApiKeys: the key read from its Secret and hashed; a key held by two ApiKeys rejects both.
 
-use std::collections::BTreeSet;
-
 use foldhash::{HashMap, HashMapExt};
 
 use super::{
@@ -12,7 +10,6 @@ use super::{
     reason::*,
 };
 use crate::{
-    manifest::ObjectRef,
     resources::{ApiKey, SecretKeyRef},
     snapshot::{ApiKeyConfig, RateLimits, hash_api_key, key_prefix},
 };
@@ -49,23 +46,25 @@ impl Compiler {
                 let was = self.index.unready(&key);
                 moved.insert(key.clone(), was);
             }
-            let r = object_ref("ApiKey", &key);
             let Some(api_key) = self.api_keys.get(&key).cloned() else {
-                self.forget(r);
+                self.forget(object_ref("ApiKey", &key));
                 continue;
             };
-            match self.compile_api_key(&r, &api_key) {
+            match self.compile_api_key(&key, &api_key) {
                 Ok(config) => {
                     self.index.hold(key.clone(), config.key_hash.clone());
                     drafts.push((key, config));
                 }
-                Err(rejection) => self.reject(r, api_key.metadata.generation, rejection),
+                Err(rejection) => {
+                    let r = object_ref("ApiKey", &key);
+                    self.reject(r, api_key.metadata.generation, rejection);
+                }
             }
         }
         // Hashes whose holders were settled as a group (none, or two and more).
         let mut settled = foldhash::HashSet::default();
         for (key, config) in drafts {
-            if self.index.holders.get(&config.key_hash).map(BTreeSet::len) == Some(1) {
+            if self.index.holders.get(&config.key_hash).map(|h| h.len()) == Some(1) {
                 self.key_ready(&key, Ok(config));
             } else if settled.insert(config.key_hash.clone()) {
                 self.settle_hash(&config.key_hash, &mut moved);
@@ -104,7 +103,7 @@ impl Compiler {
             }
             [one] => {
                 let api_key = self.api_keys[one].clone();
-                let config = self.compile_api_key(&object_ref("ApiKey", one), &api_key);
+                let config = self.compile_api_key(one, &api_key);
                 self.key_ready(one, config);
             }
             many => {
@@ -155,7 +154,7 @@ impl Compiler {
         self.ready(r, generation, COMPILED, notes);
     }
 
-    fn compile_api_key(&self, r: &ObjectRef, key: &ApiKey) -> Result<ApiKeyConfig, Rejection> {
+    fn compile_api_key(&self, r: &Key, key: &ApiKey) -> Result<ApiKeyConfig, Rejection> {
         let spec = &key.spec;
         let mut issues = Issues::default();
         let field = "spec.secretRef";
@@ -165,13 +164,13 @@ impl Compiler {
             Some(s) => s,
             None => {
                 generated = SecretKeyRef {
-                    name: generated_key_secret_name(&r.name),
+                    name: generated_key_secret_name(r.name()),
                     key: GENERATED_KEY_SECRET_KEY.to_string(),
                 };
                 &generated
             }
         };
-        let value = match self.secret_value(&r.namespace, secret_ref) {
+        let value = match self.secret_value(r.namespace(), secret_ref) {
             Ok(value) => Some(value),
             Err(e) => {
                 let message = if spec.secret_ref.is_some() {
@@ -192,7 +191,9 @@ impl Compiler {
             let location = || {
                 format!(
                     "Secret {}/{} key {:?}",
-                    r.namespace, secret_ref.name, secret_ref.key
+                    r.namespace(),
+                    secret_ref.name,
+                    secret_ref.key
                 )
             };
             let chars = v.chars().count();
@@ -278,8 +279,8 @@ impl Compiler {
         issues.finish()?;
         let value = value.expect("issues are empty only when the key resolved");
         Ok(ApiKeyConfig {
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
+            namespace: r.namespace().to_string(),
+            name: r.name().to_string(),
             team,
             key_hash: hash_api_key(&value),
             prefix: key_prefix(&value),

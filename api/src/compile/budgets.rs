@@ -44,7 +44,7 @@ impl Compiler {
                     && let Some(entry) = self.budget_entry_mut(budget.id())
                 {
                     if inside {
-                        entry.api_keys.insert(key.id().to_string());
+                        entry.api_keys.insert(key.id_arc());
                     } else {
                         entry.api_keys.remove(key.id());
                     }
@@ -121,7 +121,7 @@ impl Compiler {
         if let Some(index) = self.index.namespace(ns) {
             for (key, ready) in index.candidates(ns, scope) {
                 if in_scope(scope, key.name(), ready) {
-                    keys.push(key.id().to_string());
+                    keys.push(key.id_arc());
                 }
             }
         }

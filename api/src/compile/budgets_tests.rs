@@ -137,7 +137,7 @@ fn budget_scopes_resolve_to_ready_keys_of_the_namespace() {
         c.config.budgets[&format!("default/{name}")]
             .api_keys
             .iter()
-            .cloned()
+            .map(|k| k.to_string())
             .collect()
     };
     assert_eq!(

@@ -1,5 +1,5 @@
 //! The compiler's state between two changes: the objects, their verdicts, the snapshot content and
-//! the indexes between them ([`super::index`]). [`Compiler::apply`] and [`Compiler::delete`] take
+//! the indexes between them ([`super::index`]). [`Compiler::apply`] and [`Compiler::remove`] take
 //! one watched change each and mark what it touches; [`Compiler::recompile`] settles the marked
 //! objects and whatever depends on them, kind by kind in dependency order (Secrets, Providers,
 //! ModelRoutes, ApiKeys, Budgets), and says which snapshot entries and verdicts changed. The
@@ -52,6 +52,11 @@ impl Key {
         &self.id
     }
 
+    /// `namespace/name`, shared.
+    pub fn id_arc(&self) -> Arc<str> {
+        self.id.clone()
+    }
+
     pub fn namespace(&self) -> &str {
         &self.id[..self.split]
     }
@@ -94,22 +99,58 @@ pub(super) type KeySet = foldhash::HashSet<Key>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct SecretEntry {
     pub copies: usize,
-    pub values: BTreeMap<String, Vec<u8>>,
+    /// Sorted by key (most Secrets hold one or two).
+    values: Vec<(String, Vec<u8>)>,
 }
 
 impl SecretEntry {
     fn new(secret: &Secret) -> SecretEntry {
-        let mut values: BTreeMap<String, Vec<u8>> = secret
+        let mut values: Vec<(String, Vec<u8>)> = secret
             .data
             .iter()
             .flatten()
             .map(|(k, v)| (k.clone(), v.0.clone()))
             .collect();
         for (k, v) in secret.string_data.iter().flatten() {
-            values.insert(k.clone(), v.as_bytes().to_vec());
+            match values.iter_mut().find(|(key, _)| key == k) {
+                Some(slot) => slot.1 = v.as_bytes().to_vec(),
+                None => values.push((k.clone(), v.as_bytes().to_vec())),
+            }
         }
+        values.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         SecretEntry { copies: 1, values }
     }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Every key, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.values.iter().map(|(k, _)| k)
+    }
+
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// An object as the compiler holds it: shared, not copied.
+#[derive(Clone, Debug)]
+pub enum Held {
+    /// A Provider.
+    Provider(Arc<Provider>),
+    /// A ModelRoute.
+    ModelRoute(Arc<ModelRoute>),
+    /// An ApiKey.
+    ApiKey(Arc<ApiKey>),
+    /// A Budget.
+    Budget(Arc<Budget>),
 }
 
 /// What a watched change did to the compiler's input.
@@ -288,7 +329,7 @@ impl Compiler {
     }
 
     /// Takes out a deleted object; `false` when it was not there.
-    pub fn delete(&mut self, r: &ObjectRef) -> bool {
+    pub fn remove(&mut self, r: &ObjectRef) -> bool {
         let key = Key::new(&r.namespace, &r.name);
         match r.kind {
             "Provider" => {
@@ -370,17 +411,47 @@ impl Compiler {
         self.results.get(r)
     }
 
-    /// The Provider, ModelRoute, ApiKey or Budget `r` as last applied.
-    pub fn object(&self, r: &ObjectRef) -> Option<Object> {
+    /// The Provider, ModelRoute, ApiKey or Budget `r` as last applied (status included).
+    pub fn held(&self, r: &ObjectRef) -> Option<Held> {
         let key = Key::new(&r.namespace, &r.name);
-        let object = match r.kind {
-            "Provider" => Object::Provider((**self.providers.get(&key)?).clone()),
-            "ModelRoute" => Object::ModelRoute((**self.routes.get(&key)?).clone()),
-            "ApiKey" => Object::ApiKey((**self.api_keys.get(&key)?).clone()),
-            "Budget" => Object::Budget((**self.budgets.get(&key)?).clone()),
+        let held = match r.kind {
+            "Provider" => Held::Provider(self.providers.get(&key)?.clone()),
+            "ModelRoute" => Held::ModelRoute(self.routes.get(&key)?.clone()),
+            "ApiKey" => Held::ApiKey(self.api_keys.get(&key)?.clone()),
+            "Budget" => Held::Budget(self.budgets.get(&key)?.clone()),
             _ => return None,
         };
-        Some(object)
+        Some(held)
+    }
+
+    /// Every Provider, ModelRoute, ApiKey and Budget held.
+    pub fn object_refs(&self) -> impl Iterator<Item = ObjectRef> + '_ {
+        let providers = self.providers.keys().map(|k| object_ref("Provider", k));
+        let routes = self.routes.keys().map(|k| object_ref("ModelRoute", k));
+        let keys = self.api_keys.keys().map(|k| object_ref("ApiKey", k));
+        let budgets = self.budgets.keys().map(|k| object_ref("Budget", k));
+        providers.chain(routes).chain(keys).chain(budgets)
+    }
+
+    /// The route the ModelRoute `namespace/name` serves, if it serves one.
+    pub fn route_of(&self, namespace: &str, name: &str) -> Option<&RouteConfig> {
+        let draft = self
+            .index
+            .route_drafts
+            .get(Key::new(namespace, name).id())?;
+        self.config
+            .routes
+            .get(&draft.config.model)
+            .filter(|c| c.namespace == namespace && c.name == name)
+    }
+
+    /// The key of the ApiKey `namespace/name`, if it is in the snapshot.
+    pub fn api_key_of(&self, namespace: &str, name: &str) -> Option<&ApiKeyConfig> {
+        let hash = self.index.key_hashes.get(Key::new(namespace, name).id())?;
+        self.config
+            .api_keys
+            .get(hash)
+            .filter(|k| k.namespace == namespace && k.name == name)
     }
 
     /// Every ApiKey as last applied.
@@ -395,11 +466,9 @@ impl Compiler {
 
     /// The snapshot and verdicts, sealed.
     pub fn into_compiled(self) -> Compiled {
-        let mut results: Vec<(ObjectRef, ObjectResult)> = self.results.into_iter().collect();
-        results.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Compiled {
             config: self.config,
-            results: BTreeMap::from_iter(results),
+            results: sorted(self.results.into_iter().collect()),
         }
     }
 
@@ -592,9 +661,7 @@ impl Compiler {
     /// hands over what changed.
     fn finish_digests(&mut self) -> Changes {
         if self.fresh() {
-            let mut keys = std::mem::take(&mut self.fresh_api_keys);
-            keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            self.config.api_keys = BTreeMap::from_iter(keys);
+            self.config.api_keys = sorted(std::mem::take(&mut self.fresh_api_keys));
             self.digest = SnapshotDigest::of(&self.config);
             self.config.hash = self.digest.hash();
             return Changes {
@@ -634,6 +701,18 @@ impl Compiler {
         self.config.hash = self.digest.hash();
         changes
     }
+}
+
+/// A map built from unsorted entries: their order is sorted, not the entries themselves (each
+/// is moved once, not swapped about by a sort), then the tree is built in one pass.
+fn sorted<K: Ord, V>(entries: Vec<(K, V)>) -> BTreeMap<K, V> {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by(|a, b| entries[*a].0.cmp(&entries[*b].0));
+    let mut slots: Vec<Option<(K, V)>> = entries.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each entry is taken once"))
+        .collect()
 }
 
 fn digest_of<V: Serialize>(

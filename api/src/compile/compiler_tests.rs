@@ -165,7 +165,7 @@ fn any_sequence_of_changes_ends_where_compiling_from_scratch_does() {
                 let object = variant(&mut rng, kind, slot);
                 let r = object.object_ref();
                 if rng.below(5) == 0 {
-                    compiler.delete(&r);
+                    compiler.remove(&r);
                     objects.remove(&r);
                 } else {
                     compiler.apply(object.clone());

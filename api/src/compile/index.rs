@@ -267,21 +267,71 @@ impl Namespace {
     }
 }
 
+/// A small sorted set, as a vector: most of these hold one member (one ApiKey per key hash, one
+/// route per model name, one reader per Secret), and a tree node per member is memory for nothing.
+#[derive(Clone, Debug)]
+pub(super) struct Few<T>(Vec<T>);
+
+impl<T: Ord> Default for Few<T> {
+    fn default() -> Self {
+        Few(Vec::new())
+    }
+}
+
+impl<T: Ord> Few<T> {
+    pub fn one(item: T) -> Self {
+        Few(vec![item])
+    }
+
+    pub fn insert(&mut self, item: T) {
+        if let Err(at) = self.0.binary_search(&item) {
+            self.0.insert(at, item);
+        }
+    }
+
+    pub fn remove(&mut self, item: &T) {
+        if let Ok(at) = self.0.binary_search(item) {
+            self.0.remove(at);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Few<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 /// Every index, kept up to date by the compiler.
 #[derive(Default)]
 pub(super) struct Index {
     /// Secret → the Providers and ApiKeys (kind, object) of its namespace that read it.
-    secret_users: HashMap<Key, foldhash::HashSet<(&'static str, Key)>>,
+    secret_users: HashMap<Key, Few<(&'static str, Key)>>,
     /// Provider → ModelRoutes of its namespace targeting it.
     provider_users: HashMap<Key, Keys>,
     /// Public model name → ModelRoutes naming it in `fallbackModels`.
     fallback_users: HashMap<String, Keys>,
     /// Public model name → ModelRoutes that compiled on their own claiming it.
-    pub claims: HashMap<String, BTreeSet<Key>>,
+    pub claims: HashMap<String, Few<Key>>,
     /// ModelRoutes that compiled on their own.
     pub route_drafts: HashMap<Key, RouteDraft>,
     /// Key hash → ApiKeys that compiled on their own holding it.
-    pub holders: HashMap<String, BTreeSet<Key>>,
+    pub holders: HashMap<String, Few<Key>>,
     /// ApiKey → the hash it holds, when it compiled on its own.
     pub key_hashes: HashMap<Key, String>,
     /// Per namespace: ready keys and Budget anchors.
@@ -307,7 +357,7 @@ pub(super) fn api_key_secret(key: &ApiKey, name: &str) -> String {
 }
 
 fn move_user(
-    map: &mut HashMap<Key, foldhash::HashSet<(&'static str, Key)>>,
+    map: &mut HashMap<Key, Few<(&'static str, Key)>>,
     user: (&'static str, &Key),
     old: Option<String>,
     new: Option<String>,
@@ -436,12 +486,9 @@ impl Index {
     /// Files an ApiKey that compiled on its own as a holder of `hash`.
     pub fn hold(&mut self, key: Key, hash: String) {
         match self.holders.get_mut(&hash) {
-            Some(set) => {
-                set.insert(key.clone());
-            }
+            Some(set) => set.insert(key.clone()),
             None => {
-                self.holders
-                    .insert(hash.clone(), BTreeSet::from([key.clone()]));
+                self.holders.insert(hash.clone(), Few::one(key.clone()));
             }
         }
         self.key_hashes.insert(key, hash);

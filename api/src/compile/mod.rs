@@ -53,7 +53,7 @@ use crate::{
 };
 
 pub use api_keys::{GENERATED_KEY_SECRET_KEY, MIN_KEY_CHARS, generated_key_secret_name};
-pub use compiler::{Applied, Changes, Compiler};
+pub use compiler::{Applied, Changes, Compiler, Held};
 use reason::*;
 
 /// The result of [`compile`].

@@ -3,6 +3,11 @@
 use super::{Compiler, Rejection, quoted_list, reason::*};
 use crate::resources::SecretKeyRef;
 
+thread_local! {
+    /// Where a Secret's `namespace/name` is built to look it up.
+    static ID: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 impl Compiler {
     /// The trimmed value of `namespace/r.name[r.key]`. Errors name the Secret and key, never a
     /// value.
@@ -11,47 +16,56 @@ impl Compiler {
         namespace: &str,
         r: &SecretKeyRef,
     ) -> Result<String, Rejection> {
-        let id = format!("{namespace}/{}", r.name);
-        let secret = match self.secrets.get(id.as_str()) {
+        // Looked up by `namespace/name` built in a reused buffer: no allocation per key.
+        let found = ID.with_borrow_mut(|id| {
+            id.clear();
+            id.push_str(namespace);
+            id.push('/');
+            id.push_str(&r.name);
+            self.secrets.get(id.as_str())
+        });
+        let id = || format!("{namespace}/{}", r.name);
+        let secret = match found {
             None => {
                 return Err(Rejection::new(
                     SECRET_NOT_FOUND,
-                    format!("Secret {id} not found"),
+                    format!("Secret {} not found", id()),
                 ));
             }
             Some(many) if many.copies > 1 => {
                 return Err(Rejection::new(
                     DUPLICATE_SECRET,
                     format!(
-                        "Secret {id} is given {} times, so its value is ambiguous",
+                        "Secret {} is given {} times, so its value is ambiguous",
+                        id(),
                         many.copies
                     ),
                 ));
             }
             Some(one) => one,
         };
-        let Some(bytes) = secret.values.get(&r.key) else {
-            let present = if secret.values.is_empty() {
+        let Some(bytes) = secret.get(&r.key) else {
+            let present = if secret.is_empty() {
                 "it has no keys".to_string()
             } else {
-                format!("it has {}", quoted_list(secret.values.keys()))
+                format!("it has {}", quoted_list(secret.keys()))
             };
             return Err(Rejection::new(
                 SECRET_KEY_NOT_FOUND,
-                format!("Secret {id} has no key {:?} ({present})", r.key),
+                format!("Secret {} has no key {:?} ({present})", id(), r.key),
             ));
         };
         let text = std::str::from_utf8(bytes).map_err(|_| {
             Rejection::new(
                 INVALID_SECRET,
-                format!("Secret {id} key {:?} is not UTF-8 text", r.key),
+                format!("Secret {} key {:?} is not UTF-8 text", id(), r.key),
             )
         })?;
         let text = text.trim();
         if text.is_empty() {
             return Err(Rejection::new(
                 INVALID_SECRET,
-                format!("Secret {id} key {:?} is empty", r.key),
+                format!("Secret {} key {:?} is empty", id(), r.key),
             ));
         }
         Ok(text.to_string())

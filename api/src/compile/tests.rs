@@ -206,7 +206,10 @@ fn a_full_valid_set_compiles_into_the_expected_snapshot() {
     let b = &c.config.budgets["team-a/ml-monthly"];
     assert_eq!(b.limit_usd, d("100.50"));
     assert_eq!(b.window, BudgetWindow::Monthly);
-    assert_eq!(b.api_keys.iter().collect::<Vec<_>>(), ["team-a/alice"]);
+    assert_eq!(
+        b.api_keys.iter().map(|k| &**k).collect::<Vec<_>>(),
+        ["team-a/alice"]
+    );
     assert_eq!(b.models, ["openai/*"]);
     assert_eq!(b.soft_limit_percent, Some(80));
     assert_eq!(b.action, BudgetAction::Block);

@@ -6,6 +6,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
+    sync::Arc,
 };
 
 use rust_decimal::Decimal;
@@ -65,7 +66,13 @@ impl RouterConfig {
     /// Checks the snapshot is internally consistent: the hash matches and every route target names
     /// a provider and model that exist. Routers refuse a snapshot that fails this.
     pub fn validate(&self) -> Result<(), String> {
-        if self.hash != self.content_hash() {
+        self.validate_digest().map(drop)
+    }
+
+    /// [`RouterConfig::validate`], returning the digest it computed (to apply deltas to).
+    pub fn validate_digest(&self) -> Result<SnapshotDigest, String> {
+        let digest = SnapshotDigest::of(self);
+        if self.hash != digest.hash() {
             return Err("snapshot hash does not match its content".into());
         }
         for (name, route) in &self.routes {
@@ -84,7 +91,7 @@ impl RouterConfig {
                 }
             }
         }
-        Ok(())
+        Ok(digest)
     }
 
     /// A copy safe to show: every provider credential replaced by `<redacted>`.
@@ -97,6 +104,25 @@ impl RouterConfig {
         }
         copy
     }
+}
+
+/// The Budgets (ids, in order) covering each key, by key id (`namespace/name`): built once per
+/// snapshot version, so a request finds its budgets without testing every Budget.
+pub fn budgets_by_key(config: &RouterConfig) -> std::collections::HashMap<String, Vec<Arc<str>>> {
+    let mut out: std::collections::HashMap<String, Vec<Arc<str>>> =
+        std::collections::HashMap::with_capacity(config.api_keys.len());
+    for (id, budget) in &config.budgets {
+        let id: Arc<str> = id.as_str().into();
+        for key in &budget.api_keys {
+            match out.get_mut(&**key) {
+                Some(budgets) => budgets.push(id.clone()),
+                None => {
+                    out.insert(key.to_string(), vec![id.clone()]);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Hex SHA-256 of a client key: the only form in which keys are stored or compared.
@@ -434,7 +460,7 @@ pub struct BudgetConfig {
     /// Window.
     pub window: BudgetWindow,
     /// Ids (`namespace/name`) of the ApiKeys in scope.
-    pub api_keys: BTreeSet<String>,
+    pub api_keys: BTreeSet<Arc<str>>,
     /// Model globs in scope (empty = all).
     pub models: Vec<String>,
     /// Soft limit percentage.

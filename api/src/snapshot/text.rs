@@ -18,6 +18,8 @@ use super::{RouterConfig, Section};
 pub struct SnapshotText {
     /// Per section (in [`Section::ALL`] order): key → `"key":value`, ready to splice.
     sections: [BTreeMap<Arc<str>, Arc<str>>; 4],
+    /// Bytes of JSON the entries take (each with its separating comma).
+    bytes: usize,
 }
 
 fn fragment<V: Serialize>(key: &str, value: &V) -> Arc<str> {
@@ -78,24 +80,18 @@ impl SnapshotText {
                 Section::ApiKeys => config.api_keys.get(key).map(|v| fragment(key, v)),
                 Section::Budgets => config.budgets.get(key).map(|v| fragment(key, v)),
             };
-            match value {
-                Some(v) => {
-                    map.insert(key.into(), v);
-                }
-                None => {
-                    map.remove(key);
-                }
-            }
+            let added = value.as_ref().map_or(0, |v| v.len() + 1);
+            let removed = match value {
+                Some(v) => map.insert(key.into(), v),
+                None => map.remove(key),
+            };
+            self.bytes = self.bytes + added - removed.map_or(0, |v| v.len() + 1);
         }
     }
 
     /// Bytes of JSON the entries take.
     pub fn len(&self) -> usize {
-        self.sections
-            .iter()
-            .flat_map(|s| s.values())
-            .map(|v| v.len() + 1)
-            .sum()
+        self.bytes
     }
 
     /// Whether there are no entries.

@@ -178,6 +178,7 @@ fn spend_plan(
     Ok(plan_spend(
         &caller.runtime.config,
         caller.key(),
+        caller.runtime.budgets_of(&caller.key().id()),
         &access.model,
         &access.generation_id,
         worst_case,

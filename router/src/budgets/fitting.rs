@@ -8,6 +8,11 @@
 //! the fitted request can cost, and the ledger still admits it atomically. The router then sends
 //! the fitted limit upstream instead of the client's (`max_tokens` / `max_completion_tokens` in
 //! the chat view, `max_tokens` of a native Messages request), so no upstream can produce more.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects
+)]
 
 /// The largest output limit in `floor..=requested` whose worst case (nano-dollars, from
 /// `worst_case`, non-decreasing in the limit) is at most `room`; `None` when even the floor (or
@@ -20,11 +25,12 @@ pub fn fit(requested: u64, floor: u64, room: i64, worst_case: impl Fn(u64) -> i6
     // Invariant: `lo` fits; everything above `hi` does not.
     let mut hi = requested;
     while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
+        // `lo < mid <= hi`: neither step can leave `0..=requested`.
+        let mid = lo.saturating_add(hi.saturating_sub(lo).div_ceil(2));
         if worst_case(mid) <= room {
             lo = mid;
         } else {
-            hi = mid - 1;
+            hi = mid.saturating_sub(1);
         }
     }
     Some(lo)
@@ -38,6 +44,7 @@ pub fn floor(key_floor: Option<u64>, budget_floor: Option<u64>) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -65,6 +72,15 @@ mod tests {
         // A request asking for less than the floor is fitted no lower than it asked.
         assert_eq!(fit(500, 1024, worst(500), worst), Some(500));
         assert_eq!(fit(500, 1024, worst(499), worst), None);
+    }
+
+    #[test]
+    fn the_search_holds_at_the_ends_of_u64() {
+        let linear = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        assert_eq!(fit(u64::MAX, 0, 1000, linear), Some(1000));
+        assert_eq!(fit(u64::MAX, 0, i64::MAX, |_| 0), Some(u64::MAX));
+        assert_eq!(fit(u64::MAX, u64::MAX, 0, |_| 1), None);
+        assert_eq!(fit(0, 1024, 0, |_| 0), Some(0));
     }
 
     #[test]

@@ -12,7 +12,7 @@
     clippy::arithmetic_side_effects
 )]
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
 use switchboard_api::{
@@ -116,17 +116,19 @@ fn until(end: Option<Timestamp>, now: Timestamp, grace: Duration) -> Option<Dura
     })
 }
 
-/// The budgets that apply to `key` calling `model`.
+/// The budgets that apply to a key calling `model`, of `key_budgets` (the ids of the Budgets
+/// covering the key, [`crate::config::runtime::Runtime::budgets_of`]).
 pub fn budgets_in_scope<'a>(
     config: &'a RouterConfig,
-    key: &ApiKeyConfig,
-    model: &str,
+    key_budgets: &'a [Arc<str>],
+    model: &'a str,
 ) -> impl Iterator<Item = (&'a String, &'a switchboard_api::snapshot::BudgetConfig)> {
-    let key_id = key.id();
-    config.budgets.iter().filter(move |(_, b)| {
-        b.api_keys.contains(&key_id)
-            && (b.models.is_empty() || b.models.iter().any(|g| glob_matches(g, model)))
-    })
+    key_budgets
+        .iter()
+        .filter_map(|id| config.budgets.get_key_value(&**id))
+        .filter(move |(_, b)| {
+            b.models.is_empty() || b.models.iter().any(|g| glob_matches(g, model))
+        })
 }
 
 /// The charges of a request with id `id` by `key` for `model`, reserving `worst_case` (see
@@ -135,6 +137,7 @@ pub fn budgets_in_scope<'a>(
 pub fn plan_spend(
     config: &RouterConfig,
     key: &ApiKeyConfig,
+    key_budgets: &[Arc<str>],
     model: &str,
     id: &str,
     worst_case: i64,
@@ -151,7 +154,7 @@ pub fn plan_spend(
     let token_estimate = (bounds.prompt_bytes / 4).saturating_add(bounds.max_tokens.unwrap_or(0));
     let worst_case = worst_case.clamp(0, MAX_AMOUNT);
     let (mut charges, mut roles) = rate_charges(key, minute, token_estimate);
-    for (id, b) in budgets_in_scope(config, key, model) {
+    for (id, b) in budgets_in_scope(config, key_budgets, model) {
         let (end, _) = window_at(b.window, now);
         let limit = to_nanos(b.limit_usd);
         charges.push(Charge {
@@ -394,6 +397,7 @@ mod tests {
         let plan = plan_spend(
             &config,
             &key,
+            &[],
             "m",
             "gen-1",
             500,
@@ -425,7 +429,7 @@ mod tests {
         };
         let budget = |models: Vec<String>, action| BudgetConfig {
             limit_usd: d("5"),
-            api_keys: ["default/k".to_string()].into(),
+            api_keys: ["default/k".into()].into(),
             models,
             action,
             ..BudgetConfig::test()
@@ -443,9 +447,12 @@ mod tests {
             b
         });
         let now: Timestamp = "2026-11-21T10:20:30Z".parse().unwrap();
+        let by_key = switchboard_api::snapshot::budgets_by_key(&config);
+        let key_budgets = by_key.get("default/k").map_or(&[][..], Vec::as_slice);
         let plan = plan_spend(
             &config,
             &key,
+            key_budgets,
             "anthropic/claude",
             "gen-1",
             777,
@@ -505,6 +512,7 @@ mod tests {
         let openai = plan_spend(
             &config,
             &key,
+            key_budgets,
             "openai/gpt-4o",
             "gen-2",
             777,

@@ -3,10 +3,16 @@
 //! - A snapshot must pass [`RouterConfig::validate`] (hash matches content, every route target
 //!   exists) and have a version at least the running one; otherwise it is refused, logged and
 //!   counted in `switchboard_config_refused_total{reason}`.
+//! - A delta applies only to the exact version and hash it was made from, and its result must
+//!   hash to the hash it names; one made from another version asks for the whole snapshot
+//!   ([`DeltaFailure::Resync`]). Applying one costs what it changes, not the snapshot's size.
 //! - The same version and hash as the running one is not reinstalled.
 //! - Snapshot contents (provider credentials) are never logged; only version and hash are.
 
-use switchboard_api::RouterConfig;
+use switchboard_api::{
+    RouterConfig,
+    snapshot::{DeltaError, SnapshotDelta, SnapshotDigest},
+};
 
 use super::runtime::Runtime;
 use crate::state::AppState;
@@ -57,6 +63,14 @@ pub enum Admitted {
 /// Whether `offered` may replace `running`. Pure.
 pub fn admit(running: Option<&RouterConfig>, offered: &RouterConfig) -> Result<Admitted, Refusal> {
     offered.validate().map_err(Refusal::Invalid)?;
+    admit_version(running, offered)
+}
+
+/// The version rules of [`admit`], for a snapshot already validated.
+fn admit_version(
+    running: Option<&RouterConfig>,
+    offered: &RouterConfig,
+) -> Result<Admitted, Refusal> {
     match running {
         Some(r) if offered.version < r.version => Err(Refusal::Older {
             offered: offered.version,
@@ -115,15 +129,63 @@ fn refused(state: &AppState, refusal: &Refusal, origin: &str) {
 
 fn install(state: &AppState, config: RouterConfig) -> Result<Admitted, Refusal> {
     let running = state.runtime();
-    let admitted = admit(running.as_ref().map(|r| &r.config), &config)?;
+    let digest = config.validate_digest().map_err(Refusal::Invalid)?;
+    let admitted = admit_version(running.as_ref().map(|r| &r.config), &config)?;
     if admitted == Admitted::Installed {
-        let runtime = Runtime::build(config, Vec::new(), &state.clients, &|name| {
-            std::env::var(name).ok()
-        })
-        .map_err(Refusal::Build)?;
-        state.install(runtime);
+        serve(state, config, digest).map_err(Refusal::Build)?;
     }
     Ok(admitted)
+}
+
+/// Builds the runtime of a validated snapshot whose digest is known, and serves it.
+fn serve(state: &AppState, config: RouterConfig, digest: SnapshotDigest) -> Result<(), String> {
+    let runtime = Runtime::build(config, Vec::new(), &state.clients, &|name| {
+        std::env::var(name).ok()
+    })?;
+    let _ = runtime.digest.set(digest);
+    state.install(runtime);
+    Ok(())
+}
+
+/// Why a delta was not installed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeltaFailure {
+    /// It was made from another version than the one running (or none runs): the whole
+    /// snapshot is needed.
+    #[error("{0}")]
+    Resync(String),
+    /// It is bad (counted as a refusal); the whole snapshot is needed too.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// Applies a delta from the operator to the running config and installs the result.
+pub fn offer_delta_json(state: &AppState, json: &[u8]) -> Result<Admitted, DeltaFailure> {
+    let refuse = |refusal: Refusal| {
+        refused(state, &refusal, "operator delta");
+        DeltaFailure::Refused(refusal)
+    };
+    let delta: SnapshotDelta =
+        serde_json::from_slice(json).map_err(|e| refuse(Refusal::Decode(e.to_string())))?;
+    let Some(running) = state.runtime() else {
+        return Err(DeltaFailure::Resync("no config to apply a delta to".into()));
+    };
+    if (delta.version, delta.hash.as_str())
+        == (running.config.version, running.config.hash.as_str())
+    {
+        return Ok(Admitted::Unchanged);
+    }
+    let mut config = running.config.clone();
+    let mut digest = *running
+        .digest
+        .get_or_init(|| SnapshotDigest::of(&running.config));
+    match delta.apply(&mut config, &mut digest) {
+        Ok(()) => {}
+        Err(e @ DeltaError::Base { .. }) => return Err(DeltaFailure::Resync(e.to_string())),
+        Err(DeltaError::Invalid(why)) => return Err(refuse(Refusal::Invalid(why))),
+    }
+    serve(state, config, digest).map_err(|e| refuse(Refusal::Build(e)))?;
+    Ok(Admitted::Installed)
 }
 
 /// Decodes a snapshot from JSON and offers it.
@@ -140,6 +202,8 @@ pub fn offer_json(state: &AppState, json: &[u8], origin: &str) -> Result<Admitte
 
 #[cfg(test)]
 mod tests {
+    use std::{sync::Arc, time::Duration};
+
     use super::*;
 
     fn config(version: u64) -> RouterConfig {
@@ -216,5 +280,79 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    fn compiled(version: u64) -> RouterConfig {
+        let mut c = switchboard_api::compile(&switchboard_api::testing::scale::objects(
+            &switchboard_api::testing::scale::Scale::keys(40),
+        ))
+        .config;
+        c.version = version;
+        c
+    }
+
+    #[test]
+    fn a_delta_applies_to_its_version_only_and_a_bad_one_is_counted() {
+        use switchboard_api::snapshot::{Section, SnapshotText};
+        let state = AppState::new(Default::default());
+        let base = compiled(3);
+        assert_eq!(offer(&state, base.clone(), "test"), Ok(Admitted::Installed));
+        let mut next = base.clone();
+        let route = next.routes.keys().next().unwrap().clone();
+        next.routes.get_mut(&route).unwrap().retry.attempts = 3;
+        next.version = 4;
+        next.hash = next.content_hash();
+        let mut text = SnapshotText::of(&base);
+        text.update(&next, Section::Routes, [route.as_str()]);
+        let changed = std::collections::BTreeMap::from([(
+            Section::Routes,
+            std::collections::BTreeSet::from([route.clone()]),
+        )]);
+        let delta = text.delta((3, &base.hash), (4, &next.hash), &changed);
+        assert_eq!(
+            offer_delta_json(&state, delta.as_bytes()),
+            Ok(Admitted::Installed)
+        );
+        assert_eq!(state.runtime().unwrap().config, next);
+
+        // Made from version 9: the router resyncs.
+        let gap = text.delta((9, &base.hash), (10, &next.hash), &changed);
+        assert!(matches!(
+            offer_delta_json(&state, gap.as_bytes()),
+            Err(DeltaFailure::Resync(_))
+        ));
+        // Claiming a hash its result does not have: refused and counted.
+        let bad = text.delta((4, &next.hash), (5, &"0".repeat(64)), &changed);
+        assert!(matches!(
+            offer_delta_json(&state, bad.as_bytes()),
+            Err(DeltaFailure::Refused(Refusal::Invalid(_)))
+        ));
+        assert_eq!(state.runtime().unwrap().config.version, 4);
+        assert!(
+            state
+                .metrics
+                .render()
+                .contains(r#"switchboard_config_refused_total{reason="invalid"} 1"#)
+        );
+    }
+
+    #[test]
+    fn a_replaced_config_is_dropped_off_the_thread_that_held_it_last() {
+        let state = AppState::new(Default::default());
+        offer(&state, config(1), "test").unwrap();
+        // A request holding the running config while a new one is installed.
+        let held = state.runtime().unwrap();
+        let weak = Arc::downgrade(&held);
+        offer(&state, config(2), "test").unwrap();
+        drop(held);
+        assert!(
+            weak.upgrade().is_some(),
+            "the request's thread did not drop it"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while weak.upgrade().is_some() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(weak.upgrade().is_none(), "the retiring thread dropped it");
     }
 }

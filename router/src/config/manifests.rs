@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use switchboard_api::{Object, RouterConfig, compile, parse_manifests};
+use switchboard_api::{Object, RouterConfig, compile::compile_owned, parse_manifests};
 
 use super::{
     install::empties,
@@ -118,7 +118,7 @@ pub fn compile_manifests(
     version: u64,
 ) -> anyhow::Result<(RouterConfig, Vec<ObjectStatus>)> {
     let objects = read_objects(paths, namespace)?;
-    let compiled = compile(&objects);
+    let compiled = compile_owned(objects);
     let statuses: Vec<ObjectStatus> = compiled
         .results
         .iter()

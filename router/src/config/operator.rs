@@ -1,9 +1,16 @@
 //! Config from the operator: a router started with `--operator-url` holds the operator's
-//! authenticated server-sent event stream (`GET /v1/config/stream`) and installs each snapshot it
-//! receives (by the rules of [`super::install`]); `--snapshot-file` (the snapshot Secret mounted
-//! as a file) lets it start serving while the operator is down. The stream is reconnected forever
-//! with capped exponential backoff and jitter; a connection silent for longer than three
-//! keep-alive intervals is treated as dead.
+//! authenticated server-sent event stream (`GET /v1/config/stream?deltas=1`) and installs each
+//! snapshot it receives — whole, or as a delta from the version it runs (by the rules of
+//! [`super::install`]); `--snapshot-file` (the snapshot Secrets mounted as files: a manifest naming
+//! compressed shards, or a whole snapshot) lets it start serving while the operator is down.
+//!
+//! - Stored shards must match the SHA-256s their manifest names (a manifest and shards from
+//!   different versions, caught mid-update, are read again shortly) and make up the content hash
+//!   the manifest names.
+//! - The stream is reconnected forever with capped exponential backoff and jitter; a connection
+//!   silent for longer than three keep-alive intervals is treated as dead. A delta made from
+//!   another version than the running one makes the router reconnect at once, which brings the
+//!   whole snapshot.
 
 use std::{
     path::{Path, PathBuf},
@@ -15,10 +22,16 @@ use anyhow::Context;
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt, stream};
-use switchboard_api::snapshot::CONFIG_STREAM_PATH;
+use switchboard_api::{
+    RouterConfig,
+    snapshot::{
+        CONFIG_STREAM_PATH,
+        shards::{self, ShardError, ShardManifest},
+    },
+};
 use tokio::sync::watch;
 
-use super::install::{Admitted, offer_json};
+use super::install::{Admitted, offer, offer_delta_json, offer_json};
 use crate::{providers::clients::install_crypto_provider, state::AppState};
 
 /// Where and how to reach the operator.
@@ -74,13 +87,33 @@ pub fn read_token(file: Option<&Path>, value: Option<&str>) -> anyhow::Result<St
     Ok(token.to_string())
 }
 
-/// Installs the snapshot stored in `path` (the snapshot Secret mounted as a file).
+/// Installs the snapshot stored in `path`: the snapshot Secrets mounted as files (a manifest,
+/// its shards beside it), or a whole snapshot.
 pub fn load_snapshot_file(state: &AppState, path: &Path) -> anyhow::Result<u64> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the snapshot file {}", path.display()))?;
-    offer_json(state, &bytes, "snapshot-file")
-        .with_context(|| format!("in the snapshot file {}", path.display()))?;
+    match serde_json::from_slice::<ShardManifest>(&bytes) {
+        Ok(manifest) => {
+            let config = read_shards(path, &manifest)?;
+            offer(state, config, "snapshot-file")
+                .with_context(|| format!("in the snapshot files at {}", path.display()))?;
+        }
+        Err(_) => {
+            offer_json(state, &bytes, "snapshot-file")
+                .with_context(|| format!("in the snapshot file {}", path.display()))?;
+        }
+    }
     Ok(state.runtime().map_or(0, |r| r.config.version))
+}
+
+/// The snapshot a manifest at `path` names, from the shard files beside it.
+fn read_shards(path: &Path, manifest: &ShardManifest) -> Result<RouterConfig, ShardError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    shards::assemble(manifest, |key| {
+        // Keys are file names the operator chose; anything else is not read.
+        let plain = !key.is_empty() && !key.contains(['/', '\\']) && !key.starts_with('.');
+        plain.then(|| std::fs::read(dir.join(key)).ok()).flatten()
+    })
 }
 
 /// A byte stream that fails when no chunk arrives within `idle`.
@@ -105,7 +138,7 @@ async fn follow_once(
     source: &OperatorSource,
     state: &AppState,
 ) -> Result<(), (bool, String)> {
-    let url = format!("{}{CONFIG_STREAM_PATH}", source.url);
+    let url = format!("{}{CONFIG_STREAM_PATH}?deltas=1", source.url);
     let resp = client
         .get(&url)
         .bearer_auth(&source.token)
@@ -126,12 +159,24 @@ async fn follow_once(
     let mut received = false;
     while let Some(event) = events.next().await {
         let event = event.map_err(|e| (received, format!("stream broke: {e}")))?;
-        if event.event != "snapshot" {
-            continue;
-        }
-        received = true;
-        if let Ok(Admitted::Installed) = offer_json(state, event.data.as_bytes(), "operator") {
-            tracing::info!(version = %event.id, "installed a snapshot from the operator");
+        match event.event.as_str() {
+            "snapshot" => {
+                received = true;
+                if let Ok(Admitted::Installed) =
+                    offer_json(state, event.data.as_bytes(), "operator")
+                {
+                    tracing::info!(version = %event.id, "installed a snapshot from the operator");
+                }
+            }
+            "delta" => match offer_delta_json(state, event.data.as_bytes()) {
+                Ok(Admitted::Installed) => {
+                    tracing::debug!(version = %event.id, "applied a delta from the operator");
+                }
+                Ok(Admitted::Unchanged) => {}
+                // Reconnecting brings the whole snapshot.
+                Err(e) => return Err((true, format!("resyncing: {e}"))),
+            },
+            _ => {}
         }
     }
     Err((received, "the operator closed the stream".into()))
@@ -166,6 +211,10 @@ pub async fn follow(
             if was_good {
                 backoff = source.min_backoff;
             }
+            if why.starts_with("resyncing") {
+                tracing::info!(url = %source.url, "config stream: {why}");
+                continue;
+            }
             tracing::warn!(url = %source.url, retry_in = ?backoff, "config stream: {why}; serving the last good config");
         }
         let jitter = Duration::from_millis(rand::random_range(
@@ -193,15 +242,101 @@ pub fn start(
             Ok(version) => {
                 tracing::info!(version, file = %path.display(), "serving the stored snapshot until the operator answers")
             }
+            Err(e) if stale(&e) => {
+                tracing::info!(
+                    "the stored snapshot is being rewritten; reading it again shortly: {e:#}"
+                );
+                tokio::spawn(reread(state.clone(), path.clone()));
+            }
             Err(e) => tracing::warn!("no stored snapshot to start from: {e:#}"),
         }
     }
     tokio::spawn(follow(state, source, shutdown))
 }
 
+/// Whether reading the stored snapshot failed because its files are mid-update (the mounted
+/// Secrets are refreshed one by one).
+fn stale(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<ShardError>(),
+        Some(ShardError::Stale(_) | ShardError::Missing(_))
+    )
+}
+
+/// Reads a stored snapshot caught mid-update again, every second for a minute, until it is
+/// consistent or a config arrived from the operator.
+async fn reread(state: Arc<AppState>, path: PathBuf) {
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if state.runtime().is_some() {
+            return;
+        }
+        match load_snapshot_file(&state, &path) {
+            Ok(version) => {
+                tracing::info!(version, file = %path.display(), "serving the stored snapshot until the operator answers");
+                return;
+            }
+            Err(e) if stale(&e) => {}
+            Err(e) => {
+                tracing::warn!("no stored snapshot to start from: {e:#}");
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn compiled(version: u64) -> RouterConfig {
+        let mut c = switchboard_api::compile(&switchboard_api::testing::scale::objects(
+            &switchboard_api::testing::scale::Scale::keys(40),
+        ))
+        .config;
+        c.version = version;
+        c
+    }
+
+    #[test]
+    fn a_manifest_and_its_shards_load_and_a_stale_shard_is_told_apart() {
+        use switchboard_api::snapshot::{
+            SnapshotText,
+            shards::{ShardManifest, compress, shard_key},
+        };
+        let dir = std::env::temp_dir().join(format!("sb-shards-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = compiled(5);
+        let text = SnapshotText::of(&config);
+        let mut shards = Vec::new();
+        for i in 0..2 {
+            let (shard, bytes) = compress(shard_key(i), text.shard(i, 2).as_bytes());
+            std::fs::write(dir.join(&shard.key), bytes).unwrap();
+            shards.push(shard);
+        }
+        let manifest = ShardManifest {
+            version: 5,
+            hash: config.hash.clone(),
+            shards,
+        };
+        let path = dir.join("manifest.json");
+        std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let state = AppState::new(Default::default());
+        assert_eq!(load_snapshot_file(&state, &path).unwrap(), 5);
+        assert_eq!(state.runtime().unwrap().config, config);
+
+        // A shard of another version: stale, read again later.
+        std::fs::write(dir.join(shard_key(1)), b"not the shard").unwrap();
+        let err = load_snapshot_file(&AppState::new(Default::default()), &path).unwrap_err();
+        assert!(stale(&err), "{err:#}");
+        // A key that is not a plain file name is never read.
+        let mut outside = manifest.clone();
+        outside.shards[0].key = "../manifest.json".into();
+        std::fs::write(&path, serde_json::to_vec(&outside).unwrap()).unwrap();
+        let err = load_snapshot_file(&AppState::new(Default::default()), &path).unwrap_err();
+        assert!(format!("{err:#}").contains("missing"), "{err:#}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn debug_never_shows_the_token() {

@@ -2,12 +2,15 @@
 //! version (resolved credentials, providers ready to call with their upstream clients). Swapped
 //! atomically; requests read it without locks.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
 
 use switchboard_api::{
     compile::ObjectOutcome,
     manifest::ObjectRef,
-    snapshot::{CredentialSource, ProviderConfig, RouterConfig, SecretValue},
+    snapshot::{CredentialSource, ProviderConfig, RouterConfig, SecretValue, SnapshotDigest},
 };
 
 use crate::providers::{ProviderRuntime, clients::ClientPool};
@@ -50,9 +53,19 @@ pub struct Runtime {
     pub providers: HashMap<String, Arc<ProviderRuntime>>,
     /// Verdicts of the compile that produced the snapshot (empty when it came pre-compiled).
     pub objects: Vec<ObjectStatus>,
+    /// The snapshot's digest, which a delta from the operator is applied to: set when it was
+    /// computed anyway (validating a whole snapshot, applying a delta), else on first need.
+    pub digest: OnceLock<SnapshotDigest>,
+    /// The Budgets covering each key, by key id.
+    budgets_by_key: HashMap<String, Vec<Arc<str>>>,
 }
 
 impl Runtime {
+    /// The ids of the Budgets covering the key `key_id` (`namespace/name`), in id order.
+    pub fn budgets_of(&self, key_id: &str) -> &[Arc<str>] {
+        self.budgets_by_key.get(key_id).map_or(&[], Vec::as_slice)
+    }
+
     /// Builds the runtime for a validated snapshot. `env` resolves `credentials.env` names.
     pub fn build(
         config: RouterConfig,
@@ -71,9 +84,11 @@ impl Runtime {
             providers.insert(id.clone(), Arc::new(provider));
         }
         Ok(Runtime {
+            budgets_by_key: switchboard_api::snapshot::budgets_by_key(&config),
             config,
             providers,
             objects,
+            digest: OnceLock::new(),
         })
     }
 }

@@ -45,10 +45,9 @@ pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     let now = Timestamp::now();
     let budgets: Vec<_> = caller
         .runtime
-        .config
-        .budgets
+        .budgets_of(&key_id)
         .iter()
-        .filter(|(_, b)| b.api_keys.contains(&key_id))
+        .filter_map(|id| caller.runtime.config.budgets.get_key_value(&**id))
         .collect();
     let mut counters: Vec<String> = WINDOWS
         .iter()

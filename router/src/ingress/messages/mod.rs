@@ -27,9 +27,10 @@ use super::{
 use crate::{
     error::ApiError,
     observability::access::Access,
+    panics::anthropic_panic_frame,
     providers::{Native, WireFormat},
     state::AppState,
-    streaming::{frames::FrameStream, sse::sse_response},
+    streaming::{frames::FrameStream, sse::sse_response_ending},
 };
 
 /// Names the request fields a translated answer had no counterpart for (`context_management`,
@@ -73,9 +74,13 @@ pub async fn handle(
             access.finish_after_response();
             json_response(bytes.into())
         }
-        Ok(ChatOutput::NativeStream(_, frames)) => sse_response(frames),
+        Ok(ChatOutput::NativeStream(_, frames)) => {
+            sse_response_ending(frames, anthropic_panic_frame())
+        }
         Ok(ChatOutput::Complete(bytes, access)) => translated(&bytes, &model, access),
-        Ok(ChatOutput::Stream(frames)) => sse_response(events(frames, &model)),
+        Ok(ChatOutput::Stream(frames)) => {
+            sse_response_ending(events(frames, &model), anthropic_panic_frame())
+        }
         Err((e, mut access)) => {
             access.status = e.status().as_u16();
             access.outcome = Some(e.code().to_string());

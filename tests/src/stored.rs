@@ -1,0 +1,41 @@
+//! The snapshot the operator stored, read out of the mock Kubernetes API as a router reads its
+//! mounted Secrets: the manifest Secret, then the shard Secrets it names, checked and assembled.
+
+use base64::Engine;
+use serde_json::Value;
+use switchboard_api::{
+    RouterConfig,
+    snapshot::shards::{MANIFEST_KEY, ShardManifest, assemble},
+};
+
+use crate::kube_api::MockKubeApi;
+
+const SECRETS: &str = "api/v1/secrets";
+
+fn data(secret: &Value, key: &str) -> Option<Vec<u8>> {
+    let b64 = secret["data"][key].as_str()?;
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+/// The manifest in the Secret `namespace/name`, if it holds one.
+pub fn manifest(api: &MockKubeApi, namespace: &str, name: &str) -> Option<ShardManifest> {
+    let secret = api.get(SECRETS, namespace, name)?;
+    serde_json::from_slice(&data(&secret, MANIFEST_KEY)?).ok()
+}
+
+/// The snapshot stored under the manifest Secret `namespace/name` (shards `name-<i>`), or why
+/// it cannot be read.
+pub fn snapshot(api: &MockKubeApi, namespace: &str, name: &str) -> Result<RouterConfig, String> {
+    let manifest = manifest(api, namespace, name).ok_or("no manifest")?;
+    let shards: Vec<Value> = api
+        .list(SECRETS)
+        .into_iter()
+        .filter(|s| {
+            s["metadata"]["namespace"] == namespace
+                && s["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(&format!("{name}-")))
+        })
+        .collect();
+    assemble(&manifest, |key| shards.iter().find_map(|s| data(s, key))).map_err(|e| e.to_string())
+}
