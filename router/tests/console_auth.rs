@@ -80,7 +80,10 @@ async fn a_bearer_token_opens_the_console_and_a_wrong_one_is_refused_in_the_erro
     assert!(html.contains("admin token"), "{html}");
     for headers in [
         vec![("authorization", "Bearer not-the-token")],
-        vec![("authorization", "Bearer not-the-token"), ("hx-request", "true")],
+        vec![
+            ("authorization", "Bearer not-the-token"),
+            ("hx-request", "true"),
+        ],
     ] {
         let (status, h, body) = call(&state, "GET", "/console/keys", REMOTE, &headers).await;
         assert_eq!(status, 401, "{body}");
@@ -90,19 +93,19 @@ async fn a_bearer_token_opens_the_console_and_a_wrong_one_is_refused_in_the_erro
     // No credential at all: a browser is sent to the login page.
     let (status, h, _) = call(&state, "GET", "/console/keys", REMOTE, &[]).await;
     assert_eq!(status, 303);
-    assert!(h["location"].to_str().unwrap().starts_with("/console/login"));
+    assert!(
+        h["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/console/login")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_console_session_reads_the_admin_listener_but_changes_nothing_on_it() {
     let state = state(AdminAuth::new(Some(TOKEN), false, false));
     let expires = jiff::Timestamp::now().as_second() + 600;
-    let value = state
-        .settings
-        .admin
-        .session_key()
-        .unwrap()
-        .issue(expires);
+    let value = state.settings.admin.session_key().unwrap().issue(expires);
     let cookie = format!("{}={value}", session::COOKIE);
     let with_session = [("cookie", cookie.as_str())];
     for uri in ["/config", "/admin/v1/usage", "/console/providers"] {
@@ -136,8 +139,14 @@ async fn a_trusted_proxy_user_is_named_escaped_in_the_console() {
     let state = state(AdminAuth::new(Some(TOKEN), true, false));
     let email = "<script>alert(1)</script>@example.com";
     for header in ["x-auth-request-email", "x-forwarded-email"] {
-        let (status, _, html) =
-            call(&state, "GET", "/console/budgets", REMOTE, &[(header, email)]).await;
+        let (status, _, html) = call(
+            &state,
+            "GET",
+            "/console/budgets",
+            REMOTE,
+            &[(header, email)],
+        )
+        .await;
         assert_eq!(status, 200, "{header}");
         assert!(
             html.contains("&lt;script&gt;alert(1)&lt;/script&gt;@example.com"),
@@ -164,8 +173,14 @@ async fn a_trusted_proxy_user_is_named_escaped_in_the_console() {
 async fn without_a_token_a_rebinding_host_gets_neither_the_console_nor_the_config() {
     let state = state(AdminAuth::default());
     for host in ["localhost:9090", "127.0.0.1:9090", "[::1]:9090"] {
-        let (status, _, _) =
-            call(&state, "GET", "/console/providers", LOOPBACK, &[("host", host)]).await;
+        let (status, _, _) = call(
+            &state,
+            "GET",
+            "/console/providers",
+            LOOPBACK,
+            &[("host", host)],
+        )
+        .await;
         assert_eq!(status, 200, "{host}");
         let (status, _, _) = call(&state, "GET", "/config", LOOPBACK, &[("host", host)]).await;
         assert_eq!(status, 200, "{host}");
@@ -178,7 +193,12 @@ async fn without_a_token_a_rebinding_host_gets_neither_the_console_nor_the_confi
     assert!(!body.contains("mock-chat"));
     let (status, h, _) = call(&state, "GET", "/console/providers", LOOPBACK, &rebound).await;
     assert_eq!(status, 303);
-    assert!(h["location"].to_str().unwrap().starts_with("/console/login"));
+    assert!(
+        h["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/console/login")
+    );
     let (status, _, body) = call(
         &state,
         "POST",

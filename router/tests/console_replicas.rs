@@ -125,12 +125,7 @@ async fn two_replicas_on_one_store_and_ledger_show_the_same_totals() {
 
     // A session signed on replica A (as its login form would), used on both.
     let expires = jiff::Timestamp::now().as_second() + 600;
-    let value = state_a
-        .settings
-        .admin
-        .session_key()
-        .unwrap()
-        .issue(expires);
+    let value = state_a.settings.admin.session_key().unwrap().issue(expires);
     let cookie = format!("{}={value}", session::COOKIE);
 
     // Both writers' batches reach the one store.

@@ -151,7 +151,7 @@ async fn burn_down(
     let Ok(store) = store(state) else {
         return html! {};
     };
-    let keys: Vec<String> = b.api_keys.iter().cloned().collect();
+    let keys: Vec<String> = b.api_keys.iter().map(|k| k.to_string()).collect();
     let now_s = now.as_second();
     let hourly = b.window == BudgetWindow::Daily;
     let bucket = if hourly { 3_600 } else { 86_400 };
