@@ -90,6 +90,26 @@ pub fn or_dash(v: Option<&str>) -> &str {
     }
 }
 
+/// `?k=v&…` of `params`, percent-encoded.
+pub fn query_string(params: &[(String, String)]) -> String {
+    let enc = |s: &str| {
+        let mut out = String::new();
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/' | b':') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    };
+    let pairs: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    format!("?{}", pairs.join("&"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

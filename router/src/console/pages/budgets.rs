@@ -1,10 +1,15 @@
 //! Every Budget: its window, spend (settled and reserved, from the ledger every replica shares),
 //! soft and hard lines, a burn-down chart (the window's spend per day from the rollups, summed)
-//! with the forecast at the current rate, and what it blocks.
+//! with the forecast at the current rate, and what it blocks. Twenty budgets to a page, by id
+//! (each card reads its burn-down from the rollups).
 
 use std::sync::Arc;
 
-use axum::{Extension, extract::State, response::Response};
+use axum::{
+    Extension,
+    extract::{Query, State},
+    response::Response,
+};
 use http::HeaderMap;
 use jiff::Timestamp;
 use maud::{Markup, html};
@@ -17,7 +22,7 @@ use switchboard_api::{
 };
 use switchboard_ledger::CounterState;
 
-use super::{report, store};
+use super::{AfterQuery, next_link, page_after, report, store};
 use crate::{
     admin::auth::Admin,
     console::{
@@ -33,24 +38,30 @@ use crate::{
 /// Days a `total` budget's burn-down shows.
 const TOTAL_DAYS: i64 = 30;
 
+/// Budgets a page shows.
+const PAGE: usize = 20;
+
 /// `GET /console/budgets`.
 pub async fn page(
     State(state): State<Arc<AppState>>,
     Extension(admin): Extension<Admin>,
     headers: HeaderMap,
+    Query(q): Query<AfterQuery>,
 ) -> Response {
-    let body = content(&state).await;
+    let body = content(&state, q.after.as_deref()).await;
     layout::respond(&headers, |csrf| {
         layout::page(Nav::Budgets, Some(&admin), csrf, body)
     })
 }
 
-async fn content(state: &AppState) -> Markup {
+async fn content(state: &AppState, after: Option<&str>) -> Markup {
     let Some(runtime) = state.runtime() else {
         return html! { h1 { "Budgets" } p.notice { "No config is loaded yet." } };
     };
     let now = Timestamp::now();
-    let budgets: Vec<(&String, &BudgetConfig)> = runtime.config.budgets.iter().collect();
+    // The config's budgets are a map ordered by id.
+    let all: Vec<(&String, &BudgetConfig)> = runtime.config.budgets.iter().collect();
+    let (start, budgets, more) = page_after(&all, |(id, _)| id, after, PAGE);
     let counters: Vec<String> = budgets
         .iter()
         .map(|(id, b)| budget_counter(id, b.window, now))
@@ -70,8 +81,10 @@ async fn content(state: &AppState) -> Markup {
         h1 { "Budgets" }
         p.muted { "Spend is read from the shared ledger (settled, plus what requests in flight have reserved), so every replica shows the same. The burn-down sums the usage store's daily rollups over the budget's keys; the forecast projects the window's average rate." }
         @if let Some(e) = ledger_error { p.notice role="alert" { "The ledger did not answer: " (e) } }
-        @if budgets.is_empty() { p.empty { "No Budget objects are configured." } }
+        @if all.is_empty() { p.empty { "No Budget objects are configured." } }
+        @if !budgets.is_empty() { p.muted #page-range { (format::count(start as i64 + 1)) "–" (format::count((start + budgets.len()) as i64)) " of " (format::count(all.len() as i64)) " budgets" } }
         @for c in cards { (c) }
+        @if let Some((last, _)) = more { p { a.pill #next-page href=(next_link("/console/budgets", last)) { "Next →" } } }
     }
 }
 

@@ -50,26 +50,6 @@ pub fn form_params(raw: &[(String, String)]) -> Vec<(String, String)> {
     params
 }
 
-/// `?k=v&…` of `params`, percent-encoded.
-fn query_string(params: &[(String, String)]) -> String {
-    let enc = |s: &str| {
-        let mut out = String::new();
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/' | b':') {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        out
-    };
-    let pairs: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect();
-    format!("?{}", pairs.join("&"))
-}
-
 /// `GET /console/requests`.
 pub async fn page(
     State(state): State<Arc<AppState>>,
@@ -98,7 +78,7 @@ pub async fn page(
                         .cloned()
                         .collect();
                     p.push(("cursor".into(), c.render()));
-                    format!("/console/requests{}", query_string(&p))
+                    format!("/console/requests{}", format::query_string(&p))
                 });
                 table(&page.records, next.as_deref())
             }
@@ -244,7 +224,7 @@ mod tests {
 
     #[test]
     fn the_next_page_link_keeps_the_filters_encoded() {
-        let q = query_string(&p(&[("model", "<script>&x"), ("cursor", "12.gen-a")]));
+        let q = format::query_string(&p(&[("model", "<script>&x"), ("cursor", "12.gen-a")]));
         assert_eq!(q, "?model=%3Cscript%3E%26x&cursor=12.gen-a");
     }
 }
