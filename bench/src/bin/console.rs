@@ -3,7 +3,10 @@
 //! store `bench-usage seed` filled. Prints one JSON object: per page the median and slowest of 10
 //! renders after a warm-up, and the page's size.
 //!
-//! `bench-console --store URL [--manifests FILE]` (default manifests: examples/quickstart.yaml).
+//! `bench-console --store URL [--manifests FILE]`. Without `--manifests` the config is the one
+//! the seeded records belong to (namespace `bench`): 200 ApiKeys `key-N` on 10 teams, a route per
+//! model `model-M` on a mock provider, and a monthly Budget per team over its 20 keys, so the keys
+//! and budgets pages do their per-key work on every seeded key.
 
 use std::{
     net::SocketAddr,
@@ -15,7 +18,7 @@ use axum::{body::Body, extract::ConnectInfo};
 use serde_json::json;
 use switchboard_router::{
     app::admin_app,
-    state::Settings,
+    state::{AppState, Settings},
     usage::{UsageOptions, retention::Retention},
 };
 use tower::ServiceExt;
@@ -30,13 +33,18 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let url = arg(&args, "--store").ok_or("--store URL is required")?;
-    let manifests = arg(&args, "--manifests").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart.yaml"),
-        PathBuf::from,
-    );
-    let state = switchboard_router::state_from_manifests(&[manifests], Settings::default())?;
     let scratch = std::env::temp_dir().join(format!("bench-console-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
+    let manifests = match arg(&args, "--manifests") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let path = scratch.join("manifests.yaml");
+            std::fs::write(&path, seeded_config())?;
+            path
+        }
+    };
+    let state = AppState::new(Settings::default());
+    switchboard_router::load_manifests(&state, &[manifests], "bench", 1)?;
     let usage = switchboard_router::usage::start(
         &state,
         UsageOptions {
@@ -92,4 +100,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = std::fs::remove_dir_all(&scratch);
     println!("{}", json!({ "pages": pages }));
     Ok(())
+}
+
+/// The config of `bench-usage seed`'s records (bench/src/bin/usage.rs: 200 keys, 10 teams, 30
+/// models): keys `bench/key-N` with their teams, a route per model, a monthly Budget per team.
+fn seeded_config() -> String {
+    const KEYS: usize = 200;
+    const TEAMS: usize = 10;
+    const MODELS: usize = 30;
+    let mut out =
+        String::from("apiVersion: v1\nkind: Secret\nmetadata: {name: keys}\nstringData:\n");
+    for k in 0..KEYS {
+        out += &format!("  key-{k}: sk-sb-bench-console-key-{k:04}\n");
+    }
+    out += "---\napiVersion: switchboard.dev/v1alpha1\nkind: Provider\nmetadata: {name: mock}\n\
+            spec:\n  type: mock\n  models:\n";
+    for m in 0..MODELS {
+        out += &format!(
+            "    - {{name: model-{m}, pricing: {{inputUSDPerMillion: \"0.15\", outputUSDPerMillion: \"0.60\"}}}}\n"
+        );
+    }
+    for m in 0..MODELS {
+        out += &format!(
+            "---\napiVersion: switchboard.dev/v1alpha1\nkind: ModelRoute\nmetadata: {{name: model-{m}}}\n\
+             spec: {{model: model-{m}, targets: [{{provider: mock, model: model-{m}}}]}}\n"
+        );
+    }
+    for k in 0..KEYS {
+        out += &format!(
+            "---\napiVersion: switchboard.dev/v1alpha1\nkind: ApiKey\n\
+             metadata: {{name: key-{k}, labels: {{team: team-{}}}}}\n\
+             spec: {{secretRef: {{name: keys, key: key-{k}}}}}\n",
+            k % TEAMS
+        );
+    }
+    for t in 0..TEAMS {
+        let keys: Vec<String> = (0..KEYS)
+            .filter(|k| k % TEAMS == t)
+            .map(|k| format!("key-{k}"))
+            .collect();
+        out += &format!(
+            "---\napiVersion: switchboard.dev/v1alpha1\nkind: Budget\nmetadata: {{name: team-{t}}}\n\
+             spec: {{limitUSD: \"1000\", window: monthly, softLimitPercent: 80, scope: {{apiKeys: [{}]}}}}\n",
+            keys.join(", ")
+        );
+    }
+    out
 }
