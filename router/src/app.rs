@@ -21,6 +21,7 @@ use crate::{
 pub fn app(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(ingress::chat::handle))
+        .route("/completions", post(ingress::completions::handle))
         .route("/embeddings", post(ingress::embeddings::handle))
         .route("/messages", messages(post(ingress::messages::handle)))
         .route(
@@ -28,6 +29,15 @@ pub fn app(state: Arc<AppState>) -> Router {
             messages(post(ingress::messages::count_tokens::handle)),
         )
         .route("/messages/{*rest}", any(ingress::messages::not_found))
+        .route("/responses", post(ingress::responses::create))
+        .route(
+            "/responses/{id}",
+            get(ingress::responses::stored::get).delete(ingress::responses::stored::delete),
+        )
+        .route(
+            "/responses/{id}/input_items",
+            get(ingress::responses::stored::input_items),
+        )
         .route("/models", get(ingress::models::handle))
         .route("/generation", get(ingress::generation::handle))
         .route("/activity", get(ingress::activity::handle))

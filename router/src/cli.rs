@@ -88,6 +88,13 @@ pub struct Cli {
     /// (by default such a reload, the mark of an empty or truncated file, is refused).
     #[arg(long, env = "SWITCHBOARD_ALLOW_EMPTY_RELOAD")]
     pub allow_empty_reload: bool,
+    /// How long stored Responses (`store: true`) are kept for `previous_response_id` and
+    /// `GET /v1/responses/{id}` (e.g. `24h`). With `--redis-url` they live in that Redis.
+    #[arg(long, env = "SWITCHBOARD_RESPONSE_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub response_ttl: Duration,
+    /// Without Redis, how many bytes of stored Responses the process keeps (the oldest go first).
+    #[arg(long, env = "SWITCHBOARD_RESPONSE_STORE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub response_store_bytes: usize,
     /// File the in-process ledger persists settled spend to, so a restart keeps it (standalone).
     #[arg(long, env = "SWITCHBOARD_STATE_FILE")]
     pub state_file: Option<PathBuf>,

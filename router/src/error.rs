@@ -1,5 +1,14 @@
-//! Every way a request can fail, and the one place failures become HTTP responses in the OpenAI
-//! error envelope: `{"error": {"message", "type", "code", "param", "metadata"}}`.
+//! Every way a request can fail, and the one place failures become HTTP responses in the
+//! OpenRouter error envelope, which the OpenAI SDKs read too:
+//! `{"error": {"message", "type", "code", "param", "metadata"}}`.
+//!
+//! `code` is the HTTP status as an integer, as OpenRouter sends it: the OpenRouter SDK parses
+//! every error body into a model whose `code` is an `int` (a string fails validation and the
+//! caller gets a `ResponseValidationError` instead of the typed error). The OpenAI SDKs read
+//! `message`, `type`, `param` and `code` without validating them (the Python SDK turns `code` into
+//! the string `"402"`), so an OpenAI client keeps its typed exception, `type` and `param`.
+//! Switchboard's own machine-readable reason (`budget_exceeded`, `model_not_found`, ...) is in
+//! `metadata.error_code`, beside the details of the failure.
 
 use axum::{
     http::{HeaderValue, StatusCode, header},
@@ -82,6 +91,12 @@ pub enum ApiError {
     /// The usage store did not answer a read.
     #[error("The usage store is unavailable; try again shortly")]
     UsageStoreUnavailable(String),
+    /// No stored response with that id for this key.
+    #[error("Response with id '{0}' not found")]
+    ResponseNotFound(String),
+    /// The response store cannot be reached.
+    #[error("{0}")]
+    StoreUnavailable(String),
     /// The request body is malformed or invalid.
     #[error("{message}")]
     BadRequest {
@@ -212,8 +227,11 @@ impl ApiError {
             | ApiError::AdminHostNotLoopback => StatusCode::FORBIDDEN,
             ApiError::UnknownModel(_)
             | ApiError::GenerationNotFound(_)
-            | ApiError::UsageStoreOff => StatusCode::NOT_FOUND,
-            ApiError::UsageStoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::UsageStoreOff
+            | ApiError::ResponseNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UsageStoreUnavailable(_) | ApiError::StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -249,8 +267,9 @@ impl ApiError {
             | ApiError::AdminHostNotLoopback => "permission_error",
             ApiError::UnknownModel(_)
             | ApiError::GenerationNotFound(_)
-            | ApiError::UsageStoreOff => "not_found_error",
-            ApiError::UsageStoreUnavailable(_) => "api_error",
+            | ApiError::UsageStoreOff
+            | ApiError::ResponseNotFound(_) => "not_found_error",
+            ApiError::UsageStoreUnavailable(_) | ApiError::StoreUnavailable(_) => "api_error",
             ApiError::BadRequest { .. }
             | ApiError::BodyTooLarge { .. }
             | ApiError::RequestTimeout(_)
@@ -281,6 +300,8 @@ impl ApiError {
             ApiError::AdminHostNotLoopback => "admin_host_not_loopback",
             ApiError::UsageStoreOff => "usage_store_off",
             ApiError::UsageStoreUnavailable(_) => "usage_store_unavailable",
+            ApiError::ResponseNotFound(_) => "response_not_found",
+            ApiError::StoreUnavailable(_) => "response_store_unavailable",
             ApiError::BadRequest { .. } => "invalid_request",
             ApiError::BodyTooLarge { .. } => "request_too_large",
             ApiError::RequestTimeout(_) => "request_timeout",
@@ -338,17 +359,30 @@ impl ApiError {
             } => Some(json!({"provider_name": provider, "provider_type": provider_type})),
             _ => None,
         };
-        let mut error = json!({
+        let mut metadata = metadata.unwrap_or_else(|| json!({}));
+        metadata["error_code"] = json!(self.code());
+        json!({
             "message": self.to_string(),
             "type": self.error_type(),
-            "code": self.code(),
+            "code": self.status().as_u16(),
             "param": param,
-        });
-        if let Some(m) = metadata {
-            error["metadata"] = m;
-        }
-        error
+            "metadata": metadata,
+        })
     }
+}
+
+/// The error object of a stream that fails after its first byte (carried by the format's own
+/// error event: a chat chunk's `error`, a Responses `response.failed`): HTTP status 502 in
+/// `code`, OpenRouter's canonical `metadata.error_type` (`server`), and Switchboard's reason
+/// (`stream_interrupted`, `stream_truncated`) in `metadata.error_code`.
+pub fn stream_error(message: String, error_code: &str) -> serde_json::Value {
+    json!({
+        "message": message,
+        "type": "upstream_error",
+        "code": 502,
+        "param": null,
+        "metadata": {"error_type": "server", "error_code": error_code},
+    })
 }
 
 impl IntoResponse for ApiError {
@@ -450,7 +484,8 @@ mod tests {
         let e = ApiError::bad_param("messages", "messages must be an array");
         let body = e.body();
         assert_eq!(body["type"], "invalid_request_error");
-        assert_eq!(body["code"], "invalid_request");
+        assert_eq!(body["code"], 400, "the HTTP status, as OpenRouter sends it");
+        assert_eq!(body["metadata"]["error_code"], "invalid_request");
         assert_eq!(body["param"], "messages");
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
     }

@@ -151,6 +151,46 @@ pub fn usage_with_cost(usage: Option<&RawValue>, cost: Decimal) -> String {
     String::from_utf8(obj.to_vec()).expect("JSON is UTF-8")
 }
 
+/// A usage count [`usage_normalised`] makes sure of: a top-level count (`("total_tokens", None,
+/// n)`) or one inside a details object (`("prompt_tokens_details", Some("cached_tokens"), n)`).
+pub type UsageCount<'a> = (&'a str, Option<&'a str>, u64);
+
+/// The `usage` object as the upstream wrote it (or none), with every count of `counts` present
+/// (a missing one is added with its value, a present one keeps the upstream's bytes) and
+/// Switchboard's `cost` set: usage has one shape whichever provider served.
+pub fn usage_normalised(
+    usage: Option<&RawValue>,
+    counts: &[UsageCount<'_>],
+    cost: Decimal,
+) -> String {
+    let mut obj = usage
+        .and_then(|u| serde_json::from_str::<RawObject>(u.get()).ok())
+        .unwrap_or_default();
+    let absent = |v: Option<&RawValue>| v.is_none_or(|v| v.get() == "null");
+    for (key, sub, n) in counts {
+        match sub {
+            None if absent(obj.get(key)) => obj.set(key, n),
+            None => {}
+            Some(sub) => {
+                let mut details = obj
+                    .get(key)
+                    .and_then(|d| serde_json::from_str::<RawObject>(d.get()).ok())
+                    .unwrap_or_default();
+                if absent(details.get(sub)) {
+                    details.set(sub, n);
+                    obj.set_raw(
+                        key,
+                        String::from_utf8(details.to_vec()).expect("JSON is UTF-8"),
+                    );
+                }
+            }
+        }
+    }
+    obj.remove("cost");
+    obj.set_raw("cost", cost.normalize().to_string());
+    String::from_utf8(obj.to_vec()).expect("JSON is UTF-8")
+}
+
 /// Decodes one field, with a 400 naming the field when it has the wrong type.
 pub fn field<T: DeserializeOwned>(
     body: &RawObject,
@@ -219,6 +259,29 @@ mod tests {
         assert_eq!(
             splice(r#"{"choices":[{"a":"}"}]}  "#, "2", r#""p""#),
             r#"{"choices":[{"a":"}"}],"provider":"p","usage":2}  "#
+        );
+    }
+
+    #[test]
+    fn normalised_usage_adds_only_what_is_missing() {
+        let usage = RawValue::from_string(
+            r#"{"prompt_tokens":3,"prompt_tokens_details":{"audio_tokens":0},"total_tokens":5}"#
+                .into(),
+        )
+        .unwrap();
+        let counts = [
+            ("prompt_tokens", None, 9),
+            ("completion_tokens", None, 2),
+            ("prompt_tokens_details", Some("audio_tokens"), 7),
+            ("prompt_tokens_details", Some("cached_tokens"), 1),
+        ];
+        assert_eq!(
+            usage_normalised(Some(&usage), &counts, Decimal::from_str("0.5").unwrap()),
+            r#"{"prompt_tokens":3,"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":1},"total_tokens":5,"completion_tokens":2,"cost":0.5}"#
+        );
+        assert_eq!(
+            usage_normalised(None, &counts[..1], Decimal::ZERO),
+            r#"{"prompt_tokens":9,"cost":0}"#
         );
     }
 

@@ -20,6 +20,7 @@ pub mod observability;
 pub mod panics;
 pub mod pricing;
 pub mod providers;
+pub mod response_store;
 pub mod routing;
 pub mod server;
 pub mod state;

@@ -13,6 +13,7 @@ use switchboard_router::{
     cli::Cli,
     config::operator,
     load_manifests,
+    response_store::{ResponseStore, StoreSettings, memory::MemoryStore, redis::RedisStore},
     routing::health::HealthPolicy,
     server::{self, connection::ConnectionLimits},
     state::{AppState, Settings},
@@ -45,7 +46,12 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(ledger = ledger.kind(), "spend ledger ready");
     let settings = settings(&cli)?;
     tracing::info!("{}", settings.admin.describe());
-    let state = AppState::with_ledger(settings, ledger);
+    let responses: Arc<dyn ResponseStore> = match &cli.redis_url {
+        Some(url) => Arc::new(RedisStore::new(url, cli.response_ttl)?),
+        None => Arc::new(MemoryStore::new(settings.response_store.clone())),
+    };
+    tracing::info!(store = responses.kind(), "response store ready");
+    let state = AppState::with_stores(settings, ledger, responses);
     let usage = match usage_options(&cli) {
         Some(options) => Some(usage::start(&state, options).await?),
         None => {
@@ -124,6 +130,10 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
             cli.admin_trust_proxy_headers,
             cli.admin_protect_metrics,
         ),
+        response_store: StoreSettings {
+            ttl: cli.response_ttl,
+            max_bytes: cli.response_store_bytes,
+        },
     })
 }
 

@@ -106,6 +106,29 @@ pub fn anthropic_panic_frame() -> Bytes {
     Bytes::from(format!("event: error\ndata: {event}\n\n"))
 }
 
+/// The error chunk a legacy completions stream ends with when it panicked.
+pub fn completions_panic_frame() -> Bytes {
+    let error = ApiError::Internal("the stream panicked".into());
+    let chunk = serde_json::json!({
+        "object": "text_completion",
+        "choices": [{"index": 0, "text": "", "logprobs": null, "finish_reason": "error"}],
+        "error": error.body(),
+    });
+    Bytes::from(format!("data: {chunk}\n\n"))
+}
+
+/// The `error` event a Responses stream ends with when it panicked (its place in the stream is
+/// unknown here, so it carries no `sequence_number`).
+pub fn responses_panic_frame() -> Bytes {
+    let event = serde_json::json!({
+        "type": "error",
+        "code": "server_error",
+        "message": "Internal error: the stream panicked",
+        "param": null,
+    });
+    Bytes::from(format!("event: error\ndata: {event}\n\n"))
+}
+
 impl<S> Stream for CatchPanics<S>
 where
     S: Stream<Item = Result<Bytes, Infallible>> + Unpin,
@@ -171,7 +194,8 @@ mod tests {
             .await
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["error"]["code"], "internal_error");
+        assert_eq!(v["error"]["code"], 500);
+        assert_eq!(v["error"]["metadata"]["error_code"], "internal_error");
         assert_eq!(v["error"]["type"], "api_error");
         assert!(
             state.metrics.render().contains(
@@ -201,6 +225,36 @@ mod tests {
         let last = std::str::from_utf8(&out[1]).unwrap();
         assert!(last.contains(r#""finish_reason":"error""#), "{last}");
         assert!(last.contains("internal_error"), "{last}");
+    }
+
+    /// Responses and completions streams end in their own formats.
+    #[tokio::test]
+    async fn responses_and_completions_streams_end_in_their_formats() {
+        for (last_words, want) in [
+            (responses_panic_frame(), "event: error\ndata: "),
+            (completions_panic_frame(), "data: "),
+        ] {
+            let frames =
+                futures_util::stream::poll_fn(|_| -> Poll<Option<Result<Bytes, Infallible>>> {
+                    panic!("a bug mid-stream")
+                });
+            let out: Vec<Bytes> = CatchPanics::new(Box::pin(frames), last_words)
+                .map(|f| f.unwrap())
+                .collect()
+                .await;
+            let text = std::str::from_utf8(&out[0]).unwrap();
+            let data: serde_json::Value =
+                serde_json::from_str(text.strip_prefix(want).unwrap().trim()).unwrap();
+            if want.starts_with("event") {
+                assert_eq!(
+                    (data["type"].as_str(), data["code"].as_str()),
+                    (Some("error"), Some("server_error"))
+                );
+            } else {
+                assert_eq!(data["object"], "text_completion");
+                assert_eq!(data["choices"][0]["finish_reason"], "error");
+            }
+        }
     }
 
     /// An Anthropic stream ends with Anthropic's `error` event, which its SDKs raise.

@@ -18,6 +18,7 @@ use crate::{
     config::runtime::Runtime,
     observability::{generations::GenerationStore, metrics::Metrics},
     providers::clients::{ClientPool, REQUESTS_PER_CLIENT},
+    response_store::{ResponseStore, StoreSettings, memory::MemoryStore},
     routing::health::{Health, HealthPolicy},
     server::connection::ConnectionLimits,
 };
@@ -70,6 +71,8 @@ pub struct Settings {
     pub allow_empty_reload: bool,
     /// Who may call the admin listener's protected endpoints.
     pub admin: AdminAuth,
+    /// How long stored Responses are kept, and the in-process store's size.
+    pub response_store: StoreSettings,
 }
 
 impl Default for Settings {
@@ -82,6 +85,7 @@ impl Default for Settings {
             connections: ConnectionLimits::default(),
             allow_empty_reload: false,
             admin: AdminAuth::default(),
+            response_store: StoreSettings::default(),
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct AppState {
     pub generations: GenerationStore,
     /// The spend and rate-limit ledger, with background settlement.
     pub settler: Arc<Settler>,
+    /// Stored Responses (`store: true`).
+    pub responses: Arc<dyn ResponseStore>,
     /// Process settings.
     pub settings: Settings,
     /// The live log filter, when this process installed one (the binary does; tests need not).
@@ -124,11 +130,23 @@ impl AppState {
         AppState::with_ledger(settings, LocalLedger::in_memory())
     }
 
-    /// State with no config yet, counting spend in `ledger`.
+    /// State with no config yet, counting spend in `ledger`, storing Responses in process.
     pub fn with_ledger(settings: Settings, ledger: Arc<dyn Ledger>) -> Arc<AppState> {
+        let responses = Arc::new(MemoryStore::new(settings.response_store.clone()));
+        AppState::with_stores(settings, ledger, responses)
+    }
+
+    /// State with no config yet, counting spend in `ledger` and storing Responses in
+    /// `responses`.
+    pub fn with_stores(
+        settings: Settings,
+        ledger: Arc<dyn Ledger>,
+        responses: Arc<dyn ResponseStore>,
+    ) -> Arc<AppState> {
         let metrics = Metrics::new();
         let gauges = metrics.budget_gauges();
         Arc::new(AppState {
+            responses,
             runtime: ArcSwapOption::empty(),
             metrics,
             clients: ClientPool::new(settings.requests_per_client),

@@ -65,7 +65,7 @@ async fn protected_endpoints_answer_only_with_the_admin_token() {
         assert_eq!(none.headers()["www-authenticate"], "Bearer", "{path}");
         let (status, body) = error_of(none).await;
         assert_eq!(
-            (status, body["error"]["code"].as_str()),
+            (status, body["error"]["metadata"]["error_code"].as_str()),
             (401, Some("admin_token_required")),
             "{path}"
         );
@@ -78,7 +78,7 @@ async fn protected_endpoints_answer_only_with_the_admin_token() {
             .unwrap();
         let (status, body) = error_of(wrong).await;
         assert_eq!(
-            (status, body["error"]["code"].as_str()),
+            (status, body["error"]["metadata"]["error_code"].as_str()),
             (401, Some("invalid_admin_token")),
             "{path}"
         );
@@ -175,7 +175,7 @@ async fn without_a_token_only_loopback_peers_are_admitted() {
                 .await
                 .unwrap();
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(v["error"]["code"], "admin_loopback_only");
+            assert_eq!(v["error"]["metadata"]["error_code"], "admin_loopback_only");
             assert_eq!(v["error"]["type"], "permission_error");
         }
     }

@@ -122,7 +122,7 @@ async fn a_budget_that_fits_lowers_max_tokens_to_exactly_what_it_covers() {
     assert_eq!(resp.status(), 402);
     assert!(fitted(&resp).is_none());
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "budget_exceeded");
+    assert_eq!(v["error"]["metadata"]["error_code"], "budget_exceeded");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -132,7 +132,7 @@ async fn admission_is_exact_at_the_limit() {
         msg.contains("could cost up to $0.000052") && msg.contains("fewer max_tokens"),
         "{msg}"
     );
-    assert_eq!(v["error"]["code"], "budget_exceeded");
+    assert_eq!(v["error"]["metadata"]["error_code"], "budget_exceeded");
     assert_eq!(v["error"]["metadata"]["remaining_usd"], "0.000047");
     // Asking for fewer tokens fits again: 32 + 2*7 = 46 ≤ 47.
     let mut fewer = request(false);

@@ -29,7 +29,7 @@ async fn bad_keys_are_401() {
         }
         let (status, v) = error_of(req.send().await.unwrap()).await;
         assert_eq!(status, 401, "{code}");
-        assert_eq!(v["error"]["code"], code);
+        assert_eq!(v["error"]["metadata"]["error_code"], code);
         assert_eq!(v["error"]["type"], "authentication_error");
     }
     // x-api-key works as well as Authorization.
@@ -54,7 +54,7 @@ async fn model_errors_are_403_and_404() {
     )
     .await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
+        (s, v["error"]["metadata"]["error_code"].as_str()),
         (403, Some("model_not_allowed"))
     );
     let (s, v) = error_of(
@@ -64,7 +64,7 @@ async fn model_errors_are_403_and_404() {
     )
     .await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
+        (s, v["error"]["metadata"]["error_code"].as_str()),
         (404, Some("model_not_found"))
     );
     let resp = router
@@ -159,7 +159,7 @@ async fn malformed_bodies_are_400_with_the_position_and_oversized_ones_413() {
     );
     let (s, v) = error_of(post(big.into_bytes()).await.unwrap()).await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
+        (s, v["error"]["metadata"]["error_code"].as_str()),
         (413, Some("request_too_large"))
     );
     // Chunked (no Content-Length) bodies are cut off at the limit too.

@@ -156,7 +156,8 @@ async fn a_body_that_never_arrives_fails_with_408() {
     assert!(after < Duration::from_secs(4), "{after:?}");
     let (status, body) = parse(&sent);
     assert_eq!(status, 408, "{body}");
-    assert_eq!(body["error"]["code"], "request_timeout");
+    assert_eq!(body["error"]["code"], 408);
+    assert_eq!(body["error"]["metadata"]["error_code"], "request_timeout");
     assert_eq!(body["error"]["type"], "invalid_request_error");
 }
 
@@ -175,7 +176,11 @@ async fn past_the_connection_cap_a_client_gets_503_and_a_metric_counts_it() {
     let (sent, _) = until_closed(&mut ninth).await;
     let (status, body) = parse(&sent);
     assert_eq!(status, 503);
-    assert_eq!(body["error"]["code"], "too_many_connections");
+    assert_eq!(body["error"]["code"], 503);
+    assert_eq!(
+        body["error"]["metadata"]["error_code"],
+        "too_many_connections"
+    );
     let metrics = router.metrics().await;
     assert!(
         metrics.contains(r#"switchboard_connections_rejected_total{listener="api"} 1"#),
@@ -217,7 +222,8 @@ async fn requests_hyper_refuses_get_openai_shaped_errors() {
         let (sent, _) = until_closed(&mut tcp).await;
         let (got, body) = parse(&sent);
         assert_eq!(got, status, "{}", &head[..head.len().min(40)]);
-        assert_eq!(body["error"]["code"], code);
+        assert_eq!(body["error"]["code"], status);
+        assert_eq!(body["error"]["metadata"]["error_code"], code);
         assert_eq!(body["error"]["type"], "invalid_request_error");
         assert!(body["error"]["message"].is_string());
     }
@@ -229,7 +235,7 @@ async fn requests_hyper_refuses_get_openai_shaped_errors() {
     let (sent, _) = until_closed(&mut tcp).await;
     let (status, body) = parse(&sent);
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
+        (status, body["error"]["metadata"]["error_code"].as_str()),
         (401, Some("missing_api_key"))
     );
 }

@@ -58,7 +58,10 @@ async fn call(
 
 fn error_code(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    v["error"]["code"].as_str().unwrap_or_default().to_string()
+    v["error"]["metadata"]["error_code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 const REMOTE: &str = "10.1.2.3:40000";

@@ -84,7 +84,11 @@ async fn a_stream_cut_at_the_drain_timeout_ends_with_an_error_chunk_is_settled_a
     assert!(!text.contains("[DONE]"), "{text}");
     let (usage, error) = (&payloads[n - 2], &payloads[n - 1]);
     assert_eq!(usage["choices"], json!([]), "{text}");
-    assert_eq!(error["error"]["code"], "server_shutting_down", "{text}");
+    assert_eq!(error["error"]["code"], 503, "{text}");
+    assert_eq!(
+        error["error"]["metadata"]["error_code"], "server_shutting_down",
+        "{text}"
+    );
     assert_eq!(error["choices"][0]["finish_reason"], "error");
     let relayed = text.matches(r#""content":"x""#).count() as u64;
     assert!(relayed > 0 && relayed < 200, "{relayed}");

@@ -514,5 +514,5 @@ async fn the_route_deadline_bounds_every_attempt_and_retry() {
         "{elapsed:?}"
     );
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "upstream_timeout");
+    assert_eq!(v["error"]["metadata"]["error_code"], "upstream_timeout");
 }

@@ -550,7 +550,7 @@ async fn every_messages_path_answers_errors_in_anthropics_shape() {
         .unwrap();
     assert_eq!(resp.status(), 405);
     anthropic_error(&resp.json().await.unwrap(), "invalid_request_error");
-    // OpenAI paths keep OpenAI's shape.
+    // OpenAI paths keep theirs (OpenRouter's envelope, which the OpenAI SDKs read).
     let resp = http
         .post(w.router.url("/v1/chat/completions"))
         .header("authorization", "Bearer sk-sb-wrong-000000000000")
@@ -560,7 +560,8 @@ async fn every_messages_path_answers_errors_in_anthropics_shape() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "invalid_api_key");
+    assert_eq!(v["error"]["code"], 401);
+    assert_eq!(v["error"]["metadata"]["error_code"], "invalid_api_key");
     // Claude Code's connectivity probe is answered at once.
     let resp = http.head(w.router.url("/api/hello")).send().await.unwrap();
     assert_eq!(resp.status(), 404);

@@ -69,9 +69,14 @@ async fn non_streaming_passes_upstream_fields_through_byte_for_byte() {
         body.contains(r#""cost":0.00000885}"#),
         "exact decimal cost: {body}"
     );
+    // The upstream's usage details are kept; the counts Switchboard promises on every answer
+    // are added when missing.
+    let mut details = upstream["usage"]["prompt_tokens_details"].clone();
+    details["cache_write_tokens"] = 0.into();
+    assert_eq!(v["usage"]["prompt_tokens_details"], details);
     assert_eq!(
-        v["usage"]["prompt_tokens_details"],
-        upstream["usage"]["prompt_tokens_details"]
+        v["usage"]["completion_tokens_details"],
+        upstream["usage"]["completion_tokens_details"]
     );
 
     // What went upstream: the provider's model id and key, no Switchboard extensions.
@@ -157,7 +162,7 @@ async fn a_stream_cut_mid_way_ends_with_an_error_chunk_not_done() {
     assert!(!got.contains(&"[DONE]".to_string()), "{body}");
     let last: Value = serde_json::from_str(got.last().unwrap()).unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "error");
-    assert_eq!(last["error"]["code"], "stream_truncated");
+    assert_eq!(last["error"]["metadata"]["error_code"], "stream_truncated");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -209,7 +214,7 @@ async fn all_targets_failing_is_a_502_listing_attempts_with_secrets_scrubbed() {
     assert!(!body.contains(UPSTREAM_KEY), "upstream key leaked: {body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["type"], "upstream_error");
-    assert_eq!(v["error"]["code"], "upstream_failed");
+    assert_eq!(v["error"]["metadata"]["error_code"], "upstream_failed");
     // Two targets, tried twice: the route's default `retries` is one more pass.
     let attempts = v["error"]["metadata"]["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 4, "{v}");
@@ -401,7 +406,7 @@ async fn a_stalled_upstream_times_out_into_the_next_target_or_a_504() {
     )
     .await;
     assert_eq!(s, 504);
-    assert_eq!(v["error"]["code"], "upstream_timeout");
+    assert_eq!(v["error"]["metadata"]["error_code"], "upstream_timeout");
     assert_eq!(
         v["error"]["metadata"]["attempts"][0]["error_type"],
         "timeout_first_token"
@@ -424,7 +429,10 @@ async fn a_stream_that_goes_silent_mid_way_ends_with_an_error_chunk() {
     let got = sse_payloads(&body);
     let last: Value = serde_json::from_str(got.last().unwrap()).unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "error", "{body}");
-    assert_eq!(last["error"]["code"], "stream_interrupted");
+    assert_eq!(
+        last["error"]["metadata"]["error_code"],
+        "stream_interrupted"
+    );
     assert!(
         last["error"]["message"]
             .as_str()

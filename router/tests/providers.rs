@@ -371,7 +371,7 @@ async fn errors(router: &TestRouter, name: &str, auth_error: &str) {
 
     let (status, v) = post(router, chat("too-long")).await;
     assert_eq!(status, 400, "context too long is the request's fault: {v}");
-    assert_eq!(v["error"]["code"], "upstream_rejected");
+    assert_eq!(v["error"]["metadata"]["error_code"], "upstream_rejected");
     assert_eq!(v["error"]["metadata"]["error_type"], "upstream_rejected");
     let raw = v["error"]["metadata"]["raw"]
         .as_str()

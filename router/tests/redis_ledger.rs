@@ -254,7 +254,7 @@ async fn a_redis_outage_follows_failure_mode_and_the_router_recovers() {
         started.elapsed()
     );
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "ledger_unavailable");
+    assert_eq!(v["error"]["metadata"]["error_code"], "ledger_unavailable");
     assert!(
         v["error"]["message"]
             .as_str()

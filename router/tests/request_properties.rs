@@ -235,7 +235,9 @@ fn random_requests_never_panic_and_always_get_2xx_or_4xx() {
             let shaped = if endpoint == "/v1/messages" {
                 v["type"] == "error" && v["error"]["message"].is_string()
             } else {
-                v["error"]["message"].is_string() && v["error"]["code"].is_string()
+                v["error"]["message"].is_string()
+                    && v["error"]["code"] == status
+                    && v["error"]["metadata"]["error_code"].is_string()
             };
             prop_assert!(shaped, "{endpoint} {sent} -> {status} {text}");
         }

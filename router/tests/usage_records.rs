@@ -706,7 +706,7 @@ async fn the_generation_api_answers_from_the_store_after_a_restart() {
     )
     .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
+        (status, body["error"]["metadata"]["error_code"].as_str()),
         (404, Some("generation_not_found"))
     );
     usage.shutdown().await;
@@ -726,7 +726,7 @@ async fn with_the_store_off_nothing_is_recorded_and_the_apis_say_so() {
     ] {
         let (status, body) = error_of(router.http.get(&url).send().await.unwrap()).await;
         assert_eq!(
-            (status, body["error"]["code"].as_str()),
+            (status, body["error"]["metadata"]["error_code"].as_str()),
             (404, Some("usage_store_off"))
         );
     }

@@ -169,7 +169,9 @@ def check_models(client: openai.OpenAI) -> str:
 
 
 def expect_error(exc_type: type, status: int, err_type: str, code: str, call) -> None:
-    """`call()` raises `exc_type` with `status` and the OpenAI envelope of `err_type`/`code`."""
+    """`call()` raises `exc_type` with `status` and the error envelope of `err_type`: OpenRouter's
+    `code` (the HTTP status, an int; the SDK hands it over as a string), Switchboard's reason
+    `code` in `metadata.error_code`."""
     try:
         call()
     except exc_type as e:
@@ -178,10 +180,11 @@ def expect_error(exc_type: type, status: int, err_type: str, code: str, call) ->
         assert set(envelope) == {"error"}, f"not an OpenAI envelope: {envelope}"
         error = envelope["error"]
         assert {"message", "type", "code", "param"} <= set(error), f"envelope fields: {error}"
-        assert error["type"] == err_type and error["code"] == code, f"error: {error}"
+        assert error["type"] == err_type and error["code"] == status, f"error: {error}"
+        assert error["metadata"]["error_code"] == code, f"error: {error}"
         # The SDK unwraps `error` into its exception's fields.
         assert isinstance(e.body, dict) and e.body["type"] == err_type, f"e.body: {e.body!r}"
-        assert e.type == err_type and e.code == code and e.message, (e.type, e.code)
+        assert e.type == err_type and e.code == str(status) and e.message, (e.type, e.code)
     else:
         raise AssertionError(f"no {exc_type.__name__} raised")
 

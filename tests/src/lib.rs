@@ -4,7 +4,8 @@
 //! HTTP for the operator's full loop, with [`crd_schema`] pruning custom resources to their CRDs;
 //! [`postgres`] and [`redis`], throwaway servers; [`tools`],
 //! where the programs `make test` provides are found; [`stored`], the operator's snapshot as the
-//! mock API holds it. Other helpers live in the test files.
+//! mock API holds it; [`upstreams`], mock model upstreams speaking OpenAI Responses and Anthropic
+//! Messages for the coding-agent and SDK tests. Other helpers live in the test files.
 
 pub mod agent_upstreams;
 pub mod chart;
@@ -14,3 +15,4 @@ pub mod postgres;
 pub mod redis;
 pub mod stored;
 pub mod tools;
+pub mod upstreams;

@@ -13,7 +13,8 @@ use crate::{
     pricing::{
         Usage,
         reported::{
-            Anomaly, Expect, UsageBounds, anthropic_usage_json, bill, read_openai, usage_json,
+            Anomaly, Expect, UsageBounds, anthropic_usage_json, bill, read_openai, read_responses,
+            responses_usage_json, usage_json,
         },
     },
     providers::{AttemptError, WireFormat, anthropic::wire::Usage as AnthropicUsage},
@@ -76,10 +77,14 @@ struct CompletionView<'a> {
     usage: Present<'a>,
     #[serde(borrow, default)]
     provider: Present<'a>,
+    #[serde(borrow, default)]
+    system_fingerprint: Present<'a>,
 }
 
-/// Prices a complete `chat.completion` (its usage checked against `bounds`) and sets `usage.cost`
-/// and `provider`, keeping every other byte; unusable usage is replaced by what was billed.
+/// Prices a complete `chat.completion` (or legacy `text_completion`; its usage checked against
+/// `bounds`) and sets `usage.cost` (with every usage count Switchboard promises) and `provider`,
+/// and `system_fingerprint: null` when the upstream left it out (the OpenRouter SDK requires the
+/// key), keeping every other byte; unusable usage is replaced by what was billed.
 pub fn chat_body(
     bytes: &[u8],
     cand: &Candidate<'_>,
@@ -105,10 +110,13 @@ pub fn chat_body(
         bounds,
     );
     let provider = Value::String(cand.provider.config.name.clone()).to_string();
-    let mut edits = [
+    let mut edits = vec![
         (view.usage, "usage", usage_json(&bill, usage_raw)),
         (view.provider, "provider", provider),
     ];
+    if view.system_fingerprint.0.is_none() {
+        edits.push((view.system_fingerprint, "system_fingerprint", "null".into()));
+    }
     let body = splice_fields(bytes, &mut edits);
     let finish_reason = serde_json::from_str::<Vec<FinishView>>(choices.get())
         .ok()
@@ -154,11 +162,81 @@ pub fn native_body(
 ) -> Result<Completed, AttemptError> {
     match format {
         WireFormat::AnthropicMessages => anthropic_body(bytes, cand, bounds, keep_content),
-        WireFormat::OpenAiResponses => Err(AttemptError::Protocol(format!(
-            "no pricing for {} answers",
-            format.name()
-        ))),
+        WireFormat::OpenAiResponses => responses_body(bytes, cand, bounds, keep_content),
+        WireFormat::OpenAiCompletions => {
+            let mut done = chat_body(bytes, cand, bounds, keep_content)?;
+            done.format = Some(format);
+            Ok(done)
+        }
     }
+}
+
+/// The top-level fields of a Responses `response` the router reads or sets.
+#[derive(serde::Deserialize)]
+struct ResponseView<'a> {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(borrow, default)]
+    output: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    incomplete_details: Option<Value>,
+    #[serde(borrow, default)]
+    usage: Present<'a>,
+    #[serde(borrow, default)]
+    provider: Present<'a>,
+}
+
+/// A Responses `response`: usage from `input_tokens`, `input_tokens_details.cached_tokens` and
+/// `.cache_write_tokens`, `output_tokens` and `output_tokens_details.reasoning_tokens`; `usage`
+/// gains `cost` (and every count the OpenAI SDK requires) and the response `provider`.
+fn responses_body(
+    bytes: &[u8],
+    cand: &Candidate<'_>,
+    bounds: &UsageBounds,
+    keep_content: bool,
+) -> Result<Completed, AttemptError> {
+    let view: ResponseView<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| AttemptError::Protocol(format!("upstream answered invalid JSON: {e}")))?;
+    let Some(output) = view.output.filter(|o| o.get() != "null") else {
+        let detail = view
+            .error
+            .map(|e| e.get().to_string())
+            .unwrap_or_else(|| "no `output` in the response".into());
+        return Err(AttemptError::Protocol(format!(
+            "upstream answered without output: {detail}"
+        )));
+    };
+    let usage_raw = view.usage.0.filter(|u| u.get() != "null");
+    let reported = usage_raw.and_then(|u| serde_json::from_str::<Value>(u.get()).ok());
+    let bill = bill(
+        read_responses(reported.as_ref()),
+        &cand.model.pricing,
+        bounds,
+    );
+    let provider = Value::String(cand.provider.config.name.clone()).to_string();
+    let mut edits = [
+        (view.usage, "usage", responses_usage_json(&bill, usage_raw)),
+        (view.provider, "provider", provider),
+    ];
+    let finish_reason = view
+        .incomplete_details
+        .as_ref()
+        .and_then(|d| d["reason"].as_str().map(str::to_string))
+        .or(view.status);
+    Ok(Completed {
+        format: Some(WireFormat::OpenAiResponses),
+        id: view.id,
+        choices: keep_content.then(|| output.get().to_string()),
+        body: Bytes::from(splice_fields(bytes, &mut edits)),
+        usage: bill.usage,
+        cost: bill.usd(),
+        anomaly: bill.anomaly,
+        finish_reason,
+    })
 }
 
 /// An Anthropic `message`: usage from `input_tokens`, `cache_read_input_tokens`,

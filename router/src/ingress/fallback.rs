@@ -1,4 +1,5 @@
-//! Answers, in the OpenAI error shape, for paths and methods the client API does not serve.
+//! Answers, in the error envelope of every endpoint (see [`crate::error`]), for paths and methods
+//! the client API does not serve.
 
 use axum::{
     Json,
@@ -11,7 +12,8 @@ use serde_json::json;
 pub async fn not_found(uri: Uri) -> Response {
     let body = json!({"error": {
         "message": format!("No endpoint at {}", uri.path()),
-        "type": "not_found_error", "code": "unknown_endpoint", "param": null
+        "type": "not_found_error", "code": 404, "param": null,
+        "metadata": {"error_code": "unknown_endpoint"}
     }});
     (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
@@ -20,7 +22,8 @@ pub async fn not_found(uri: Uri) -> Response {
 pub async fn method_not_allowed() -> Response {
     let body = json!({"error": {
         "message": "Method not allowed on this endpoint",
-        "type": "invalid_request_error", "code": "method_not_allowed", "param": null
+        "type": "invalid_request_error", "code": 405, "param": null,
+        "metadata": {"error_code": "method_not_allowed"}
     }});
     (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }

@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod chat;
 pub mod completion;
+pub mod completions;
 pub mod embeddings;
 pub mod fallback;
 pub mod generation;
@@ -13,3 +14,4 @@ pub mod key;
 pub mod messages;
 pub mod models;
 pub mod pipeline;
+pub mod responses;

@@ -36,6 +36,7 @@ use crate::{
         chat::StreamRelay,
         frames::{FrameStream, relay},
         hold_back::hold_back,
+        responses::ResponsesRelay,
     },
 };
 
@@ -186,6 +187,29 @@ pub async fn run(
                     let frames = relay(state, &cand, slot, access, r, (held, rest));
                     ChatOutput::NativeStream(WireFormat::AnthropicMessages, frames)
                 }
+                Opened::Responses(held, rest) => {
+                    let r = ResponsesRelay::new(
+                        &cand.provider.config.name,
+                        prices,
+                        bounds,
+                        req.prompt_estimate,
+                        cand.upstream_model,
+                    );
+                    let frames = relay(state, &cand, slot, access, r, (held, rest));
+                    ChatOutput::NativeStream(WireFormat::OpenAiResponses, frames)
+                }
+                Opened::Completions(held, rest) => {
+                    let r = StreamRelay::new(
+                        &cand.provider.config.name,
+                        prices,
+                        bounds,
+                        req.prompt_estimate,
+                        cand.upstream_model,
+                    )
+                    .for_completions();
+                    let frames = relay(state, &cand, slot, access, r, (held, rest));
+                    ChatOutput::NativeStream(WireFormat::OpenAiCompletions, frames)
+                }
             };
             Ok((output, fitted))
         }
@@ -314,6 +338,10 @@ enum Opened {
     Chat(Vec<String>, ChunkStream),
     /// Anthropic Messages events.
     Anthropic(Vec<SseEvent>, EventStream),
+    /// OpenAI Responses events.
+    Responses(Vec<SseEvent>, EventStream),
+    /// Legacy completion chunk payloads.
+    Completions(Vec<String>, ChunkStream),
 }
 
 /// The attempt loop of a streamed request: the first stream that commits to an answer, with the
@@ -359,9 +387,16 @@ async fn open_stream(
             let (held, rest) = hold_back::<AnthropicRelay>(s, first_token).await?;
             Ok(Opened::Anthropic(held, rest))
         }
-        Reply::Native(format @ WireFormat::OpenAiResponses, NativeBody::Stream(_)) => Err(
-            AttemptError::Protocol(format!("no relay for {} streams", format.name())),
-        ),
+        Reply::Native(WireFormat::OpenAiResponses, NativeBody::Stream(s)) => {
+            let (held, rest) = hold_back::<ResponsesRelay>(s, first_token).await?;
+            Ok(Opened::Responses(held, rest))
+        }
+        Reply::Native(WireFormat::OpenAiCompletions, NativeBody::Stream(s)) => {
+            let payloads: ChunkStream =
+                Box::pin(futures_util::StreamExt::map(s, |e| e.map(|e| e.data)));
+            let (held, rest) = hold_back::<StreamRelay>(payloads, first_token).await?;
+            Ok(Opened::Completions(held, rest))
+        }
         Reply::Complete(_) | Reply::Native(_, NativeBody::Complete(_)) => {
             Err(AttemptError::Protocol("expected a stream".into()))
         }

@@ -36,7 +36,7 @@ pub struct Access {
     state: Arc<AppState>,
     started: Instant,
     started_at: SystemTime,
-    /// `chat`, `embeddings`, `models`.
+    /// `chat`, `embeddings`, `messages`, `responses`, `completions`, `models`, ...
     pub endpoint: &'static str,
     /// A generation request (see [`crate::ingress::intake::begin`]): once its key is known, it
     /// leaves a generation record and a usage record.
@@ -176,11 +176,12 @@ impl Access {
         self.trace_parent = Some(super::traces::extract(headers));
     }
 
+    /// The GenAI operation name of the endpoint.
     fn operation(&self) -> &'static str {
-        if self.endpoint == "embeddings" {
-            "embeddings"
-        } else {
-            "chat"
+        match self.endpoint {
+            "embeddings" => "embeddings",
+            "completions" => "text_completion",
+            _ => "chat",
         }
     }
 
@@ -369,11 +370,11 @@ impl Access {
         m.request_duration
             .with_label_values(&[self.endpoint, &self.model])
             .observe(elapsed.as_secs_f64());
-        let operation = match self.endpoint {
-            "embeddings" => "embeddings",
-            _ => "chat",
-        };
-        if matches!(self.endpoint, "chat" | "embeddings" | "messages") {
+        let operation = self.operation();
+        if matches!(
+            self.endpoint,
+            "chat" | "embeddings" | "messages" | "responses" | "completions"
+        ) {
             let provider = self.provider.as_deref().unwrap_or("-");
             let error_type = if self.status < 400 {
                 String::new()

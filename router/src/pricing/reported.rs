@@ -18,7 +18,7 @@ use serde_json::{Value, value::RawValue};
 use switchboard_api::{money::from_nanos, snapshot::PriceTable};
 
 use super::{Usage, cost_nanos};
-use crate::json::usage_with_cost;
+use crate::json::{UsageCount, usage_normalised, usage_with_cost};
 
 /// A token count as a vendor reported it: a count, or whatever it sent instead (kept so that
 /// the check sees it). Absent counts are `Count(0)`.
@@ -208,6 +208,37 @@ pub fn read_openai(usage: Option<&Value>, expect: Expect) -> Result<Usage, Anoma
     Ok(usage)
 }
 
+/// Reads an OpenAI Responses `usage` object (`input_tokens`, `output_tokens`,
+/// `input_tokens_details.cached_tokens` / `.cache_write_tokens`,
+/// `output_tokens_details.reasoning_tokens`), or says what makes it unusable.
+pub fn read_responses(usage: Option<&Value>) -> Result<Usage, Anomaly> {
+    let Some(obj) = usage.and_then(Value::as_object) else {
+        return Err(anomaly("usage", AnomalyKind::Missing));
+    };
+    let details = |parent: &str, name: &str| obj.get(parent).and_then(|d| d.get(name));
+    Ok(Usage {
+        prompt_tokens: count(obj.get("input_tokens"), "input_tokens")?
+            .ok_or(anomaly("input_tokens", AnomalyKind::Missing))?,
+        completion_tokens: count(obj.get("output_tokens"), "output_tokens")?
+            .ok_or(anomaly("output_tokens", AnomalyKind::Missing))?,
+        cached_tokens: count(
+            details("input_tokens_details", "cached_tokens"),
+            "input_tokens_details.cached_tokens",
+        )?
+        .unwrap_or(0),
+        cache_write_tokens: count(
+            details("input_tokens_details", "cache_write_tokens"),
+            "input_tokens_details.cache_write_tokens",
+        )?
+        .unwrap_or(0),
+        reasoning_tokens: count(
+            details("output_tokens_details", "reasoning_tokens"),
+            "output_tokens_details.reasoning_tokens",
+        )?
+        .unwrap_or(0),
+    })
+}
+
 /// What a request may be billed for on the model that served it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UsageBounds {
@@ -307,28 +338,101 @@ pub fn bill_estimate(estimate: Usage, prices: &PriceTable, bounds: &UsageBounds)
 /// Largest reported usage object repeated under `clamped.reported`.
 const REPORTED_MAX: usize = 4096;
 
-/// The `usage` object the client receives for `bill`: the upstream's own (`reported`) with
-/// `cost` set when it was used; else the billed counts with `cost`, and, when the report was
-/// unusable, `clamped: {"reason": "<field> <kind>", "reported": <what the upstream sent, or
-/// null>}`.
-pub fn usage_json(bill: &Bill, reported: Option<&RawValue>) -> String {
-    if let (None, Some(raw)) = (bill.anomaly, reported) {
-        return usage_with_cost(Some(raw), bill.usd());
-    }
-    let billed = bill.usage.to_openai_json();
-    let billed = billed.strip_suffix('}').unwrap_or(&billed);
-    let cost = bill.usd().normalize();
-    let Some(anomaly) = bill.anomaly else {
-        return format!(r#"{billed},"cost":{cost}}}"#);
-    };
+/// The chat (and legacy completions) counts Switchboard promises in every `usage` object.
+fn chat_counts(u: &Usage) -> [UsageCount<'static>; 6] {
+    [
+        ("prompt_tokens", None, u.prompt_tokens),
+        ("completion_tokens", None, u.completion_tokens),
+        ("total_tokens", None, u.total_tokens()),
+        (
+            "prompt_tokens_details",
+            Some("cached_tokens"),
+            u.cached_tokens,
+        ),
+        (
+            "prompt_tokens_details",
+            Some("cache_write_tokens"),
+            u.cache_write_tokens,
+        ),
+        (
+            "completion_tokens_details",
+            Some("reasoning_tokens"),
+            u.reasoning_tokens,
+        ),
+    ]
+}
+
+/// The counts the OpenAI SDK's `ResponseUsage` requires (and the cache writes Switchboard adds).
+fn responses_counts(u: &Usage) -> [UsageCount<'static>; 6] {
+    [
+        ("input_tokens", None, u.prompt_tokens),
+        (
+            "input_tokens_details",
+            Some("cached_tokens"),
+            u.cached_tokens,
+        ),
+        (
+            "input_tokens_details",
+            Some("cache_write_tokens"),
+            u.cache_write_tokens,
+        ),
+        ("output_tokens", None, u.completion_tokens),
+        (
+            "output_tokens_details",
+            Some("reasoning_tokens"),
+            u.reasoning_tokens,
+        ),
+        ("total_tokens", None, u.total_tokens()),
+    ]
+}
+
+/// `billed` (a usage object ending in `}`) with `clamped: {"reason": "<field> <kind>",
+/// "reported": <what the upstream sent, or null>}` added.
+fn with_clamped(billed: &str, anomaly: Anomaly, reported: Option<&RawValue>) -> String {
+    let billed = billed.strip_suffix('}').unwrap_or(billed);
     let reported = reported
         .map(RawValue::get)
         .filter(|r| r.len() <= REPORTED_MAX && *r != "null")
         .unwrap_or("null");
     format!(
-        r#"{billed},"cost":{cost},"clamped":{{"reason":{},"reported":{reported}}}}}"#,
+        r#"{billed},"clamped":{{"reason":{},"reported":{reported}}}}}"#,
         Value::String(anomaly.to_string()),
     )
+}
+
+/// The `usage` object the client receives for `bill`: the upstream's own (`reported`) with
+/// `cost` set (and every count Switchboard promises added where it left one out) when it was
+/// used; else the billed counts with `cost`, and, when the report was unusable, `clamped`
+/// ([`with_clamped`]).
+pub fn usage_json(bill: &Bill, reported: Option<&RawValue>) -> String {
+    let counts = chat_counts(&bill.usage);
+    if let (None, Some(raw)) = (bill.anomaly, reported) {
+        return usage_normalised(Some(raw), &counts, bill.usd());
+    }
+    let billed = usage_normalised(None, &counts, bill.usd());
+    match bill.anomaly {
+        None => billed,
+        Some(anomaly) => with_clamped(&billed, anomaly, reported),
+    }
+}
+
+/// The Responses `usage` object for `usage` billed at `cost` (a translated answer's, priced by
+/// the chat pipeline).
+pub fn responses_usage_of(usage: &Usage, cost: Decimal) -> String {
+    usage_normalised(None, &responses_counts(usage), cost)
+}
+
+/// [`usage_json`] in the Responses API's `usage` fields.
+pub fn responses_usage_json(bill: &Bill, reported: Option<&RawValue>) -> String {
+    let counts = responses_counts(&bill.usage);
+    match bill.anomaly {
+        None => usage_normalised(reported, &counts, bill.usd()),
+        Some(anomaly) => with_clamped(
+            &usage_normalised(None, &counts, bill.usd()),
+            anomaly,
+            reported,
+        ),
+    }
 }
 
 /// [`usage_json`] in Anthropic's `usage` fields (`input_tokens` uncached, `output_tokens`,
@@ -351,14 +455,7 @@ pub fn anthropic_usage_json(bill: &Bill, reported: Option<&RawValue>) -> String 
     );
     match bill.anomaly {
         None => format!("{billed}}}"),
-        Some(anomaly) => format!(
-            r#"{billed},"clamped":{{"reason":{},"reported":{}}}}}"#,
-            Value::String(anomaly.to_string()),
-            reported
-                .map(RawValue::get)
-                .filter(|r| r.len() <= REPORTED_MAX && *r != "null")
-                .unwrap_or("null"),
-        ),
+        Some(anomaly) => with_clamped(&format!("{billed}}}"), anomaly, reported),
     }
 }
 

@@ -249,7 +249,8 @@ fn the_client_is_told_what_was_billed_and_why() {
     );
     assert_eq!(
         usage_json(&b, Some(&fine)),
-        r#"{"prompt_tokens":90,"completion_tokens":30,"cost":0.00015}"#
+        // The upstream's object, with every count Switchboard promises added.
+        r#"{"prompt_tokens":90,"completion_tokens":30,"total_tokens":120,"prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":0},"completion_tokens_details":{"reasoning_tokens":0},"cost":0.00015}"#
     );
     assert_eq!(Decimal::from_str("0.00015").unwrap(), b.usd());
 }

@@ -6,7 +6,16 @@
 use bytes::Bytes;
 use http::header;
 
-use super::{AttemptError, Call, Reply, openai, upstream};
+use super::{AttemptError, Call, Native, Reply, WireFormat, openai, upstream};
+
+/// The provider's API key.
+fn key(call: &Call<'_>) -> Result<switchboard_api::snapshot::SecretValue, AttemptError> {
+    call.provider
+        .credential
+        .clone()
+        .map_err(AttemptError::Credential)?
+        .ok_or_else(|| AttemptError::Credential("the Azure OpenAI provider has no API key".into()))
+}
 
 async fn post(
     call: &Call<'_>,
@@ -14,13 +23,7 @@ async fn post(
     body: Vec<u8>,
 ) -> Result<reqwest::Response, AttemptError> {
     let p = call.provider;
-    let key = p
-        .credential
-        .clone()
-        .map_err(AttemptError::Credential)?
-        .ok_or_else(|| {
-            AttemptError::Credential("the Azure OpenAI provider has no API key".into())
-        })?;
+    let key = key(call)?;
     let base = p.config.base_url.as_deref().unwrap_or_default();
     let api_version = p
         .config
@@ -56,8 +59,37 @@ pub fn percent_encode(segment: &str) -> String {
         .collect()
 }
 
-/// A chat completion attempt.
+/// A Responses request forwarded as the client sent it, to the v1 API,
+/// `{baseURL}/openai/v1/responses`, where the deployment is the body's `model` (no api-version).
+async fn responses(call: &Call<'_>, native: &Native) -> Result<Reply, AttemptError> {
+    let key = key(call)?;
+    let base = call.provider.config.base_url.as_deref().unwrap_or_default();
+    let body = openai::native_body(native, call.upstream_model, call.stream);
+    let mut req = call
+        .client
+        .post(format!("{base}/openai/v1/responses"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("api-key", key.expose())
+        .body(body);
+    for (name, value) in &native.headers {
+        req = req.header(name, value);
+    }
+    if call.stream {
+        req = req.header(header::ACCEPT, "text/event-stream");
+    }
+    let resp = upstream::send(call, req, upstream::same_status).await?;
+    openai::native_reply(native.format, call.stream, resp).await
+}
+
+/// A chat completion attempt: a Responses request forwarded to the v1 API, else the chat
+/// request at the deployment URL.
 pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
+    if let Some(native) = call
+        .native
+        .filter(|n| n.format == WireFormat::OpenAiResponses)
+    {
+        return responses(&call, native).await;
+    }
     let body = openai::upstream_body(
         call.request,
         call.upstream_model,

@@ -186,8 +186,16 @@ pub const EXTENSION_FIELDS: &[&str] = &[
     "usage",
 ];
 
-/// Runs a chat completion attempt.
+/// Runs a chat completion attempt. An adapter that speaks the client's format forwards the
+/// original ([`Call::native`]); a request the chat view cannot stand in for
+/// ([`Native::untranslatable`]) is refused by a target that does not speak it.
 pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
+    if let Some(native) = call.native
+        && let Some(why) = &native.untranslatable
+        && !call.provider.speaks(native.format)
+    {
+        return Err(openai_wire::client_error(why.clone()));
+    }
     match &call.provider.adapter {
         Adapter::OpenAi => openai::chat(call).await,
         Adapter::Azure => azure::chat(call).await,

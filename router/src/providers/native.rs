@@ -6,7 +6,8 @@
 //! [`Native`]: an adapter that speaks [`Native::format`] for its target forwards [`Native::body`]
 //! with only the model rewritten (and Switchboard's extension fields stripped), plus the
 //! allowlisted client headers, and answers with a [`super::Reply::Native`] in the same format.
-//! Every other adapter ignores it. Pure.
+//! Every other adapter ignores it — unless the ingress marked the request
+//! [`Native::untranslatable`]: then a translating adapter refuses it. Pure.
 
 use std::pin::Pin;
 
@@ -22,8 +23,11 @@ use crate::json::RawObject;
 pub enum WireFormat {
     /// Anthropic Messages (`POST /v1/messages`).
     AnthropicMessages,
-    /// OpenAI Responses (`POST /v1/responses`).
+    /// OpenAI Responses (`POST /v1/responses`), spoken by `openai` and `azureOpenAI`.
     OpenAiResponses,
+    /// OpenAI legacy text completions (`POST /v1/completions`), spoken by `openai` and
+    /// `openaiCompatible`.
+    OpenAiCompletions,
 }
 
 impl WireFormat {
@@ -32,6 +36,7 @@ impl WireFormat {
         match self {
             WireFormat::AnthropicMessages => "anthropic_messages",
             WireFormat::OpenAiResponses => "openai_responses",
+            WireFormat::OpenAiCompletions => "openai_completions",
         }
     }
 
@@ -41,13 +46,14 @@ impl WireFormat {
         match self {
             WireFormat::AnthropicMessages => &["anthropic-beta", "anthropic-version"],
             WireFormat::OpenAiResponses => &["openai-beta"],
+            WireFormat::OpenAiCompletions => &[],
         }
     }
 
     /// The body field bounding the answer's length (what a fitted budget lowers).
     pub fn output_limit_field(self) -> &'static str {
         match self {
-            WireFormat::AnthropicMessages => "max_tokens",
+            WireFormat::AnthropicMessages | WireFormat::OpenAiCompletions => "max_tokens",
             WireFormat::OpenAiResponses => "max_output_tokens",
         }
     }
@@ -62,6 +68,11 @@ pub struct Native {
     pub body: RawObject,
     /// The allowlisted client headers to forward ([`WireFormat::forwarded_headers`]).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Why the chat view cannot stand in for this request, when it cannot (it uses what
+    /// translation would drop and asks for strictness, or what chat cannot express at all): then
+    /// only a target that speaks [`Native::format`] may serve it, and a translating one refuses
+    /// it with a 400 saying this.
+    pub untranslatable: Option<String>,
 }
 
 impl Native {
@@ -82,6 +93,7 @@ impl Native {
             format,
             body,
             headers,
+            untranslatable: None,
         }
     }
 

@@ -7,7 +7,11 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use http::header;
 
-use super::{AttemptError, Call, EXTENSION_FIELDS, Reply, upstream};
+use super::{
+    AttemptError, Call, EXTENSION_FIELDS, Native, NativeBody, Reply, WireFormat,
+    native::{EventStream, SseEvent},
+    upstream,
+};
 use crate::json::RawObject;
 
 /// The upstream request body: the client's fields, `model` replaced, extensions removed,
@@ -81,6 +85,15 @@ async fn post(
     path: &str,
     body: Vec<u8>,
 ) -> Result<reqwest::Response, AttemptError> {
+    post_with(call, path, body, &[]).await
+}
+
+async fn post_with(
+    call: &Call<'_>,
+    path: &str,
+    body: Vec<u8>,
+    extra: &[(http::HeaderName, http::HeaderValue)],
+) -> Result<reqwest::Response, AttemptError> {
     let p = call.provider;
     let credential = p.credential.clone().map_err(AttemptError::Credential)?;
     let url = p.url(path).map_err(AttemptError::Protocol)?;
@@ -92,10 +105,71 @@ async fn post(
     if call.stream {
         req = req.header(header::ACCEPT, "text/event-stream");
     }
+    for (name, value) in extra {
+        req = req.header(name, value);
+    }
     if let Some(key) = &credential {
         req = req.bearer_auth(key.expose());
     }
     upstream::send(call, req, upstream::same_status).await
+}
+
+/// The SSE events of a native stream, as they came (comments and empty events left out).
+pub fn events(resp: reqwest::Response) -> EventStream {
+    Box::pin(
+        upstream::sse_events(resp)
+            .map(|ev| ev.map(|(event, data)| SseEvent { event, data }))
+            .filter(|ev| {
+                std::future::ready(
+                    !matches!(ev, Ok(SseEvent { event, data }) if event.is_empty() && data.is_empty()),
+                )
+            }),
+    )
+}
+
+/// A successful answer in a native format: the body, or the events with their names.
+pub async fn native_reply(
+    format: WireFormat,
+    stream: bool,
+    resp: reqwest::Response,
+) -> Result<Reply, AttemptError> {
+    let body = if stream {
+        NativeBody::Stream(events(resp))
+    } else {
+        NativeBody::Complete(upstream::body(resp).await?)
+    };
+    Ok(Reply::Native(format, body))
+}
+
+/// The body of a native request: the client's as sent, `model` rewritten; a legacy completions
+/// stream always asks for usage (`stream_options.include_usage`).
+pub fn native_body(native: &Native, upstream_model: &str, stream: bool) -> Vec<u8> {
+    let model = serde_json::to_string(upstream_model).expect("a string serialises");
+    let mut edits = vec![("model", Some(model))];
+    if stream && native.format == WireFormat::OpenAiCompletions {
+        let mut options = native
+            .body
+            .get("stream_options")
+            .and_then(|o| serde_json::from_str::<RawObject>(o.get()).ok())
+            .unwrap_or_default();
+        options.set("include_usage", &true);
+        edits.push((
+            "stream_options",
+            Some(String::from_utf8(options.to_vec()).expect("JSON is UTF-8")),
+        ));
+    }
+    native.forward(&edits)
+}
+
+/// A Responses or legacy completions request, forwarded as the client sent it.
+async fn forward(call: &Call<'_>, native: &Native) -> Result<Reply, AttemptError> {
+    let path = match native.format {
+        WireFormat::OpenAiResponses => "/responses",
+        _ => "/completions",
+    };
+    let body = native_body(native, call.upstream_model, call.stream);
+    let resp = post_with(call, path, body, &native.headers).await?;
+    native_reply(native.format, call.stream, resp).await
 }
 
 /// Relays a successful OpenAI-format response (shared with Azure OpenAI).
@@ -118,8 +192,12 @@ pub fn output_cap(call: &Call<'_>) -> Option<u64> {
     model.max_output_tokens.map(u64::from)
 }
 
-/// A chat completion attempt.
+/// A chat completion attempt: the client's Responses or legacy completions request forwarded
+/// when this provider speaks it ([`super::ProviderRuntime::speaks`]), else the chat request.
 pub async fn chat(call: Call<'_>) -> Result<Reply, AttemptError> {
+    if let Some(native) = call.native.filter(|n| call.provider.speaks(n.format)) {
+        return forward(&call, native).await;
+    }
     let body = upstream_body(
         call.request,
         call.upstream_model,
@@ -165,6 +243,24 @@ mod tests {
         let req = RawObject::parse(br#"{"model":"a","stream_options":{"x":1},"n":1}"#).unwrap();
         let out = String::from_utf8(upstream_body(&req, "m", false, None)).unwrap();
         assert_eq!(out, r#"{"model":"m","stream_options":{"x":1},"n":1}"#);
+    }
+
+    #[test]
+    fn native_bodies_keep_the_clients_bytes_and_completion_streams_report_usage() {
+        let body = RawObject::parse(
+            br#"{"model":"pub/m","prompt":"hi","provider":{"sort":"price"},"x":1.50}"#,
+        )
+        .unwrap();
+        let n = Native::new(WireFormat::OpenAiCompletions, body, &http::HeaderMap::new());
+        assert_eq!(
+            String::from_utf8(native_body(&n, "m", true)).unwrap(),
+            r#"{"model":"m","prompt":"hi","x":1.50,"stream_options":{"include_usage":true}}"#
+        );
+        let n = Native::new(WireFormat::OpenAiResponses, n.body, &http::HeaderMap::new());
+        assert_eq!(
+            String::from_utf8(native_body(&n, "m", true)).unwrap(),
+            r#"{"model":"m","prompt":"hi","x":1.50}"#
+        );
     }
 
     #[test]

@@ -512,6 +512,8 @@ impl Completion {
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
+            // Unknown for a translated answer; the OpenRouter SDK requires the key.
+            "system_fingerprint": null,
             "choices": [{
                 "index": 0,
                 "message": message,

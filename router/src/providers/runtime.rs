@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use switchboard_api::snapshot::{ProviderConfig, SecretValue};
+use switchboard_api::snapshot::{ProviderConfig, ProviderType, SecretValue};
 
-use super::{Adapter, clients::ClientSet};
+use super::{Adapter, WireFormat, clients::ClientSet};
 
 /// A provider ready to be called.
 #[derive(Debug)]
@@ -29,7 +29,12 @@ pub struct ProviderRuntime {
 }
 
 /// The OpenAI-format paths whose full URLs are parsed ahead of time.
-const OPENAI_PATHS: [&str; 2] = ["/chat/completions", "/embeddings"];
+const OPENAI_PATHS: [&str; 4] = [
+    "/chat/completions",
+    "/embeddings",
+    "/responses",
+    "/completions",
+];
 
 impl ProviderRuntime {
     /// `namespace/name`, the key of the provider in the snapshot.
@@ -56,6 +61,26 @@ impl ProviderRuntime {
         let mut out = vec![cred];
         out.extend(self.secret_parts.iter().map(String::as_str));
         out
+    }
+
+    /// Whether this provider's type speaks `format` natively, so a request in that format is
+    /// forwarded as the client sent it: Responses for `openai` and `azureOpenAI`, legacy
+    /// completions for `openai` and `openaiCompatible`, Anthropic Messages for `anthropic` (and
+    /// for `vertex` and `bedrock`, with their Claude models: their adapters decide per model).
+    pub fn speaks(&self, format: WireFormat) -> bool {
+        let t = self.config.provider_type;
+        match format {
+            WireFormat::OpenAiResponses => {
+                matches!(t, ProviderType::Openai | ProviderType::AzureOpenAI)
+            }
+            WireFormat::OpenAiCompletions => {
+                matches!(t, ProviderType::Openai | ProviderType::OpenaiCompatible)
+            }
+            WireFormat::AnthropicMessages => matches!(
+                t,
+                ProviderType::Anthropic | ProviderType::Vertex | ProviderType::Bedrock
+            ),
+        }
     }
 
     /// The credential as a string slice, if resolved.

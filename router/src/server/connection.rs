@@ -291,7 +291,8 @@ fn openai_error_response(status: u16) -> Bytes {
         _ => ("Error", "invalid_request", "The request could not be read"),
     };
     let body = serde_json::json!({"error": {
-        "message": message, "type": "invalid_request_error", "code": code, "param": null
+        "message": message, "type": "invalid_request_error", "code": status, "param": null,
+        "metadata": {"error_code": code}
     }})
     .to_string();
     Bytes::from(format!(
@@ -491,7 +492,8 @@ impl HttpBody for Held {
 pub fn at_capacity_response(max: usize) -> Bytes {
     let body = serde_json::json!({"error": {
         "message": format!("The router is at its limit of {max} open connections; retry shortly"),
-        "type": "api_error", "code": "too_many_connections", "param": null
+        "type": "api_error", "code": 503, "param": null,
+        "metadata": {"error_code": "too_many_connections"}
     }})
     .to_string();
     Bytes::from(format!(

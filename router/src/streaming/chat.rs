@@ -4,7 +4,9 @@
 //! [`crate::pricing::reported`]); a usage chunk is synthesised when the upstream sent none, so
 //! every stream ends with one usage chunk (`choices: []`) and `data: [DONE]`. A stream that breaks
 //! after content was sent ends with a usage chunk for what was relayed, then an error chunk
-//! (`finish_reason: "error"`), never a clean-looking truncation.
+//! (`finish_reason: "error"`), never a clean-looking truncation. Legacy completion streams
+//! (`text_completion` chunks, text in `choices[].text`) are relayed the same way
+//! ([`StreamRelay::for_completions`]).
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -13,6 +15,7 @@ use switchboard_api::snapshot::PriceTable;
 
 use super::relay::{DRAIN_CUT_MESSAGE, InBandError, Opening, Relay, StreamEnd};
 use crate::{
+    error::stream_error,
     json::RawObject,
     pricing::{
         Usage, estimate_tokens,
@@ -42,6 +45,9 @@ struct ChunkView<'a> {
 struct ChoiceView {
     #[serde(default)]
     delta: DeltaView,
+    /// A legacy completion chunk's text.
+    #[serde(default)]
+    text: Option<String>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
@@ -76,6 +82,7 @@ pub fn is_committing(data: &str) -> bool {
     chunk.usage.is_some_and(|u| u.get() != "null")
         || chunk.choices.iter().any(|c| {
             c.finish_reason.is_some()
+                || c.text.as_deref().is_some_and(|s| !s.is_empty())
                 || c.delta.content.as_deref().is_some_and(|s| !s.is_empty())
                 || c.delta.tool_calls.is_some()
                 || c.delta.refusal.as_deref().is_some_and(|s| !s.is_empty())
@@ -95,6 +102,8 @@ pub fn in_band_error(data: &str) -> Option<String> {
 
 /// Relay state for one chat stream.
 pub struct StreamRelay {
+    /// `chat.completion.chunk`, or `text_completion` for legacy completions.
+    object: &'static str,
     provider_name: String,
     prices: PriceTable,
     bounds: UsageBounds,
@@ -129,6 +138,7 @@ impl StreamRelay {
         model: &str,
     ) -> Self {
         StreamRelay {
+            object: "chat.completion.chunk",
             provider_name: provider_name.to_string(),
             prices,
             bounds,
@@ -141,6 +151,12 @@ impl StreamRelay {
             bill: None,
             end: None,
         }
+    }
+
+    /// The same relay for a legacy completions stream (`text_completion` chunks).
+    pub fn for_completions(mut self) -> Self {
+        self.object = "text_completion";
+        self
     }
 
     /// Relays one upstream payload, pushing the frames to send.
@@ -173,7 +189,7 @@ impl StreamRelay {
             self.created = view.created.unwrap_or(0);
         }
         for c in &view.choices {
-            if let Some(s) = &c.delta.content {
+            if let Some(s) = c.delta.content.as_ref().or(c.text.as_ref()) {
                 self.completion_chars.push_str(s);
             }
             if let Some(f) = &c.finish_reason {
@@ -208,13 +224,10 @@ impl StreamRelay {
             self.finish(out);
         } else {
             self.fail_with(
-                &json!({
-                    "message": "The upstream stream ended before the response was complete",
-                    "type": "upstream_error",
-                    "code": "stream_truncated",
-                    "param": null,
-                    "metadata": {"provider_name": self.provider_name}
-                }),
+                &stream_error(
+                    "The upstream stream ended before the response was complete".into(),
+                    "stream_truncated",
+                ),
                 out,
             );
         }
@@ -230,10 +243,15 @@ impl StreamRelay {
             let bill = self.estimate();
             self.usage_chunk(&bill, out);
         }
+        let choice = if self.object == "text_completion" {
+            json!({"index": 0, "text": "", "logprobs": null, "finish_reason": "error"})
+        } else {
+            json!({"index": 0, "delta": {}, "finish_reason": "error"})
+        };
         let chunk = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "id": self.id, "object": self.object, "created": self.created,
             "model": self.model, "provider": self.provider_name,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "error"}],
+            "choices": [choice],
             "error": error
         });
         out.push(frame(&chunk.to_string()));
@@ -254,8 +272,9 @@ impl StreamRelay {
     /// Sends a usage chunk (`choices: []`) for `bill`, and records it as the stream's bill.
     fn usage_chunk(&mut self, bill: &Bill, out: &mut Vec<Bytes>) {
         let chunk = format!(
-            r#"{{"id":{},"object":"chat.completion.chunk","created":{},"model":{},"choices":[],"usage":{},"provider":{}}}"#,
+            r#"{{"id":{},"object":"{}","created":{},"model":{},"choices":[],"usage":{},"provider":{}}}"#,
             json!(self.id),
+            self.object,
             self.created,
             json!(self.model),
             usage_json(bill, None),
@@ -303,15 +322,7 @@ impl Relay for StreamRelay {
     }
 
     fn fail(&mut self, message: &str, _kind: Option<&str>, out: &mut Vec<Bytes>) {
-        self.fail_with(
-            &json!({
-                "message": message,
-                "type": "upstream_error",
-                "code": "stream_interrupted",
-                "param": null
-            }),
-            out,
-        );
+        self.fail_with(&stream_error(message.into(), "stream_interrupted"), out);
     }
 
     fn drain_cut(&mut self, out: &mut Vec<Bytes>) {
@@ -319,8 +330,9 @@ impl Relay for StreamRelay {
             &json!({
                 "message": DRAIN_CUT_MESSAGE,
                 "type": "api_error",
-                "code": "server_shutting_down",
-                "param": null
+                "code": 503,
+                "param": null,
+                "metadata": {"error_code": "server_shutting_down"}
             }),
             out,
         );
@@ -406,7 +418,7 @@ mod tests {
             text(&out),
             format!(
                 "data: {CONTENT}\n\ndata: {FINISH}\n\ndata: {}\n\ndata: [DONE]\n\n",
-                r#"{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"cost":0.0000045},"provider":"p"}"#
+                r#"{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":0},"completion_tokens_details":{"reasoning_tokens":0},"cost":0.0000045},"provider":"p"}"#
             )
         );
         assert_eq!(r.end(), Some(StreamEnd::Completed));

@@ -39,3 +39,70 @@ pub fn sse_response_ending(
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
 }
+
+/// Takes the complete frames off the front of `buf` and returns their `data` payloads.
+pub fn take_payloads(buf: &mut String) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(end) = buf.find("\n\n") {
+        let frame: String = buf.drain(..end + 2).collect();
+        let data: Vec<&str> = frame
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect();
+        if !data.is_empty() {
+            out.push(data.join("\n"));
+        }
+    }
+    out
+}
+
+/// A translator of the pipeline's chat SSE payloads into another format's frames. Pure.
+pub trait PayloadTranslator: Send + 'static {
+    /// One chat payload (a chunk, an error chunk, or `[DONE]`): the frames to send.
+    fn on_payload(&mut self, payload: &str) -> Vec<Bytes>;
+
+    /// Whether the translated stream has ended.
+    fn ended(&self) -> bool;
+
+    /// The pipeline's stream ended without its last payload: the frames that say so.
+    fn on_cut(&mut self) -> Vec<Bytes>;
+}
+
+/// The pipeline's chat SSE `frames` through `translator`, until it ends.
+pub fn translate_frames<T: PayloadTranslator>(
+    frames: crate::streaming::frames::FrameStream,
+    translator: T,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + use<T> {
+    use futures_util::StreamExt;
+    futures_util::stream::unfold(
+        (frames, translator, String::new()),
+        |(mut frames, mut tr, mut buf)| async move {
+            loop {
+                if tr.ended() {
+                    return None;
+                }
+                match frames.next().await {
+                    Some(Ok(bytes)) => {
+                        buf.push_str(&String::from_utf8_lossy(&bytes));
+                        let out: Vec<Bytes> = take_payloads(&mut buf)
+                            .iter()
+                            .flat_map(|p| tr.on_payload(p))
+                            .collect();
+                        if !out.is_empty() {
+                            return Some((Ok(Bytes::from(out.concat())), (frames, tr, buf)));
+                        }
+                    }
+                    Some(Err(never)) => match never {},
+                    None => {
+                        let out = tr.on_cut();
+                        if out.is_empty() {
+                            return None;
+                        }
+                        return Some((Ok(Bytes::from(out.concat())), (frames, tr, buf)));
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,5 +1,5 @@
-//! Test harness: a mock OpenAI-compatible upstream written here (it speaks the Chat Completions
-//! and Embeddings wire format from OpenAI's API reference) and a router started in-process on real
+//! Test harness: a mock OpenAI-compatible upstream written here (it speaks the Chat Completions,
+//! legacy Completions and Embeddings wire format from OpenAI's API reference) and a router started in-process on real
 //! sockets with manifests written to a temporary file.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -113,6 +113,7 @@ impl MockUpstream {
         let app = Router::new()
             .route("/v1/chat/completions", post(answer))
             .route("/v1/embeddings", post(answer))
+            .route("/v1/completions", post(answer))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -558,17 +559,26 @@ pub fn field_reached(upstreams: &[&MockUpstream], field: &str) -> bool {
         .any(|r| r.body.get(field).is_some())
 }
 
-/// The status and body of an error response, asserting the OpenAI error envelope (`message`,
-/// `type`, `code` strings and a `param`).
+/// The status and body of an error response, asserting the error envelope: OpenAI's `message`
+/// and `type` strings and a `param`, OpenRouter's `code` (the HTTP status), and Switchboard's
+/// reason in `metadata.error_code`.
 pub async fn error_of(resp: reqwest::Response) -> (u16, serde_json::Value) {
     let status = resp.status().as_u16();
     let v: serde_json::Value = resp.json().await.expect("error bodies are JSON");
-    for field in ["message", "type", "code"] {
+    for field in ["message", "type"] {
         assert!(
             v["error"][field].is_string(),
             "error.{field} missing in {v}"
         );
     }
+    assert_eq!(
+        v["error"]["code"], status,
+        "error.code is the status in {v}"
+    );
+    assert!(
+        v["error"]["metadata"]["error_code"].is_string(),
+        "error.metadata.error_code missing in {v}"
+    );
     assert!(
         v["error"].get("param").is_some(),
         "error.param missing in {v}"
