@@ -9,7 +9,7 @@ use axum::{
 };
 
 use crate::{
-    admin,
+    admin, console,
     ingress::{self, fallback},
     panics,
     state::AppState,
@@ -58,7 +58,8 @@ fn messages(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
 
 /// The admin API: `/healthz`, `/readyz` and `/metrics` open (probes, scrapers; `/metrics` behind
 /// the admin token with `--admin-protect-metrics`); `/config` (secrets redacted), `/loglevel`
-/// and the usage API `/admin/v1/*` behind [`admin::auth`].
+/// and the usage API `/admin/v1/*` behind [`admin::auth`]; the web console at `/` and
+/// `/console/` ([`console::routes`], behind the same authentication).
 pub fn admin_app(state: Arc<AppState>) -> Router {
     let guard = || middleware::from_fn_with_state(state.clone(), admin::auth::require_admin);
     let protected = Router::new()
@@ -82,6 +83,7 @@ pub fn admin_app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(admin::health::readyz))
         .merge(metrics)
         .merge(protected)
+        .merge(console::routes(state.clone()))
         .layer(axum::middleware::from_fn(panics::catch_panics))
         .with_state(state)
 }

@@ -101,6 +101,14 @@ pub enum ApiError {
          on the loopback interface"
     )]
     AdminLoopbackOnly,
+    /// No admin token is configured and a loopback caller addressed the router by a name that is
+    /// not a loopback one (what a page using DNS rebinding does).
+    #[error(
+        "No admin token is configured (--admin-token-file), so this admin endpoint answers only \
+         requests addressed to localhost, 127.0.0.1 or [::1]; this one's Host header named \
+         something else"
+    )]
+    AdminHostNotLoopback,
     /// The usage store is off (`--usage-store off`).
     #[error("The usage store is off on this router (--usage-store off)")]
     UsageStoreOff,
@@ -241,7 +249,9 @@ impl ApiError {
             | ApiError::InvalidToken { .. }
             | ApiError::IdentityNotGranted { .. }
             | ApiError::AmbiguousIdentity { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::ModelNotAllowed { .. } | ApiError::AdminLoopbackOnly => StatusCode::FORBIDDEN,
+            ApiError::ModelNotAllowed { .. }
+            | ApiError::AdminLoopbackOnly
+            | ApiError::AdminHostNotLoopback => StatusCode::FORBIDDEN,
             ApiError::UnknownModel(_)
             | ApiError::GenerationNotFound(_)
             | ApiError::UsageStoreOff
@@ -282,7 +292,9 @@ impl ApiError {
             | ApiError::InvalidToken { .. }
             | ApiError::IdentityNotGranted { .. }
             | ApiError::AmbiguousIdentity { .. } => "authentication_error",
-            ApiError::ModelNotAllowed { .. } | ApiError::AdminLoopbackOnly => "permission_error",
+            ApiError::ModelNotAllowed { .. }
+            | ApiError::AdminLoopbackOnly
+            | ApiError::AdminHostNotLoopback => "permission_error",
             ApiError::UnknownModel(_)
             | ApiError::GenerationNotFound(_)
             | ApiError::UsageStoreOff
@@ -318,6 +330,7 @@ impl ApiError {
             ApiError::AdminCredentialRequired => "admin_token_required",
             ApiError::InvalidAdminToken => "invalid_admin_token",
             ApiError::AdminLoopbackOnly => "admin_loopback_only",
+            ApiError::AdminHostNotLoopback => "admin_host_not_loopback",
             ApiError::UsageStoreOff => "usage_store_off",
             ApiError::UsageStoreUnavailable(_) => "usage_store_unavailable",
             ApiError::ResponseNotFound(_) => "response_not_found",

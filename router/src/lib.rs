@@ -12,6 +12,7 @@ pub mod auth;
 pub mod budgets;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod ingress;
 pub mod json;

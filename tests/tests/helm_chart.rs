@@ -128,6 +128,12 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
         "is not of type \"integer\"",
     ),
     (
+        "a console Ingress without a host",
+        "console: {ingress: {enabled: true}}",
+        "/console/ingress/host",
+        "shorter than 1 character",
+    ),
+    (
         "zero operators",
         "operator: {replicas: 0}",
         "/operator/replicas",
@@ -1123,7 +1129,59 @@ fn helm_lints_and_renders_the_chart_with_default_and_ci_values() {
             !several || has_redis,
             "{values_file:?}: several routers without Redis"
         );
+
+        // The console: its Service in front of the routers' admin port, and the Ingress (when
+        // enabled) to that Service's `console` port.
+        let console = by_kind("Service")
+            .into_iter()
+            .find(|s| {
+                s["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("-console")
+            })
+            .unwrap_or_else(|| panic!("{values_file:?}: no console Service"));
+        assert_eq!(
+            console["spec"]["selector"], router["spec"]["selector"]["matchLabels"],
+            "{values_file:?}: the console Service selects the router pods"
+        );
+        assert_eq!(console["spec"]["ports"][0]["targetPort"], "admin");
+        assert_eq!(console["spec"]["ports"][0]["name"], "console");
+        for ingress in by_kind("Ingress") {
+            let backend = &ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"];
+            assert_eq!(backend["name"], console["metadata"]["name"]);
+            assert_eq!(backend["port"]["name"], "console");
+            assert!(
+                ingress["spec"]["rules"][0]["host"]
+                    .as_str()
+                    .is_some_and(|h| !h.is_empty())
+            );
+        }
+        let file_name = values_file
+            .as_deref()
+            .and_then(|f| f.file_name())
+            .and_then(|f| f.to_str());
+        if file_name == Some("full-values.yaml") {
+            assert_eq!(
+                by_kind("Ingress").len(),
+                1,
+                "full values enable the console Ingress"
+            );
+        }
     }
+
+    // An enabled console Ingress without a host does not render.
+    let out = helm.run(&[
+        "template",
+        "sb",
+        chart_str,
+        "--set",
+        "console.ingress.enabled=true",
+    ]);
+    assert!(
+        !out.status.success(),
+        "a console Ingress without a host rendered"
+    );
 
     // Several routers without Redis do not render: the schema refuses them (and, were the schema
     // skipped, the templates' own check says why).

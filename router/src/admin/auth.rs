@@ -5,14 +5,19 @@
 //! 1. The admin bearer token (`--admin-token-file`): `Authorization: Bearer <token>`, compared in
 //!    constant time through its SHA-256 (only the hash is kept in memory; neither is ever
 //!    logged). A wrong token is refused outright.
-//! 2. With `--admin-trust-proxy-headers`: the identity an authenticating proxy in front of the
+//! 2. With a token configured, the web console's session cookie (signed with a key derived from
+//!    the token, [`crate::console::session`]): the token, entered once on the console's login
+//!    page. Outside the console (whose own forms check a CSRF token) it admits reads only (`GET`,
+//!    `HEAD`): a change such as `PUT /loglevel` takes the bearer token.
+//! 3. With `--admin-trust-proxy-headers`: the identity an authenticating proxy in front of the
 //!    admin port sets (oauth2-proxy's `X-Auth-Request-Email`, or `X-Forwarded-Email`). Enable it
-//!    only when nothing but that proxy can reach the port: anyone who can reach it can set the
-//!    header.
-//! 3. (A console session cookie goes here: one more arm of [`AdminAuth::authenticate`] that
-//!    yields an [`Admin`].)
+//!    only when nothing but that proxy can reach the admin port: anyone who can reach it can set
+//!    the header.
 //! 4. With no token configured, any caller on the loopback interface (the peer address the
-//!    router's own accept loop saw, [`ConnectInfo`]), and no one else.
+//!    router's own accept loop saw, [`ConnectInfo`]) that addressed the router by a loopback name
+//!    (`Host`: `localhost`, `127.0.0.1`, `[::1]`, or none), and no one else. The `Host` check
+//!    keeps out a web page that a local browser loaded from elsewhere and that rebinds its own
+//!    name to 127.0.0.1 (DNS rebinding) to read the console or `/config` as its own origin.
 
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
@@ -26,7 +31,11 @@ use http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    console::session::{self, SessionKey},
+    error::ApiError,
+    state::AppState,
+};
 
 /// Headers an authenticating proxy (oauth2-proxy) sets to the signed-in user's email.
 pub const PROXY_EMAIL_HEADERS: [&str; 2] = ["x-auth-request-email", "x-forwarded-email"];
@@ -38,6 +47,8 @@ pub enum Admin {
     Token,
     /// A user signed in at the authenticating proxy.
     Proxy(String),
+    /// A console session (the token, entered on the login page).
+    Session,
     /// A loopback caller, with no token configured.
     Loopback,
 }
@@ -46,6 +57,7 @@ pub enum Admin {
 #[derive(Clone, Default)]
 pub struct AdminAuth {
     token_sha256: Option<[u8; 32]>,
+    session: Option<SessionKey>,
     trust_proxy_headers: bool,
     /// Whether `/metrics` requires the token too.
     pub protect_metrics: bool,
@@ -64,8 +76,10 @@ impl std::fmt::Debug for AdminAuth {
 impl AdminAuth {
     /// Settings with `token` (if any).
     pub fn new(token: Option<&str>, trust_proxy_headers: bool, protect_metrics: bool) -> AdminAuth {
+        let token_sha256: Option<[u8; 32]> = token.map(|t| Sha256::digest(t.as_bytes()).into());
         AdminAuth {
-            token_sha256: token.map(|t| Sha256::digest(t.as_bytes()).into()),
+            session: token_sha256.as_ref().map(SessionKey::from_token_sha256),
+            token_sha256,
             trust_proxy_headers,
             protect_metrics,
         }
@@ -91,11 +105,26 @@ impl AdminAuth {
 
     /// Whether `headers` carry the admin token as a bearer token (false without one configured).
     pub fn bearer_is_admin(&self, headers: &HeaderMap) -> bool {
-        match (self.token_sha256, bearer(headers)) {
-            (Some(want), Some(presented)) => {
-                let got: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-                bool::from(got.ct_eq(&want))
-            }
+        bearer(headers).is_some_and(|presented| self.is_token(presented))
+    }
+
+    /// Whether `presented` is the admin token (false without one configured), in constant time.
+    pub fn is_token(&self, presented: &str) -> bool {
+        self.token_sha256.is_some_and(|want| {
+            let got: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+            bool::from(got.ct_eq(&want))
+        })
+    }
+
+    /// The key console sessions are signed with (only with a token configured).
+    pub fn session_key(&self) -> Option<&SessionKey> {
+        self.session.as_ref()
+    }
+
+    /// Whether `headers` carry a console session cookie valid at `now` (Unix seconds).
+    fn has_session(&self, headers: &HeaderMap, now: i64) -> bool {
+        match (&self.session, session::cookie(headers, session::COOKIE)) {
+            (Some(key), Some(value)) => key.verify(value, now),
             _ => false,
         }
     }
@@ -114,6 +143,9 @@ impl AdminAuth {
                 Err(ApiError::InvalidAdminToken)
             };
         }
+        if self.has_session(headers, jiff::Timestamp::now().as_second()) {
+            return Ok(Admin::Session);
+        }
         if self.trust_proxy_headers
             && let Some(email) = PROXY_EMAIL_HEADERS.iter().find_map(|h| {
                 headers
@@ -129,7 +161,8 @@ impl AdminAuth {
             return Err(ApiError::AdminCredentialRequired);
         }
         match peer {
-            Some(p) if p.ip().is_loopback() => Ok(Admin::Loopback),
+            Some(p) if p.ip().is_loopback() && host_is_loopback(headers) => Ok(Admin::Loopback),
+            Some(p) if p.ip().is_loopback() => Err(ApiError::AdminHostNotLoopback),
             _ => Err(ApiError::AdminLoopbackOnly),
         }
     }
@@ -164,7 +197,32 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The middleware in front of every protected admin route.
+/// Whether the request named a loopback host: `localhost` or a name under `.localhost`, a
+/// loopback IP address (any port), or no `Host` header at all.
+fn host_is_loopback(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::HOST) else {
+        return true;
+    };
+    let Ok(host) = value.to_str() else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((ip, rest)) if rest.is_empty() || rest.starts_with(':') => ip,
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The middleware in front of every protected admin route. A console session admits reads only
+/// here; anything else needs the bearer token (or the proxy, or loopback).
 pub async fn require_admin(
     State(state): State<Arc<AppState>>,
     mut req: Request,
@@ -175,6 +233,9 @@ pub async fn require_admin(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     match state.settings.admin.authenticate(req.headers(), peer) {
+        Ok(Admin::Session) if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) => {
+            ApiError::AdminCredentialRequired.into_response()
+        }
         Ok(admin) => {
             req.extensions_mut().insert(admin);
             next.run(req).await
@@ -247,6 +308,55 @@ mod tests {
     }
 
     #[test]
+    fn without_a_token_a_loopback_peer_must_also_name_a_loopback_host() {
+        let auth = AdminAuth::default();
+        for host in [
+            "localhost",
+            "localhost:9090",
+            "LOCALHOST.",
+            "console.localhost:8080",
+            "127.0.0.1:9090",
+            "127.8.9.10",
+            "[::1]:9090",
+            "[::1]",
+        ] {
+            assert_eq!(
+                auth.authenticate(&headers(&[("host", host)]), LOOPBACK)
+                    .unwrap(),
+                Admin::Loopback,
+                "{host}"
+            );
+        }
+        // A rebinding page's own name, another address, or something unparsable: refused, and
+        // told why.
+        for host in [
+            "evil.example",
+            "evil.example:9090",
+            "localhost.evil.example",
+            "10.1.2.3:9090",
+            "0.0.0.0:9090",
+            "[::2]:9090",
+            "[::1]x",
+            "::1",
+        ] {
+            assert!(
+                matches!(
+                    auth.authenticate(&headers(&[("host", host)]), LOOPBACK),
+                    Err(ApiError::AdminHostNotLoopback)
+                ),
+                "{host}"
+            );
+        }
+        // With a token the Host plays no part.
+        let with_token = AdminAuth::new(Some("s3cret-admin"), false, false);
+        let h = headers(&[
+            ("host", "evil.example"),
+            ("authorization", "Bearer s3cret-admin"),
+        ]);
+        assert_eq!(with_token.authenticate(&h, REMOTE).unwrap(), Admin::Token);
+    }
+
+    #[test]
     fn proxy_headers_count_only_when_trusted() {
         let h = headers(&[("x-auth-request-email", "ops@example.com")]);
         assert!(
@@ -272,6 +382,29 @@ mod tests {
             ("authorization", "Bearer nope"),
         ]);
         assert!(trusted.authenticate(&both, REMOTE).is_err());
+    }
+
+    #[test]
+    fn a_console_session_admits_only_with_its_own_token_configured() {
+        let auth = AdminAuth::new(Some("s3cret-admin"), false, false);
+        let key = auth.session_key().unwrap();
+        let later = jiff::Timestamp::now().as_second() + 60;
+        let cookie = format!("{}={}", session::COOKIE, key.issue(later));
+        let h = headers(&[("cookie", &cookie)]);
+        assert_eq!(auth.authenticate(&h, REMOTE).unwrap(), Admin::Session);
+        // Expired, or signed under another token, or with no token configured: refused.
+        let old = format!("{}={}", session::COOKIE, key.issue(later - 3600));
+        assert!(
+            auth.authenticate(&headers(&[("cookie", &old)]), REMOTE)
+                .is_err()
+        );
+        let other = AdminAuth::new(Some("another-token"), false, false);
+        assert!(other.authenticate(&h, REMOTE).is_err());
+        assert!(AdminAuth::default().session_key().is_none());
+        assert!(matches!(
+            AdminAuth::default().authenticate(&h, REMOTE),
+            Err(ApiError::AdminLoopbackOnly)
+        ));
     }
 
     #[test]

@@ -83,6 +83,21 @@ impl Default for TargetView {
     }
 }
 
+/// A target's health as the console shows it ([`Health::stats`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TargetStats {
+    /// Standing and medians, as routing sees them.
+    pub view: TargetView,
+    /// Outcomes within the policy's window.
+    pub outcomes: usize,
+    /// Failures among them.
+    pub failures: usize,
+    /// Ejections in a row (reset by a successful probe).
+    pub ejections: u32,
+    /// What is left of the current ejection.
+    pub ejected_for: Option<Duration>,
+}
+
 const SAMPLES: usize = 64;
 const PROBE_CLAIM: Duration = Duration::from_secs(30);
 
@@ -293,6 +308,40 @@ impl Health {
         }
     }
 
+    /// What the console shows of a target: its standing, the share of failures among the
+    /// outcomes within the policy's window, how many times in a row it has been ejected and how
+    /// long its ejection has left. Read-only: a target never seen has no stats.
+    pub fn stats(&self, provider: &str, model: &str, now: Instant) -> Option<TargetStats> {
+        let seen = {
+            let targets = self.targets.lock().expect("health lock poisoned");
+            targets.get(provider).and_then(|m| m.get(model)).map(|s| {
+                let recent: Vec<bool> = s
+                    .outcomes
+                    .iter()
+                    .filter(|(t, _)| now.saturating_duration_since(*t) <= self.policy.window)
+                    .map(|(_, ok)| *ok)
+                    .collect();
+                let failures = recent.iter().filter(|ok| !**ok).count();
+                (
+                    recent.len(),
+                    failures,
+                    s.ejections,
+                    s.ejected_until
+                        .and_then(|u| u.checked_duration_since(now))
+                        .filter(|d| !d.is_zero()),
+                )
+            })
+        };
+        let (outcomes, failures, ejections, ejected_for) = seen?;
+        Some(TargetStats {
+            view: self.view(provider, model, now),
+            outcomes,
+            failures,
+            ejections,
+            ejected_for,
+        })
+    }
+
     /// A slot under `cap` concurrent requests to `provider`, or `None` when it is full.
     pub fn try_acquire(&self, provider: &str, cap: Option<u32>) -> Option<InFlight> {
         let counter = {
@@ -322,6 +371,26 @@ mod tests {
             base_ejection: Duration::from_secs(1),
             ..HealthPolicy::default()
         }
+    }
+
+    #[test]
+    fn stats_count_the_windows_failures_and_the_ejection_left() {
+        let h = Health::new(policy());
+        let t0 = Instant::now();
+        assert!(h.stats("p", "m", t0).is_none());
+        h.record_success("p", "m", t0, None, None);
+        h.record_failure("p", "m", t0, None);
+        let s = h.stats("p", "m", t0).unwrap();
+        assert_eq!((s.outcomes, s.failures, s.ejections), (2, 1, 0));
+        assert_eq!(s.view.tier, Tier::Degraded);
+        h.record_failure("p", "m", t0, None);
+        h.record_failure("p", "m", t0, None);
+        let s = h.stats("p", "m", t0).unwrap();
+        assert_eq!(s.view.tier, Tier::Ejected);
+        assert_eq!(
+            (s.ejections, s.ejected_for),
+            (1, Some(Duration::from_secs(1)))
+        );
     }
 
     #[test]
