@@ -135,6 +135,8 @@ fn history(now_ms: i64) -> Vec<Arc<UsageRecord>> {
                             }
                             .into(),
                         ),
+                        caller_issuer: None,
+                        caller_subject: None,
                         model: model.to_string(),
                         served_model: None,
                         provider: Some("mock".into()),
