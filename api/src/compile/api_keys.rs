@@ -5,9 +5,10 @@ use foldhash::{HashMap, HashMapExt};
 
 use super::{
     Compiler, Issues, Rejection, check_fit,
-    compiler::{Key, KeySet, object_ref},
+    compiler::object_ref,
     globs,
     index::{Few, ReadyKey},
+    key::{Key, KeySet},
     reason::*,
     subjects,
 };

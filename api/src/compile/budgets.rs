@@ -8,10 +8,12 @@ use super::{
     Compiler, Issues, Rejection,
     api_keys::Moved,
     check_fit,
-    compiler::{Key, KeySet, object_ref},
+    compiler::object_ref,
     globs,
     index::in_scope,
-    join, plural,
+    join,
+    key::{Key, KeySet},
+    plural,
     reason::*,
 };
 use crate::{manifest::ObjectRef, resources::Budget, snapshot::BudgetConfig};

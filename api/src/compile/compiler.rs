@@ -16,7 +16,11 @@ use foldhash::HashMap;
 use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use serde::Serialize;
 
-use super::{Compiled, ObjectOutcome, ObjectResult, Rejection, index::Index};
+use super::{
+    Compiled, ObjectOutcome, ObjectResult, Rejection,
+    index::Index,
+    key::{Key, KeySet},
+};
 use crate::{
     identity::IssuerConfig,
     manifest::{Object, ObjectRef},
@@ -26,74 +30,6 @@ use crate::{
         Section, SnapshotDigest, digest::entry_digest,
     },
 };
-
-/// `namespace/name` of an object: the id the snapshot files it under, cheap to clone, ordered by
-/// namespace then name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Key {
-    id: Arc<str>,
-    /// Where the namespace ends in `id`.
-    split: usize,
-}
-
-impl Key {
-    pub fn new(namespace: &str, name: &str) -> Key {
-        let mut id = String::with_capacity(namespace.len() + 1 + name.len());
-        id.push_str(namespace);
-        id.push('/');
-        id.push_str(name);
-        Key {
-            id: id.into(),
-            split: namespace.len(),
-        }
-    }
-
-    /// `namespace/name`.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// `namespace/name`, shared.
-    pub fn id_arc(&self) -> Arc<str> {
-        self.id.clone()
-    }
-
-    pub fn namespace(&self) -> &str {
-        &self.id[..self.split]
-    }
-
-    pub fn name(&self) -> &str {
-        &self.id[self.split + 1..]
-    }
-}
-
-/// Hashed as its id alone, so that maps keyed by [`Key`] are looked up by `&str` ids.
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.id.hash(state);
-    }
-}
-
-impl std::borrow::Borrow<str> for Key {
-    fn borrow(&self) -> &str {
-        &self.id
-    }
-}
-
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.namespace(), self.name()).cmp(&(other.namespace(), other.name()))
-    }
-}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// A set of objects, in no particular order: every step settles its objects independently.
-pub(super) type KeySet = foldhash::HashSet<Key>;
 
 /// A Secret as compile reads it: its values by key (`stringData` over `data`), and how many
 /// copies of it were given (more than one makes every value ambiguous).

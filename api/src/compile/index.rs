@@ -8,7 +8,7 @@ use std::{collections::BTreeSet, sync::Arc};
 
 use foldhash::HashMap;
 
-use super::compiler::Key;
+use super::key::Key;
 use crate::{
     resources::{ApiKey, BudgetScope, Credentials, ModelRoute, Provider},
     snapshot::RouteConfig,

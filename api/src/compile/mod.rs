@@ -40,6 +40,7 @@ mod api_keys;
 mod budgets;
 mod compiler;
 mod index;
+mod key;
 mod model_routes;
 mod providers;
 pub mod reason;

@@ -4,10 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     Compiler, Issues, Rejection,
-    compiler::{Key, KeySet, object_ref},
+    compiler::object_ref,
     duration_ms,
     index::RouteDraft,
-    join, plural, quoted_list,
+    join,
+    key::{Key, KeySet},
+    plural, quoted_list,
     reason::*,
 };
 use crate::{

@@ -5,10 +5,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use super::{
-    Compiler, Issues, Rejection,
-    compiler::{KeySet, object_ref},
-    duration_ms, plural,
-    reason::*,
+    Compiler, Issues, Rejection, compiler::object_ref, duration_ms, key::KeySet, plural, reason::*,
 };
 use crate::{
     manifest::ObjectRef,
