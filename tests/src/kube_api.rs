@@ -42,7 +42,7 @@ use axum::{
 };
 use base64::Engine;
 use futures_util::StreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 /// (collection, namespace, name); collection is e.g. `api/v1/secrets`.
@@ -73,6 +73,11 @@ struct Inner {
 
 #[path = "kube_api_issuer.rs"]
 mod issuer;
+#[path = "kube_api_wire.rs"]
+mod wire;
+
+pub use wire::merge_patch;
+use wire::{Target, fold_string_data, has_status_subresource, parse_path, query_map, spec_part};
 
 /// The API server's limit on a request body (`--max-request-bytes` for JSON: 3 MiB).
 pub const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
@@ -251,122 +256,6 @@ fn not_found(key: &Key) -> Response {
         "NotFound",
         format!("{} {}/{} not found", key.0, key.1, key.2),
     )
-}
-
-/// A parsed request path.
-struct Target {
-    collection: String,
-    namespace: Option<String>,
-    name: Option<String>,
-    status: bool,
-}
-
-fn parse_path(path: &str) -> Option<Target> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (gv, rest) = match segs.as_slice() {
-        ["api", v, rest @ ..] => (format!("api/{v}"), rest),
-        ["apis", g, v, rest @ ..] => (format!("apis/{g}/{v}"), rest),
-        _ => return None,
-    };
-    let (namespace, rest) = match rest {
-        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
-        _ => (None, rest),
-    };
-    let (plural, name, status) = match rest {
-        [plural] => (*plural, None, false),
-        [plural, name] => (*plural, Some(name.to_string()), false),
-        [plural, name, "status"] => (*plural, Some(name.to_string()), true),
-        _ => return None,
-    };
-    Some(Target {
-        collection: format!("{gv}/{plural}"),
-        namespace,
-        name,
-        status,
-    })
-}
-
-fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k.to_string(), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// RFC 7386 JSON merge patch.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = Value::Object(Map::new());
-            }
-            let t = target.as_object_mut().unwrap();
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-/// Whether the collection's objects have a status subresource (CRDs here).
-fn has_status_subresource(collection: &str) -> bool {
-    collection.starts_with("apis/switchboard.dev/")
-}
-
-/// Everything but metadata and status: a change bumps `metadata.generation`.
-fn spec_part(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("metadata");
-        o.remove("status");
-    }
-    v
-}
-
-/// `stringData` folded into base64 `data`, as the API server stores Secrets.
-fn fold_string_data(obj: &mut Value) {
-    let Some(o) = obj.as_object_mut() else { return };
-    if let Some(Value::Object(sd)) = o.remove("stringData") {
-        let data = o.entry("data").or_insert_with(|| Value::Object(Map::new()));
-        if let Some(d) = data.as_object_mut() {
-            for (k, v) in sd {
-                let s = v.as_str().unwrap_or_default();
-                d.insert(
-                    k,
-                    base64::engine::general_purpose::STANDARD.encode(s).into(),
-                );
-            }
-        }
-    }
 }
 
 impl Inner {
@@ -793,90 +682,5 @@ fn prune_by_crd(inner: &Inner, collection: &str, object: &mut Value) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_parse() {
-        let t =
-            parse_path("/apis/switchboard.dev/v1alpha1/namespaces/a/providers/p/status").unwrap();
-        assert_eq!(t.collection, "apis/switchboard.dev/v1alpha1/providers");
-        assert_eq!(t.namespace.as_deref(), Some("a"));
-        assert_eq!(t.name.as_deref(), Some("p"));
-        assert!(t.status);
-        let t = parse_path("/api/v1/secrets").unwrap();
-        assert_eq!(
-            (t.collection.as_str(), t.namespace, t.name),
-            ("api/v1/secrets", None, None)
-        );
-    }
-
-    #[test]
-    fn merge_patch_follows_rfc_7386() {
-        let mut v = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
-        merge_patch(&mut v, &json!({"a": null, "b": {"c": 9}, "e": [2, 3]}));
-        assert_eq!(v, json!({"b": {"c": 9, "d": 3}, "e": [2, 3]}));
-    }
-
-    #[test]
-    fn secrets_over_a_mebibyte_of_data_and_objects_over_etcds_limit_are_too_large() {
-        let secret = |bytes: usize| {
-            let data = base64::engine::general_purpose::STANDARD.encode(vec![7u8; bytes]);
-            json!({"metadata": {"name": "s"}, "data": {"k": data}})
-        };
-        assert!(too_large("api/v1/secrets", &secret(MAX_SECRET_DATA_BYTES)).is_none());
-        let (code, message) =
-            too_large("api/v1/secrets", &secret(MAX_SECRET_DATA_BYTES + 1)).unwrap();
-        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(message.contains("Too long"), "{message}");
-        let big = json!({"metadata": {"name": "p"}, "spec": {"x": "y".repeat(MAX_OBJECT_BYTES)}});
-        let (code, _) = too_large("apis/switchboard.dev/v1alpha1/providers", &big).unwrap();
-        assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
-    }
-
-    #[tokio::test]
-    async fn lists_are_paged_from_one_resource_version() {
-        let api = MockKubeApi::start().await;
-        let shared = api.shared.clone();
-        api.seed(
-            "api/v1/secrets",
-            (0..5).map(|i| json!({"metadata": {"name": format!("s{i}"), "namespace": "a"}})),
-        );
-        let target = parse_path("/api/v1/secrets").unwrap();
-        let page = async |query: &str| -> Value {
-            let response = list(&shared, &target, &query_map(Some(query)));
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            serde_json::from_slice(&body).unwrap()
-        };
-        let first = page("limit=2").await;
-        let names = |p: &Value| -> Vec<String> {
-            p["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
-                .collect()
-        };
-        assert_eq!(names(&first), ["s0", "s1"]);
-        let rv = first["metadata"]["resourceVersion"].clone();
-        let token = first["metadata"]["continue"].as_str().unwrap().to_string();
-        api.seed(
-            "api/v1/secrets",
-            [json!({"metadata": {"name": "s9", "namespace": "a"}})],
-        );
-        let second = page(&format!("limit=10&continue={token}")).await;
-        assert_eq!(names(&second), ["s2", "s3", "s4", "s9"]);
-        assert_eq!(second["metadata"]["resourceVersion"], rv);
-        assert!(second["metadata"]["continue"].is_null());
-    }
-
-    #[test]
-    fn query_values_are_percent_decoded() {
-        let q = query_map(Some(
-            "fieldSelector=metadata.name%3Dswitchboard-config&watch=true",
-        ));
-        assert_eq!(q["fieldSelector"], "metadata.name=switchboard-config");
-    }
-}
+#[path = "kube_api_tests.rs"]
+mod tests;
