@@ -4,9 +4,9 @@
 //! HTTP for the operator's full loop, with [`crd_schema`] pruning custom resources to their CRDs;
 //! [`postgres`] and [`redis`], throwaway servers; [`token_issuer`], a JWT issuer with its key set
 //! served over HTTP; [`tools`], where the programs `make test` provides are found; [`stored`], the
-//! operator's snapshot as the mock API holds it; [`upstreams`], mock model upstreams speaking
-//! OpenAI Responses and Anthropic Messages for the coding-agent and SDK tests. Other helpers live
-//! in the test files.
+//! operator's snapshot as the mock API holds it (and mounted as the chart mounts it); [`upstreams`],
+//! mock model upstreams speaking OpenAI Responses and Anthropic Messages for the coding-agent and
+//! SDK tests; [`wait`], polling until a loop converges. Other helpers live in the test files.
 
 pub mod agent_upstreams;
 pub mod chart;
@@ -18,3 +18,6 @@ pub mod stored;
 pub mod token_issuer;
 pub mod tools;
 pub mod upstreams;
+pub mod wait;
+
+pub use wait::eventually;

@@ -6,10 +6,7 @@
 //! API server's rotated keys reach the router and the stored (sharded) snapshot; a second ApiKey
 //! granting the same ServiceAccount rejects both with `OverlappingSubjects` in status.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use kube::{
     Api, Client,
@@ -19,6 +16,7 @@ use kube::{
 use serde_json::{Value, json};
 use switchboard_api::identity::KeySource;
 use switchboard_e2e::{
+    eventually,
     kube_api::MockKubeApi,
     stored,
     token_issuer::{SigningKey, jwks, service_account_claims},
@@ -96,21 +94,6 @@ async fn start_router(operator_url: &str) -> (Arc<AppState>, RunningServer, watc
     .await
     .unwrap();
     (state, server, stop)
-}
-
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn create(client: &Client, doc: Value) {

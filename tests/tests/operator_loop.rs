@@ -29,7 +29,7 @@ use switchboard_api::{
     resources::{ApiKey, Budget, BudgetWindow, ModelRoute, Provider},
     windows::window_bounds,
 };
-use switchboard_e2e::{kube_api::MockKubeApi, redis::RedisServer};
+use switchboard_e2e::{eventually, kube_api::MockKubeApi, redis::RedisServer, stored};
 use switchboard_ledger::redis::RedisLedger;
 use switchboard_operator::{Config, Running, controller, leader::LeaseSettings};
 use switchboard_router::{
@@ -202,25 +202,6 @@ impl Router {
     async fn stop(self) {
         let _ = self.stop.send(true);
         self.server.shutdown().await;
-    }
-}
-
-/// Polls `check` every 20 ms until it returns `Some`, panicking with `what` after `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -441,7 +422,7 @@ async fn operator_full_loop_against_a_mock_api_server() {
     })
     .await;
     // What the chart's projected volume shows a router: the manifest and the shards it names.
-    let snapshot_file = mount_snapshot(&kube, &snapshot_dir);
+    let snapshot_file = stored::mount(&kube, &snapshot_dir);
     let push_addr = operator.push_addr;
     operator.shutdown().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -480,28 +461,6 @@ async fn operator_full_loop_against_a_mock_api_server() {
     router.stop().await;
     late.stop().await;
     let _ = std::fs::remove_dir_all(&snapshot_dir);
-}
-
-/// Writes the stored snapshot Secrets' files into `dir` as the chart mounts them (the manifest
-/// Secret's `manifest.json` and each shard Secret's `shard-<i>.json.zst`); the manifest's path.
-fn mount_snapshot(kube: &MockKubeApi, dir: &std::path::Path) -> PathBuf {
-    use base64::Engine;
-    std::fs::create_dir_all(dir).unwrap();
-    for secret in kube.list(SECRETS) {
-        let name = secret["metadata"]["name"].as_str().unwrap_or_default();
-        if secret["metadata"]["namespace"] != "switchboard-system"
-            || !name.starts_with("switchboard-config")
-        {
-            continue;
-        }
-        for (key, value) in secret["data"].as_object().unwrap() {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(value.as_str().unwrap())
-                .unwrap();
-            std::fs::write(dir.join(key), bytes).unwrap();
-        }
-    }
-    dir.join("manifest.json")
 }
 
 fn decode(b64: &str) -> String {
