@@ -58,10 +58,10 @@ fn messages(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
 
 /// The admin API: `/healthz`, `/readyz` and `/metrics` open (probes, scrapers; `/metrics` behind
 /// the admin token with `--admin-protect-metrics`); `/config` (secrets redacted), `/loglevel`
-/// and the usage API `/admin/v1/*` behind [`admin::auth`]; the web console at `/` and
+/// and the usage API `/admin/v1/*` behind [`admin::require_admin`]; the web console at `/` and
 /// `/console/` ([`console::routes`], behind the same authentication).
 pub fn admin_app(state: Arc<AppState>) -> Router {
-    let guard = || middleware::from_fn_with_state(state.clone(), admin::auth::require_admin);
+    let guard = || middleware::from_fn_with_state(state.clone(), admin::require_admin);
     let protected = Router::new()
         .route("/config", get(admin::config::config))
         .route(
@@ -83,7 +83,7 @@ pub fn admin_app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(admin::health::readyz))
         .merge(metrics)
         .merge(protected)
-        .merge(console::routes(state.clone()))
+        .merge(console::routes(state.clone(), app(state.clone())))
         .layer(axum::middleware::from_fn(panics::catch_panics))
         .with_state(state)
 }

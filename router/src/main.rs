@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(store = responses.kind(), "response store ready");
     let state = AppState::with_stores(settings, ledger, responses);
     let usage = match usage_options(&cli) {
-        Some(options) => Some(usage::start(&state, options).await?),
+        Some(options) => Some(usage::start(&state.metrics, &state.usage, options).await?),
         None => {
             tracing::info!("usage store off (--usage-store off): requests are not recorded");
             None

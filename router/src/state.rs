@@ -131,6 +131,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The usage store, for the usage APIs: 404 (`usage_store_off`) when it is off.
+    pub fn usage_store(&self) -> Result<&Arc<crate::usage::store::Store>, crate::error::ApiError> {
+        self.usage
+            .get()
+            .map(|r| r.store())
+            .ok_or(crate::error::ApiError::UsageStoreOff)
+    }
+
     /// State with no config yet (not ready), counting spend in memory only.
     pub fn new(settings: Settings) -> Arc<AppState> {
         AppState::with_ledger(settings, LocalLedger::in_memory())

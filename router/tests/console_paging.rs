@@ -91,7 +91,7 @@ async fn keys_and_budgets_come_a_page_at_a_time() {
     let dir = scratch_dir("console-paging");
     let path = support::temp_manifest(&paging_manifests());
     let state = switchboard_router::state_from_manifests(&[path], Settings::default()).unwrap();
-    let usage = switchboard_router::usage::start(&state, sqlite_usage(&dir))
+    let usage = switchboard_router::usage::start(&state.metrics, &state.usage, sqlite_usage(&dir))
         .await
         .unwrap();
     let app = admin_app(state.clone());

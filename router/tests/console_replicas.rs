@@ -52,7 +52,7 @@ async fn replica(
     let state = AppState::with_ledger(settings, Arc::new(RedisLedger::new(redis_url).unwrap()));
     load_manifests(&state, &[manifest.to_path_buf()], "default", 1).unwrap();
     let options = usage_options(store_url, dir.join(format!("{name}-spill.jsonl")));
-    let tasks = switchboard_router::usage::start(&state, options)
+    let tasks = switchboard_router::usage::start(&state.metrics, &state.usage, options)
         .await
         .unwrap();
     (TestRouter::serve(state.clone()).await, state, tasks)

@@ -202,7 +202,8 @@ async fn the_console_shows_real_traffic_in_chromium() {
     };
     let state = switchboard_router::state_from_manifests(&[manifest], settings).unwrap();
     let usage = switchboard_router::usage::start(
-        &state,
+        &state.metrics,
+        &state.usage,
         UsageOptions {
             url: format!("sqlite://{}", dir.join("usage.db").display()),
             spill_file: dir.join("usage-spill.jsonl"),

@@ -46,7 +46,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let state = AppState::new(Settings::default());
     switchboard_router::load_manifests(&state, &[manifests], "bench", 1)?;
     let usage = switchboard_router::usage::start(
-        &state,
+        &state.metrics,
+        &state.usage,
         UsageOptions {
             url,
             spill_file: scratch.join("spill.jsonl"),

@@ -14,19 +14,14 @@
 //!    only when nothing but that proxy can reach the admin port: anyone who can reach it can set
 //!    the header.
 //! 4. With no token configured, any caller on the loopback interface (the peer address the
-//!    router's own accept loop saw, [`ConnectInfo`]) that addressed the router by a loopback name
+//!    router's own accept loop saw, `ConnectInfo`) that addressed the router by a loopback name
 //!    (`Host`: `localhost`, `127.0.0.1`, `[::1]`, or none), and no one else. The `Host` check
 //!    keeps out a web page that a local browser loaded from elsewhere and that rebinds its own
 //!    name to 127.0.0.1 (DNS rebinding) to read the console or `/config` as its own origin.
 
-use std::{net::SocketAddr, path::Path, sync::Arc};
+use std::{net::SocketAddr, path::Path};
 
 use anyhow::Context;
-use axum::{
-    extract::{ConnectInfo, Request, State},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
 use http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -34,7 +29,6 @@ use subtle::ConstantTimeEq;
 use crate::{
     console::session::{self, SessionKey},
     error::ApiError,
-    state::AppState,
 };
 
 /// Headers an authenticating proxy (oauth2-proxy) sets to the signed-in user's email.
@@ -219,29 +213,6 @@ fn host_is_loopback(headers: &HeaderMap) -> bool {
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The middleware in front of every protected admin route. A console session admits reads only
-/// here; anything else needs the bearer token (or the proxy, or loopback).
-pub async fn require_admin(
-    State(state): State<Arc<AppState>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    match state.settings.admin.authenticate(req.headers(), peer) {
-        Ok(Admin::Session) if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) => {
-            ApiError::AdminCredentialRequired.into_response()
-        }
-        Ok(admin) => {
-            req.extensions_mut().insert(admin);
-            next.run(req).await
-        }
-        Err(e) => e.into_response(),
-    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::{
     error::ApiError,
     state::AppState,
-    usage::{query::GenerationsQuery, query_params, store_of, unavailable},
+    usage::{query::GenerationsQuery, query_params, unavailable},
 };
 
 /// `GET /admin/v1/generations`.
@@ -28,7 +28,11 @@ pub async fn list(
                 message: m,
                 param: None,
             })?;
-        store_of(&state)?.generations(&q).await.map_err(unavailable)
+        state
+            .usage_store()?
+            .generations(&q)
+            .await
+            .map_err(unavailable)
     }
     .await;
     match result {
@@ -48,7 +52,7 @@ pub async fn get(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> 
         if let Some(r) = state.generations.get(&id) {
             return Ok(r.render(true));
         }
-        let store = store_of(&state)?;
+        let store = state.usage_store()?;
         match store.generation(&id).await.map_err(unavailable)? {
             Some(r) => Ok(r.render(true)),
             None => Err(ApiError::GenerationNotFound(id.clone())),

@@ -21,7 +21,7 @@ use crate::{
         query_params,
         rollup::Totals,
         store::read::{Report, ReportRow},
-        store_of, unavailable,
+        unavailable,
     },
 };
 
@@ -42,7 +42,7 @@ pub async fn report(
             Some((_, f)) if f == "csv" => true,
             Some(_) => return Err(ApiError::bad_param("format", "`format` is `json` or `csv`")),
         };
-        let report = store_of(&state)?.report(&q).await.map_err(unavailable)?;
+        let report = state.usage_store()?.report(&q).await.map_err(unavailable)?;
         Ok::<_, ApiError>((q, report, csv))
     }
     .await;

@@ -25,7 +25,7 @@ pub mod session;
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
-    Router,
+    Extension, Router,
     extract::{ConnectInfo, Request, State},
     middleware::{self, Next},
     response::{IntoResponse, Redirect, Response},
@@ -46,7 +46,9 @@ pub const BASE: &str = "/console";
 
 /// The console's routes, to merge into the admin listener's: `/` redirects to the overview, the
 /// login page and the static files are open, every other page goes through [`require_console`].
-pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+/// `client_api` is the client listener's route table, which the playground sends its requests
+/// through.
+pub fn routes(state: Arc<AppState>, client_api: Router) -> Router<Arc<AppState>> {
     let pages = Router::new()
         .route("/console/", get(pages::overview::page))
         .route("/console/budgets", get(pages::budgets::page))
@@ -57,6 +59,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/playground", get(pages::playground::page))
         .route("/console/playground/chat", post(pages::playground::chat))
         .route("/console/logout", post(login::logout))
+        .layer(Extension(pages::playground::ClientApi(client_api)))
         .route_layer(middleware::from_fn_with_state(state, require_console));
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/") }))

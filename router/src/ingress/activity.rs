@@ -25,7 +25,7 @@ use crate::{
         query::{ActivityQuery, date_of, today},
         query_params,
         store::read::ActivityRow,
-        store_of, unavailable,
+        unavailable,
     },
 };
 
@@ -49,7 +49,7 @@ pub async fn handle(
         };
         let q = ActivityQuery::parse(&query_params(query)?, today(), key_id)
             .map_err(|m| ApiError::bad_param("date", m))?;
-        store_of(&state)?.activity(&q).await.map_err(unavailable)
+        state.usage_store()?.activity(&q).await.map_err(unavailable)
     }
     .await;
     match result {

@@ -21,7 +21,7 @@ pub mod writer;
 use std::{
     path::PathBuf,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicI64, Ordering},
     },
     time::Duration,
@@ -41,7 +41,7 @@ use self::{
     store::Store,
     writer::{Gauges, Writer},
 };
-use crate::{error::ApiError, observability::metrics::Metrics, state::AppState};
+use crate::{error::ApiError, observability::metrics::Metrics};
 
 /// Records the channel holds before requests spill straight to the file.
 pub const QUEUE: usize = 16_384;
@@ -144,15 +144,6 @@ impl Recorder {
     }
 }
 
-/// The usage store of `state`, for the usage APIs: 404 when it is off.
-pub fn store_of(state: &AppState) -> Result<&Arc<Store>, ApiError> {
-    state
-        .usage
-        .get()
-        .map(|r| r.store())
-        .ok_or(ApiError::UsageStoreOff)
-}
-
 /// The query string of a usage API as name–value pairs, or a 400.
 pub fn query_params(
     q: Result<
@@ -188,11 +179,15 @@ impl UsageTasks {
     }
 }
 
-/// Opens the store and the spill file, installs the [`Recorder`] in `state` and starts the
-/// writer and retention. Fails when the store's URL is wrong, a SQLite file cannot be opened, or
+/// Opens the store and the spill file, installs the [`Recorder`] in `slot` (the router's
+/// `AppState::usage`) and starts the writer and retention. Fails when the store's URL is wrong, a SQLite file cannot be opened, or
 /// the spill file is unusable (or in use by another router); a Postgres that is down is not an
 /// error: records spill until it answers.
-pub async fn start(state: &Arc<AppState>, options: UsageOptions) -> anyhow::Result<UsageTasks> {
+pub async fn start(
+    metrics: &Metrics,
+    slot: &OnceLock<Arc<Recorder>>,
+    options: UsageOptions,
+) -> anyhow::Result<UsageTasks> {
     let store = Store::open(&options.url)
         .await
         .context("opening the usage store")?;
@@ -204,7 +199,7 @@ pub async fn start(state: &Arc<AppState>, options: UsageOptions) -> anyhow::Resu
             )
         })?;
     let spill = Arc::new(spill);
-    let counters = Counters::new(&state.metrics);
+    let counters = Counters::new(metrics);
     if torn > 0 {
         counters.dropped(
             1,
@@ -218,10 +213,10 @@ pub async fn start(state: &Arc<AppState>, options: UsageOptions) -> anyhow::Resu
         store: store.clone(),
         counters: counters.clone(),
     };
-    if state.usage.set(Arc::new(recorder)).is_err() {
+    if slot.set(Arc::new(recorder)).is_err() {
         anyhow::bail!("the usage store is already started");
     }
-    let m = &state.metrics;
+    let m = metrics;
     let gauges = Gauges {
         store_up: m.usage_store_up.clone(),
         spill_bytes: m.usage_spill_bytes.clone(),

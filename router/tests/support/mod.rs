@@ -430,7 +430,7 @@ impl TestRouter {
     ) -> (TestRouter, Arc<AppState>, UsageTasks) {
         let path = temp_manifest(manifests);
         let state = switchboard_router::state_from_manifests(&[path], settings).unwrap();
-        let tasks = switchboard_router::usage::start(&state, usage)
+        let tasks = switchboard_router::usage::start(&state.metrics, &state.usage, usage)
             .await
             .unwrap();
         (TestRouter::serve(state.clone()).await, state, tasks)

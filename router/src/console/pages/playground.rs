@@ -31,6 +31,11 @@ use crate::{
     state::AppState,
 };
 
+/// The client listener's route table (the client app), handed in by the admin listener's:
+/// the playground's requests go through it as a client's would.
+#[derive(Clone)]
+pub struct ClientApi(pub axum::Router);
+
 /// The header the page sends the pasted client key in (`Authorization` belongs to the admin
 /// listener's own authentication).
 pub const KEY_HEADER: &str = "x-playground-key";
@@ -91,7 +96,7 @@ pub async fn page(
 
 /// `POST /console/playground/chat`: the body is a chat completion request; it is served by the
 /// client API in-process with the key from [`KEY_HEADER`].
-pub async fn chat(State(state): State<Arc<AppState>>, req: Request) -> Response {
+pub async fn chat(Extension(ClientApi(api)): Extension<ClientApi>, req: Request) -> Response {
     let headers = req.headers();
     let presented = headers
         .get(csrf::HEADER)
@@ -128,7 +133,7 @@ pub async fn chat(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let Ok(forwarded) = forwarded.body(body) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    match crate::app::app(state).oneshot(forwarded).await {
+    match api.oneshot(forwarded).await {
         Ok(resp) => resp,
         Err(never) => match never {},
     }
