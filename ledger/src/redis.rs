@@ -177,31 +177,25 @@ fn keep_ms(keep_for: Option<Duration>) -> i64 {
     keep_for.map_or(0, |d| millis(d).max(1))
 }
 
-/// The Redis ledger.
-pub struct RedisLedger {
+/// A Redis connection opened on first use and kept: 0.5 s to connect, 1 s for a reply, one
+/// retry, 2 s in all. Shared by the ledger and the router's other Redis users (its response
+/// store), so they meet an unreachable Redis the same way.
+pub struct LazyConnection {
     client: redis::Client,
     conn: Mutex<Option<ConnectionManager>>,
-    reserve: Script,
-    settle: Script,
-    read: Script,
 }
 
-impl RedisLedger {
-    /// A ledger on `url` (`redis://host:port/db`). Connects lazily, so a router starts while
-    /// Redis is down and follows each budget's `failureMode` until it is back.
-    pub fn new(url: &str) -> anyhow::Result<RedisLedger> {
-        let client =
-            redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid --redis-url: {e}"))?;
-        Ok(RedisLedger {
+impl LazyConnection {
+    /// A connection to `client`'s server, not opened yet.
+    pub fn new(client: redis::Client) -> LazyConnection {
+        LazyConnection {
             client,
             conn: Mutex::new(None),
-            reserve: Script::new(&format!("{PURGE}{RESERVE}")),
-            settle: Script::new(&format!("{PURGE}{SETTLE}")),
-            read: Script::new(&format!("{PURGE}{READ}")),
-        })
+        }
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, LedgerError> {
+    /// The open connection, opening it first if needed; why not, as a message.
+    pub async fn get(&self) -> Result<ConnectionManager, String> {
         let mut guard = self.conn.lock().await;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
@@ -215,10 +209,37 @@ impl RedisLedger {
             self.client.get_connection_manager_with_config(config),
         )
         .await
-        .map_err(|_| LedgerError("connecting to Redis timed out".into()))?
-        .map_err(|e| LedgerError(format!("connecting to Redis failed: {e}")))?;
+        .map_err(|_| "connecting to Redis timed out".to_string())?
+        .map_err(|e| format!("connecting to Redis failed: {e}"))?;
         *guard = Some(conn.clone());
         Ok(conn)
+    }
+}
+
+/// The Redis ledger.
+pub struct RedisLedger {
+    conn: LazyConnection,
+    reserve: Script,
+    settle: Script,
+    read: Script,
+}
+
+impl RedisLedger {
+    /// A ledger on `url` (`redis://host:port/db`). Connects lazily, so a router starts while
+    /// Redis is down and follows each budget's `failureMode` until it is back.
+    pub fn new(url: &str) -> anyhow::Result<RedisLedger> {
+        let client =
+            redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid --redis-url: {e}"))?;
+        Ok(RedisLedger {
+            conn: LazyConnection::new(client),
+            reserve: Script::new(&format!("{PURGE}{RESERVE}")),
+            settle: Script::new(&format!("{PURGE}{SETTLE}")),
+            read: Script::new(&format!("{PURGE}{READ}")),
+        })
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, LedgerError> {
+        self.conn.get().await.map_err(LedgerError)
     }
 
     async fn run<T: redis::FromRedisValue>(

@@ -258,7 +258,7 @@ fn messages_response() {
 fn messages_stream() {
     let mut tr = messages::Stream::new("anthropic/claude-sonnet-4-5");
     let mut buf = read("messages/stream.openai.sse");
-    let out: Vec<u8> = messages::take_payloads(&mut buf)
+    let out: Vec<u8> = switchboard_router::streaming::sse::take_payloads(&mut buf)
         .iter()
         .flat_map(|p| tr.on_payload(p))
         .flat_map(|b| b.to_vec())

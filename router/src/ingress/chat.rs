@@ -11,12 +11,10 @@ use axum::{
 };
 
 use super::{
-    intake::{authenticated_json, begin, tag_generation},
+    intake::{authenticated_json, begin, error_response, tag_generation},
     pipeline::{ChatOutput, run},
 };
-use crate::{
-    error::ApiError, observability::access::Access, state::AppState, streaming::sse::sse_response,
-};
+use crate::{error::ApiError, state::AppState, streaming::sse::sse_response};
 
 /// Handles a chat completion request.
 pub async fn handle(
@@ -57,11 +55,4 @@ pub async fn handle(
     fitted.tag(&mut response);
     tag_generation(&mut response, &generation_id);
     response
-}
-
-/// Records the error on the access record and renders it in the OpenAI shape.
-fn error_response(e: ApiError, mut access: Access) -> Response {
-    access.status = e.status().as_u16();
-    access.outcome = Some(e.code().to_string());
-    e.into_response()
 }

@@ -160,3 +160,11 @@ pub async fn read_json(
         param: None,
     })
 }
+
+/// Records the error on the access record (status, outcome) and renders it in the OpenAI shape.
+pub fn error_response(e: ApiError, mut access: Access) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    access.status = e.status().as_u16();
+    access.outcome = Some(e.code().to_string());
+    e.into_response()
+}

@@ -3,18 +3,14 @@
 
 use std::time::Duration;
 
-use redis::{
-    AsyncCommands,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
-use tokio::sync::Mutex;
+use redis::{AsyncCommands, aio::ConnectionManager};
+use switchboard_ledger::redis::LazyConnection;
 
 use super::{ResponseStore, StoreError, StoreFuture, StoredResponse};
 
 /// A store in Redis.
 pub struct RedisStore {
-    client: redis::Client,
-    conn: Mutex<Option<ConnectionManager>>,
+    conn: LazyConnection,
     ttl: Duration,
 }
 
@@ -24,30 +20,13 @@ impl RedisStore {
         let client =
             redis::Client::open(url).map_err(|e| StoreError(format!("invalid Redis URL: {e}")))?;
         Ok(RedisStore {
-            client,
-            conn: Mutex::new(None),
+            conn: LazyConnection::new(client),
             ttl,
         })
     }
 
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(1000)))
-            .set_number_of_retries(1);
-        let conn = tokio::time::timeout(
-            Duration::from_secs(2),
-            self.client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| StoreError("connecting to Redis timed out".into()))?
-        .map_err(|e| StoreError(format!("connecting to Redis failed: {e}")))?;
-        *guard = Some(conn.clone());
-        Ok(conn)
+        self.conn.get().await.map_err(StoreError)
     }
 
     async fn read(&self, id: &str, key_id: &str) -> Result<Option<StoredResponse>, StoreError> {

@@ -17,12 +17,11 @@ use axum::{
 use bytes::Bytes;
 
 use super::{
-    intake::{authenticated_json, begin, tag_generation},
+    intake::{authenticated_json, begin, error_response, tag_generation},
     pipeline::{ChatOutput, run},
 };
 use crate::{
     error::ApiError,
-    observability::access::Access,
     panics::completions_panic_frame,
     providers::{Native, WireFormat},
     state::AppState,
@@ -60,12 +59,6 @@ pub async fn handle(
     };
     tag_generation(&mut response, &generation_id);
     response
-}
-
-fn error_response(e: ApiError, mut access: Access) -> Response {
-    access.status = e.status().as_u16();
-    access.outcome = Some(e.code().to_string());
-    e.into_response()
 }
 
 fn json_response(body: Bytes) -> Response {

@@ -183,7 +183,7 @@ fn events(
                 match frames.next().await {
                     Some(Ok(bytes)) => {
                         buf.push_str(&String::from_utf8_lossy(&bytes));
-                        let out: Vec<Bytes> = translate::take_payloads(&mut buf)
+                        let out: Vec<Bytes> = crate::streaming::sse::take_payloads(&mut buf)
                             .iter()
                             .flat_map(|p| tr.on_payload(p))
                             .collect();

@@ -32,14 +32,13 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::{
-    intake::{authenticated_json, begin, tag_generation},
+    intake::{authenticated_json, begin, error_response, tag_generation},
     pipeline::{ChatOutput, run},
 };
 use crate::{
     auth::Caller,
     error::ApiError,
     json::{RawObject, field},
-    observability::access::Access,
     panics::responses_panic_frame,
     providers::{Native, WireFormat},
     response_store::{ResponseStore, StoredResponse},
@@ -96,13 +95,6 @@ pub async fn create(
     };
     tag_generation(&mut response, &generation_id);
     response
-}
-
-/// Records the error and renders it in the OpenAI/OpenRouter envelope.
-fn error_response(e: ApiError, mut access: Access) -> Response {
-    access.status = e.status().as_u16();
-    access.outcome = Some(e.code().to_string());
-    e.into_response()
 }
 
 /// The request resolved (its stored conversation, if it continues one) and translated.

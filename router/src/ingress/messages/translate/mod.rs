@@ -8,4 +8,4 @@ pub mod stream;
 
 pub use request::{ChatView, request};
 pub use response::{error_body, error_type, response, stop_reason, usage};
-pub use stream::{Stream, take_payloads};
+pub use stream::Stream;

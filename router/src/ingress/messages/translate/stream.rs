@@ -228,20 +228,3 @@ impl Stream {
         self.ended
     }
 }
-
-/// Splits SSE text into complete `data` payloads, keeping an incomplete tail in `buf`.
-pub fn take_payloads(buf: &mut String) -> Vec<String> {
-    let mut out = Vec::new();
-    while let Some(end) = buf.find("\n\n") {
-        let frame: String = buf.drain(..end + 2).collect();
-        let data: Vec<&str> = frame
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect();
-        if !data.is_empty() {
-            out.push(data.join("\n"));
-        }
-    }
-    out
-}
