@@ -1,5 +1,5 @@
-//! The Helm chart (`charts/switchboard`) for tests: where it is, its `ci/` values files, and
-//! renderings by a real `helm` ([`Tool::Helm`], which `make test` provides).
+//! The Helm chart (`charts/switchboard`) for tests: where it is, its files and default values, its
+//! `ci/` values files, and renderings by a real `helm` ([`Tool::Helm`], which `make test` provides).
 
 use std::{
     path::{Path, PathBuf},
@@ -113,4 +113,37 @@ impl Helm {
         let what = format!("helm template {values:?} {extra:?}");
         Ok(yaml_documents(&String::from_utf8_lossy(&out.stdout), &what))
     }
+}
+
+/// The text of `path`; panics naming the file when it cannot be read.
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// One YAML document as JSON; panics naming `what` when it does not parse.
+pub fn yaml(text: &str, what: &str) -> Value {
+    serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// The chart's `values.yaml` as JSON.
+pub fn default_values() -> Value {
+    yaml(&read(&chart_dir().join("values.yaml")), "values.yaml")
+}
+
+/// Every file under `dir`, recursively, except under `skip`.
+pub fn files_under(dir: &Path, skip: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("readable entry").path();
+        if path == skip {
+            continue;
+        }
+        if path.is_dir() {
+            out.extend(files_under(&path, skip));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
 }

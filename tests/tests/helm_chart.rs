@@ -1,13 +1,8 @@
 //! The Helm chart (`charts/switchboard`), checked without a cluster.
 //!
-//! - `values.schema.json` accepts the defaults and every `ci/*.yaml` values file (merged over the
-//!   defaults, as Helm validates them) and rejects a table of bad values with the expected error;
-//! - every file of the chart that is not a template parses (YAML or JSON), and `crds/` is the
-//!   generated CRDs byte for byte;
 //! - what the project's own sources decide is what the chart says: the operator's RBAC rules are
 //!   exactly the API calls in `operator/src`, probes hit routes the binaries serve, ports and
-//!   flags are the binaries' own, alerts and the dashboard name metrics that exist, the
-//!   Dockerfiles run the binaries as the user the chart expects;
+//!   flags are the binaries' own (values and files: `helm_values.rs`, `helm_files.rs`);
 //! - with the `helm` `make test` provides (`SWITCHBOARD_TEST_HELM`, else PATH): `helm lint --strict`
 //!   and `helm template` with the default and every ci values file, every rendered document parses,
 //!   and the rendered RBAC, probes and ports are checked again. Without helm that test prints
@@ -21,370 +16,9 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use switchboard_e2e::chart::{Helm, chart_dir, ci_values_files, repo, yaml_documents};
-
-fn chart() -> PathBuf {
-    chart_dir()
-}
-
-fn read(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// One YAML document as JSON.
-fn yaml(text: &str, what: &str) -> Value {
-    serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-fn default_values() -> Value {
-    yaml(&read(&chart().join("values.yaml")), "values.yaml")
-}
-
-/// Helm's coalescing of a user values file over the defaults: maps merge key by key, `null`
-/// deletes a key, anything else replaces.
-fn merge(base: &mut Value, overlay: &Value) {
-    match (base, overlay) {
-        (Value::Object(base), Value::Object(overlay)) => {
-            for (k, v) in overlay {
-                if v.is_null() {
-                    base.remove(k);
-                } else if let Some(b) = base.get_mut(k).filter(|b| b.is_object() && v.is_object()) {
-                    merge(b, v);
-                } else {
-                    base.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        (base, overlay) => *base = overlay.clone(),
-    }
-}
-
-fn validator() -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(&read(&chart().join("values.schema.json")))
-        .expect("values.schema.json is JSON");
-    assert_eq!(
-        schema["$schema"], "http://json-schema.org/draft-07/schema#",
-        "Helm validates values with draft-07"
-    );
-    jsonschema::draft7::new(&schema).expect("values.schema.json is a valid draft-07 schema")
-}
-
-/// (instance path, message) of every schema error.
-fn schema_errors(validator: &jsonschema::Validator, values: &Value) -> Vec<(String, String)> {
-    validator
-        .iter_errors(values)
-        .map(|e| (e.instance_path().to_string(), e.to_string()))
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// values.schema.json
-
-#[test]
-fn the_schema_accepts_the_defaults_and_every_ci_values_file() {
-    let validator = validator();
-    let defaults = default_values();
-    let errors = schema_errors(&validator, &defaults);
-    assert!(errors.is_empty(), "values.yaml: {errors:#?}");
-
-    let files = ci_values_files(&chart());
-    assert!(
-        files.len() >= 4,
-        "expected the ci/ values files, found {files:?}"
-    );
-    for file in files {
-        let overlay = yaml(&read(&file), &file.display().to_string());
-        let mut values = defaults.clone();
-        merge(&mut values, &overlay);
-        let errors = schema_errors(&validator, &values);
-        assert!(errors.is_empty(), "{}: {errors:#?}", file.display());
-    }
-}
-
-/// (what is wrong, values overlay, instance path of the error, fragment of its message).
-const INVALID: &[(&str, &str, &str, &str)] = &[
-    (
-        "a misspelt key",
-        "router: {replica: 3}",
-        "/router",
-        "'replica' was unexpected",
-    ),
-    (
-        "an unknown top-level key",
-        "routers: {}",
-        "",
-        "'routers' was unexpected",
-    ),
-    (
-        "zero routers",
-        "router: {replicas: 0}",
-        "/router/replicas",
-        "less than the minimum of 1",
-    ),
-    (
-        "replicas as a string",
-        "router: {replicas: \"2\"}",
-        "/router/replicas",
-        "is not of type \"integer\"",
-    ),
-    (
-        "a console Ingress without a host",
-        "console: {ingress: {enabled: true}}",
-        "/console/ingress/host",
-        "shorter than 1 character",
-    ),
-    (
-        "zero operators",
-        "operator: {replicas: 0}",
-        "/operator/replicas",
-        "less than the minimum of 1",
-    ),
-    (
-        "several routers without Redis",
-        "{router: {replicas: 3, autoscaling: {enabled: false}}, redis: {enabled: false}}",
-        "/redis",
-        "anyOf",
-    ),
-    (
-        "autoscaling without Redis",
-        "{router: {replicas: 1, autoscaling: {enabled: true, maxReplicas: 5}}, redis: {enabled: false}}",
-        "/redis",
-        "anyOf",
-    ),
-    (
-        "the chart's Redis and an external URL at once",
-        "redis: {enabled: true, url: \"redis://elsewhere:6379\"}",
-        "/redis/url",
-        "longer than 0 character",
-    ),
-    (
-        "a Redis URL that is not redis:// or rediss://",
-        "redis: {enabled: false, url: \"http://redis:6379\"}",
-        "/redis/url",
-        "does not match",
-    ),
-    (
-        "an appendfsync Redis does not know",
-        "redis: {appendfsync: sometimes}",
-        "/redis/appendfsync",
-        "is not one of",
-    ),
-    (
-        "a persistence size that is not a quantity",
-        "redis: {persistence: {size: lots}}",
-        "/redis/persistence/size",
-        "does not match",
-    ),
-    (
-        "a pull policy Kubernetes does not know",
-        "router: {image: {pullPolicy: Sometimes}}",
-        "/router/image/pullPolicy",
-        "is not one of",
-    ),
-    (
-        "an image without a repository",
-        "operator: {image: {repository: \"\"}}",
-        "/operator/image/repository",
-        "shorter than 1 character",
-    ),
-    (
-        "a digest that is not sha256",
-        "router: {image: {digest: latest}}",
-        "/router/image/digest",
-        "does not match",
-    ),
-    (
-        "a log format the binaries do not have",
-        "router: {logFormat: xml}",
-        "/router/logFormat",
-        "is not one of",
-    ),
-    (
-        "a duration humantime cannot read",
-        "router: {drainTimeout: 30 seconds}",
-        "/router/drainTimeout",
-        "does not match",
-    ),
-    (
-        "a port out of range",
-        "router: {service: {port: 70000}}",
-        "/router/service/port",
-        "greater than the maximum of 65535",
-    ),
-    (
-        "a Service type that does not exist",
-        "router: {service: {type: Ingress}}",
-        "/router/service/type",
-        "is not one of",
-    ),
-    (
-        "a namespace that is not a DNS label",
-        "operator: {watchNamespace: Team_A}",
-        "/operator/watchNamespace",
-        "does not match",
-    ),
-    (
-        "a Secret name that is not a DNS subdomain",
-        "auth: {existingSecret: My Secret}",
-        "/auth/existingSecret",
-        "does not match",
-    ),
-    (
-        "a feature flag as a string",
-        "metrics: {prometheusRule: {enabled: \"yes\"}}",
-        "/metrics/prometheusRule/enabled",
-        "is not of type \"boolean\"",
-    ),
-    (
-        "an error ratio above 1",
-        "metrics: {prometheusRule: {providerErrorRatio: 5}}",
-        "/metrics/prometheusRule/providerErrorRatio",
-        "greater than the maximum of 1",
-    ),
-    (
-        "a PDB percentage without a number",
-        "router: {pdb: {minAvailable: \"%\"}}",
-        "/router/pdb/minAvailable",
-        "oneOf",
-    ),
-    (
-        "an env entry without a name",
-        "router: {env: [{value: x}]}",
-        "/router/env/0",
-        "\"name\" is a required property",
-    ),
-    (
-        "a probe path that is not absolute",
-        "router: {readinessProbe: {httpGet: {path: readyz, port: admin}}}",
-        "/router/readinessProbe/httpGet/path",
-        "does not match",
-    ),
-    (
-        "topology spread that cannot be satisfied",
-        "router: {topologySpread: {whenUnsatisfiable: Never}}",
-        "/router/topologySpread/whenUnsatisfiable",
-        "is not one of",
-    ),
-];
-
-#[test]
-fn the_schema_rejects_bad_values_with_the_expected_error() {
-    let validator = validator();
-    let mut failures = Vec::new();
-    for (what, overlay, path, fragment) in INVALID {
-        let mut values = default_values();
-        merge(&mut values, &yaml(overlay, what));
-        let errors = schema_errors(&validator, &values);
-        let matching = errors
-            .iter()
-            .any(|(p, m)| p == path && m.contains(fragment));
-        let elsewhere: Vec<_> = errors.iter().filter(|(p, _)| p != path).collect();
-        if !matching || !elsewhere.is_empty() {
-            failures.push(format!(
-                "{what} ({overlay}): expected one error at {path:?} containing {fragment:?}, got {errors:#?}"
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Files of the chart
-
-/// Every file under `dir`, recursively, except under `skip`.
-fn files_under(dir: &Path, skip: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.expect("readable entry").path();
-        if path == skip {
-            continue;
-        }
-        if path.is_dir() {
-            out.extend(files_under(&path, skip));
-        } else {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
-
-#[test]
-fn every_file_of_the_chart_that_is_not_a_template_parses() {
-    let chart = chart();
-    let mut parsed = Vec::new();
-    for path in files_under(&chart, &chart.join("templates")) {
-        let name = path
-            .strip_prefix(&chart)
-            .expect("inside the chart")
-            .display()
-            .to_string();
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("yaml" | "yml") => {
-                let docs = yaml_documents(&read(&path), &name);
-                assert!(!docs.is_empty(), "{name} holds no YAML document");
-                parsed.push(name);
-            }
-            Some("json") => {
-                serde_json::from_str::<Value>(&read(&path))
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
-                parsed.push(name);
-            }
-            _ => {}
-        }
-    }
-    for expected in [
-        "Chart.yaml",
-        "values.yaml",
-        "values.schema.json",
-        "files/operator-rbac.yaml",
-        "files/dashboard.json",
-    ] {
-        assert!(
-            parsed.iter().any(|p| p == expected),
-            "{expected} missing from {parsed:?}"
-        );
-    }
-
-    let meta = yaml(&read(&chart.join("Chart.yaml")), "Chart.yaml");
-    assert_eq!(meta["apiVersion"], "v2", "a Helm 3 chart");
-    assert_eq!(meta["name"], "switchboard");
-    assert_eq!(meta["type"], "application");
-    let workspace = read(&repo().join("Cargo.toml"));
-    let version = workspace
-        .split("[workspace.package]")
-        .nth(1)
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("version = ")))
-        .expect("workspace version")
-        .trim_matches('"');
-    assert_eq!(
-        meta["appVersion"], version,
-        "the chart's appVersion (the default image tag) is the workspace version"
-    );
-}
-
-#[test]
-fn the_chart_crds_are_the_generated_crds() {
-    let names = |dir: &Path| -> BTreeSet<String> {
-        fs::read_dir(dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect()
-    };
-    let generated = repo().join("crds");
-    let packaged = chart().join("crds");
-    assert_eq!(
-        names(&generated),
-        names(&packaged),
-        "charts/switchboard/crds/ differs from crds/: run `make chart-crds`"
-    );
-    for name in names(&generated) {
-        assert!(
-            read(&generated.join(&name)) == read(&packaged.join(&name)),
-            "charts/switchboard/crds/{name} differs from crds/{name}: run `make chart-crds`"
-        );
-    }
-}
+use switchboard_e2e::chart::{
+    Helm, chart_dir, ci_values_files, default_values, files_under, read, repo, yaml,
+};
 
 // ---------------------------------------------------------------------------------------------
 // RBAC: exactly the operator's API calls
@@ -617,7 +251,7 @@ fn operator_rbac_grants_exactly_the_calls_the_operator_makes() {
     }
 
     let rules = yaml(
-        &read(&chart().join("files/operator-rbac.yaml")),
+        &read(&chart_dir().join("files/operator-rbac.yaml")),
         "files/operator-rbac.yaml",
     );
     for scope in ["watched", "release", "crds"] {
@@ -652,7 +286,7 @@ fn operator_rbac_grants_exactly_the_calls_the_operator_makes() {
     );
 
     // The templates render those rules and no others; the router gets none.
-    let templates = chart().join("templates");
+    let templates = chart_dir().join("templates");
     let rbac = read(&templates.join("operator-rbac.yaml"));
     assert!(rbac.contains(r#".Files.Get "files/operator-rbac.yaml""#));
     for line in rbac
@@ -754,7 +388,7 @@ fn probes_ports_and_flags_are_the_binaries_own() {
         let v = &values[b.component];
         let cli = read(&repo().join(b.cli));
         let routes = read(&repo().join(b.admin_routes));
-        let template = read(&chart().join("templates").join(b.deployment));
+        let template = read(&chart_dir().join("templates").join(b.deployment));
 
         // Probes: real admin routes, on the admin port; liveness never waits for config.
         for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
@@ -813,8 +447,8 @@ fn probes_ports_and_flags_are_the_binaries_own() {
     // The router finds the operator's config stream on its Service's http port, and the
     // snapshot files where the manifest Secret (key MANIFEST_KEY) and its shard Secrets
     // (`<name>-<i>`, key `shard-<i>.json.zst`) are mounted.
-    let router = read(&chart().join("templates/router-deployment.yaml"));
-    let service = read(&chart().join("templates/operator-service.yaml"));
+    let router = read(&chart_dir().join("templates/router-deployment.yaml"));
+    let service = read(&chart_dir().join("templates/operator-service.yaml"));
     assert!(router.contains(
         "--operator-url=http://{{ include \"switchboard.operatorName\" . }}.{{ .Release.Namespace }}.svc:{{ .Values.operator.ports.http }}"
     ));
@@ -836,7 +470,7 @@ fn probes_ports_and_flags_are_the_binaries_own() {
         "the snapshot Secret may not exist yet"
     );
     for template in ["router-deployment.yaml", "operator-deployment.yaml"] {
-        let text = read(&chart().join("templates").join(template));
+        let text = read(&chart_dir().join("templates").join(template));
         assert!(text.contains("-token-file=/var/run/switchboard/token/token"));
         assert!(text.contains("mountPath: /var/run/switchboard/token"));
         assert!(text.contains("                path: token"));
@@ -863,151 +497,13 @@ fn pods_run_locked_down() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Alerts and the dashboard
-
-/// Metric names registered in a metrics.rs (`"switchboard_..."` string literals).
-fn registered_metrics() -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for file in [
-        "router/src/observability/metrics.rs",
-        "operator/src/metrics.rs",
-    ] {
-        let text = read(&repo().join(file));
-        for part in text.split("\"switchboard_").skip(1) {
-            let name: String = part
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if part[name.len()..].starts_with('"') {
-                out.insert(format!("switchboard_{name}"));
-            }
-        }
-    }
-    out
-}
-
-/// Metric names used in PromQL text, with histogram suffixes removed where the base exists.
-fn used_metrics(text: &str, registered: &BTreeSet<String>) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for (i, _) in text.match_indices("switchboard_") {
-        if i > 0 && text.as_bytes()[i - 1].is_ascii_alphanumeric() {
-            continue;
-        }
-        let name: String = text[i..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        let base = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| name.strip_suffix(s))
-            .filter(|b| registered.contains(*b))
-            .unwrap_or(&name);
-        out.insert(base.to_string());
-    }
-    out
-}
-
-#[test]
-fn alerts_and_the_dashboard_use_metrics_the_binaries_export() {
-    let registered = registered_metrics();
-    assert!(registered.contains("switchboard_requests_total"));
-    assert!(registered.contains("switchboard_operator_leader"));
-
-    let rules = read(&chart().join("templates/prometheusrule.yaml"));
-    let dashboard = read(&chart().join("files/dashboard.json"));
-    for (what, text) in [
-        ("prometheusrule.yaml", &rules),
-        ("dashboard.json", &dashboard),
-    ] {
-        let used = used_metrics(text, &registered);
-        let unknown: Vec<_> = used.difference(&registered).collect();
-        assert!(
-            unknown.is_empty(),
-            "{what} uses metrics nobody exports: {unknown:?}"
-        );
-    }
-    for needed in [
-        "switchboard_budget_used_ratio",
-        "switchboard_budget_soft_limit_ratio",
-        "switchboard_upstream_attempts_total",
-        "switchboard_request_duration_seconds_bucket",
-        "switchboard_config_version",
-        "switchboard_config_refused_total",
-        "switchboard_operator_snapshot_version",
-    ] {
-        assert!(rules.contains(needed), "no alert on {needed}");
-    }
-
-    let dashboard: Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
-    let panels = dashboard["panels"].as_array().expect("panels");
-    let mut ids = BTreeSet::new();
-    for p in panels {
-        assert!(
-            ids.insert(p["id"].as_u64().expect("panel id")),
-            "duplicate panel id"
-        );
-        if p["type"] != "row" {
-            assert!(!p["targets"].as_array().expect("targets").is_empty());
-        }
-    }
-    let configmap = read(&chart().join("templates/grafana-dashboard.yaml"));
-    assert!(configmap.contains(r#".Files.Get "files/dashboard.json""#));
-    assert_eq!(
-        default_values()["metrics"]["dashboard"]["label"],
-        "grafana_dashboard"
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Dockerfiles
-
-#[test]
-fn the_dockerfiles_build_the_binaries_the_chart_runs_as_its_user() {
-    let values = default_values();
-    for component in ["router", "operator"] {
-        let binary = format!("switchboard-{component}");
-        let path = repo().join(format!("docker/{component}.Dockerfile"));
-        let text = read(&path);
-        let cargo = read(&repo().join(format!("{component}/Cargo.toml")));
-        assert!(cargo.contains(&format!("name = \"{binary}\"")));
-        assert!(
-            text.contains(&format!("--bin {binary}")),
-            "{} builds {binary}",
-            path.display()
-        );
-        assert!(
-            text.contains(&format!("ENTRYPOINT [\"/usr/local/bin/{binary}\"]")),
-            "{} runs {binary}",
-            path.display()
-        );
-        let user = &values[component]["podSecurityContext"]["runAsUser"];
-        assert!(
-            text.contains(&format!("USER {user}:{user}")),
-            "{} runs as the chart's runAsUser {user}",
-            path.display()
-        );
-        assert!(
-            text.matches("FROM ").count() >= 2,
-            "{} is multi-stage",
-            path.display()
-        );
-        let ports = &values[component]["ports"];
-        assert!(
-            text.contains(&format!("EXPOSE {} {}", ports["http"], ports["admin"])),
-            "{} exposes the chart's ports",
-            path.display()
-        );
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // With helm: lint, render, parse, check the rendered objects
 
 /// Renders the chart with `values_file` (None: defaults), each document with a kind and a name.
 fn helm_template(helm: &Helm, values_file: Option<&Path>) -> Vec<Value> {
     let what = format!("helm template {values_file:?}");
     let docs = helm
-        .template(&chart(), values_file.as_slice(), &[])
+        .template(&chart_dir(), values_file.as_slice(), &[])
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     for d in &docs {
         assert!(
@@ -1028,7 +524,7 @@ fn helm_lints_and_renders_the_chart_with_default_and_ci_values() {
         return;
     };
     eprintln!("helm {}", helm.version());
-    let chart = chart();
+    let chart = chart_dir();
     let chart_str = chart.to_str().expect("UTF-8 path");
 
     let mut runs: Vec<Option<PathBuf>> = vec![None];
@@ -1200,49 +696,5 @@ fn helm_lints_and_renders_the_chart_with_default_and_ci_values() {
     assert!(
         stderr.contains("schema") || stderr.contains("needs the shared Redis ledger"),
         "{stderr}"
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// docs/install.md
-
-/// Dotted paths of every value; Kubernetes objects passed through as written count as one value.
-fn value_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
-    const PASSED_THROUGH: &[&str] = &[
-        "resources",
-        "livenessProbe",
-        "readinessProbe",
-        "podSecurityContext",
-        "securityContext",
-    ];
-    let Value::Object(map) = value else { return };
-    for (k, v) in map {
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            Value::Object(inner) if !inner.is_empty() && !PASSED_THROUGH.contains(&k.as_str()) => {
-                value_paths(v, &path, out)
-            }
-            _ => out.push(path),
-        }
-    }
-}
-
-#[test]
-fn install_md_documents_every_value() {
-    let doc = read(&repo().join("docs/install.md"));
-    let mut paths = Vec::new();
-    value_paths(&default_values(), "", &mut paths);
-    assert!(paths.len() > 100, "{paths:?}");
-    let missing: Vec<_> = paths
-        .iter()
-        .filter(|p| !doc.contains(&format!("| `{p}` |")))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "docs/install.md has no table row for {missing:?}"
     );
 }
