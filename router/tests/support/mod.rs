@@ -626,3 +626,23 @@ pub async fn collector() -> (String, Arc<Mutex<Vec<Span>>>) {
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), spans)
 }
+
+/// No ejection: the failures a test causes stay failures of their own requests.
+pub fn settings_without_ejection() -> Settings {
+    Settings {
+        health: switchboard_router::routing::health::HealthPolicy {
+            consecutive_failures: 1_000_000,
+            ..switchboard_router::routing::health::HealthPolicy::default()
+        },
+        ..Settings::default()
+    }
+}
+
+/// The value of `switchboard_usage_records_total{stage}` in a metrics page.
+pub fn usage_stage(metrics: &str, stage: &str) -> u64 {
+    let prefix = format!("switchboard_usage_records_total{{stage=\"{stage}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
