@@ -14,8 +14,9 @@
 //!    only when nothing but that proxy can reach the admin port: anyone who can reach it can set
 //!    the header.
 //! 4. With no token configured, any caller on the loopback interface (the peer address the
-//!    router's own accept loop saw, `ConnectInfo`) that addressed the router by a loopback name
-//!    (`Host`: `localhost`, `127.0.0.1`, `[::1]`, or none), and no one else. The `Host` check
+//!    router's own accept loop saw, `ConnectInfo`, IPv4-mapped `::ffff:127.0.0.1` included) that
+//!    addressed the router by a loopback name (`Host`: `localhost`, `127.0.0.1`, `[::1]`, or
+//!    none), and no one else. The `Host` check
 //!    keeps out a web page that a local browser loaded from elsewhere and that rebinds its own
 //!    name to 127.0.0.1 (DNS rebinding) to read the console or `/config` as its own origin.
 
@@ -155,8 +156,8 @@ impl AdminAuth {
             return Err(ApiError::AdminCredentialRequired);
         }
         match peer {
-            Some(p) if p.ip().is_loopback() && host_is_loopback(headers) => Ok(Admin::Loopback),
-            Some(p) if p.ip().is_loopback() => Err(ApiError::AdminHostNotLoopback),
+            Some(p) if is_loopback(p.ip()) && host_is_loopback(headers) => Ok(Admin::Loopback),
+            Some(p) if is_loopback(p.ip()) => Err(ApiError::AdminHostNotLoopback),
             _ => Err(ApiError::AdminLoopbackOnly),
         }
     }
@@ -191,6 +192,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether `ip` is on the loopback interface, an IPv4 loopback address written as IPv6
+/// (`::ffff:127.0.0.1`, what a dual-stack listener on `[::]` sees an IPv4 client as) included.
+fn is_loopback(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
 /// Whether the request named a loopback host: `localhost` or a name under `.localhost`, a
 /// loopback IP address (any port), or no `Host` header at all.
 fn host_is_loopback(headers: &HeaderMap) -> bool {
@@ -210,9 +217,7 @@ fn host_is_loopback(headers: &HeaderMap) -> bool {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     name == "localhost"
         || name.ends_with(".localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+        || name.parse::<std::net::IpAddr>().is_ok_and(is_loopback)
 }
 
 #[cfg(test)]
@@ -276,6 +281,29 @@ mod tests {
                 Err(ApiError::AdminLoopbackOnly)
             ));
         }
+    }
+
+    #[test]
+    fn an_ipv4_loopback_peer_seen_by_a_dual_stack_listener_is_loopback() {
+        let auth = AdminAuth::default();
+        // A listener on [::] sees an IPv4 client as an IPv4-mapped IPv6 address.
+        let mapped = Some("[::ffff:127.0.0.1]:5000".parse().unwrap());
+        assert_eq!(
+            auth.authenticate(&HeaderMap::new(), mapped).unwrap(),
+            Admin::Loopback
+        );
+        let h = headers(&[("host", "[::ffff:127.0.0.1]:9090")]);
+        assert_eq!(auth.authenticate(&h, mapped).unwrap(), Admin::Loopback);
+        assert!(matches!(
+            auth.authenticate(&headers(&[("host", "evil.example")]), mapped),
+            Err(ApiError::AdminHostNotLoopback)
+        ));
+        // A mapped address that is not loopback is remote.
+        let remote = Some("[::ffff:10.1.2.3]:5000".parse().unwrap());
+        assert!(matches!(
+            auth.authenticate(&HeaderMap::new(), remote),
+            Err(ApiError::AdminLoopbackOnly)
+        ));
     }
 
     #[test]
