@@ -1,16 +1,24 @@
 //! Providers & routes: health per target as this replica sees it (tier, ejection, error rate in
 //! the health window, median time to first token and throughput), every route with its targets
 //! and their prices, the providers, and every config object with its verdict (the rejected ones
-//! and why).
+//! and why). Routes and objects come a hundred to a page each, keyset by model and by object
+//! name (`?after=` and `?objects_after=`), like the keys page: a config of thousands of keys and
+//! routes does not make one huge page.
 
 use std::{sync::Arc, time::Instant};
 
-use axum::{Extension, extract::State, response::Response};
+use axum::{
+    Extension,
+    extract::{Query, State},
+    response::Response,
+};
 use http::HeaderMap;
 use maud::{Markup, html};
 
+use super::{PAGE_ROWS, page_after};
 use crate::{
     admin::auth::Admin,
+    config::runtime::ObjectStatus,
     console::{
         format,
         layout::{self, Nav},
@@ -19,13 +27,37 @@ use crate::{
     state::AppState,
 };
 
+/// The page's query: where the routes' page and the objects' page start.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ProvidersQuery {
+    /// The last model of the previous page of routes.
+    after: Option<String>,
+    /// The last object of the previous page of objects.
+    objects_after: Option<String>,
+}
+
+impl ProvidersQuery {
+    /// This page's link with the routes' cursor `after` and the objects' `objects_after`.
+    fn link(after: Option<&str>, objects_after: Option<&str>) -> String {
+        let mut p = Vec::new();
+        if let Some(a) = after {
+            p.push(("after".to_string(), a.to_string()));
+        }
+        if let Some(o) = objects_after {
+            p.push(("objects_after".to_string(), o.to_string()));
+        }
+        format!("/console/providers{}", format::query_string(&p))
+    }
+}
+
 /// `GET /console/providers`.
 pub async fn page(
     State(state): State<Arc<AppState>>,
     Extension(admin): Extension<Admin>,
     headers: HeaderMap,
+    Query(q): Query<ProvidersQuery>,
 ) -> Response {
-    let body = content(&state);
+    let body = content(&state, &q);
     layout::respond(&headers, |csrf| {
         layout::page(Nav::Providers, Some(&admin), csrf, body)
     })
@@ -48,13 +80,37 @@ fn tier(stats: Option<&TargetStats>) -> Markup {
     }
 }
 
-fn content(state: &AppState) -> Markup {
+fn content(state: &AppState, q: &ProvidersQuery) -> Markup {
     let Some(runtime) = state.runtime() else {
         return html! { h1 { "Providers & routes" } p.notice { "No config is loaded yet." } };
     };
     let config = &runtime.config;
     let now = Instant::now();
     let rejected = runtime.objects.iter().filter(|o| !o.ready).count();
+    // Routes are in model order already (a BTreeMap); objects are sorted here.
+    let all_routes: Vec<_> = config.routes.iter().collect();
+    let (route_start, routes, more_routes) = page_after(
+        &all_routes,
+        |(model, _)| model.as_str(),
+        q.after.as_deref(),
+        PAGE_ROWS,
+    );
+    let mut all_objects: Vec<&ObjectStatus> = runtime.objects.iter().collect();
+    all_objects.sort_unstable_by(|a, b| a.object.cmp(&b.object));
+    let (object_start, objects, more_objects) = page_after(
+        &all_objects,
+        |o| o.object.as_str(),
+        q.objects_after.as_deref(),
+        PAGE_ROWS,
+    );
+    let range = |start: usize, shown: usize, of: usize, what: &str| {
+        format!(
+            "{}–{} of {} {what}",
+            format::count(start as i64 + 1),
+            format::count((start + shown) as i64),
+            format::count(of as i64)
+        )
+    };
     html! {
         h1 { "Providers & routes" }
         p.muted { "Config version " (config.version) " · " code { (config.hash.chars().take(12).collect::<String>()) }
@@ -66,7 +122,7 @@ fn content(state: &AppState) -> Markup {
                 th.num { "Error rate" } th.num { "Median TTFT" } th.num { "Tokens/s" } th.num { "Input $/M" } th.num { "Output $/M" }
             } }
             tbody {
-                @for (model, route) in &config.routes {
+                @for (model, route) in routes {
                     @for (i, t) in route.targets.iter().enumerate() {
                         @let stats = state.health.stats(&t.provider, &t.model, now);
                         @let price = config.providers.get(&t.provider).and_then(|p| p.models.get(&t.model)).map(|m| &m.pricing);
@@ -85,6 +141,10 @@ fn content(state: &AppState) -> Markup {
                 }
                 @if config.routes.is_empty() { tr { td colspan="9" .empty { "No routes are configured." } } }
             }
+        }
+        @if !routes.is_empty() { p.muted #page-range { (range(route_start, routes.len(), all_routes.len(), "routes")) } }
+        @if let Some((last, _)) = more_routes {
+            p { a.pill #next-page href=(ProvidersQuery::link(Some(last), q.objects_after.as_deref())) { "Next routes →" } }
         }
         h2 { "Providers" }
         table.providers {
@@ -111,7 +171,7 @@ fn content(state: &AppState) -> Markup {
         table.objects {
             thead { tr { th { "Object" } th { "Verdict" } th { "Reason" } th { "Message" } } }
             tbody {
-                @for o in &runtime.objects {
+                @for o in objects {
                     tr data-object=(o.object) data-ready=(o.ready) {
                         td { code { (o.object) } }
                         td { @if o.ready { span.good { "ready" } } @else { span.bad { "rejected" } } }
@@ -121,6 +181,10 @@ fn content(state: &AppState) -> Markup {
                 }
                 @if runtime.objects.is_empty() { tr { td colspan="4" .empty { "The snapshot came pre-compiled from the operator: verdicts are on the objects' status (kubectl get)." } } }
             }
+        }
+        @if !objects.is_empty() { p.muted #objects-range { (range(object_start, objects.len(), all_objects.len(), "objects")) } }
+        @if let Some(last) = more_objects {
+            p { a.pill #next-objects href=(ProvidersQuery::link(q.after.as_deref(), Some(&last.object))) { "Next objects →" } }
         }
     }
 }
