@@ -197,6 +197,34 @@ fn rollup_sql(table: &str, extra: Option<(&str, &str)>, filter: &str) -> String 
     )
 }
 
+/// The hourly rollups of every record, as the writer would have built them (the bucket as
+/// `switchboard_router::usage::rollup::latency_bucket` computes it).
+fn hourly_rollups() -> [String; 2] {
+    const HOUR_MS: i64 = 3_600_000;
+    [
+        format!(
+            "INSERT INTO usage_hourly (hour, model, team, provider, requests, failed, prompt_tokens, \
+             completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
+             latency_ms) \
+             SELECT created_at / {HOUR_MS}, COALESCE(served_model, model), COALESCE(team, ''), \
+             COALESCE(provider, ''), count(*), sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), \
+             sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), \
+             sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_nanos), sum(latency_ms) \
+             FROM usage_records GROUP BY 1, 2, 3, 4"
+        ),
+        format!(
+            "INSERT INTO usage_hourly_latency (hour, latency_bucket_ms, requests) \
+             SELECT created_at / {HOUR_MS}, CASE WHEN latency_ms < 100 THEN latency_ms \
+             WHEN latency_ms < 1000 THEN latency_ms / 10 * 10 \
+             WHEN latency_ms < 10000 THEN latency_ms / 100 * 100 \
+             WHEN latency_ms < 100000 THEN latency_ms / 1000 * 1000 \
+             WHEN latency_ms < 1000000 THEN latency_ms / 10000 * 10000 \
+             ELSE latency_ms / 100000 * 100000 END, count(*) \
+             FROM usage_records GROUP BY 1, 2"
+        ),
+    ]
+}
+
 async fn seed(store: &Store, url: &str, n: i64) -> Result<Value, Box<dyn std::error::Error>> {
     let pool = AnyPoolOptions::new()
         .max_connections(1)
@@ -243,7 +271,7 @@ async fn seed(store: &Store, url: &str, n: i64) -> Result<Value, Box<dyn std::er
             "WHERE tags LIKE '%batch%'",
         ),
     ];
-    for sql in &rollups {
+    for sql in rollups.iter().chain(&hourly_rollups()) {
         sqlx::query(sql).execute(&pool).await?;
     }
     if store.backend() == Backend::Postgres {
@@ -257,6 +285,8 @@ async fn seed(store: &Store, url: &str, n: i64) -> Result<Value, Box<dyn std::er
         "usage_daily",
         "usage_daily_tags",
         "usage_daily_users",
+        "usage_hourly",
+        "usage_hourly_latency",
     ] {
         let row = sqlx::query(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&pool)
@@ -371,6 +401,18 @@ async fn query(store: &Store, url: &str) -> Result<Value, Box<dyn std::error::Er
         (
             "generations: failed (status 502), newest 50",
             GenerationsQuery::parse(&params(&[("limit", "50"), ("status", "502")]))?,
+        ),
+        (
+            "generations: one model's 502s (none match)",
+            GenerationsQuery::parse(&params(&[
+                ("limit", "50"),
+                ("model", "model-7"),
+                ("status", "502"),
+            ]))?,
+        ),
+        (
+            "generations: one team's newest 50",
+            GenerationsQuery::parse(&params(&[("limit", "50"), ("team", "team-3")]))?,
         ),
     ];
     let one_id = first.records[0].id.clone();

@@ -1,18 +1,16 @@
 //! What the console asks the usage store beyond the usage API's report: hour buckets and latency
-//! percentiles of the last hours, and when each key was last used. The daily rollups have
-//! neither, so these read the records, but only a range of at most [`MAX_RAW_HOURS`] through the
-//! `(created_at, …)` index, and one key's newest record through `(key_id, created_at, …)`: their
-//! cost grows with the traffic of the last two days, never with the table.
+//! percentiles of the last hours, from the hourly rollups (`usage_hourly`, and the latency
+//! histogram `usage_hourly_latency`), a few thousand rows for a day whatever the traffic; a daily
+//! budget's burn-down from the records of its keys (a range of `(key_id, created_at, …)` per
+//! key, since its hour); and when each key was last used, from that key's newest record.
 
 use sqlx::Row;
 
-use crate::usage::store::{Store, StoreError};
-
-/// Longest range read from the records rather than the rollups.
-pub const MAX_RAW_HOURS: i64 = 48;
-
-/// Milliseconds in an hour.
-const HOUR_MS: i64 = 3_600_000;
+use crate::usage::{
+    record::HOUR_MS,
+    rollup::percentile,
+    store::{Store, StoreError},
+};
 
 /// A dimension charts are split by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,17 +44,17 @@ impl By {
             .unwrap_or(By::Model)
     }
 
-    /// The records' column for it (absent values as `''`).
-    fn record_column(self) -> &'static str {
+    /// The hourly rollup's column for it (absent values are `''` there).
+    fn hourly_column(self) -> &'static str {
         match self {
-            By::Model => "COALESCE(served_model, model)",
-            By::Team => "COALESCE(team, '')",
-            By::Provider => "COALESCE(provider, '')",
+            By::Model => "model",
+            By::Team => "team",
+            By::Provider => "provider",
         }
     }
 }
 
-/// One hour × group of the records.
+/// One hour × group of the hourly rollup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HourRow {
     /// Hours since 1970-01-01 00:00 UTC.
@@ -69,22 +67,21 @@ pub struct HourRow {
     pub cost_nanos: i64,
 }
 
-/// The SQL of hour buckets since `from_ms`.
+/// The SQL of hour buckets from hour `$1` on.
 pub fn hourly_sql(by: By) -> String {
+    let c = by.hourly_column();
     format!(
-        "SELECT created_at / {HOUR_MS} AS hour, {} AS grp, COUNT(*) AS requests, \
-         CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost FROM usage_records \
-         WHERE created_at >= $1 GROUP BY created_at / {HOUR_MS}, {} ORDER BY hour",
-        by.record_column(),
-        by.record_column()
+        "SELECT hour, {c} AS grp, CAST(SUM(requests) AS BIGINT) AS requests, \
+         CAST(SUM(cost_nanos) AS BIGINT) AS cost FROM usage_hourly \
+         WHERE hour >= $1 GROUP BY hour, {c} ORDER BY hour"
     )
 }
 
-/// Requests and cost per hour and group since `from_ms` (at most [`MAX_RAW_HOURS`] ago).
-pub async fn hourly(store: &Store, by: By, from_ms: i64) -> Result<Vec<HourRow>, StoreError> {
+/// Requests and cost per hour and group from hour `from_hour` on.
+pub async fn hourly(store: &Store, by: By, from_hour: i64) -> Result<Vec<HourRow>, StoreError> {
     let sql = hourly_sql(by);
     let rows = sqlx::query(&store.sql(&sql))
-        .bind(from_ms)
+        .bind(from_hour)
         .fetch_all(store.pool())
         .await?;
     rows.iter()
@@ -99,40 +96,30 @@ pub async fn hourly(store: &Store, by: By, from_ms: i64) -> Result<Vec<HourRow>,
         .collect()
 }
 
-/// Latency percentiles of the records since `from_ms`: `(count, p50, p95)` in milliseconds,
-/// nearest-rank.
+/// Latency percentiles from hour `from_hour` on, from the hourly histogram: `(count, p50, p95)`
+/// in milliseconds, nearest-rank, each the lower bound of its bucket (two significant digits).
 pub async fn latency_percentiles(
     store: &Store,
-    from_ms: i64,
+    from_hour: i64,
 ) -> Result<(i64, Option<i64>, Option<i64>), StoreError> {
-    let count: i64 =
-        sqlx::query(&store.sql("SELECT COUNT(*) AS n FROM usage_records WHERE created_at >= $1"))
-            .bind(from_ms)
-            .fetch_one(store.pool())
-            .await?
-            .try_get("n")?;
-    if count == 0 {
-        return Ok((0, None, None));
-    }
-    let at = |p: i64| async move {
-        let offset = nearest_rank(count, p);
-        let row = sqlx::query(&store.sql(
-            "SELECT latency_ms FROM usage_records WHERE created_at >= $1 \
-             ORDER BY latency_ms LIMIT 1 OFFSET $2",
-        ))
-        .bind(from_ms)
-        .bind(offset)
-        .fetch_optional(store.pool())
-        .await?;
-        Ok::<_, StoreError>(row.map(|r| r.try_get::<i64, _>("latency_ms")).transpose()?)
-    };
-    Ok((count, at(50).await?, at(95).await?))
-}
-
-/// The zero-based index of the `p`th percentile of `n` sorted values, nearest-rank.
-pub fn nearest_rank(n: i64, p: i64) -> i64 {
-    // ceil(p/100 * n) - 1, in integers.
-    ((p * n + 99) / 100 - 1).clamp(0, (n - 1).max(0))
+    let rows = sqlx::query(&store.sql(
+        "SELECT latency_bucket_ms AS bucket, CAST(SUM(requests) AS BIGINT) AS n \
+         FROM usage_hourly_latency WHERE hour >= $1 \
+         GROUP BY latency_bucket_ms ORDER BY latency_bucket_ms",
+    ))
+    .bind(from_hour)
+    .fetch_all(store.pool())
+    .await?;
+    let histogram = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<i64, _>("bucket")?, r.try_get::<i64, _>("n")?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let count = histogram.iter().map(|(_, n)| n).sum();
+    Ok((
+        count,
+        percentile(&histogram, 50),
+        percentile(&histogram, 95),
+    ))
 }
 
 /// Cost per hour (hours since the epoch, nano-dollars) of the records of `keys` since `from_ms`:
@@ -182,20 +169,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_are_nearest_rank() {
-        assert_eq!(nearest_rank(1, 50), 0);
-        assert_eq!(nearest_rank(1, 95), 0);
-        assert_eq!(nearest_rank(10, 50), 4);
-        assert_eq!(nearest_rank(10, 95), 9);
-        assert_eq!(nearest_rank(100, 95), 94);
-        assert_eq!(nearest_rank(101, 50), 50);
-    }
-
-    #[test]
-    fn hour_buckets_read_a_time_range_of_the_records() {
+    fn hour_buckets_read_the_hourly_rollup() {
         let sql = hourly_sql(By::Team);
-        assert!(sql.contains("WHERE created_at >= $1"), "{sql}");
-        assert!(sql.contains("GROUP BY created_at / 3600000, COALESCE(team, '')"));
+        assert!(sql.contains("FROM usage_hourly WHERE hour >= $1"), "{sql}");
+        assert!(sql.contains("GROUP BY hour, team"));
         assert_eq!(By::parse(Some("provider")), By::Provider);
         assert_eq!(By::parse(Some("colour")), By::Model);
         assert_eq!(hour_of(3_600_000 * 5 + 1), 5);

@@ -13,6 +13,9 @@ use crate::{error::AttemptReport, pricing::Usage};
 /// Milliseconds in a UTC day.
 pub const DAY_MS: i64 = 86_400_000;
 
+/// Milliseconds in an hour.
+pub const HOUR_MS: i64 = 3_600_000;
+
 /// What is kept about one request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
@@ -98,6 +101,11 @@ impl UsageRecord {
     /// UTC day of the request, in days since 1970-01-01.
     pub fn day(&self) -> i64 {
         self.created_at_ms.div_euclid(DAY_MS)
+    }
+
+    /// Hours since 1970-01-01 00:00 UTC when the request arrived.
+    pub fn hour(&self) -> i64 {
+        self.created_at_ms.div_euclid(HOUR_MS)
     }
 
     /// The `data` object of `GET /api/v1/generation` (field names as OpenRouter's where they

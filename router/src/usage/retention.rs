@@ -1,9 +1,15 @@
-//! Retention: raw records are kept for `--usage-retention` (90 days by default), the daily
-//! rollups for `--usage-rollup-retention` (two years): reports over old months keep working after
-//! their records are gone. Deletes go in small batches (a thousand records, or one day of one
+//! Retention: raw records (and the hourly rollups, which serve only the console's last hours) are
+//! kept for `--usage-retention` (90 days by default), the daily rollups for
+//! `--usage-rollup-retention` (two years): reports over old months keep working after their
+//! records are gone. Deletes go in small batches (a thousand records, or one day of one
 //! rollup table, per transaction) with a pause between, so no statement holds many locks or runs
 //! long, whatever the backlog. On Postgres each batch first takes a transaction-level advisory
 //! lock without waiting: when another replica is deleting, this one skips the round.
+//!
+//! The same hourly round keeps a SQLite store's query planner statistics fresh (`PRAGMA
+//! optimize`): the generation explorer's filters each have an index, and which one a query
+//! with two filters walks is chosen from them (docs/usage.md#indexes). Postgres' autovacuum
+//! does this itself.
 
 use std::{sync::Arc, time::Duration};
 
@@ -12,7 +18,8 @@ use tokio::sync::watch;
 
 use super::{
     record::DAY_MS,
-    store::{Backend, ROLLUPS, Store, StoreError},
+    record::HOUR_MS,
+    store::{Backend, HOURLY, HOURLY_LATENCY, ROLLUPS, Store, StoreError},
 };
 
 /// Records deleted per transaction.
@@ -73,9 +80,51 @@ impl Store {
         table: &str,
         cutoff_day: i64,
     ) -> Result<Option<u64>, StoreError> {
-        let sql =
-            format!("DELETE FROM {table} WHERE day = (SELECT MIN(day) FROM {table}) AND day < $1");
-        self.delete_batch(&sql, cutoff_day).await
+        self.delete_oldest(table, "day", cutoff_day).await
+    }
+
+    /// Deletes the rows of `table` of the lowest `column` (a day or an hour) if it is before
+    /// `cutoff`.
+    async fn delete_oldest(
+        &self,
+        table: &str,
+        column: &str,
+        cutoff: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let sql = format!(
+            "DELETE FROM {table} WHERE {column} = (SELECT MIN({column}) FROM {table}) \
+             AND {column} < $1"
+        );
+        self.delete_batch(&sql, cutoff).await
+    }
+
+    /// Deletes `table`'s rows before `cutoff`, a `column` value at a time. Returns the rows.
+    async fn delete_all_before(
+        &self,
+        table: &str,
+        column: &str,
+        cutoff: i64,
+    ) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        while let Some(n) = self.delete_oldest(table, column, cutoff).await? {
+            if n == 0 {
+                break;
+            }
+            deleted += n;
+            tokio::time::sleep(PAUSE).await;
+        }
+        Ok(deleted)
+    }
+
+    /// SQLite: refreshes the query planner's statistics where they are missing or stale
+    /// (`PRAGMA optimize`, which samples rather than reads big tables). Postgres: nothing.
+    pub async fn optimize(&self) -> Result<(), StoreError> {
+        if self.backend() == Backend::Sqlite {
+            sqlx::query("PRAGMA optimize = 0x10002")
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(())
     }
 
     /// One full retention pass at `now_ms`: every batch until nothing old is left (or another
@@ -95,29 +144,28 @@ impl Store {
                 }
                 tokio::time::sleep(PAUSE).await;
             }
+            let cutoff_hour = cutoff.div_euclid(HOUR_MS);
+            deleted.1 += self
+                .delete_all_before(HOURLY.0, "hour", cutoff_hour)
+                .await?;
+            deleted.1 += self
+                .delete_all_before(HOURLY_LATENCY.0, "hour", cutoff_hour)
+                .await?;
         }
         if let Some(keep) = policy.rollups {
             let keep_days = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX) / DAY_MS;
             let cutoff_day = now_ms.div_euclid(DAY_MS) - keep_days;
             for (table, _) in ROLLUPS {
-                while let Some(n) = self.delete_rollup_day_before(table, cutoff_day).await? {
-                    if n == 0 {
-                        break;
-                    }
-                    deleted.1 += n;
-                    tokio::time::sleep(PAUSE).await;
-                }
+                deleted.1 += self.delete_all_before(table, "day", cutoff_day).await?;
             }
         }
         Ok(deleted)
     }
 }
 
-/// Applies `policy` a minute after start, then hourly, until `stop` turns true.
+/// Applies `policy` and refreshes the planner's statistics ([`Store::optimize`]) a minute after
+/// start, then hourly, until `stop` turns true.
 pub async fn run(store: Arc<Store>, policy: Retention, mut stop: watch::Receiver<bool>) {
-    if policy.records.is_none() && policy.rollups.is_none() {
-        return;
-    }
     let mut next = tokio::time::Instant::now() + FIRST_RUN;
     loop {
         tokio::select! {
@@ -136,6 +184,9 @@ pub async fn run(store: Arc<Store>, policy: Retention, mut stop: watch::Receiver
                 );
             }
             Err(e) => tracing::warn!("usage retention failed (retried in an hour): {e}"),
+        }
+        if let Err(e) = store.optimize().await {
+            tracing::warn!("usage store statistics were not refreshed (retried in an hour): {e}");
         }
     }
 }

@@ -7,6 +7,10 @@
 //! untagged one under the empty tag); `usage_daily_users` adds the end user. A report picks the
 //! table its grouping and filters need, so no sum ever counts a request twice unless it groups
 //! by tag. Absent dimensions are the empty string, never NULL, so they form one group.
+//!
+//! Two hourly rollups serve the console's last hours: `usage_hourly` (hour × model × team ×
+//! provider) and `usage_hourly_latency`, a histogram of latencies per hour in buckets of two
+//! significant digits ([`latency_bucket`]), from which percentiles are read to within 10 %.
 
 use std::collections::BTreeMap;
 
@@ -91,6 +95,50 @@ pub struct RollupKey {
     pub app: String,
 }
 
+/// An hourly rollup row's key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HourKey {
+    /// Hours since 1970-01-01 00:00 UTC.
+    pub hour: i64,
+    /// Billed public model.
+    pub model: String,
+    /// Team.
+    pub team: String,
+    /// Provider that served.
+    pub provider: String,
+}
+
+/// The histogram bucket of a latency: its lower bound to two significant digits (exact below
+/// 100 ms, then 100, 110, … 990, 1000, 1100, …), at most 10 % below the latency. The
+/// migration that backfills `usage_hourly_latency` computes the same in SQL.
+pub fn latency_bucket(ms: u64) -> i64 {
+    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+    let step = match ms {
+        ..100 => 1,
+        100..1_000 => 10,
+        1_000..10_000 => 100,
+        10_000..100_000 => 1_000,
+        100_000..1_000_000 => 10_000,
+        _ => 100_000,
+    };
+    ms / step * step
+}
+
+/// The `p`th percentile, nearest-rank, of a histogram given as `(bucket, count)` in bucket
+/// order: the bucket holding the value of rank ⌈p·n/100⌉; `None` when it is empty.
+pub fn percentile(histogram: &[(i64, i64)], p: i64) -> Option<i64> {
+    let n: i64 = histogram.iter().map(|(_, c)| (*c).max(0)).sum();
+    if n == 0 {
+        return None;
+    }
+    let rank = ((p * n + 99) / 100).clamp(1, n);
+    let mut seen = 0;
+    histogram.iter().find_map(|(bucket, c)| {
+        seen += (*c).max(0);
+        (seen >= rank).then_some(*bucket)
+    })
+}
+
 /// What a batch adds to each rollup table, in key order: writers upsert rows in the same order,
 /// so two replicas writing at once lock rows in the same order and do not deadlock.
 #[derive(Debug, Default, PartialEq)]
@@ -101,6 +149,10 @@ pub struct Deltas {
     pub tags: BTreeMap<RollupKey, Totals>,
     /// `usage_daily_users`.
     pub users: BTreeMap<RollupKey, Totals>,
+    /// `usage_hourly`.
+    pub hourly: BTreeMap<HourKey, Totals>,
+    /// `usage_hourly_latency`: requests per (hour, latency bucket).
+    pub latency: BTreeMap<(i64, i64), i64>,
 }
 
 impl Deltas {
@@ -129,6 +181,16 @@ impl Deltas {
             for tag in &r.tags {
                 d.tags.entry(key(tag)).or_default().add(&totals);
             }
+            let hour = HourKey {
+                hour: r.hour(),
+                model: r.billed_model().to_string(),
+                team: r.team.clone().unwrap_or_default(),
+                provider: r.provider.clone().unwrap_or_default(),
+            };
+            d.hourly.entry(hour).or_default().add(&totals);
+            *d.latency
+                .entry((r.hour(), latency_bucket(r.latency_ms)))
+                .or_default() += 1;
         }
         d
     }
@@ -189,6 +251,73 @@ mod tests {
                 (1, "openai/gpt-4o", "openai")
             ]
         );
+    }
+
+    #[test]
+    fn hours_roll_up_by_model_team_and_provider_with_a_latency_histogram() {
+        let hour = crate::usage::record::HOUR_MS;
+        let a = UsageRecord {
+            latency_ms: 1234,
+            ..sample("a", 0)
+        };
+        let b = UsageRecord {
+            latency_ms: 1299,
+            ..sample("b", hour - 1)
+        };
+        let c = UsageRecord {
+            latency_ms: 7,
+            ..sample("c", hour)
+        };
+        let d = Deltas::of([&a, &b, &c]);
+        let hours: Vec<(i64, i64)> = d.hourly.iter().map(|(k, t)| (k.hour, t.requests)).collect();
+        assert_eq!(hours, [(0, 2), (1, 1)]);
+        let first = d.hourly.keys().next().unwrap();
+        assert_eq!(
+            (
+                first.model.as_str(),
+                first.team.as_str(),
+                first.provider.as_str()
+            ),
+            ("openai/gpt-4o", "ml", "openai")
+        );
+        let latency: Vec<((i64, i64), i64)> = d.latency.into_iter().collect();
+        assert_eq!(latency, [((0, 1200), 2), ((1, 7), 1)]);
+    }
+
+    #[test]
+    fn latency_buckets_keep_two_significant_digits() {
+        let cases = [
+            (0, 0),
+            (99, 99),
+            (100, 100),
+            (109, 100),
+            (999, 990),
+            (1_000, 1_000),
+            (1_999, 1_900),
+            (54_321, 54_000),
+            (999_999, 990_000),
+            (1_234_567, 1_200_000),
+            (u64::MAX, i64::MAX / 100_000 * 100_000),
+        ];
+        for (ms, bucket) in cases {
+            assert_eq!(latency_bucket(ms), bucket, "{ms}");
+            let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+            assert!(bucket <= ms && (ms - bucket) * 10 <= ms.max(1), "{ms}");
+        }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank_over_the_histogram() {
+        // 10 values: 4 × 5 ms, 5 × 20 ms, 1 × 900 ms.
+        let h = [(5, 4), (20, 5), (900, 1)];
+        assert_eq!(percentile(&h, 50), Some(20));
+        assert_eq!(percentile(&h, 40), Some(5));
+        assert_eq!(percentile(&h, 90), Some(20));
+        assert_eq!(percentile(&h, 95), Some(900));
+        assert_eq!(percentile(&h, 100), Some(900));
+        assert_eq!(percentile(&[(7, 1)], 50), Some(7));
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[(7, 0)], 50), None);
     }
 
     const DAY: i64 = crate::usage::record::DAY_MS;

@@ -11,7 +11,7 @@
 //! NOTHING` for the records (on Postgres with `RETURNING generation_id`; on SQLite, in a
 //! transaction that holds the file's write lock from its start, after asking which ids are
 //! stored already), then the daily rollups incremented by
-//! the records it actually inserted ([`super::rollup`]). A batch that is retried (after a
+//! the records it actually inserted, and the hourly ones ([`super::rollup`]). A batch that is retried (after a
 //! timeout, a crash mid-commit, a replay of the spill file) inserts nothing twice and counts
 //! nothing twice.
 
@@ -28,7 +28,7 @@ use sqlx::{
 
 use super::{
     record::UsageRecord,
-    rollup::{Deltas, RollupKey, Totals},
+    rollup::{Deltas, HourKey, RollupKey, Totals},
 };
 
 /// Why a store operation failed.
@@ -102,6 +102,17 @@ pub(crate) const ROLLUPS: [(&str, Option<&str>); 3] = [
     ("usage_daily_users", Some("end_user")),
 ];
 
+/// The hourly rollup and its key columns (see [`super::rollup`]).
+pub(crate) const HOURLY: (&str, [&str; 4]) =
+    ("usage_hourly", ["hour", "model", "team", "provider"]);
+
+/// The hourly latency histogram: `(table, key columns, count column)`.
+pub(crate) const HOURLY_LATENCY: (&str, [&str; 2], &str) = (
+    "usage_hourly_latency",
+    ["hour", "latency_bucket_ms"],
+    "requests",
+);
+
 /// A connected (or, for Postgres, connecting) usage store.
 pub struct Store {
     pool: Pool<Any>,
@@ -114,6 +125,9 @@ pub struct Store {
     existing_sql: Vec<String>,
     /// Upsert of `CHUNKS[i]` rollup rows into `ROLLUPS[t]`: `upsert_sql[t][i]`.
     upsert_sql: Vec<Vec<String>>,
+    /// Upsert of `CHUNKS[i]` rows into [`HOURLY`], and into [`HOURLY_LATENCY`].
+    hourly_sql: Vec<String>,
+    latency_sql: Vec<String>,
     migrated: tokio::sync::OnceCell<()>,
 }
 
@@ -168,6 +182,20 @@ impl Store {
                         .collect()
                 })
                 .collect(),
+            hourly_sql: CHUNKS
+                .iter()
+                .map(|n| {
+                    for_backend(backend, &upsert_keyed(HOURLY.0, &HOURLY.1, &TOTALS, *n))
+                        .into_owned()
+                })
+                .collect(),
+            latency_sql: CHUNKS
+                .iter()
+                .map(|n| {
+                    let (table, key, count) = HOURLY_LATENCY;
+                    for_backend(backend, &upsert_keyed(table, &key, &[count], *n)).into_owned()
+                })
+                .collect(),
             migrated: tokio::sync::OnceCell::new(),
         });
         if backend == Backend::Sqlite {
@@ -177,6 +205,9 @@ impl Store {
             conn.execute("PRAGMA journal_mode = WAL").await?;
             drop(conn);
             store.ready().await?;
+            // Statistics for the planner from the start (a store upgraded with new indexes
+            // has none for them), and then hourly (`retention::run`).
+            store.optimize().await?;
         }
         Ok(store)
     }
@@ -294,6 +325,27 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
+        }
+        let hourly: Vec<(&HourKey, &Totals)> = deltas.hourly.iter().collect();
+        for (size, chunk) in chunked(&hourly) {
+            let mut q = sqlx::query(&self.hourly_sql[size]);
+            for (k, totals) in chunk {
+                q = q
+                    .bind(k.hour)
+                    .bind(k.model.as_str())
+                    .bind(k.team.as_str())
+                    .bind(k.provider.as_str());
+                q = bind_totals(q, totals);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let latency: Vec<(&(i64, i64), &i64)> = deltas.latency.iter().collect();
+        for (size, chunk) in chunked(&latency) {
+            let mut q = sqlx::query(&self.latency_sql[size]);
+            for ((hour, bucket), n) in chunk {
+                q = q.bind(*hour).bind(*bucket).bind(**n);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(count)
@@ -427,17 +479,21 @@ fn upsert_sql(table: &str, extra: Option<&str>, rows: usize) -> String {
     let mut key = vec!["day"];
     key.extend(extra);
     key.extend(["key_id", "team", "model", "provider", "app"]);
-    let key = key.join(", ");
-    let width = key.split(", ").count() + TOTALS.len();
-    let sums: Vec<String> = TOTALS
+    upsert_keyed(table, &key, &TOTALS, rows)
+}
+
+/// An upsert of `rows` rows into `table` that adds `sums` to the row of the same `key`.
+fn upsert_keyed(table: &str, key: &[&str], sums: &[&str], rows: usize) -> String {
+    let key_list = key.join(", ");
+    let add: Vec<String> = sums
         .iter()
         .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
         .collect();
     format!(
-        "INSERT INTO {table} ({key}, {}) VALUES {} ON CONFLICT ({key}) DO UPDATE SET {}",
-        TOTALS.join(", "),
-        placeholders(rows, width),
-        sums.join(", ")
+        "INSERT INTO {table} ({key_list}, {}) VALUES {} ON CONFLICT ({key_list}) DO UPDATE SET {}",
+        sums.join(", "),
+        placeholders(rows, key.len() + sums.len()),
+        add.join(", ")
     )
 }
 
@@ -493,12 +549,18 @@ fn bind_rollup<'q>(
     if with_extra {
         q = q.bind(k.extra.as_str());
     }
-    q.bind(k.key_id.as_str())
+    let q = q
+        .bind(k.key_id.as_str())
         .bind(k.team.as_str())
         .bind(k.model.as_str())
         .bind(k.provider.as_str())
-        .bind(k.app.as_str())
-        .bind(t.requests)
+        .bind(k.app.as_str());
+    bind_totals(q, t)
+}
+
+/// Binds `t` in [`TOTALS`]' order.
+fn bind_totals<'q>(q: AnyQuery<'q>, t: &Totals) -> AnyQuery<'q> {
+    q.bind(t.requests)
         .bind(t.failed)
         .bind(t.prompt_tokens)
         .bind(t.completion_tokens)
@@ -551,6 +613,17 @@ mod tests {
                 .ends_with("$30) ON CONFLICT (generation_id) DO NOTHING RETURNING generation_id")
         );
         assert!(insert_sql(1, false).ends_with("DO NOTHING"));
+        let (table, key, count) = HOURLY_LATENCY;
+        assert_eq!(
+            upsert_keyed(table, &key, &[count], 2),
+            "INSERT INTO usage_hourly_latency (hour, latency_bucket_ms, requests) VALUES \
+             ($1, $2, $3), ($4, $5, $6) ON CONFLICT (hour, latency_bucket_ms) DO UPDATE SET \
+             requests = usage_hourly_latency.requests + excluded.requests"
+        );
+        assert!(
+            upsert_keyed(HOURLY.0, &HOURLY.1, &TOTALS, 1)
+                .contains("(hour, model, team, provider, requests, failed,")
+        );
         assert!(existing_sql(3).ends_with("IN ($1, $2, $3)"));
     }
 
