@@ -1,7 +1,9 @@
 //! The admin listener's authentication (issue 27): every endpoint that changes or discloses state
 //! needs the admin token (401 in the OpenAI error shape without it or with a wrong one), probes
 //! and metrics stay open (metrics behind the token when asked), with no token configured only
-//! loopback peers are admitted, and neither the token nor its hash reaches a log line.
+//! loopback peers are admitted, and neither the token nor its hash reaches a log line. On the
+//! client API, `GET /api/v1/activity` shows a client key its own activity and the admin token
+//! every key's; without a credential or with a wrong one it answers 401 in the error shape.
 
 mod support;
 
@@ -10,7 +12,8 @@ use std::{net::SocketAddr, time::Duration};
 use axum::{body::Body, extract::ConnectInfo};
 use sha2::Digest;
 use support::{
-    CLIENT_KEY, RouterProcess, TestRouter, error_of, hi, manifests, scratch_dir, sqlite_usage,
+    CLIENT_KEY, RouterProcess, TestRouter, error_of, get_as, hi, manifests, scratch_dir,
+    sqlite_usage,
 };
 use switchboard_router::{admin::auth::AdminAuth, app::admin_app, state::Settings};
 use tower::ServiceExt;
@@ -326,4 +329,75 @@ async fn the_start_log_says_when_no_admin_token_is_configured() {
     assert!(text.contains("no admin token configured"), "{text}");
     drop(router);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_activity_api_shows_every_key_to_the_admin_token_only() {
+    let dir = scratch_dir("activity-admin");
+    let (router, _state, usage) =
+        TestRouter::start_with_usage(&manifests(&[]), with_token(false), sqlite_usage(&dir)).await;
+    let resp = router
+        .chat(serde_json::json!({"model": "test/mock", "messages": hi()}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let url = router.url("/api/v1/activity");
+    let requests = |v: &serde_json::Value| -> i64 {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["requests"].as_i64().unwrap())
+            .sum()
+    };
+    // The record reaches the store within the writer's flush interval.
+    let mut own = serde_json::Value::Null;
+    for _ in 0..100 {
+        own = get_as(&router.http, &url, CLIENT_KEY)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if requests(&own) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(requests(&own), 1, "{own}");
+
+    // No credential, or a wrong one (neither the admin token nor a client key): 401.
+    let (status, body) = error_of(router.http.get(&url).send().await.unwrap()).await;
+    assert_eq!(status, 401, "{body}");
+    for wrong in [format!("{TOKEN}x"), "sk-sb-not-a-key-0123456789".into()] {
+        let (status, body) = error_of(get_as(&router.http, &url, &wrong).await).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body["data"].is_null());
+    }
+    // Another key sees none of it; the admin token sees every key's.
+    let other: serde_json::Value = get_as(&router.http, &url, "sk-sb-test-other-0123456789")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(requests(&other), 0, "{other}");
+    let admin = get_as(&router.http, &url, TOKEN).await;
+    assert_eq!(admin.status(), 200);
+    let admin: serde_json::Value = admin.json().await.unwrap();
+    assert_eq!(admin["data"], own["data"]);
+    // The admin token is not a key of the client API.
+    let (status, _) = error_of(
+        router
+            .http
+            .post(router.url("/v1/chat/completions"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"model": "test/mock", "messages": hi()}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    usage.shutdown().await;
+    router.server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
