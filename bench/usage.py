@@ -147,20 +147,29 @@ def drop(out_dir, pg, kind):
             pg.psql(f"DROP DATABASE IF EXISTS {db}")
 
 
+BEGIN = "<!-- usage:begin (make bench-usage) -->"
+END = "<!-- usage:end -->"
+
+
 def splice(doc, lines):
-    """Puts the "Usage store" section into `doc` (docs/benchmarks.md) in place of the one there,
-    or, without one, after the section of the bars of issue 9 (for `--usage-only` runs, which
-    leave the rest of the page as the last full run wrote it)."""
+    """Puts the "Usage store" section (`lines`, marked BEGIN … END as the console's and the control
+    plane's are, so a full `make bench` keeps or replaces it like theirs) into `doc`
+    (docs/benchmarks.md) in place of the marked one there; without one, in place of an unmarked
+    "## Usage store" section of an older page, else at the end. Nothing else on the page changes."""
     with open(doc) as f:
         old = f.read().split("\n")
-    heads = [i for i, l in enumerate(old) if l.startswith("## ")]
-    start = next((i for i in heads if old[i].startswith("## Usage store")), None)
-    if start is not None:
-        end = next((i for i in heads if i > start), len(old))
+    begin = next((i for i, l in enumerate(old) if l.startswith("<!-- usage:begin")), None)
+    end = next((i for i, l in enumerate(old) if l.startswith(END)), None)
+    if begin is not None and end is not None and end > begin:
+        start, stop = begin, end + 1
     else:
-        bars = next((i for i in heads if old[i].startswith("## Against the bars of issue 9")), None)
-        start = end = next((i for i in heads if bars is not None and i > bars), len(old))
-    new = old[:start] + lines + ([""] if end < len(old) else []) + old[end:]
+        heads = [i for i, l in enumerate(old) if l.startswith("## ") or l.startswith("<!-- ")]
+        start = next((i for i in heads if old[i].startswith("## Usage store")), None)
+        if start is not None:
+            stop = next((i for i in heads if i > start), len(old))
+        else:
+            start = stop = len(old)
+    new = old[:start] + lines + [""] + old[stop:]
     with open(doc, "w") as f:
         f.write("\n".join(new).rstrip() + "\n")
 
@@ -236,7 +245,7 @@ def doc_section(usage, by, metrics):
     def fmt(v, nd=0):
         return "—" if v is None else f"{v:,.{nd}f}"
 
-    L = ["## Usage store\n"]
+    L = [BEGIN, "## Usage store\n"]
     meta = usage.get("meta")
     if meta:
         L.append(f"Measured {meta['date']} by `{meta['command']}` on {meta['nproc']} × {meta['cpu']} "
@@ -313,7 +322,8 @@ def doc_section(usage, by, metrics):
     L.append("What each database chose (Postgres: `EXPLAIN (ANALYZE, BUFFERS)`, SQLite: `EXPLAIN QUERY "
              "PLAN`). The reports and activity read only the daily rollups (a range of their primary key, or "
              "the `(key_id, day)` index); generation pages walk the `(created_at, generation_id)` index "
-             "backwards from the cursor and stop after a page.\n")
+             "backwards from the cursor, or, filtered, the `(filter, created_at, generation_id, status)` "
+             "index of their most selective filter (usage.md#indexes), and stop after a page.\n")
     for q in usage["query"]:
         for x in q["queries"]:
             if not x["plan"]:
@@ -323,4 +333,5 @@ def doc_section(usage, by, metrics):
             L += x["plan"]
             L.append("```\n")
             L.append("</details>\n")
+    L.append(END)
     return L
