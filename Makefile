@@ -69,11 +69,11 @@ bench-controlplane: ## Control plane at 1k/10k/100k keys: compile, one change, s
 	$(CARGO) build --release -p switchboard-router -p switchboard-bench --bin switchboard-router --bin bench-controlplane
 	$${CARGO_TARGET_DIR:-target}/release/bench-controlplane --write docs/benchmarks.md
 
-bench-console: ## The console's server time per page on a SQLite store of 10 million seeded records (BENCH_USAGE_ROWS); prints JSON
+bench-console: ## The console's server time per page on a SQLite store of 10 million seeded records (BENCH_USAGE_ROWS); writes its section of docs/benchmarks.md
 	$(CARGO) build --release -p switchboard-bench --bin bench-usage --bin bench-console
 	mkdir -p bench/out && rm -f bench/out/console.db*
-	$${CARGO_TARGET_DIR:-target}/release/bench-usage seed --store sqlite://$(CURDIR)/bench/out/console.db --rows $${BENCH_USAGE_ROWS:-10000000}
-	$${CARGO_TARGET_DIR:-target}/release/bench-console --store sqlite://$(CURDIR)/bench/out/console.db
+	$${CARGO_TARGET_DIR:-target}/release/bench-usage seed --store sqlite://$(CURDIR)/bench/out/console.db --rows $${BENCH_USAGE_ROWS:-10000000} > bench/out/console-seed.json
+	$${CARGO_TARGET_DIR:-target}/release/bench-console --store sqlite://$(CURDIR)/bench/out/console.db --seed bench/out/console-seed.json --write docs/benchmarks.md
 	rm -f bench/out/console.db*
 
 clean: ## Remove build outputs and the virtualenv
