@@ -145,6 +145,7 @@ fn shards_stay_under_the_limit_and_too_few_allowed_is_an_error() {
                 disabled: false,
                 fit_min_tokens: None,
                 record_content: false,
+                cache: None,
                 subjects: vec![],
             },
         );

@@ -124,6 +124,13 @@ pub struct Cli {
     /// Without Redis, how many bytes of stored Responses the process keeps (the oldest go first).
     #[arg(long, env = "SWITCHBOARD_RESPONSE_STORE_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub response_store_bytes: usize,
+    /// Without Redis, how many bytes of cached answers the process keeps (the least recently
+    /// used go first; docs/caching.md). With `--redis-url` the answers live in that Redis.
+    #[arg(long, env = "SWITCHBOARD_CACHE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub cache_bytes: u64,
+    /// How many bytes this replica's semantic cache index may use (docs/caching.md).
+    #[arg(long, env = "SWITCHBOARD_CACHE_INDEX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub cache_index_bytes: u64,
     /// File the in-process ledger persists settled spend to, so a restart keeps it (standalone).
     #[arg(long, env = "SWITCHBOARD_STATE_FILE")]
     pub state_file: Option<PathBuf>,

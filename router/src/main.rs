@@ -139,6 +139,11 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
             ttl: cli.response_ttl,
             max_bytes: cli.response_store_bytes,
         },
+        cache: switchboard_router::cache::CacheSettings {
+            max_bytes: cli.cache_bytes,
+            redis_url: cli.redis_url.clone(),
+            semantic_bytes: cli.cache_index_bytes,
+        },
     })
 }
 

@@ -76,6 +76,8 @@ pub struct Settings {
     pub trusted_issuers: TrustedIssuers,
     /// How long stored Responses are kept, and the in-process store's size.
     pub response_store: StoreSettings,
+    /// Where cached answers are kept and how many.
+    pub cache: crate::cache::CacheSettings,
 }
 
 impl Default for Settings {
@@ -90,6 +92,7 @@ impl Default for Settings {
             admin: AdminAuth::default(),
             trusted_issuers: TrustedIssuers::default(),
             response_store: StoreSettings::default(),
+            cache: crate::cache::CacheSettings::default(),
         }
     }
 }
@@ -115,6 +118,8 @@ pub struct AppState {
     pub tokens: Tokens,
     /// Stored Responses (`store: true`).
     pub responses: Arc<dyn ResponseStore>,
+    /// Cached answers (docs/caching.md).
+    pub cache: crate::cache::Cache,
     /// Process settings.
     pub settings: Settings,
     /// The live log filter, when this process installed one (the binary does; tests need not).
@@ -160,8 +165,10 @@ impl AppState {
         let metrics = Metrics::new();
         let gauges = metrics.budget_gauges();
         let fetches = metrics.jwks_fetches.clone();
+        let cache = crate::cache::Cache::new(&settings.cache, metrics.cache_metrics());
         Arc::new(AppState {
             responses,
+            cache,
             runtime: ArcSwapOption::empty(),
             tokens: Tokens::new(move |issuer, outcome| {
                 fetches.with_label_values(&[issuer, outcome]).inc()

@@ -108,6 +108,8 @@ fn record(i: usize, created_at_ms: i64) -> UsageRecord {
         streamed: i % 2 == 1,
         latency_ms: 100 + i as u64,
         ttft_ms: (i % 2 == 1).then_some(20),
+        cache_hit: None,
+        cache_saved_nanos: 0,
     }
 }
 

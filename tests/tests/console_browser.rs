@@ -165,6 +165,8 @@ fn history(now_ms: i64) -> Vec<Arc<UsageRecord>> {
                         streamed: i % 2 == 0,
                         latency_ms: 300 + 40 * i as u64,
                         ttft_ms: (i % 2 == 0).then_some(120),
+                        cache_hit: None,
+                        cache_saved_nanos: 0,
                     }));
                 }
             }

@@ -291,6 +291,7 @@ impl Compiler {
         }
 
         check_fit(spec.fit_max_tokens.as_ref(), &mut issues);
+        let cache = super::cache::compile_cache(spec.cache.as_ref(), &mut issues);
 
         issues.finish()?;
         let (key_hash, prefix) = match value {
@@ -314,6 +315,7 @@ impl Compiler {
             disabled: spec.disabled,
             fit_min_tokens: spec.fit_max_tokens.as_ref().and_then(|f| f.floor()),
             record_content: spec.record_content,
+            cache,
             subjects,
         })
     }

@@ -38,6 +38,7 @@
 
 mod api_keys;
 mod budgets;
+mod cache;
 mod compiler;
 mod index;
 mod key;

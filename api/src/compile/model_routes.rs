@@ -202,6 +202,7 @@ impl Compiler {
             }
         }
         let retry = route_retry(spec, &mut issues);
+        let cache = super::cache::compile_cache(spec.cache.as_ref(), &mut issues);
         issues.finish()?;
 
         let mut targets = Vec::new();
@@ -238,6 +239,7 @@ impl Compiler {
                 retry: retry.0,
                 deadline_ms: retry.1,
                 record_content: spec.record_content,
+                cache,
             },
             warning,
         ))

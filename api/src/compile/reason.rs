@@ -88,3 +88,6 @@ pub const INVALID_LIMIT: &str = "InvalidLimit";
 pub const INVALID_SOFT_LIMIT: &str = "InvalidSoftLimit";
 /// Budget or ApiKey: `fitMaxTokens.minTokens` is 0.
 pub const INVALID_FIT: &str = "InvalidFitMaxTokens";
+/// ModelRoute or ApiKey: the `cache` block is invalid (a bad `ttl`, `threshold` or
+/// `maxEntryBytes`, or `mode: semantic` without `semantic`).
+pub const INVALID_CACHE: &str = "InvalidCache";

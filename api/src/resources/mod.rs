@@ -5,11 +5,13 @@
 
 mod api_key;
 mod budget;
+mod cache;
 mod model_route;
 mod provider;
 
 pub use api_key::*;
 pub use budget::*;
+pub use cache::*;
 pub use model_route::*;
 pub use provider::*;
 

@@ -63,6 +63,9 @@ pub struct ModelRouteSpec {
     /// default: records hold no content; docs/usage.md#privacy).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub record_content: bool,
+    /// Serve repeated requests from a cache (off unless set; docs/caching.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<super::CacheSpec>,
 }
 
 /// Retries after every target failed with a transient error (connection, timeout, 429, 5xx).

@@ -23,11 +23,13 @@ pub use crate::resources::{
 /// that routers started with `--operator-url` follow.
 pub const CONFIG_STREAM_PATH: &str = "/v1/config/stream";
 
+pub mod cache;
 pub mod delta;
 pub mod digest;
 pub mod shards;
 pub mod text;
 
+pub use cache::{CacheMode, CachePolicy, CacheScope, SemanticPolicy};
 pub use delta::{DeltaError, SnapshotDelta};
 pub use digest::{EntryDigest, Section, SnapshotDigest};
 pub use text::SnapshotText;
@@ -340,6 +342,9 @@ pub struct RouteConfig {
     /// Requests for this model keep their content in the usage store.
     #[serde(default, skip_serializing_if = "is_default")]
     pub record_content: bool,
+    /// Response caching for this model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CachePolicy>,
 }
 
 /// Retry passes over a route's targets.
@@ -420,6 +425,9 @@ pub struct ApiKeyConfig {
     /// This key's requests keep their content in the usage store.
     #[serde(default, skip_serializing_if = "is_default")]
     pub record_content: bool,
+    /// Replaces the cache policy of the routes this key calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CachePolicy>,
     /// Callers who authenticate as this key with a token.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subjects: Vec<SubjectConfig>,

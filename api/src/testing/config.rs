@@ -22,6 +22,7 @@ impl ApiKeyConfig {
             disabled: false,
             fit_min_tokens: None,
             record_content: false,
+            cache: None,
             subjects: vec![],
         }
     }

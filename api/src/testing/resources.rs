@@ -146,6 +146,7 @@ impl ModelRoute {
                 retries: None,
                 timeout: None,
                 record_content: false,
+                cache: None,
             },
         );
         r.metadata = test_meta(name);
@@ -170,6 +171,7 @@ impl ApiKey {
                 disabled: false,
                 fit_max_tokens: None,
                 record_content: false,
+                cache: None,
             },
         );
         k.metadata = test_meta(name);

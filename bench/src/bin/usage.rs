@@ -123,6 +123,8 @@ fn record(i: i64, at_ms: i64) -> UsageRecord {
         streamed: i % 2 == 1,
         latency_ms: 100 + (i % 2000) as u64,
         ttft_ms: None,
+        cache_hit: None,
+        cache_saved_nanos: 0,
     }
 }
 

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::intake::{authenticated_json, begin, tag_generation};
 use crate::{
+    auth::Caller,
     budgets::{admission::admit, bounds::RequestBounds},
     error::ApiError,
     json::RawObject,
@@ -81,12 +82,86 @@ async fn serve(
     access: &mut Access,
 ) -> Result<Response, ApiError> {
     let (caller, body) = authenticated_json(state, headers, body, access).await?;
-    check_input(&body)?;
-    let plan = plan_request(state, &caller, &body, access)?;
+    let bytes = embed(state, &caller, &body, access).await?;
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+/// Embeds the last user turn of a request the semantic cache looks up, as its caller's own
+/// embeddings request: planned, admitted, priced and recorded (a record of its own).
+pub(super) struct CacheEmbedder<'a> {
+    pub state: &'a Arc<AppState>,
+    pub caller: &'a Caller,
+}
+
+impl crate::cache::Embedder for CacheEmbedder<'_> {
+    fn embed<'a>(
+        &'a self,
+        parent: &'a Access,
+        model: &'a str,
+        text: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<f32>, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let mut access = begin(self.state, "embeddings", &HeaderMap::new());
+            access.key.clone_from(&parent.key);
+            access.key_id.clone_from(&parent.key_id);
+            access.team.clone_from(&parent.team);
+            access.identity.clone_from(&parent.identity);
+            access.attribution.clone_from(&parent.attribution);
+            let mut body = RawObject::default();
+            body.set("model", &model);
+            body.set("input", &text);
+            match embed(self.state, self.caller, &body, &mut access).await {
+                Ok(bytes) => vector_of(&bytes),
+                Err(e) => {
+                    access.status = e.status().as_u16();
+                    access.outcome = Some(e.code().to_string());
+                    Err(e.to_string())
+                }
+            }
+        })
+    }
+}
+
+/// The first embedding of an embeddings response.
+fn vector_of(bytes: &[u8]) -> Result<Vec<f32>, String> {
+    #[derive(serde::Deserialize)]
+    struct Data {
+        embedding: Vec<f32>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Response {
+        data: Vec<Data>,
+    }
+    let r: Response = serde_json::from_slice(bytes)
+        .map_err(|e| format!("the embeddings answer has no float embedding: {e}"))?;
+    r.data
+        .into_iter()
+        .next()
+        .map(|d| d.embedding)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| "the embeddings answer has no embedding".to_string())
+}
+
+/// An authenticated embeddings request, through routing, admission and the attempt loop: the
+/// priced answer.
+async fn embed(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    body: &RawObject,
+    access: &mut Access,
+) -> Result<Bytes, ApiError> {
+    check_input(body)?;
+    let plan = plan_request(state, caller, body, access)?;
     let input_bytes = body.get("input").map_or(0, |i| i.get().len() as u64);
     admit(
         state,
-        &caller,
+        caller,
         &plan,
         RequestBounds::embeddings(input_bytes),
         access,
@@ -104,7 +179,7 @@ async fn serve(
         let bounds = access.usage_bounds(cand.model);
         let result = tokio::time::timeout(
             total,
-            attempt(&cand, slot.client(), &body, first_token, &bounds).instrument(attempts.span()),
+            attempt(&cand, slot.client(), body, first_token, &bounds).instrument(attempts.span()),
         )
         .await
         .unwrap_or(Err(AttemptError::Timeout("total")));
@@ -115,12 +190,7 @@ async fn serve(
                 access.usage = Some(bill.usage);
                 access.cost = Some(bill.usd());
                 access.usage_anomaly = bill.anomaly;
-                let mut resp = (StatusCode::OK, bytes).into_response();
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                return Ok(resp);
+                return Ok(bytes);
             }
             Err(e) => attempts.failed(access, &cand, e)?,
         }

@@ -28,6 +28,7 @@ pub fn begin(state: &Arc<AppState>, endpoint: &'static str, headers: &HeaderMap)
     let mut access = Access::new(state.clone(), endpoint, new_generation_id());
     access.of_record = true;
     access.attribution = Attribution::from_headers(headers);
+    access.cache_directives = crate::cache::Directives::from_headers(headers);
     access.continue_trace(headers);
     access
 }

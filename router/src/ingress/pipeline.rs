@@ -13,9 +13,13 @@ use bytes::Bytes;
 use serde_json::{Value, value::RawValue};
 use tracing::Instrument;
 
-use super::completion::{Completed, chat_body, native_body};
+use super::{
+    completion::{Completed, chat_body, native_body},
+    embeddings::CacheEmbedder,
+};
 use crate::{
     auth::Caller,
+    cache::{self, Lookup, Served},
     budgets::{admission::admit, bounds::RequestBounds},
     error::ApiError,
     json::{RawObject, field},
@@ -60,18 +64,27 @@ pub enum ChatOutput {
 /// Header naming the output limit a budget fitted the request to (`fitMaxTokens`).
 pub const FITTED_HEADER: &str = "x-switchboard-max-tokens-fitted";
 
-/// The output limit a budget fitted the request to, if one did: what the answer says in
-/// [`FITTED_HEADER`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Fitted(pub Option<u64>);
+/// What the answer's headers say of how the request was served: the output limit a budget
+/// fitted it to ([`FITTED_HEADER`]), and what the response cache did
+/// ([`crate::cache::CACHE_HEADER`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Fitted {
+    /// The fitted output limit, if a budget fitted the request.
+    pub max_tokens: Option<u64>,
+    /// What the response cache did, when the request's route caches.
+    pub cache: Option<cache::Tag>,
+}
 
 impl Fitted {
-    /// Adds [`FITTED_HEADER`] to `response` when the request was fitted.
+    /// Adds [`FITTED_HEADER`] when the request was fitted, and the cache's headers.
     pub fn tag(self, response: &mut axum::response::Response) {
-        if let Some(n) = self.0 {
+        if let Some(n) = self.max_tokens {
             response
                 .headers_mut()
                 .insert(FITTED_HEADER, http::HeaderValue::from(n));
+        }
+        if let Some(tag) = self.cache {
+            tag.apply(response);
         }
     }
 }
@@ -140,12 +153,24 @@ pub async fn run(
     mut native: Option<Native>,
     mut access: Access,
 ) -> Result<(ChatOutput, Fitted), (ApiError, Access)> {
-    let (req, plan) = match prepare(state, caller, &body, &mut access).await {
+    let (req, plan, mut cached) = match prepare(state, caller, &body, &mut access).await {
         Ok(prepared) => prepared,
         Err(e) => return Err((e, access)),
     };
-    let fitted = Fitted(access.fitted_max_tokens);
-    if let Some(n) = fitted.0 {
+    let fitted = Fitted {
+        max_tokens: access.fitted_max_tokens,
+        cache: cached.tag,
+    };
+    match cached.serve(req.stream, &mut access) {
+        Some(Served::Complete(bytes)) => return Ok((ChatOutput::Complete(bytes, access), fitted)),
+        Some(Served::Stream(frames)) => {
+            let frames = cache::replay_stream(frames, access);
+            return Ok((ChatOutput::Stream(frames), fitted));
+        }
+        None => {}
+    }
+    cache::strip_directive(&mut body);
+    if let Some(n) = fitted.max_tokens {
         set_output_limit(&mut body, n);
         if let Some(native) = &mut native {
             native.set_output_limit(n);
@@ -158,7 +183,10 @@ pub async fn run(
     let mut attempts = Attempts::new(state, plan);
     if !req.stream {
         return match complete(state, &mut attempts, request, &mut access).await {
-            Ok((None, bytes)) => Ok((ChatOutput::Complete(bytes, access), fitted)),
+            Ok((None, bytes)) => {
+                cached.store_complete(state, &bytes);
+                Ok((ChatOutput::Complete(bytes, access), fitted))
+            }
             Ok((Some(format), bytes)) => {
                 Ok((ChatOutput::NativeComplete(format, bytes, access), fitted))
             }
@@ -180,7 +208,8 @@ pub async fn run(
                         req.prompt_estimate,
                         cand.upstream_model,
                     );
-                    ChatOutput::Stream(relay(state, &cand, slot, access, r, (held, rest)))
+                    let frames = relay(state, &cand, slot, access, r, (held, rest));
+                    ChatOutput::Stream(cached.store_stream(state, frames))
                 }
                 Opened::Anthropic(held, rest) => {
                     let r = AnthropicRelay::new(prices, bounds, req.prompt_estimate);
@@ -240,13 +269,13 @@ struct Request<'r> {
 }
 
 /// Everything before the first attempt: the request checked, its plan, its attributes on the
-/// trace, and its worst case reserved.
+/// trace, the response cache looked up, and (unless it hit) its worst case reserved.
 async fn prepare<'c>(
-    state: &AppState,
+    state: &Arc<AppState>,
     caller: &'c Caller,
     body: &RawObject,
     access: &mut Access,
-) -> Result<(ChatRequest, Plan<'c>), ApiError> {
+) -> Result<(ChatRequest, Plan<'c>, Lookup), ApiError> {
     let req = parse_request(body)?;
     access.stream = req.stream;
     let plan = plan_request(state, caller, body, access)?;
@@ -266,8 +295,12 @@ async fn prepare<'c>(
             access.input_content = Some(messages.get().to_string());
         }
     }
-    admit(state, caller, &plan, req.bounds.clone(), access).await?;
-    Ok((req, plan))
+    let embedder = CacheEmbedder { state, caller };
+    let cached = cache::lookup(state, caller, &plan, body, access, &embedder).await;
+    if !cached.is_hit() {
+        admit(state, caller, &plan, req.bounds.clone(), access).await?;
+    }
+    Ok((req, plan, cached))
 }
 
 /// The attempt loop of a non-streamed request: the first complete answer, priced, is the

@@ -117,6 +117,10 @@ pub struct Access {
     pub outcome: Option<String>,
     /// The output limit a budget fitted the request to (`fitMaxTokens`), when it did.
     pub fitted_max_tokens: Option<u64>,
+    /// What the client's `Cache-Control` asked of the response cache.
+    pub cache_directives: crate::cache::Directives,
+    /// Answered from the response cache: how, and what it saved.
+    pub cache: Option<crate::cache::Mark>,
 }
 
 impl Access {
@@ -172,6 +176,8 @@ impl Access {
             time_to_first_token: None,
             outcome: None,
             fitted_max_tokens: None,
+            cache_directives: crate::cache::Directives::default(),
+            cache: None,
         }
     }
 }
@@ -484,6 +490,8 @@ impl Access {
             streamed: self.stream,
             latency_ms: millis(elapsed),
             ttft_ms: self.time_to_first_token.map(millis),
+            cache_hit: self.cache.map(|c| c.mode.to_string()),
+            cache_saved_nanos: self.cache.map_or(0, |c| c.saved_nanos),
         });
         self.state.generations.insert(record.clone());
         if let Some(usage) = self.state.usage.get() {
@@ -528,6 +536,7 @@ impl Access {
             latency_ms = elapsed.as_millis() as u64,
             outcome = self.outcome.as_deref().unwrap_or("ok"),
             fitted_max_tokens = %self.fitted_max_tokens.map_or("-".into(), |n| n.to_string()),
+            cache = self.cache.map_or("-", |c| c.mode),
             "request"
         );
     }

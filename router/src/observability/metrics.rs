@@ -76,6 +76,8 @@ pub struct Metrics {
     pub token_authentications: IntCounterVec,
     /// Fetches of issuers' signing keys, by issuer and outcome (`ok`, `error`).
     pub jwks_fetches: IntCounterVec,
+    /// The response cache's counters.
+    cache: crate::cache::CacheMetrics,
 }
 
 impl Metrics {
@@ -270,8 +272,44 @@ impl Metrics {
                 "Fetches of trusted issuers' signing keys, by issuer and outcome",
                 &["issuer", "outcome"],
             ),
+            cache: crate::cache::CacheMetrics {
+                hits: r.int_counter_vec(
+                    "switchboard_cache_hits_total",
+                    "Requests answered from the response cache, by route and mode",
+                    &["route", "mode"],
+                ),
+                misses: r.int_counter_vec(
+                    "switchboard_cache_misses_total",
+                    "Requests looked up in the response cache and not found, by route and mode",
+                    &["route", "mode"],
+                ),
+                evictions: r.int_counter_vec(
+                    "switchboard_cache_evictions_total",
+                    "Cached answers (in process) and semantic index points pushed out for room, by \
+                     route and mode",
+                    &["route", "mode"],
+                ),
+                saved_usd: r.scaled_counter_vec(
+                    "switchboard_cache_saved_usd_total",
+                    "USD that cache hits did not spend (what the answers cost when made), by route \
+                     and mode",
+                    &["route", "mode"],
+                    1_000_000_000,
+                ),
+                errors: r.int_counter_vec(
+                    "switchboard_cache_errors_total",
+                    "Response cache backend operations that failed (served as misses), by backend \
+                     and operation",
+                    &["backend", "op"],
+                ),
+            },
             registry: r,
         }
+    }
+
+    /// The response cache's counters.
+    pub fn cache_metrics(&self) -> crate::cache::CacheMetrics {
+        self.cache.clone()
     }
 
     /// The budget gauges the settler refreshes once a settlement is recorded.

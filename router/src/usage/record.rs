@@ -90,6 +90,16 @@ pub struct UsageRecord {
     /// Time to first token (streams), milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_ms: Option<u64>,
+    /// Answered from the response cache: `exact` or `semantic` (`cost_nanos` is then 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_hit: Option<String>,
+    /// What a cache hit saved: the cost of the answer when it was made, nano-dollars.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_saved_nanos: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl UsageRecord {
@@ -147,6 +157,10 @@ impl UsageRecord {
         }
         if let Some(output) = &self.output {
             data["output"] = json!(output);
+        }
+        if let Some(mode) = &self.cache_hit {
+            data["cache"] = json!(mode);
+            data["cache_saved_cost"] = json!(from_nanos(self.cache_saved_nanos).normalize().to_string());
         }
         if admin {
             data["api_key"] = json!(self.key_id);
@@ -228,6 +242,8 @@ pub(crate) mod tests {
             streamed: true,
             latency_ms: 450,
             ttft_ms: Some(80),
+            cache_hit: None,
+            cache_saved_nanos: 0,
         }
     }
 

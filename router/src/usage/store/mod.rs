@@ -79,8 +79,8 @@ const RECORD_COLUMNS: &str = "generation_id, created_at, endpoint, key_id, team,
      app, model, served_model, provider, upstream_model, attempts, prompt_tokens, \
      completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, status, \
      error_code, finish_reason, streamed, latency_ms, ttft_ms, usage_anomaly, input_content, \
-     output_content, caller_issuer, caller_subject";
-const RECORD_WIDTH: usize = 30;
+     output_content, caller_issuer, caller_subject, cache_hit, cache_saved_nanos";
+const RECORD_WIDTH: usize = 32;
 
 /// Rollup totals columns, in [`Totals`]' order.
 pub(crate) const TOTALS: [&str; 9] = [
@@ -537,6 +537,8 @@ fn bind_record<'q>(q: AnyQuery<'q>, r: &'q UsageRecord) -> AnyQuery<'q> {
         .bind(r.output.as_deref())
         .bind(r.caller_issuer.as_deref())
         .bind(r.caller_subject.as_deref())
+        .bind(r.cache_hit.as_deref())
+        .bind(r.cache_saved_nanos)
 }
 
 fn bind_rollup<'q>(

@@ -202,7 +202,7 @@ const RECORD_SELECT: &str = "SELECT generation_id, created_at, endpoint, key_id,
      tags, app, model, served_model, provider, upstream_model, attempts, prompt_tokens, \
      completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, status, \
      error_code, finish_reason, streamed, latency_ms, ttft_ms, usage_anomaly, input_content, output_content, \
-     caller_issuer, caller_subject FROM usage_records";
+     caller_issuer, caller_subject, cache_hit, cache_saved_nanos FROM usage_records";
 
 /// The SQL of a page of generations: newest first, keyset-paginated on
 /// `(created_at, generation_id)` (an index), never `OFFSET`.
@@ -319,6 +319,8 @@ fn record(row: &AnyRow) -> Result<UsageRecord, StoreError> {
         ttft_ms: row
             .try_get::<Option<i64>, _>("ttft_ms")?
             .map(|v| u64::try_from(v).unwrap_or(0)),
+        cache_hit: text("cache_hit")?,
+        cache_saved_nanos: int("cache_saved_nanos")?,
         id,
     })
 }
