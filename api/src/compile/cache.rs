@@ -49,7 +49,10 @@ pub(super) fn compile_cache(spec: Option<&CacheSpec>, issues: &mut Issues) -> Op
         );
     }
     if spec.max_entry_bytes == Some(0) {
-        issues.add(INVALID_CACHE, "spec.cache.maxEntryBytes: must be at least 1");
+        issues.add(
+            INVALID_CACHE,
+            "spec.cache.maxEntryBytes: must be at least 1",
+        );
     }
     Some(CachePolicy {
         mode: spec.mode,

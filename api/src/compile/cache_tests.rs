@@ -67,7 +67,10 @@ fn bad_blocks_name_the_field() {
                 "spec.cache.semantic.embeddingModel: must name an embeddings model",
             ],
         ),
-        (zero_bytes, vec!["spec.cache.maxEntryBytes: must be at least 1"]),
+        (
+            zero_bytes,
+            vec!["spec.cache.maxEntryBytes: must be at least 1"],
+        ),
     ] {
         let (_, issues) = compiled(&s);
         assert_eq!(issues.len(), want.len(), "{issues:?}");

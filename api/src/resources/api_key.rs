@@ -71,8 +71,8 @@ pub struct ApiKeySpec {
     /// (off by default: records hold no content; docs/usage.md#privacy).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub record_content: bool,
-    /// Replaces the cache block of the routes this key calls (`mode: off` turns caching off for
-    /// this key; docs/caching.md).
+    /// Replaces the cache block of the routes this key calls (`mode: disabled` turns caching
+    /// off for this key; docs/caching.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<super::CacheSpec>,
 }

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// Response caching: answers to repeated requests served from a cache instead of the upstream
 /// (docs/caching.md). On a ModelRoute it applies to every request for the route's model; on an
-/// ApiKey it replaces the route's block for that key's requests (`mode: off` turns caching off).
+/// ApiKey it replaces the route's block for that key's requests (`mode: disabled` turns caching
+/// off for the key).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 )]
 pub struct CacheSpec {
     /// `exact` (a hash of the normalized request), `semantic` (exact first, then the nearest
-    /// earlier question above `semantic.threshold`), or `off`.
+    /// earlier question above `semantic.threshold`), or `disabled`.
     pub mode: CacheMode,
     /// How long an answer is served from the cache, as a duration (default `1h`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,9 +49,10 @@ pub struct CacheSpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum CacheMode {
-    /// No caching (on an ApiKey: turns the route's caching off for this key).
+    /// No caching (on an ApiKey: turns the route's caching off for this key). Not `off`,
+    /// which YAML 1.1 (kubectl) reads as `false`.
     #[default]
-    Off,
+    Disabled,
     /// The same normalized request.
     Exact,
     /// The same request, or one whose last user turn means the same.

@@ -8,7 +8,7 @@ pub use crate::resources::{CacheMode, CacheScope};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CachePolicy {
-    /// `off`, `exact` or `semantic`.
+    /// `disabled`, `exact` or `semantic`.
     pub mode: CacheMode,
     /// How long an answer is served, milliseconds.
     pub ttl_ms: u64,
@@ -41,7 +41,7 @@ impl CachePolicy {
 
     /// Whether this policy caches anything.
     pub fn is_on(&self) -> bool {
-        self.mode != CacheMode::Off
+        self.mode != CacheMode::Disabled
     }
 }
 

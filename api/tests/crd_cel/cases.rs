@@ -79,6 +79,10 @@ const SOFT_LIMIT: &str = "softLimitPercent must be between 1 and 100";
 const SCOPE_GLOB: &str = "scope.models must not contain an empty glob";
 const FIT_FLOOR: &str = "fitMaxTokens.minTokens must be at least 1";
 
+const CACHE_SEMANTIC: &str = "cache.semantic is required with mode: semantic";
+const CACHE_THRESHOLD: &str = "semantic.threshold must be above 0 and at most 1";
+const CACHE_ENTRY_BYTES: &str = "maxEntryBytes must be at least 1";
+
 pub const CASES: &[Case] = &[
     // Provider
     ok("mock", "Provider", "{type: mock, models: [{name: a}]}"),
@@ -321,7 +325,69 @@ pub const CASES: &[Case] = &[
         &[ATTEMPTS],
         INVALID_RETRIES,
     ),
+    ok(
+        "an exact cache",
+        "ModelRoute",
+        "{model: case/a, targets: [{provider: ctx, model: m1}], \
+          cache: {mode: exact, ttl: 10m, scope: team, maxEntryBytes: 1024}}",
+    ),
+    ok(
+        "a semantic cache",
+        "ModelRoute",
+        "{model: case/a, targets: [{provider: ctx, model: m1}], \
+          cache: {mode: semantic, semantic: {threshold: 0.9, embeddingModel: case/e}}}",
+    ),
+    bad(
+        "a semantic cache without semantic",
+        "ModelRoute",
+        "{model: case/a, targets: [{provider: ctx, model: m1}], cache: {mode: semantic}}",
+        &[CACHE_SEMANTIC],
+        INVALID_CACHE,
+    ),
+    bad(
+        "a cache threshold above 1",
+        "ModelRoute",
+        "{model: case/a, targets: [{provider: ctx, model: m1}], \
+          cache: {mode: semantic, semantic: {threshold: 1.5, embeddingModel: case/e}}}",
+        &[CACHE_THRESHOLD],
+        INVALID_CACHE,
+    ),
+    bad(
+        "a cache of 0-byte entries",
+        "ModelRoute",
+        "{model: case/a, targets: [{provider: ctx, model: m1}], \
+          cache: {mode: exact, maxEntryBytes: 0}}",
+        &[CACHE_ENTRY_BYTES],
+        INVALID_CACHE,
+    ),
     // ApiKey (Secret `creds` holds `key`)
+    ok(
+        "caching disabled for a key",
+        "ApiKey",
+        "{secretRef: {name: creds, key: key}, cache: {mode: disabled}}",
+    ),
+    bad(
+        "a key's semantic cache without semantic",
+        "ApiKey",
+        "{secretRef: {name: creds, key: key}, cache: {mode: semantic}}",
+        &[CACHE_SEMANTIC],
+        INVALID_CACHE,
+    ),
+    bad(
+        "a key's cache threshold of 0",
+        "ApiKey",
+        "{secretRef: {name: creds, key: key}, \
+          cache: {mode: semantic, semantic: {threshold: 0, embeddingModel: case/e}}}",
+        &[CACHE_THRESHOLD],
+        INVALID_CACHE,
+    ),
+    bad(
+        "a key's cache of 0-byte entries",
+        "ApiKey",
+        "{secretRef: {name: creds, key: key}, cache: {mode: exact, maxEntryBytes: 0}}",
+        &[CACHE_ENTRY_BYTES],
+        INVALID_CACHE,
+    ),
     ok(
         "globs and limits",
         "ApiKey",

@@ -101,7 +101,9 @@ impl Backend for MemoryBackend {
     fn put(&self, key: &str, value: Bytes, ttl: Duration, labels: Labels) -> BackendFuture<'_, ()> {
         let key = key.to_string();
         Box::pin(async move {
-            self.entries.insert(key, Stored { value, ttl, labels }).await;
+            self.entries
+                .insert(key, Stored { value, ttl, labels })
+                .await;
             // Evictions are counted when they happen, not at some later read.
             self.entries.run_pending_tasks().await;
             Ok(())
@@ -138,9 +140,14 @@ mod tests {
         assert_eq!(b.get("a").await.unwrap(), None, "expired");
         let long = Duration::from_secs(60);
         for i in 0..30 {
-            b.put(&format!("k{i}"), Bytes::from(vec![b'y'; 100]), long, labels())
-                .await
-                .unwrap();
+            b.put(
+                &format!("k{i}"),
+                Bytes::from(vec![b'y'; 100]),
+                long,
+                labels(),
+            )
+            .await
+            .unwrap();
         }
         b.entries.run_pending_tasks().await;
         assert!(b.entries.weighted_size() <= 1000);

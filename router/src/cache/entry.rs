@@ -25,9 +25,7 @@ pub fn storable(body: &[u8], policy: &CachePolicy) -> bool {
     };
     !choices.is_empty()
         && choices.iter().all(|c| {
-            let refused = c
-                .pointer("/message/refusal")
-                .is_some_and(|r| !r.is_null());
+            let refused = c.pointer("/message/refusal").is_some_and(|r| !r.is_null());
             let finish_ok = match c.get("finish_reason").and_then(Value::as_str) {
                 Some("stop") => true,
                 Some("tool_calls" | "function_call") => policy.cache_tool_calls,
@@ -115,11 +113,12 @@ pub fn replay(body: &[u8]) -> Option<Vec<Bytes>> {
     for (i, choice) in v.get("choices")?.as_array()?.iter().enumerate() {
         let index = choice.get("index").cloned().unwrap_or(json!(i));
         let message = choice.get("message")?;
-        let delta = |d: Value, finish: Value| {
-            json!([{"index": index, "delta": d, "logprobs": null, "finish_reason": finish}])
-        };
+        let delta = |d: Value, finish: Value| json!([{"index": index, "delta": d, "logprobs": null, "finish_reason": finish}]);
         let role = message.get("role").cloned().unwrap_or(json!("assistant"));
-        frames.push(chunk(delta(json!({"role": role, "content": ""}), Value::Null), None));
+        frames.push(chunk(
+            delta(json!({"role": role, "content": ""}), Value::Null),
+            None,
+        ));
         if let Some(text) = message.get("content").and_then(Value::as_str)
             && !text.is_empty()
         {
@@ -140,7 +139,10 @@ pub fn replay(body: &[u8]) -> Option<Vec<Bytes>> {
                     c
                 })
                 .collect();
-            frames.push(chunk(delta(json!({"tool_calls": calls}), Value::Null), None));
+            frames.push(chunk(
+                delta(json!({"tool_calls": calls}), Value::Null),
+                None,
+            ));
         }
         let finish = choice.get("finish_reason").cloned().unwrap_or(Value::Null);
         frames.push(chunk(delta(json!({}), finish), None));

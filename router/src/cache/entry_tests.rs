@@ -22,7 +22,10 @@ fn only_complete_answers_that_fit_are_stored_unless_configured() {
     let p = policy();
     assert!(storable(ANSWER.as_bytes(), &p));
     let length = ANSWER.replace(r#""finish_reason":"stop""#, r#""finish_reason":"length""#);
-    let tools = ANSWER.replace(r#""finish_reason":"stop""#, r#""finish_reason":"tool_calls""#);
+    let tools = ANSWER.replace(
+        r#""finish_reason":"stop""#,
+        r#""finish_reason":"tool_calls""#,
+    );
     let refusal = ANSWER.replace(r#""refusal":null"#, r#""refusal":"no""#);
     let error = ANSWER.replace(r#""finish_reason":"stop""#, r#""finish_reason":"error""#);
     for s in [&length, &tools, &refusal, &error] {
@@ -106,7 +109,8 @@ fn streamed_tool_calls_are_put_back_together() {
 
 #[test]
 fn broken_streams_leave_nothing_to_store() {
-    let content = r#"{"id":"s","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}"#;
+    let content =
+        r#"{"id":"s","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}"#;
     let usage = r#"{"id":"s","choices":[],"usage":{"cost":0}}"#;
     let err = r#"{"id":"s","choices":[{"index":0,"delta":{},"finish_reason":"error"}]}"#;
     for payloads in [

@@ -206,10 +206,12 @@ fn text_of(content: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Array(parts) => parts
             .iter()
-            .map(|p| match (p.get("type")?.as_str()?, p.get("text")?.as_str()) {
-                ("text", Some(t)) => Some(t),
-                _ => None,
-            })
+            .map(
+                |p| match (p.get("type")?.as_str()?, p.get("text")?.as_str()) {
+                    ("text", Some(t)) => Some(t),
+                    _ => None,
+                },
+            )
             .collect::<Option<Vec<&str>>>()
             .map(|t| t.concat()),
         _ => None,

@@ -31,8 +31,8 @@ use self::{
     entry::Assembler,
 };
 use crate::{
-    auth::Caller, json::RawObject, observability::access::Access, routing::Plan,
-    state::AppState, streaming::frames::FrameStream,
+    auth::Caller, json::RawObject, observability::access::Access, routing::Plan, state::AppState,
+    streaming::frames::FrameStream,
 };
 
 pub use key::Directives;
@@ -128,7 +128,11 @@ impl Cache {
     fn failed(&self, op: &str, e: &backend::BackendError) {
         let kind = self.backend.kind();
         self.metrics.errors.with_label_values(&[kind, op]).inc();
-        tracing::warn!(backend = kind, op, "response cache unavailable, served as a miss: {e}");
+        tracing::warn!(
+            backend = kind,
+            op,
+            "response cache unavailable, served as a miss: {e}"
+        );
     }
 }
 
@@ -269,7 +273,10 @@ pub async fn lookup(
         .filter(|_| policy.mode == CacheMode::Semantic)
         && let Some((partition, text)) = key::semantic_parts(&scope, access.endpoint, body)
     {
-        match embedder.embed(access, &semantic.embedding_model, &text).await {
+        match embedder
+            .embed(access, &semantic.embedding_model, &text)
+            .await
+        {
             Ok(vector) => {
                 let near = cache.index.nearest(&partition, &vector, Instant::now());
                 if let Some((k, similarity)) = near.filter(|(_, s)| *s as f64 >= semantic.threshold)

@@ -68,7 +68,8 @@ impl Index {
             partitions: moka::sync::Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|k: &String, p: &Arc<Partition>| {
-                    p.bytes().saturating_add(u32::try_from(k.len()).unwrap_or(0))
+                    p.bytes()
+                        .saturating_add(u32::try_from(k.len()).unwrap_or(0))
                 })
                 .build(),
         }
@@ -92,13 +93,20 @@ impl Index {
 
     /// Adds `vector` to `partition`, pointing at `key` until `expires`. Returns how many points
     /// were dropped for room.
-    pub fn insert(&self, partition: &str, vector: Vec<f32>, key: String, expires: Instant) -> usize {
+    pub fn insert(
+        &self,
+        partition: &str,
+        vector: Vec<f32>,
+        key: String,
+        expires: Instant,
+    ) -> usize {
         let now = Instant::now();
-        let p = self
-            .partitions
-            .get_with(partition.to_string(), || {
-                Arc::new(Partition(RwLock::new(Graph::new(Vec::new(), self.max_points))))
-            });
+        let p = self.partitions.get_with(partition.to_string(), || {
+            Arc::new(Partition(RwLock::new(Graph::new(
+                Vec::new(),
+                self.max_points,
+            ))))
+        });
         let dropped = {
             let mut g = p.0.write().expect("not poisoned");
             let mut dropped = 0;
@@ -149,7 +157,11 @@ mod tests {
             .unwrap();
         assert_eq!(key, "a");
         assert!(sim > 0.9, "{sim}");
-        assert!(index.nearest("q", &[0.9, 0.1, 0.0], Instant::now()).is_none());
+        assert!(
+            index
+                .nearest("q", &[0.9, 0.1, 0.0], Instant::now())
+                .is_none()
+        );
         assert!(index.nearest("p", &[1.0, 0.0], Instant::now()).is_none());
         // Once expired, a point is never the answer.
         assert!(index.nearest("p", &[1.0, 0.0, 0.0], later).is_none());

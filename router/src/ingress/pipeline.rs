@@ -19,8 +19,8 @@ use super::{
 };
 use crate::{
     auth::Caller,
-    cache::{self, Lookup, Served},
     budgets::{admission::admit, bounds::RequestBounds},
+    cache::{self, Lookup, Served},
     error::ApiError,
     json::{RawObject, field},
     observability::access::Access,

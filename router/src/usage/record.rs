@@ -160,7 +160,8 @@ impl UsageRecord {
         }
         if let Some(mode) = &self.cache_hit {
             data["cache"] = json!(mode);
-            data["cache_saved_cost"] = json!(from_nanos(self.cache_saved_nanos).normalize().to_string());
+            data["cache_saved_cost"] =
+                json!(from_nanos(self.cache_saved_nanos).normalize().to_string());
         }
         if admin {
             data["api_key"] = json!(self.key_id);
