@@ -8,7 +8,7 @@ CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2
 IMAGE_PREFIX ?= ghcr.io/switchboard-dev/
 IMAGE_TAG    ?= $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 
-.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e chart-crds images bench bench-peers bench-usage bench-controlplane bench-console
+.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e chart-crds images bench bench-peers bench-usage bench-controlplane bench-console bench-cache
 
 help: ## List targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,10 @@ bench-console: ## The console's server time per page on a SQLite store of 10 mil
 	$${CARGO_TARGET_DIR:-target}/release/bench-usage seed --store sqlite://$(CURDIR)/bench/out/console.db --rows $${BENCH_USAGE_ROWS:-10000000} > bench/out/console-seed.json
 	$${CARGO_TARGET_DIR:-target}/release/bench-console --store sqlite://$(CURDIR)/bench/out/console.db --seed bench/out/console-seed.json --write docs/benchmarks.md
 	rm -f bench/out/console.db*
+
+bench-cache: ## Response cache: saturation of exact hits vs the miss path, added latency of a miss with caching on vs off; writes its section of docs/benchmarks.md (~1 min)
+	$(CARGO) build --release -p switchboard-router -p switchboard-bench --bin switchboard-router --bin bench-mock --bin bench-cache
+	$${CARGO_TARGET_DIR:-target}/release/bench-cache --write docs/benchmarks.md
 
 clean: ## Remove build outputs and the virtualenv
 	$(CARGO) clean

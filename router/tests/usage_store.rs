@@ -108,8 +108,9 @@ fn record(i: usize, created_at_ms: i64) -> UsageRecord {
         streamed: i % 2 == 1,
         latency_ms: 100 + i as u64,
         ttft_ms: (i % 2 == 1).then_some(20),
-        cache_hit: None,
-        cache_saved_nanos: 0,
+        // Answered from the response cache: the store keeps how and what it saved.
+        cache_hit: (i % 17 == 5 && !failed).then(|| "semantic".into()),
+        cache_saved_nanos: if i % 17 == 5 && !failed { 4_321 } else { 0 },
     }
 }
 
