@@ -4,7 +4,8 @@
 //! `no-cache`, `no-store` and `"cache": false` bypass; a streamed hit replays as a normal stream
 //! (checked with the official `openai` SDK too) and a streamed miss fills the cache; a semantic
 //! hit for a paraphrase and a miss for another question, with a deterministic bag-of-words
-//! embedding; a Redis shared by two routers (one fills, the other hits); Redis down → misses.
+//! embedding; a Redis shared by two routers (one fills, the other hits); Redis down → misses;
+//! `/v1/messages` hits in its own format, apart from chat's entries.
 
 mod support;
 
@@ -553,4 +554,34 @@ async fn redis_is_shared_by_two_routers_and_an_outage_is_only_misses() {
         ) >= 1.0,
         "{m}"
     );
+}
+
+#[tokio::test]
+async fn the_messages_endpoint_hits_in_its_own_format() {
+    let s = setup().await;
+    let r = &s.router;
+    let body = json!({"model": "test/cached", "max_tokens": 64,
+                      "messages": [{"role": "user", "content": "hello from claude"}]});
+    let post = || {
+        r.http
+            .post(r.url("/v1/messages"))
+            .header("x-api-key", KEY_A)
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+    };
+    let first = post().await.unwrap();
+    assert_eq!(first.headers()["x-switchboard-cache"], "miss");
+    let first: Value = first.json().await.unwrap();
+    settle().await;
+    let second = post().await.unwrap();
+    assert_eq!(second.headers()["x-switchboard-cache"], "hit");
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["type"], "message", "{second}");
+    assert_eq!(second["content"], first["content"]);
+    assert_eq!(s.chat.count(), 1);
+    // A chat request with the same messages is another endpoint's entry.
+    let chat_body = json!({"model": "test/cached", "max_tokens": 64,
+                           "messages": [{"role": "user", "content": "hello from claude"}]});
+    assert_eq!(chat(r, KEY_A, &chat_body, &[]).await.0, "miss");
 }
