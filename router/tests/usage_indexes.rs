@@ -76,6 +76,8 @@ fn record(i: usize, age_ms: i64) -> UsageRecord {
         streamed: false,
         latency_ms: 10 * i as u64,
         ttft_ms: None,
+        cache_hit: None,
+        cache_saved_nanos: 0,
     }
 }
 
