@@ -135,7 +135,9 @@ pub fn read_manifests(
             .strip_prefix("---")
             .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']));
         if read == 0 || marker {
-            if !(first && blank(&doc)) || (read == 0 && first) {
+            // Blank text before the first marker counts only when nothing follows it.
+            let leading_blank = first && read != 0 && blank(&doc);
+            if !leading_blank {
                 index += 1;
                 if let Some(object) = parse_document(&doc, index, default_namespace, &mut ignored)?
                 {
