@@ -205,7 +205,8 @@ pub fn report(rows: &[RouterRow]) -> Vec<String> {
         "### Router".into(),
         String::new(),
         "The release `switchboard-router` as a process. Standalone: `--manifests` on the scale \
-         as YAML (parsing included). From the stored snapshot: `--snapshot-file` on the \
+         as YAML (parsing included: read one document at a time, parsed straight into its \
+         typed object and handed to the compiler, its text dropped). From the stored snapshot: `--snapshot-file` on the \
          manifest and shard files as the chart mounts them, the operator unreachable."
             .into(),
         String::new(),
