@@ -1,5 +1,5 @@
 //! Reading Kubernetes manifests (`---`-separated YAML) into typed objects, as `kubectl apply`
-//! would see them. Pure: the caller reads the files.
+//! would see them. Pure: the caller opens the files.
 
 use std::fmt;
 
@@ -100,87 +100,118 @@ pub struct Manifests {
 /// Parses `---`-separated YAML into objects. Documents of other API groups are passed over (listed
 /// in `ignored`); a Switchboard or Secret document that does not match its schema is an error, as
 /// `kubectl apply` would refuse it. Objects without a namespace get `default_namespace`.
+pub fn parse_manifests(yaml: &str, default_namespace: &str) -> Result<Manifests, ManifestError> {
+    let mut objects = Vec::new();
+    let ignored = read_manifests(yaml.as_bytes(), default_namespace, |o| objects.push(o))?;
+    Ok(Manifests { objects, ignored })
+}
+
+/// [`parse_manifests`] on a stream, one document at a time: each object is handed to `each` as
+/// soon as its document is read, and the document's text is dropped, so neither the whole text
+/// nor a list of every object is held. Returns the passed-over documents (`ignored`).
 ///
 /// Each document is parsed once, straight into its typed object: its top-level `apiVersion` and
 /// `kind` lines are read first to know which. A document whose kind cannot be read that way
 /// (flow style, other groups) is parsed into a YAML value first.
-pub fn parse_manifests(yaml: &str, default_namespace: &str) -> Result<Manifests, ManifestError> {
-    let mut out = Manifests::default();
-    for (i, doc) in documents(yaml).enumerate() {
-        let index = i + 1;
-        let err = |message: String| ManifestError { index, message };
-        let known = match (top_level(doc, "apiVersion"), top_level(doc, "kind")) {
-            (Some(v), Some(k)) if v == SWITCHBOARD_VERSION || (v == "v1" && k == "Secret") => {
-                Some(k)
-            }
-            _ => None,
-        };
-        let mut object = match known {
-            Some(kind @ ("Provider" | "ModelRoute" | "ApiKey" | "Budget" | "Secret")) => {
-                let parsed = match kind {
-                    "Provider" => serde_yaml::from_str(doc).map(Object::Provider),
-                    "ModelRoute" => serde_yaml::from_str(doc).map(Object::ModelRoute),
-                    "ApiKey" => serde_yaml::from_str(doc).map(Object::ApiKey),
-                    "Budget" => serde_yaml::from_str(doc).map(Object::Budget),
-                    _ => serde_yaml::from_str(doc).map(Object::Secret),
-                };
-                let object = parsed.map_err(|e| {
-                    let name = top_level_name(doc).unwrap_or_default();
-                    err(format!("{kind} {name}: {e}"))
-                })?;
-                let (_, _, name) = object.ref_parts();
-                if name.is_empty() {
-                    return Err(err(format!("{kind} has no metadata.name")));
-                }
-                object
-            }
-            _ => {
-                let value: serde_yaml::Value =
-                    serde_yaml::from_str(doc).map_err(|e| err(e.to_string()))?;
-                match from_value(value, &mut out.ignored).map_err(err)? {
-                    Some(object) => object,
-                    None => continue,
+pub fn read_manifests(
+    mut reader: impl std::io::BufRead,
+    default_namespace: &str,
+    mut each: impl FnMut(Object),
+) -> Result<Vec<String>, ManifestError> {
+    let mut ignored = Vec::new();
+    let mut doc = String::new();
+    let mut line = String::new();
+    // Documents counted so far; blank text before the first marker is no document.
+    let mut index = 0;
+    let mut first = true;
+    loop {
+        line.clear();
+        let read = reader.read_line(&mut line).map_err(|e| ManifestError {
+            index: index + 1,
+            message: format!("cannot read the manifests: {e}"),
+        })?;
+        // A document marker at the start of a line cannot occur inside a scalar.
+        let marker = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']));
+        if read == 0 || marker {
+            // Blank text before the first marker counts only when nothing follows it.
+            let leading_blank = first && read != 0 && blank(&doc);
+            if !leading_blank {
+                index += 1;
+                if let Some(object) = parse_document(&doc, index, default_namespace, &mut ignored)?
+                {
+                    each(object);
                 }
             }
-        };
-        let meta = match &mut object {
-            Object::Provider(o) => &mut o.metadata,
-            Object::ModelRoute(o) => &mut o.metadata,
-            Object::ApiKey(o) => &mut o.metadata,
-            Object::Budget(o) => &mut o.metadata,
-            Object::Secret(o) => &mut o.metadata,
-        };
-        meta.namespace
-            .get_or_insert_with(|| default_namespace.to_string());
-        out.objects.push(object);
+            first = false;
+            doc.clear();
+        }
+        if read == 0 {
+            return Ok(ignored);
+        }
+        doc.push_str(&line);
     }
-    Ok(out)
+}
+
+/// One document (`index`, 1-based) into its object: `None` when it is empty or of another API
+/// group (then listed in `ignored`).
+fn parse_document(
+    doc: &str,
+    index: usize,
+    default_namespace: &str,
+    ignored: &mut Vec<String>,
+) -> Result<Option<Object>, ManifestError> {
+    let err = |message: String| ManifestError { index, message };
+    let known = match (top_level(doc, "apiVersion"), top_level(doc, "kind")) {
+        (Some(v), Some(k)) if v == SWITCHBOARD_VERSION || (v == "v1" && k == "Secret") => Some(k),
+        _ => None,
+    };
+    let mut object = match known {
+        Some(kind @ ("Provider" | "ModelRoute" | "ApiKey" | "Budget" | "Secret")) => {
+            let parsed = match kind {
+                "Provider" => serde_yaml::from_str(doc).map(Object::Provider),
+                "ModelRoute" => serde_yaml::from_str(doc).map(Object::ModelRoute),
+                "ApiKey" => serde_yaml::from_str(doc).map(Object::ApiKey),
+                "Budget" => serde_yaml::from_str(doc).map(Object::Budget),
+                _ => serde_yaml::from_str(doc).map(Object::Secret),
+            };
+            let object = parsed.map_err(|e| {
+                let name = top_level_name(doc).unwrap_or_default();
+                err(format!("{kind} {name}: {e}"))
+            })?;
+            let (_, _, name) = object.ref_parts();
+            if name.is_empty() {
+                return Err(err(format!("{kind} has no metadata.name")));
+            }
+            object
+        }
+        _ => {
+            if blank(doc) {
+                return Ok(None);
+            }
+            let value: serde_yaml::Value =
+                serde_yaml::from_str(doc).map_err(|e| err(e.to_string()))?;
+            match from_value(value, ignored).map_err(err)? {
+                Some(object) => object,
+                None => return Ok(None),
+            }
+        }
+    };
+    let meta = match &mut object {
+        Object::Provider(o) => &mut o.metadata,
+        Object::ModelRoute(o) => &mut o.metadata,
+        Object::ApiKey(o) => &mut o.metadata,
+        Object::Budget(o) => &mut o.metadata,
+        Object::Secret(o) => &mut o.metadata,
+    };
+    meta.namespace
+        .get_or_insert_with(|| default_namespace.to_string());
+    Ok(Some(object))
 }
 
 /// `apiVersion` of every Switchboard resource.
 const SWITCHBOARD_VERSION: &str = "switchboard.dev/v1alpha1";
-
-/// The documents of a YAML stream: split at `---` lines (a document marker at the start of a line
-/// cannot occur inside a scalar). Blank text before the first marker is no document.
-fn documents(yaml: &str) -> impl Iterator<Item = &str> {
-    let mut starts = vec![0];
-    let mut at = 0;
-    for line in yaml.split_inclusive('\n') {
-        let marker = line
-            .strip_prefix("---")
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']));
-        if marker {
-            starts.push(at);
-        }
-        at += line.len();
-    }
-    starts.push(yaml.len());
-    let mut docs: Vec<&str> = starts.windows(2).map(|w| &yaml[w[0]..w[1]]).collect();
-    if docs.first().is_some_and(|d| blank(d)) && docs.len() > 1 {
-        docs.remove(0);
-    }
-    docs.into_iter()
-}
 
 /// Whether a document holds only whitespace, comments and markers.
 fn blank(doc: &str) -> bool {

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     identity::is_jwt_shaped,
     resources::{ApiKey, SecretKeyRef},
-    snapshot::{ApiKeyConfig, RateLimits, hash_api_key, key_prefix},
+    snapshot::{ApiKeyConfig, RateLimits, digest::member_digest, hash_api_key, key_prefix},
 };
 
 /// The key inside a generated ApiKey Secret that holds the key clients send.
@@ -224,7 +224,15 @@ impl Compiler {
         }
         let team = config.team.clone();
         self.put_api_key(config);
-        self.index.make_ready(key, ReadyKey { key: api_key, team });
+        let member = member_digest(key.id());
+        self.index.make_ready(
+            key,
+            ReadyKey {
+                key: api_key,
+                team,
+                member,
+            },
+        );
         self.ready(r, generation, COMPILED, notes);
     }
 

@@ -1,6 +1,6 @@
 //! Budgets: limits checked, scopes resolved against the ApiKeys that compiled.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 
 use rust_decimal::Decimal;
 
@@ -8,7 +8,7 @@ use super::{
     Compiler, Issues, Rejection,
     api_keys::Moved,
     check_fit,
-    compiler::object_ref,
+    compiler::{BudgetMembers, object_ref},
     globs,
     index::in_scope,
     join,
@@ -16,21 +16,32 @@ use super::{
     plural,
     reason::*,
 };
-use crate::{manifest::ObjectRef, resources::Budget, snapshot::BudgetConfig};
+use crate::{
+    manifest::ObjectRef,
+    resources::{Budget, BudgetScope},
+    snapshot::{
+        BudgetConfig,
+        digest::{MemberSum, member_digest},
+    },
+};
 
 impl Compiler {
     /// Recompiles the marked Budgets, then moves each key of `moved` into or out of the Budgets
     /// it may have fallen into or out of (found through the index, not by testing every
     /// Budget), and rewrites their verdicts.
     pub(super) fn settle_budgets(&mut self, dirty: KeySet, moved: Moved) {
+        // Budgets whose keys were just resolved from the index: moved keys are in them already.
+        let mut resolved = KeySet::default();
         for key in &dirty {
-            self.settle_budget(key);
+            if self.settle_budget(key) {
+                resolved.insert(key.clone());
+            }
         }
-        let mut refresh = KeySet::default();
+        let mut refresh: KeySet = dirty.difference(&resolved).cloned().collect();
         for (key, was) in moved {
             let now = self.index.ready_key(&key).cloned();
             for budget in self.index.budgets_for(&key, was.as_ref(), now.as_ref()) {
-                if dirty.contains(&budget) {
+                if resolved.contains(&budget) {
                     continue;
                 }
                 let Some(b) = self.budgets.get(&budget).cloned() else {
@@ -50,51 +61,82 @@ impl Compiler {
                     } else {
                         entry.api_keys.remove(key.id());
                     }
+                    if let Some(members) = self.budget_members.get_mut(&budget) {
+                        let member = member_digest(key.id());
+                        if inside {
+                            members.sum.add(&member);
+                        } else {
+                            members.sum.remove(&member);
+                        }
+                    }
                 }
                 refresh.insert(budget);
             }
         }
         for key in refresh {
-            let b = self.budgets[&key].clone();
-            let covered = self
-                .config
-                .budgets
-                .get(key.id())
-                .map_or(0, |e| e.api_keys.len());
+            let Some(b) = self.budgets.get(&key).cloned() else {
+                continue;
+            };
+            let Some(entry) = self.config.budgets.get(key.id()) else {
+                continue;
+            };
+            let covered = entry.api_keys.len();
             let (reason, message) = self.budget_verdict(key.namespace(), &b, covered);
             let r = object_ref("Budget", &key);
             self.ready(r, b.metadata.generation, reason, message);
         }
     }
 
-    /// Recompiles one Budget from scratch: checks, scope resolved through the index, verdict.
-    fn settle_budget(&mut self, key: &Key) {
+    /// Recompiles one Budget: checks, then its keys, resolved through the index when its scope
+    /// is new or changed (`true`, with the verdict set) or kept when only its limits changed
+    /// (`false`: the caller settles the keys that moved since and sets the verdict).
+    fn settle_budget(&mut self, key: &Key) -> bool {
         let r = object_ref("Budget", key);
         let id = key.id();
         let Some(b) = self.budgets.get(key).cloned() else {
             self.index.anchor_budget(key, None);
             self.put::<BudgetConfig>(id, None);
+            self.budget_members.remove(key);
             self.forget(r);
-            return;
+            return true;
         };
         let generation = b.metadata.generation;
-        match self.compile_budget(&r, &b) {
-            Ok(config) => {
+        let scope = &b.spec.scope;
+        match self.check_budget(&r, &b) {
+            Ok(mut config) => {
+                let kept = self
+                    .budget_members
+                    .get(key)
+                    .is_some_and(|m| m.scope == *scope);
+                if kept && let Some(entry) = self.budget_entry_mut(id) {
+                    config.api_keys = std::mem::take(&mut entry.api_keys);
+                    *entry = config;
+                    return false;
+                }
+                let (keys, sum) = self.resolve_scope(key.namespace(), scope);
+                config.api_keys = keys;
                 let (reason, message) =
                     self.budget_verdict(key.namespace(), &b, config.api_keys.len());
-                self.index.anchor_budget(key, Some(&b.spec.scope));
+                self.index.anchor_budget(key, Some(scope));
+                // The entry it replaces is digested with the sum kept for it, so set it after.
                 self.put(id, Some(config));
+                let scope = scope.clone();
+                self.budget_members
+                    .insert(key.clone(), BudgetMembers { scope, sum });
                 self.ready(r, generation, reason, message);
             }
             Err(rejection) => {
                 self.index.anchor_budget(key, None);
                 self.put::<BudgetConfig>(id, None);
+                self.budget_members.remove(key);
                 self.reject(r, generation, rejection);
             }
         }
+        true
     }
 
-    fn compile_budget(&self, r: &ObjectRef, b: &Budget) -> Result<BudgetConfig, Rejection> {
+    /// A Budget checked, with no keys yet.
+    fn check_budget(&self, r: &ObjectRef, b: &Budget) -> Result<BudgetConfig, Rejection> {
         let spec = &b.spec;
         let scope = &spec.scope;
         let mut issues = Issues::default();
@@ -118,30 +160,36 @@ impl Compiler {
         check_fit(spec.fit_max_tokens.as_ref(), &mut issues);
         issues.finish()?;
 
-        let ns = r.namespace.as_str();
-        let mut keys = Vec::new();
-        if let Some(index) = self.index.namespace(ns) {
-            for (key, ready) in index.candidates(ns, scope) {
-                if in_scope(scope, key.name(), ready) {
-                    keys.push(key.id_arc());
-                }
-            }
-        }
-        // Sorted first: the set is then built in one pass.
-        keys.sort_unstable();
-        let keys = BTreeSet::from_iter(keys);
         Ok(BudgetConfig {
             namespace: r.namespace.clone(),
             name: r.name.clone(),
             limit_usd: limit,
             window: spec.window,
-            api_keys: keys,
+            api_keys: BTreeSet::new(),
             models: scope.models.clone(),
             soft_limit_percent: spec.soft_limit_percent,
             action: spec.action,
             failure_mode: spec.failure_mode,
             fit_min_tokens: spec.fit_max_tokens.as_ref().and_then(|f| f.floor()),
         })
+    }
+
+    /// The ready keys of namespace `ns` in `scope`, found through the index, and the sum of
+    /// their member digests.
+    fn resolve_scope(&self, ns: &str, scope: &BudgetScope) -> (BTreeSet<Arc<str>>, MemberSum) {
+        let mut keys = Vec::new();
+        let mut sum = MemberSum::default();
+        if let Some(index) = self.index.namespace(ns) {
+            for (key, ready) in index.candidates(ns, scope) {
+                if in_scope(scope, key.name(), ready) {
+                    keys.push(key.id_arc());
+                    sum.add(&ready.member);
+                }
+            }
+        }
+        // Sorted first: the set is then built in one pass.
+        keys.sort_unstable();
+        (BTreeSet::from_iter(keys), sum)
     }
 
     /// The verdict of a Budget covering `covered` keys: the names it lists that are not ready

@@ -14,68 +14,24 @@ use std::{
 use foldhash::HashMap;
 
 use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta};
-use serde::Serialize;
 
 use super::{
     Compiled, ObjectOutcome, ObjectResult, Rejection,
     index::Index,
     key::{Key, KeySet},
+    secrets::SecretEntry,
 };
 use crate::{
     identity::IssuerConfig,
     manifest::{Object, ObjectRef},
+    resources::BudgetScope,
     resources::{ApiKey, Budget, ModelRoute, Provider},
     snapshot::{
         ApiKeyConfig, BudgetConfig, EntryDigest, ProviderConfig, RouteConfig, RouterConfig,
-        Section, SnapshotDigest, digest::entry_digest,
+        Section, SnapshotDigest,
+        digest::{Digested, MemberSum, budget_digest},
     },
 };
-
-/// A Secret as compile reads it: its values by key (`stringData` over `data`), and how many
-/// copies of it were given (more than one makes every value ambiguous).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct SecretEntry {
-    pub copies: usize,
-    /// Sorted by key (most Secrets hold one or two).
-    values: Vec<(String, Vec<u8>)>,
-}
-
-impl SecretEntry {
-    fn new(secret: &Secret) -> SecretEntry {
-        let mut values: Vec<(String, Vec<u8>)> = secret
-            .data
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.0.clone()))
-            .collect();
-        for (k, v) in secret.string_data.iter().flatten() {
-            match values.iter_mut().find(|(key, _)| key == k) {
-                Some(slot) => slot.1 = v.as_bytes().to_vec(),
-                None => values.push((k.clone(), v.as_bytes().to_vec())),
-            }
-        }
-        values.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        SecretEntry { copies: 1, values }
-    }
-
-    /// The value under `key`.
-    pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.values
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_slice())
-    }
-
-    /// Every key, in order.
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.values.iter().map(|(k, _)| k)
-    }
-
-    /// Whether it holds no value.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-}
 
 /// An object as the compiler holds it: shared, not copied.
 #[derive(Clone, Debug)]
@@ -152,12 +108,21 @@ pub struct Compiler {
     pub(super) index: Index,
     pub(super) dirty: Dirty,
     digest: SnapshotDigest,
+    /// Per Budget in the snapshot: the scope its keys were resolved for and their digest sum.
+    pub(super) budget_members: HashMap<Key, BudgetMembers>,
     /// Entries changed since the last recompile, with their digest before the first change.
     before: BTreeMap<Section, HashMap<String, Option<EntryDigest>>>,
     changed_results: Vec<ObjectRef>,
     /// Whether a recompile ran: the first one builds everything, so it neither records what
     /// changed entry by entry nor moves keys between Budgets one by one ([`Compiler::fresh`]).
     compiled: bool,
+}
+
+/// What a Budget in the snapshot was resolved for: a Budget whose scope did not change keeps its
+/// keys (and their digest sum) instead of resolving and re-hashing them.
+pub(super) struct BudgetMembers {
+    pub scope: BudgetScope,
+    pub sum: MemberSum,
 }
 
 /// `(namespace, name)` of an object; no namespace means `default`, as [`Object::object_ref`].
@@ -409,6 +374,40 @@ impl Compiler {
         }
     }
 
+    /// Whether an object of `kind` is held under `key`.
+    pub(super) fn holds(&self, kind: &str, key: &Key) -> bool {
+        match kind {
+            "Provider" => self.providers.contains_key(key),
+            "ModelRoute" => self.routes.contains_key(key),
+            "ApiKey" => self.api_keys.contains_key(key),
+            "Budget" => self.budgets.contains_key(key),
+            "Secret" => self.secrets.contains_key(key),
+            _ => false,
+        }
+    }
+
+    /// Before the first recompile: the object of `kind` held under `key` was given `copies`
+    /// times. A Secret keeps its first copy with every value ambiguous; any other object is taken
+    /// out again and rejected ([`Compiler::duplicate`]).
+    pub(super) fn given_again(&mut self, kind: &'static str, key: &Key, copies: usize) {
+        if kind == "Secret" {
+            if let Some(entry) = self.secrets.get_mut(key) {
+                entry.copies = copies;
+            }
+            return;
+        }
+        let r = object_ref(kind, key);
+        self.remove(&r);
+        let dirty = &mut self.dirty;
+        match kind {
+            "Provider" => dirty.providers.remove(key),
+            "ModelRoute" => dirty.routes.remove(key),
+            "ApiKey" => dirty.api_keys.remove(key),
+            _ => dirty.budgets.remove(key),
+        };
+        self.duplicate(r, copies);
+    }
+
     /// Records that `r` was given more than once: rejected, and nothing else of it is compiled.
     pub(super) fn duplicate(&mut self, r: ObjectRef, copies: usize) {
         let message = format!(
@@ -544,7 +543,7 @@ impl Compiler {
                 if Some(e.get()) == value.as_ref() {
                     return false;
                 }
-                let old = Some(entry_digest(V::SECTION, key, e.get()));
+                let old = Some(e.get().kept_digest(key, &self.budget_members));
                 match value {
                     Some(v) => {
                         e.insert(v);
@@ -588,7 +587,7 @@ impl Compiler {
         if !before.contains_key(id) {
             before.insert(
                 id.to_string(),
-                Some(entry_digest(Section::Budgets, id, &*entry)),
+                Some(entry.kept_digest(id, &self.budget_members)),
             );
         }
         Some(entry)
@@ -599,7 +598,12 @@ impl Compiler {
     fn finish_digests(&mut self) -> Changes {
         if self.fresh() {
             self.config.api_keys = sorted(std::mem::take(&mut self.fresh_api_keys));
-            self.digest = SnapshotDigest::of(&self.config);
+            let members = &self.budget_members;
+            self.digest = SnapshotDigest::with_members(&self.config, |id, budget| {
+                members
+                    .get(id)
+                    .map_or_else(|| MemberSum::of(budget), |m| m.sum)
+            });
             self.config.hash = self.digest.hash();
             return Changes {
                 first: true,
@@ -616,12 +620,13 @@ impl Compiler {
         for (section, before) in std::mem::take(&mut self.before) {
             let keys = changes.entries.entry(section).or_default();
             for (key, old) in before {
+                let members = &self.budget_members;
                 let new = match section {
-                    Section::Providers => digest_of(&self.config.providers, section, &key),
-                    Section::Routes => digest_of(&self.config.routes, section, &key),
-                    Section::ApiKeys => digest_of(&self.config.api_keys, section, &key),
-                    Section::Budgets => digest_of(&self.config.budgets, section, &key),
-                    Section::Issuers => digest_of(&self.config.issuers, section, &key),
+                    Section::Providers => digest_of(&self.config.providers, &key, members),
+                    Section::Routes => digest_of(&self.config.routes, &key, members),
+                    Section::ApiKeys => digest_of(&self.config.api_keys, &key, members),
+                    Section::Budgets => digest_of(&self.config.budgets, &key, members),
+                    Section::Issuers => digest_of(&self.config.issuers, &key, members),
                 };
                 if old == new {
                     continue;
@@ -653,20 +658,25 @@ fn sorted<K: Ord, V>(entries: Vec<(K, V)>) -> BTreeMap<K, V> {
         .collect()
 }
 
-fn digest_of<V: Serialize>(
+fn digest_of<V: Entry>(
     map: &BTreeMap<String, V>,
-    section: Section,
     key: &str,
+    members: &HashMap<Key, BudgetMembers>,
 ) -> Option<EntryDigest> {
-    map.get(key).map(|v| entry_digest(section, key, v))
+    map.get(key).map(|v| v.kept_digest(key, members))
 }
 
 /// A type of snapshot entry, and the section of [`RouterConfig`] that holds it.
-pub(super) trait Entry: Serialize + PartialEq + Sized {
+pub(super) trait Entry: Digested + PartialEq + Sized {
     /// Its section.
     const SECTION: Section;
     /// Its map in `config`.
     fn map(config: &mut RouterConfig) -> &mut BTreeMap<String, Self>;
+    /// Its digest under `key`, a Budget's from the member sum kept in `members`.
+    fn kept_digest(&self, key: &str, members: &HashMap<Key, BudgetMembers>) -> EntryDigest {
+        let _ = members;
+        self.digest(Self::SECTION, key)
+    }
 }
 
 macro_rules! entry {
@@ -682,8 +692,20 @@ macro_rules! entry {
 entry!(ProviderConfig, Section::Providers, providers);
 entry!(RouteConfig, Section::Routes, routes);
 entry!(ApiKeyConfig, Section::ApiKeys, api_keys);
-entry!(BudgetConfig, Section::Budgets, budgets);
 entry!(IssuerConfig, Section::Issuers, issuers);
+
+impl Entry for BudgetConfig {
+    const SECTION: Section = Section::Budgets;
+    fn map(config: &mut RouterConfig) -> &mut BTreeMap<String, Self> {
+        &mut config.budgets
+    }
+    fn kept_digest(&self, key: &str, members: &HashMap<Key, BudgetMembers>) -> EntryDigest {
+        match members.get(key) {
+            Some(m) => budget_digest(key, self, &m.sum),
+            None => self.digest(Self::SECTION, key),
+        }
+    }
+}
 
 #[cfg(test)]
 #[path = "compiler_tests.rs"]

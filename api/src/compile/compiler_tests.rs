@@ -108,7 +108,8 @@ fn variant(rng: &mut Rng, kind: usize, slot: usize) -> Object {
         }
         3 => {
             let mut b = Budget::test(&format!("b{slot}"), "5");
-            match rng.below(5) {
+            match rng.below(6) {
+                5 => b.spec.limit_usd = "7".into(),
                 0 => b.spec.scope.api_keys = vec!["k0".into(), "k9".into()],
                 1 => {
                     b.spec.scope.match_labels = BTreeMap::from([("g".to_string(), "1".to_string())])
@@ -349,6 +350,67 @@ fn a_key_changing_labels_moves_between_label_budgets_only() {
             },
         ])
     );
+}
+
+#[test]
+fn a_budget_changing_its_limit_keeps_its_keys_and_takes_in_those_that_moved() {
+    let mut compiler = Compiler::new();
+    let mut objects: BTreeMap<ObjectRef, Object> = BTreeMap::new();
+    let mut apply = |compiler: &mut Compiler, object: Object| {
+        objects.insert(object.object_ref(), object.clone());
+        compiler.apply(object);
+        objects.values().cloned().collect::<Vec<_>>()
+    };
+    let everyone = Budget::test("everyone", "5");
+    let mut team = Budget::test("team", "5");
+    team.spec.scope.team = Some("x".into());
+    apply(&mut compiler, everyone.clone().into());
+    apply(&mut compiler, team.clone().into());
+    for i in 0..20 {
+        let mut k = ApiKey::test(&format!("k{i}"));
+        if i % 2 == 0 {
+            k.spec.team = Some("x".into());
+        }
+        apply(&mut compiler, k.into());
+        apply(
+            &mut compiler,
+            key_secret(&format!("k{i}"), &format!("sk-sb-key-number-{i:04}")),
+        );
+    }
+    compiler.recompile();
+    assert_eq!(compiler.config().budgets["default/team"].api_keys.len(), 10);
+
+    // In one recompile: both limits change (same scopes) while a key joins the team and another
+    // leaves every Budget.
+    let mut everyone = everyone;
+    everyone.spec.limit_usd = "6".into();
+    let mut team = team;
+    team.spec.limit_usd = "7".into();
+    apply(&mut compiler, everyone.into());
+    apply(&mut compiler, team.into());
+    let mut joins = ApiKey::test("k1");
+    joins.spec.team = Some("x".into());
+    apply(&mut compiler, joins.into());
+    let mut leaves = ApiKey::test("k2");
+    leaves.spec.team = Some("x".into());
+    leaves.spec.secret_ref = secret_ref("missing", "key");
+    let all = apply(&mut compiler, leaves.into());
+    let changes = compiler.recompile();
+
+    let expected = compile(&all);
+    assert_eq!(compiler.config(), &expected.config);
+    assert_eq!(compiler.config().hash, expected.config.content_hash());
+    let budgets = &compiler.config().budgets;
+    assert_eq!(budgets["default/team"].api_keys.len(), 10);
+    assert!(budgets["default/team"].api_keys.contains("default/k1"));
+    assert!(!budgets["default/everyone"].api_keys.contains("default/k2"));
+    assert_eq!(
+        changes.entries[&Section::Budgets],
+        BTreeSet::from(["default/everyone".to_string(), "default/team".to_string()])
+    );
+    for (r, result) in compiler.results() {
+        assert_eq!(Some(result), expected.results.get(r), "{r}");
+    }
 }
 
 #[test]

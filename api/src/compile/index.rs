@@ -11,7 +11,7 @@ use foldhash::HashMap;
 use super::key::Key;
 use crate::{
     resources::{ApiKey, BudgetScope, Credentials, ModelRoute, Provider},
-    snapshot::RouteConfig,
+    snapshot::{EntryDigest, RouteConfig},
 };
 
 /// A ModelRoute that compiled on its own, before duplicate public names are settled.
@@ -27,6 +27,8 @@ pub(super) struct ReadyKey {
     pub key: Arc<ApiKey>,
     /// From `spec.team` or the `team` label.
     pub team: Option<String>,
+    /// Its digest as a Budget member ([`member_digest`](crate::snapshot::digest::member_digest)).
+    pub member: EntryDigest,
 }
 
 impl ReadyKey {

@@ -129,23 +129,11 @@ pub fn compile(objects: &[Object]) -> Compiled {
 
 /// [`compile`], trusting tokens from `issuers` ([`Compiler::set_issuers`]).
 pub fn compile_trusting(objects: &[Object], issuers: Vec<IssuerConfig>) -> Compiled {
-    let copies = copies(objects);
-    let mut compiler = Compiler::new();
-    compiler.set_issuers(issuers);
-    for (object, copies) in objects.iter().zip(copies) {
-        match (object, copies) {
-            (_, 0) => {}
-            (Object::Secret(s), copies) => {
-                compiler.apply_secret(s, copies);
-            }
-            (_, 1) => {
-                compiler.apply(object.clone());
-            }
-            (_, copies) => compiler.duplicate(object.object_ref(), copies),
-        }
+    let mut batch = Batch::new(issuers);
+    for object in objects {
+        batch.add(object.clone());
     }
-    compiler.recompile();
-    compiler.into_compiled()
+    batch.finish()
 }
 
 /// [`compile`], taking the objects rather than copying them.
@@ -155,36 +143,61 @@ pub fn compile_owned(objects: Vec<Object>) -> Compiled {
 
 /// [`compile_trusting`], taking the objects rather than copying them.
 pub fn compile_owned_trusting(objects: Vec<Object>, issuers: Vec<IssuerConfig>) -> Compiled {
-    let copies = copies(&objects);
-    let mut compiler = Compiler::new();
-    compiler.set_issuers(issuers);
-    for (object, copies) in objects.into_iter().zip(copies) {
-        match (object, copies) {
-            (_, 0) => {}
-            (Object::Secret(s), copies) => {
-                compiler.apply_secret(&s, copies);
-            }
-            (object, 1) => {
-                compiler.apply(object);
-            }
-            (object, copies) => compiler.duplicate(object.object_ref(), copies),
-        }
+    let mut batch = Batch::new(issuers);
+    for object in objects {
+        batch.add(object);
     }
-    compiler.recompile();
-    compiler.into_compiled()
+    batch.finish()
 }
 
-/// For each object, how many times its kind/namespace/name is given, counted on its first copy;
-/// 0 on the later copies, which are skipped.
-fn copies(objects: &[Object]) -> Vec<usize> {
-    let mut first: foldhash::HashMap<(&str, &str, &str), usize> =
-        foldhash::HashMap::with_capacity_and_hasher(objects.len(), Default::default());
-    let mut copies = vec![0; objects.len()];
-    for (i, object) in objects.iter().enumerate() {
-        let at = *first.entry(object.ref_parts()).or_insert(i);
-        copies[at] += 1;
+/// A compile from scratch fed one object at a time, as a manifest stream is read: nothing but
+/// the compiler holds the objects, so no list of them all is kept beside it. The result is
+/// [`compile`]'s for the same objects in any order.
+pub struct Batch {
+    compiler: Compiler,
+    /// Objects given more than once, by kind and `namespace/name`: how many times. The first
+    /// copy is held until [`Batch::finish`]; the others are dropped as they come.
+    copies: foldhash::HashMap<(&'static str, key::Key), usize>,
+}
+
+impl Batch {
+    /// An empty batch trusting tokens from `issuers`.
+    pub fn new(issuers: Vec<IssuerConfig>) -> Batch {
+        let mut compiler = Compiler::new();
+        compiler.set_issuers(issuers);
+        Batch {
+            compiler,
+            copies: Default::default(),
+        }
     }
-    copies
+
+    /// Takes in one object.
+    pub fn add(&mut self, object: Object) {
+        let (kind, namespace, name) = object.ref_parts();
+        let key = key::Key::new(namespace, name);
+        if self.compiler.holds(kind, &key) {
+            *self.copies.entry((kind, key)).or_insert(1) += 1;
+            return;
+        }
+        match object {
+            Object::Secret(s) => {
+                self.compiler.apply_secret(&s, 1);
+            }
+            object => {
+                self.compiler.apply(object);
+            }
+        }
+    }
+
+    /// Compiles everything taken in. An object given more than once is rejected in every copy
+    /// (`DuplicateObject`); a Secret given more than once makes each of its values ambiguous.
+    pub fn finish(mut self) -> Compiled {
+        for ((kind, key), copies) in self.copies {
+            self.compiler.given_again(kind, &key, copies);
+        }
+        self.compiler.recompile();
+        self.compiler.into_compiled()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,55 @@
 //! Secrets: the values Providers and ApiKeys reference, read and checked.
 
+use k8s_openapi::api::core::v1::Secret;
+
 use super::{Compiler, Rejection, quoted_list, reason::*};
 use crate::resources::SecretKeyRef;
+
+/// A Secret as compile reads it: its values by key (`stringData` over `data`), and how many
+/// copies of it were given (more than one makes every value ambiguous).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct SecretEntry {
+    pub copies: usize,
+    /// Sorted by key (most Secrets hold one or two).
+    values: Vec<(String, Vec<u8>)>,
+}
+
+impl SecretEntry {
+    pub fn new(secret: &Secret) -> SecretEntry {
+        let mut values: Vec<(String, Vec<u8>)> = secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
+        for (k, v) in secret.string_data.iter().flatten() {
+            match values.iter_mut().find(|(key, _)| key == k) {
+                Some(slot) => slot.1 = v.as_bytes().to_vec(),
+                None => values.push((k.clone(), v.as_bytes().to_vec())),
+            }
+        }
+        values.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        SecretEntry { copies: 1, values }
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Every key, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.values.iter().map(|(k, _)| k)
+    }
+
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
 
 thread_local! {
     /// Where a Secret's `namespace/name` is built to look it up.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ApiKeyConfig, BudgetConfig, IssuerConfig, ProviderConfig, RouteConfig, RouterConfig, Section,
-    SnapshotDigest, digest::entry_digest,
+    SnapshotDigest, digest::Digested,
 };
 
 /// One section's changes.
@@ -33,16 +33,16 @@ impl<V> Default for SectionDelta<V> {
     }
 }
 
-impl<V: Serialize> SectionDelta<V> {
+impl<V: Digested> SectionDelta<V> {
     /// Takes the entries it replaces or removes out of `digest` and counts its own in.
     fn rehash(&self, section: Section, current: &BTreeMap<String, V>, digest: &mut SnapshotDigest) {
         for key in self.upsert.keys().chain(&self.remove) {
             if let Some(old) = current.get(key) {
-                digest.remove(section, &entry_digest(section, key, old));
+                digest.remove(section, &old.digest(section, key));
             }
         }
         for (key, new) in &self.upsert {
-            digest.add(section, &entry_digest(section, key, new));
+            digest.add(section, &new.digest(section, key));
         }
     }
 

@@ -7,11 +7,17 @@
 //! (the trusted token issuers' only when there are any, so snapshots without issuers hash as
 //! before). Equal content gives an equal hash whatever the order entries were added in; a compiler
 //! that changes one key re-digests that key alone, not the whole snapshot.
+//!
+//! A Budget's key list can hold every key of a namespace, so it is summed the same way: a Budget's
+//! digest covers its JSON without the keys and the sum of its members' digests ([`MemberSum`]).
+//! A key moving in or out of a Budget is one addition; a Budget's limit changing re-digests its
+//! fields and the stored sum, not a hundred thousand key names.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::RouterConfig;
+use super::{ApiKeyConfig, BudgetConfig, ProviderConfig, RouteConfig, RouterConfig};
+use crate::identity::IssuerConfig;
 
 /// The sections of a snapshot, in hashing order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,7 +65,93 @@ pub type EntryDigest = [u8; 32];
 
 /// SHA-256 of the section name, the entry's key (length-prefixed) and its JSON.
 pub fn entry_digest<V: Serialize>(section: Section, key: &str, value: &V) -> EntryDigest {
-    BUFFER.with_borrow_mut(|buf| entry_digest_in(buf, section, key, value))
+    BUFFER.with_borrow_mut(|buf| entry_digest_in(buf, section, key, value, None))
+}
+
+/// A snapshot entry and how its digest is taken: [`entry_digest`], but for a Budget
+/// ([`budget_digest`] with its members summed).
+pub trait Digested: Serialize + Sized {
+    /// The entry's digest under `key` in `section`.
+    fn digest(&self, section: Section, key: &str) -> EntryDigest {
+        entry_digest(section, key, self)
+    }
+}
+
+impl Digested for ProviderConfig {}
+impl Digested for RouteConfig {}
+impl Digested for ApiKeyConfig {}
+impl Digested for IssuerConfig {}
+
+impl Digested for BudgetConfig {
+    fn digest(&self, _: Section, key: &str) -> EntryDigest {
+        budget_digest(key, self, &MemberSum::of(self))
+    }
+}
+
+/// The digest of a Budget member: SHA-256 of a tag and the key's `namespace/name`.
+pub fn member_digest(key_id: &str) -> EntryDigest {
+    let mut hasher = Sha256::new();
+    hasher.update(b"budget-member\0");
+    hasher.update(key_id.as_bytes());
+    hasher.finalize().into()
+}
+
+/// The sum of a Budget's [`member_digest`]s, kept beside the Budget so that a key moving in or
+/// out of it is one addition or subtraction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemberSum(Sum);
+
+impl MemberSum {
+    /// The sum over the Budget's keys.
+    pub fn of(budget: &BudgetConfig) -> MemberSum {
+        let mut sum = MemberSum::default();
+        for id in &budget.api_keys {
+            sum.add(&member_digest(id));
+        }
+        sum
+    }
+
+    /// Counts a member in.
+    pub fn add(&mut self, member: &EntryDigest) {
+        self.0.add(member);
+    }
+
+    /// Takes a member out.
+    pub fn remove(&mut self, member: &EntryDigest) {
+        self.0.sub(member);
+    }
+}
+
+/// A Budget's digest: SHA-256 of the section name, its key, its JSON without the key list, and
+/// `members` (the sum over the key list).
+pub fn budget_digest(key: &str, budget: &BudgetConfig, members: &MemberSum) -> EntryDigest {
+    // Destructured whole, so that a field added to BudgetConfig is hashed or fails to compile.
+    let BudgetConfig {
+        namespace,
+        name,
+        limit_usd,
+        window,
+        api_keys: _,
+        models,
+        soft_limit_percent,
+        action,
+        failure_mode,
+        fit_min_tokens,
+    } = budget;
+    let fields = BudgetConfig {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        limit_usd: *limit_usd,
+        window: *window,
+        api_keys: Default::default(),
+        models: models.clone(),
+        soft_limit_percent: *soft_limit_percent,
+        action: *action,
+        failure_mode: *failure_mode,
+        fit_min_tokens: *fit_min_tokens,
+    };
+    BUFFER
+        .with_borrow_mut(|buf| entry_digest_in(buf, Section::Budgets, key, &fields, Some(members)))
 }
 
 thread_local! {
@@ -72,6 +164,7 @@ fn entry_digest_in<V: Serialize>(
     section: Section,
     key: &str,
     value: &V,
+    members: Option<&MemberSum>,
 ) -> EntryDigest {
     buf.clear();
     buf.extend_from_slice(section.name().as_bytes());
@@ -79,6 +172,12 @@ fn entry_digest_in<V: Serialize>(
     buf.extend_from_slice(&(key.len() as u64).to_le_bytes());
     buf.extend_from_slice(key.as_bytes());
     serde_json::to_writer(&mut *buf, value).expect("snapshot types always serialize");
+    if let Some(members) = members {
+        buf.push(0);
+        for limb in members.0.0 {
+            buf.extend_from_slice(&limb.to_le_bytes());
+        }
+    }
     let digest: EntryDigest = Sha256::digest(buf.as_slice()).into();
     if buf.capacity() > 1 << 20 {
         // A huge Budget passed through; do not keep its buffer around.
@@ -129,11 +228,20 @@ pub struct SnapshotDigest {
 }
 
 /// Tag hashed before the sums: a different hashing scheme gives different hashes.
-const SCHEME: &[u8] = b"switchboard.dev/snapshot-hash/v2\n";
+const SCHEME: &[u8] = b"switchboard.dev/snapshot-hash/v3\n";
 
 impl SnapshotDigest {
     /// The digest of every entry of `config`.
     pub fn of(config: &RouterConfig) -> SnapshotDigest {
+        SnapshotDigest::with_members(config, |_, budget| MemberSum::of(budget))
+    }
+
+    /// [`SnapshotDigest::of`], with each Budget's [`MemberSum`] from `members` (by key), which
+    /// a compiler keeps rather than summing again.
+    pub fn with_members(
+        config: &RouterConfig,
+        members: impl Fn(&str, &BudgetConfig) -> MemberSum,
+    ) -> SnapshotDigest {
         let mut d = SnapshotDigest::default();
         for (k, v) in &config.providers {
             d.add(Section::Providers, &entry_digest(Section::Providers, k, v));
@@ -145,7 +253,7 @@ impl SnapshotDigest {
             d.add(Section::ApiKeys, &entry_digest(Section::ApiKeys, k, v));
         }
         for (k, v) in &config.budgets {
-            d.add(Section::Budgets, &entry_digest(Section::Budgets, k, v));
+            d.add(Section::Budgets, &budget_digest(k, v, &members(k, v)));
         }
         for (k, v) in &config.issuers {
             d.add(Section::Issuers, &entry_digest(Section::Issuers, k, v));
@@ -209,6 +317,33 @@ mod tests {
             a.remove(Section::ApiKeys, &d(n));
         }
         assert_eq!(a, empty);
+    }
+
+    #[test]
+    fn a_budget_digest_follows_its_members_one_by_one() {
+        let mut budget = super::BudgetConfig::test();
+        let mut kept = MemberSum::default();
+        for id in ["ns/a", "ns/b", "ns/c"] {
+            budget.api_keys.insert(id.into());
+            kept.add(&member_digest(id));
+            assert_eq!(kept, MemberSum::of(&budget));
+            assert_eq!(
+                budget_digest("ns/b", &budget, &kept),
+                budget.digest(Section::Budgets, "ns/b")
+            );
+        }
+        let before = budget.digest(Section::Budgets, "ns/b");
+        budget.api_keys.remove("ns/a");
+        kept.remove(&member_digest("ns/a"));
+        assert_eq!(kept, MemberSum::of(&budget));
+        assert_ne!(budget.digest(Section::Budgets, "ns/b"), before);
+        // The fields count too.
+        let mut other = budget.clone();
+        other.limit_usd += rust_decimal::Decimal::ONE;
+        assert_ne!(
+            other.digest(Section::Budgets, "ns/b"),
+            budget.digest(Section::Budgets, "ns/b")
+        );
     }
 
     #[test]

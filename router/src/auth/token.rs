@@ -62,7 +62,13 @@ impl Tokens {
         {
             return Ok(v);
         }
-        let v = Arc::new(self.verify_now(runtime, token).await?);
+        let v = self.verify_now(runtime, token).await?;
+        // The signature check reads the system clock; the token is judged at `now_unix` as a
+        // cached one is, so a token is never admitted past its expiry whichever way it went.
+        if !in_time(&v, now_unix) {
+            return Err(TokenError::Expired);
+        }
+        let v = Arc::new(v);
         let mut shard = shard.lock().expect("token cache lock poisoned");
         if shard.len() >= CACHED_PER_SHARD {
             let leeway = LEEWAY_SECS as i64;
@@ -76,10 +82,6 @@ impl Tokens {
     }
 
     fn still_holds(&self, runtime: &Runtime, v: &Verified, now_unix: i64) -> bool {
-        let leeway = LEEWAY_SECS as i64;
-        let in_time = now_unix <= v.expires_at.saturating_add(leeway)
-            && v.not_before
-                .is_none_or(|nbf| nbf <= now_unix.saturating_add(leeway));
         let trusted = runtime
             .config
             .issuers
@@ -91,7 +93,7 @@ impl Tokens {
             };
             v.kid.as_deref().is_none_or(|kid| keys.holds(kid))
         };
-        in_time && trusted && key_held()
+        in_time(v, now_unix) && trusted && key_held()
     }
 
     async fn verify_now(&self, runtime: &Runtime, token: &str) -> Result<Verified, TokenError> {
@@ -113,6 +115,14 @@ impl Tokens {
             .ok_or_else(|| TokenError::KeysUnavailable(unverified.issuer.clone()))?;
         jwt::verify(token, &unverified, key, &issuer.issuer, &issuer.audiences)
     }
+}
+
+/// Whether `now_unix` is within the token's `nbf`..`exp`, give or take [`LEEWAY_SECS`].
+fn in_time(v: &Verified, now_unix: i64) -> bool {
+    let leeway = LEEWAY_SECS as i64;
+    now_unix <= v.expires_at.saturating_add(leeway)
+        && v.not_before
+            .is_none_or(|nbf| nbf <= now_unix.saturating_add(leeway))
 }
 
 /// The one key `token` may use in `runtime`: refused when no ApiKey lists a subject it fits, or
@@ -138,3 +148,7 @@ pub fn key_for<'a>(runtime: &'a Runtime, token: &Verified) -> Result<&'a ApiKeyC
         }),
     }
 }
+
+#[cfg(test)]
+#[path = "token_tests.rs"]
+mod tests;

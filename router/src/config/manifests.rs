@@ -1,15 +1,11 @@
 //! Standalone mode: the same manifests a team would `kubectl apply`, read from files and compiled
 //! in-process with the same pure compiler the operator uses, then served.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{fs, path::PathBuf, sync::Arc};
 
 use anyhow::{Context, bail};
 use switchboard_api::{
-    Object, RouterConfig, compile::compile_owned_trusting, parse_manifests, snapshot::IssuerConfig,
+    RouterConfig, compile::Batch, manifest::read_manifests, snapshot::IssuerConfig,
 };
 
 use super::{
@@ -93,25 +89,21 @@ pub fn manifest_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads and parses every manifest file. A document that is not a valid object stops the load,
+/// Reads every manifest file into `batch`, one document at a time (no file's text nor list of
+/// objects is held beside the compiler). A document that is not a valid object stops the load,
 /// as `kubectl apply` would refuse it.
-pub fn read_objects(paths: &[PathBuf], namespace: &str) -> anyhow::Result<Vec<Object>> {
-    let mut objects = Vec::new();
+fn read_objects(paths: &[PathBuf], namespace: &str, batch: &mut Batch) -> anyhow::Result<()> {
     for file in manifest_files(paths)? {
-        objects.extend(read_file(&file, namespace)?);
+        let reader = fs::File::open(&file)
+            .map(std::io::BufReader::new)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let ignored = read_manifests(reader, namespace, |object| batch.add(object))
+            .with_context(|| format!("in {}", file.display()))?;
+        for ignored in &ignored {
+            tracing::info!(file = %file.display(), object = %ignored, "ignoring a non-Switchboard object");
+        }
     }
-    Ok(objects)
-}
-
-fn read_file(file: &Path, namespace: &str) -> anyhow::Result<Vec<Object>> {
-    let text =
-        fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let parsed =
-        parse_manifests(&text, namespace).with_context(|| format!("in {}", file.display()))?;
-    for ignored in &parsed.ignored {
-        tracing::info!(file = %file.display(), object = %ignored, "ignoring a non-Switchboard object");
-    }
-    Ok(parsed.objects)
+    Ok(())
 }
 
 /// Compiles manifests into a snapshot with the given version, trusting `issuers`, logging every
@@ -122,8 +114,9 @@ pub fn compile_manifests(
     version: u64,
     issuers: Vec<IssuerConfig>,
 ) -> anyhow::Result<(RouterConfig, Vec<ObjectStatus>)> {
-    let objects = read_objects(paths, namespace)?;
-    let compiled = compile_owned_trusting(objects, issuers);
+    let mut batch = Batch::new(issuers);
+    read_objects(paths, namespace, &mut batch)?;
+    let compiled = batch.finish();
     let statuses: Vec<ObjectStatus> = compiled
         .results
         .iter()

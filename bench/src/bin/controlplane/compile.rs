@@ -184,9 +184,11 @@ pub fn report(rows: &[CompileRow]) -> Vec<String> {
     }
     out.push(String::new());
     out.push(
-        "One change: wall ms, median (max) of 20. The whole-namespace Budget lists every key, \
-         so changing it re-resolves and re-hashes all of them: it costs its matches, as every \
-         Budget does."
+        "One change: wall ms, median (max) of 20. A Budget whose limit changes keeps its \
+         resolved keys and their digest sum (a Budget's digest is its fields plus the sum of its \
+         members' digests), so even the namespace-wide Budget, which lists every key, costs its \
+         fields, not its keys; a changed scope is resolved through the label index and costs \
+         its matches."
             .into(),
     );
     out.push(String::new());
