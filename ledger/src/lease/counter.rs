@@ -63,7 +63,9 @@ pub(crate) struct Counter {
     /// Reservations from the slice may end no later than this (the slice lives at least that
     /// long in the store unless renewed).
     pub valid_until: Option<Instant>,
-    holds: HashMap<String, Hold>,
+    holds: HashMap<String, Hold, foldhash::fast::RandomState>,
+    /// No hold lapses before this (it may be earlier than the earliest hold left).
+    first_lapse: Option<Instant>,
     /// Sum of leased holds.
     held_leased: i64,
     /// Sum of holds on no slice (counters without a limit), exact.
@@ -109,7 +111,8 @@ impl Counter {
             limit: None,
             store: ItemState::default(),
             valid_until: None,
-            holds: HashMap::new(),
+            holds: HashMap::default(),
+            first_lapse: None,
             held_leased: 0,
             held_free: 0,
             sending: Flows::default(),
@@ -202,6 +205,7 @@ impl Counter {
     /// Holds `amount` for reservation `id` until `until`.
     pub fn hold(&mut self, id: &str, amount: i64, until: Instant) {
         let leased = self.limit.is_some();
+        self.first_lapse = Some(self.first_lapse.map_or(until, |t| t.min(until)));
         if let Some(old) = self.holds.insert(
             id.to_string(),
             Hold {
@@ -243,9 +247,15 @@ impl Counter {
 
     /// Drops reservations that lapsed; their amounts are free again.
     pub fn purge(&mut self, now: Instant) {
-        if self.holds.values().all(|h| h.until > now) {
+        if self.first_lapse.is_none_or(|t| t > now) {
             return;
         }
+        self.first_lapse = self
+            .holds
+            .values()
+            .map(|h| h.until)
+            .filter(|u| *u > now)
+            .min();
         let lapsed: Vec<String> = self
             .holds
             .iter()

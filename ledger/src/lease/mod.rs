@@ -71,14 +71,17 @@ const BATCH_MAX: usize = 512;
 /// refusal stands.
 const ROUNDS: usize = 4;
 
-/// How long a settled id is remembered, and at most how many.
+/// How long a settled id is remembered, and at most how many: settlements here never fail, so
+/// nothing retries one; the memory only guards against a caller settling twice.
 const SETTLED_MEMORY: Duration = Duration::from_secs(3600);
-const SETTLED_MAX: usize = 100_000;
+const SETTLED_MAX: usize = 10_000;
+
+type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 #[derive(Default)]
 struct Local {
-    counters: HashMap<String, Counter>,
-    settled: HashMap<String, Instant>,
+    counters: Map<Counter>,
+    settled: Map<Instant>,
     settled_order: VecDeque<(Instant, String)>,
     /// Generation records waiting for the next batch.
     generations: Vec<(String, String)>,
@@ -86,10 +89,14 @@ struct Local {
 }
 
 impl Local {
+    /// Counter `name`, created when new (no allocation on the hot path, where it exists).
     fn counter(&mut self, name: &str, now: Instant) -> &mut Counter {
+        if !self.counters.contains_key(name) {
+            self.counters.insert(name.to_owned(), Counter::new(now));
+        }
         self.counters
-            .entry(name.to_string())
-            .or_insert_with(|| Counter::new(now))
+            .get_mut(name)
+            .unwrap_or_else(|| unreachable!("inserted above"))
     }
 
     /// Whether `id` is settled for the first time now.
