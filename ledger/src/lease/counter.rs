@@ -87,7 +87,13 @@ pub(crate) struct Counter {
     /// How long the store keeps the counter, milliseconds (0: forever; -1: not known here, so
     /// its expiry is left alone).
     pub keep_ms: i64,
+    /// When `keep_ms` was last sent, and what: sent again after [`KEEP_EVERY`] or a change.
+    keep_sent: Option<(Instant, i64)>,
 }
+
+/// How often a counter's expiry is refreshed in the store while this replica uses it (its
+/// keys live at least a window's length, or two minutes for rate limits, beyond it).
+const KEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Sum of `a` and `b`, kept within `0..=COUNTER_MAX`.
 fn add_capped(a: i64, b: i64) -> i64 {
@@ -123,6 +129,7 @@ impl Counter {
             last_grant: None,
             contended_until: None,
             keep_ms: -1,
+            keep_sent: None,
         }
     }
 
@@ -295,7 +302,21 @@ impl Counter {
 
     /// The item of the next batch: the pending flows move to `sending`; `need` and `want`
     /// as the caller asks, and how long the slice must live.
-    pub fn item(&mut self, name: &str, need: i64, want: i64, slack: Duration) -> Item {
+    pub fn item(
+        &mut self,
+        name: &str,
+        need: i64,
+        want: i64,
+        slack: Duration,
+        now: Instant,
+    ) -> Item {
+        let keep_due = self.keep_ms >= 0
+            && self
+                .keep_sent
+                .is_none_or(|(at, ms)| ms != self.keep_ms || now.duration_since(at) >= KEEP_EVERY);
+        if keep_due {
+            self.keep_sent = Some((now, self.keep_ms));
+        }
         self.sending = Flows {
             from_slice: add_capped(self.sending.from_slice, self.pending.from_slice),
             beyond: add_capped(self.sending.beyond, self.pending.beyond),
@@ -311,7 +332,7 @@ impl Counter {
             need,
             want,
             ttl_ms: crate::millis(self.longest_hold.saturating_add(slack)).max(1),
-            keep_ms: self.keep_ms,
+            keep_ms: if keep_due { self.keep_ms } else { -1 },
         }
     }
 

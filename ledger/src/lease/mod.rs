@@ -280,14 +280,14 @@ impl LeaseLedger {
                     continue;
                 }
                 let c = local.counter(&ask.counter, now);
-                items.push(c.item(&ask.counter, ask.need, ask.want, slack));
+                items.push(c.item(&ask.counter, ask.need, ask.want, slack, now));
             }
             for (name, c) in local.counters.iter_mut() {
                 if items.len() >= BATCH_MAX {
                     break;
                 }
                 if c.has_pending() && !asks.iter().any(|a| &a.counter == name) {
-                    items.push(c.item(name, 0, 0, slack));
+                    items.push(c.item(name, 0, 0, slack, now));
                 }
             }
             if items.is_empty() {
