@@ -368,6 +368,17 @@ impl Counter {
         }
     }
 
+    /// Whether the counter had, at the last batch, less room left than twice this replica's
+    /// slice: where another replica may soon be refused for want of it.
+    pub fn near_limit(&self) -> bool {
+        self.limit.is_some_and(|l| {
+            let room = i128::from(l)
+                .saturating_sub(i128::from(self.store.spent))
+                .saturating_sub(i128::from(self.store.reserved));
+            room < i128::from(self.store.slice).saturating_mul(2)
+        })
+    }
+
     /// Whether another replica was refused here in the last second.
     pub fn contended(&self, now: Instant) -> bool {
         self.contended_until.is_some_and(|t| t > now)

@@ -116,14 +116,11 @@ impl Local {
     }
 }
 
-/// A batch sent whose reply was lost: sent again, unchanged, before any other.
-struct Unacked {
-    batch: Batch,
-}
-
 struct Control {
     seq: u64,
-    unacked: Option<Unacked>,
+    /// Batches sent whose reply was lost (or not sent yet): sent again, unchanged and in order,
+    /// before any new one.
+    unacked: VecDeque<Batch>,
 }
 
 /// One request for the next batch: a counter, what its slice must grow by, what more it wants.
@@ -161,7 +158,7 @@ impl LeaseLedger {
             local: Mutex::default(),
             control: tokio::sync::Mutex::new(Control {
                 seq: 0,
-                unacked: None,
+                unacked: VecDeque::new(),
             }),
             #[cfg(test)]
             halted: std::sync::atomic::AtomicBool::new(false),
@@ -228,9 +225,9 @@ impl LeaseLedger {
                             )
                             .unwrap_or(now)
                     });
-                // A slice held unused rides along, so it hears when another replica is refused
-                // for want of it.
-                if c.has_pending() || renew || c.available() > 0 {
+                // Near the limit (less room left than twice this slice), a slice held unused rides
+                // along, so it hears when another replica is refused for want of it.
+                if c.has_pending() || renew || (c.available() > 0 && c.near_limit()) {
                     asks.push(Ask {
                         counter: name.clone(),
                         need: 0,
@@ -252,65 +249,56 @@ impl LeaseLedger {
         self.sync(asks).await
     }
 
-    /// Sends one batch: first the one whose reply was lost, if any (unchanged, so it counts
-    /// once), then `asks` and every counter with something pending.
+    /// Sends the batches whose reply was lost, if any (unchanged, so each counts once), then
+    /// `asks` and every counter with something pending, in batches of at most [`BATCH_MAX`].
     async fn sync(&self, asks: Vec<Ask>) -> Result<(), LedgerError> {
         let mut control = self.control.lock().await;
         #[cfg(test)]
         if self.halted.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(LedgerError("killed".into()));
         }
-        if let Some(u) = control.unacked.take() {
-            let sent_at = Instant::now();
-            match self.store.sync(&u.batch).await {
-                Ok(states) => self.acknowledge(&u.batch, &states, sent_at),
-                Err(e) => {
-                    control.unacked = Some(u);
-                    return Err(e);
-                }
-            }
-        }
-        let batch = {
+        self.send_unacked(&mut control).await?;
+        {
             let mut local = self.local();
-            let mut items: Vec<Item> = Vec::new();
             let slack = self.settings.slack;
             let now = Instant::now();
+            let mut named = std::collections::HashSet::with_capacity(asks.len());
+            let mut items: Vec<Item> = Vec::with_capacity(asks.len());
             for ask in &asks {
-                if items.iter().any(|i| i.counter == ask.counter) {
-                    continue;
+                if named.insert(ask.counter.as_str()) {
+                    let c = local.counter(&ask.counter, now);
+                    items.push(c.item(&ask.counter, ask.need, ask.want, slack, now));
                 }
-                let c = local.counter(&ask.counter, now);
-                items.push(c.item(&ask.counter, ask.need, ask.want, slack, now));
             }
             for (name, c) in local.counters.iter_mut() {
-                if items.len() >= BATCH_MAX {
-                    break;
-                }
-                if c.has_pending() && !asks.iter().any(|a| &a.counter == name) {
+                if c.has_pending() && !named.contains(name.as_str()) {
                     items.push(c.item(name, 0, 0, slack, now));
                 }
             }
-            if items.is_empty() {
-                return Ok(());
-            }
-            control.seq = control.seq.saturating_add(1);
-            Batch {
-                replica: self.replica.clone(),
-                seq: control.seq,
-                items,
-            }
-        };
-        let sent_at = Instant::now();
-        match self.store.sync(&batch).await {
-            Ok(states) => {
-                self.acknowledge(&batch, &states, sent_at);
-                Ok(())
-            }
-            Err(e) => {
-                control.unacked = Some(Unacked { batch });
-                Err(e)
+            while !items.is_empty() {
+                let rest = items.split_off(items.len().min(BATCH_MAX));
+                control.seq = control.seq.saturating_add(1);
+                let seq = control.seq;
+                control.unacked.push_back(Batch {
+                    replica: self.replica.clone(),
+                    seq,
+                    items,
+                });
+                items = rest;
             }
         }
+        self.send_unacked(&mut control).await
+    }
+
+    /// Sends the batches not yet acknowledged, in order, until one fails.
+    async fn send_unacked(&self, control: &mut Control) -> Result<(), LedgerError> {
+        while let Some(batch) = control.unacked.front() {
+            let sent_at = Instant::now();
+            let states = self.store.sync(batch).await?;
+            self.acknowledge(batch, &states, sent_at);
+            control.unacked.pop_front();
+        }
+        Ok(())
     }
 
     fn acknowledge(&self, batch: &Batch, states: &[ItemState], sent_at: Instant) {
