@@ -8,7 +8,7 @@ CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2
 IMAGE_PREFIX ?= ghcr.io/switchboard-dev/
 IMAGE_TAG    ?= $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 
-.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e chart-crds images bench bench-peers bench-usage bench-controlplane bench-console bench-cache bench-identity
+.PHONY: help run build test test-rust venv lint fmt gen check-clean clean e2e chart-crds images bench bench-peers bench-usage bench-controlplane bench-console bench-cache bench-identity bench-replicas
 
 help: ## List targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -72,6 +72,11 @@ bench-controlplane: ## Control plane at 1k/10k/100k keys: compile, one change, s
 bench-identity: ## Admitting a request with a ServiceAccount token (RS256, ES256; cached or not) vs a static key, in-process; writes its section of docs/benchmarks.md (~1 min)
 	$(CARGO) build --release -p switchboard-bench --bin bench-identity
 	$${CARGO_TARGET_DIR:-target}/release/bench-identity --write docs/benchmarks.md
+
+bench-replicas: ## Three routers on one Redis (lease and per-request ledger) vs one standalone router: saturation ratio and Redis commands per request; writes its section of docs/benchmarks.md (~3 min)
+	$(CARGO) build --release -p switchboard-router -p switchboard-bench --bin switchboard-router --bin bench-mock
+	@[ -x bench/.tools/bin/oha ] || $(CARGO) install oha --version 1.16.0 --locked --root bench/.tools
+	$(PYTHON) bench/replicas.py
 
 bench-console: ## The console's server time per page on a SQLite store of 10 million seeded records (BENCH_USAGE_ROWS); writes its section of docs/benchmarks.md
 	$(CARGO) build --release -p switchboard-bench --bin bench-usage --bin bench-console

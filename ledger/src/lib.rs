@@ -24,6 +24,7 @@
     clippy::arithmetic_side_effects
 )]
 
+pub mod lease;
 pub mod local;
 pub mod redis;
 
@@ -194,8 +195,19 @@ pub trait Ledger: Send + Sync {
         &'a self,
         counters: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<CounterState>, LedgerError>>;
-    /// Which implementation (`local`, `redis`), for logs and metrics.
+    /// Which implementation (`local`, `redis`, `redis-lease`), for logs and metrics.
     fn kind(&self) -> &'static str;
+
+    /// Whether generation records kept with [`Ledger::put_generation`] reach other replicas.
+    fn shares_generations(&self) -> bool {
+        false
+    }
+
+    /// Records what is not yet written and hands back what this process holds (a lease
+    /// ledger's unused slices); called once at shutdown, after the last request settled.
+    fn close(&self) -> BoxFuture<'_, Result<(), LedgerError>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Keeps a generation record (JSON) for `ttl` where every replica can read it. The in-process
     /// ledger has no shared store: records stay on the replica that served them.
@@ -215,6 +227,14 @@ pub trait Ledger: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<String>, LedgerError>> {
         Box::pin(async { Ok(None) })
     }
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Milliseconds of a duration (at most [`MAX_KEEP`]), for the wire.

@@ -10,7 +10,7 @@ use std::{
     io::Write,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use super::{
     BoxFuture, COUNTER_MAX, CounterState, Ledger, LedgerError, MAX_KEEP, ReserveRequest, Reserved,
-    Settlement, used,
+    Settlement, unix_ms_now, used,
 };
 
 #[derive(Default)]
@@ -109,13 +109,6 @@ struct Persisted {
 struct PersistedCounter {
     spent: i64,
     expires_at: Option<i64>,
-}
-
-fn unix_ms_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// The in-process ledger.

@@ -28,7 +28,7 @@ use super::{
     used,
 };
 
-const PURGE: &str = r#"
+pub(crate) const PURGE: &str = r#"
 local function purge(z, h, t, now)
   local dead = redis.call('ZRANGEBYSCORE', z, '-inf', now)
   for _, m in ipairs(dead) do
@@ -144,7 +144,7 @@ return out
 "#;
 
 /// An integer a script answered, as a string (a counter) or a number (a status).
-fn int(v: &redis::Value) -> Result<i64, LedgerError> {
+pub(crate) fn int(v: &redis::Value) -> Result<i64, LedgerError> {
     match v {
         redis::Value::Int(n) => Ok(*n),
         redis::Value::BulkString(b) => std::str::from_utf8(b)
@@ -352,6 +352,10 @@ impl Ledger for RedisLedger {
 
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    fn shares_generations(&self) -> bool {
+        true
     }
 
     fn put_generation<'a>(

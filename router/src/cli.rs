@@ -6,6 +6,15 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{ArgGroup, Parser};
 use switchboard_telemetry::LogFormat;
 
+/// How replicas share counters in Redis (`--ledger-mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LedgerMode {
+    /// Slices of each limit leased ahead of need; spend flushed in batches.
+    Lease,
+    /// Every reservation and settlement a Lua script.
+    PerRequest,
+}
+
 /// Switchboard router: an OpenAI-compatible LLM gateway.
 #[derive(Debug, Parser)]
 #[command(name = "switchboard-router", version, about)]
@@ -113,6 +122,17 @@ pub struct Cli {
     /// more than one router replica serves the same keys; without it counters are in-process.
     #[arg(long, env = "SWITCHBOARD_REDIS_URL", conflicts_with = "state_file")]
     pub redis_url: Option<String>,
+    /// How replicas share budgets and rate limits through `--redis-url`: `lease` (each replica
+    /// takes slices of what remains ahead of need, admits and settles locally, and sends Redis
+    /// one batch every 100 ms; docs/budgets.md) or `per-request` (two Lua round trips per
+    /// request).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LEDGER_MODE",
+        value_enum,
+        default_value = "lease"
+    )]
+    pub ledger_mode: LedgerMode,
     /// Accept a SIGHUP reload whose manifests drop every provider, route or API key being served
     /// (by default such a reload, the mark of an empty or truncated file, is refused).
     #[arg(long, env = "SWITCHBOARD_ALLOW_EMPTY_RELOAD")]

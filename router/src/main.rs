@@ -7,10 +7,15 @@ use std::sync::{
 };
 
 use clap::Parser;
-use switchboard_ledger::{Ledger, local::LocalLedger, redis::RedisLedger};
+use switchboard_ledger::{
+    Ledger,
+    lease::{LeaseLedger, LeaseSettings},
+    local::LocalLedger,
+    redis::RedisLedger,
+};
 use switchboard_router::{
     admin::auth::AdminAuth,
-    cli::Cli,
+    cli::{Cli, LedgerMode},
     config::{issuers::TrustedIssuers, operator},
     load_manifests,
     response_store::{ResponseStore, StoreSettings, memory::MemoryStore, redis::RedisStore},
@@ -98,6 +103,10 @@ async fn main() -> anyhow::Result<()> {
     if let Some(l) = local_ledger {
         l.flush()?;
     }
+    // Unused slices go back to the other replicas now rather than when they lapse.
+    if let Err(e) = state.settler.ledger().close().await {
+        tracing::warn!("the ledger did not close cleanly (its slices lapse on their own): {e}");
+    }
     telemetry.shutdown().await;
     Ok(())
 }
@@ -173,7 +182,10 @@ struct OpenLedger {
 /// in-memory one.
 fn open_ledger(cli: &Cli) -> anyhow::Result<OpenLedger> {
     let (ledger, persisted): (Arc<dyn Ledger>, _) = match (&cli.redis_url, &cli.state_file) {
-        (Some(url), _) => (Arc::new(RedisLedger::new(url)?), None),
+        (Some(url), _) => match cli.ledger_mode {
+            LedgerMode::Lease => (LeaseLedger::redis(url, LeaseSettings::default())?, None),
+            LedgerMode::PerRequest => (Arc::new(RedisLedger::new(url)?), None),
+        },
         (None, Some(path)) => {
             let l = LocalLedger::open(path)?;
             (l.clone(), Some(l))

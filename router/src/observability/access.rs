@@ -499,7 +499,7 @@ impl Access {
         }
         // Shared with the other replicas through the ledger's store, when it has one
         // (rendered and serialised only then: this runs on every request).
-        if self.state.settler.ledger().kind() == "redis" {
+        if self.state.settler.ledger().shares_generations() {
             let state = self.state.clone();
             tokio::spawn(async move {
                 let Ok(json) = serde_json::to_string(&Stored::from(&*record)) else {
