@@ -198,7 +198,7 @@ impl<'s, 'a> Attempts<'s, 'a> {
             let view = self
                 .state
                 .health
-                .view(provider_id, c.upstream_model, Instant::now());
+                .view_of(provider_id, c.upstream_model, Instant::now(), false);
             if view.cooling.is_some() || view.tier == Tier::Ejected {
                 return false;
             }
