@@ -219,7 +219,10 @@ fn set_field<'a>(fields: &mut Vec<(&'a str, Edited<'a>)>, key: &'a str, value: S
 /// Compact JSON of `fields` (keys are escape-free: borrowed unescaped, or our own names), with
 /// `last` appended when given.
 fn write_fields(fields: &[(&str, Edited<'_>)], last: Option<(&str, &str)>) -> String {
-    let size: usize = fields.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+    let size: usize = fields
+        .iter()
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum();
     let mut out = String::with_capacity(size + 32);
     out.push('{');
     for (k, v) in fields.iter().map(|(k, v)| (*k, v.get())).chain(last) {
@@ -260,7 +263,10 @@ fn normalised_borrowed(
                     Some(d) if d.trim_start().starts_with('{') => borrowed_fields(d)?,
                     _ => Vec::new(),
                 };
-                let present = details.iter().find(|(k, _)| *k == sub).map(|(_, v)| v.get());
+                let present = details
+                    .iter()
+                    .find(|(k, _)| *k == sub)
+                    .map(|(_, v)| v.get());
                 if absent(present) {
                     set_field(&mut details, sub, n.to_string());
                     let json = write_fields(&details, None);

@@ -224,7 +224,12 @@ mod tests {
             ratio = 0.5f64,
             "request"
         );
-        tracing::warn!(error = &err as &(dyn std::error::Error + 'static), r#type = "t", "failed: {}", 3);
+        tracing::warn!(
+            error = &err as &(dyn std::error::Error + 'static),
+            r#type = "t",
+            "failed: {}",
+            3
+        );
         tracing::info!(x = 1u64);
     }
 

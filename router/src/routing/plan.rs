@@ -227,7 +227,14 @@ fn plan_model<'a>(
         }),
     });
     let measured = matches!(sort, Some(SortBy::Latency | SortBy::Throughput));
-    let eligible = eligible(runtime, route, variant, req, &|p, m| view(p, m, measured), out);
+    let eligible = eligible(
+        runtime,
+        route,
+        variant,
+        req,
+        &|p, m| view(p, m, measured),
+        out,
+    );
     order(eligible, req, sort, rng)
         .into_iter()
         .map(|e| Candidate {

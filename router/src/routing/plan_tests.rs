@@ -262,7 +262,13 @@ fn filters_choose_exactly_the_eligible_targets() {
             needs: &needs,
             sticky: None,
         };
-        let plan = plan(&rt, &ApiKeyConfig::test(), &req, &|p, m, _| healthy(p, m), &mut rng);
+        let plan = plan(
+            &rt,
+            &ApiKeyConfig::test(),
+            &req,
+            &|p, m, _| healthy(p, m),
+            &mut rng,
+        );
         assert_eq!(plan.models[0].candidates.len(), expected);
         if expected == 0 {
             assert_eq!(plan.excluded.len(), 5);
@@ -297,7 +303,13 @@ fn tools_and_images_only_go_to_models_that_declare_them() {
             needs,
             sticky: None,
         };
-        let plan = plan(&rt, &ApiKeyConfig::test(), &req, &|p, m, _| healthy(p, m), rng);
+        let plan = plan(
+            &rt,
+            &ApiKeyConfig::test(),
+            &req,
+            &|p, m, _| healthy(p, m),
+            rng,
+        );
         let mut names: Vec<String> = plan.models[0]
             .candidates
             .iter()
@@ -359,7 +371,13 @@ fn health_tiers_order_targets_and_cooling_excludes_them() {
         needs: &[],
         sticky: None,
     };
-    let planned = plan(&rt, &ApiKeyConfig::test(), &req, &|p, m, _| cooling(p, m), &mut rng);
+    let planned = plan(
+        &rt,
+        &ApiKeyConfig::test(),
+        &req,
+        &|p, m, _| cooling(p, m),
+        &mut rng,
+    );
     let names: Vec<&str> = planned.models[0]
         .candidates
         .iter()
@@ -423,7 +441,13 @@ fn model_fallbacks_follow_the_requested_models_then_route_fallbacks() {
         needs: &[],
         sticky: None,
     };
-    let planned = plan(&rt, &ApiKeyConfig::test(), &req, &|p, m, _| healthy(p, m), &mut rng);
+    let planned = plan(
+        &rt,
+        &ApiKeyConfig::test(),
+        &req,
+        &|p, m, _| healthy(p, m),
+        &mut rng,
+    );
     let models: Vec<&str> = planned
         .models
         .iter()
