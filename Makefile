@@ -59,7 +59,7 @@ images: ## Build the router and operator images with docker or podman (IMAGE_PRE
 bench: ## Benchmarks: release router vs direct on a mock upstream; writes docs/benchmarks.md (~6 min)
 	bench/run.sh
 
-bench-peers: ## `make bench` plus LiteLLM proxy (PyPI, in bench/.venv-litellm) side by side
+bench-peers: ## `make bench` plus LiteLLM proxy (PyPI, in bench/.venv-litellm) and Portkey's gateway (npm, in bench/portkey) side by side
 	bench/run.sh --peers
 
 bench-usage: ## Only the usage store's rows of `make bench` (store off/SQLite/Postgres, write rates, 10M-row queries)

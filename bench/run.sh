@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench / make bench-peers: builds the release binaries, installs the load generator (and,
-# with --peers, LiteLLM proxy) into bench/ once, then runs bench/run.py. Writes docs/benchmarks.md.
+# with --peers, LiteLLM proxy and Portkey's gateway) into bench/ once, then runs bench/run.py. Writes docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO=${CARGO:-cargo}
@@ -20,6 +20,12 @@ if [[ " $* " == *" --peers "* ]] && [ ! -f bench/.venv-litellm/.installed-$(md5s
   $PYTHON -m venv bench/.venv-litellm
   bench/.venv-litellm/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-litellm.txt
   touch bench/.venv-litellm/.installed-$(md5sum < bench/requirements-litellm.txt | cut -c1-8)
+fi
+
+if [[ " $* " == *" --peers "* ]] && [ ! -f bench/portkey/node_modules/.installed-$(md5sum < bench/portkey/package-lock.json | cut -c1-8) ]; then
+  echo "== installing Portkey's gateway from npm into bench/portkey (once)"
+  (cd bench/portkey && npm ci --ignore-scripts --no-audit --no-fund --silent)
+  touch bench/portkey/node_modules/.installed-$(md5sum < bench/portkey/package-lock.json | cut -c1-8)
 fi
 
 command -v taskset >/dev/null || echo "== taskset not found: processes will not be pinned"

@@ -163,6 +163,128 @@ pub fn usage_normalised(
     counts: &[UsageCount<'_>],
     cost: Decimal,
 ) -> String {
+    normalised_borrowed(usage, counts, cost)
+        .unwrap_or_else(|| normalised_owned(usage, counts, cost))
+}
+
+/// A field's value while [`normalised_borrowed`] edits: the upstream's bytes or a new value.
+enum Edited<'a> {
+    Raw(&'a str),
+    New(String),
+}
+
+impl Edited<'_> {
+    fn get(&self) -> &str {
+        match self {
+            Edited::Raw(s) => s,
+            Edited::New(s) => s,
+        }
+    }
+}
+
+/// An object's fields borrowed from its JSON (keys without escapes, which is every key an
+/// upstream writes in `usage`); `None` for a value that is not such an object.
+fn borrowed_fields(json: &str) -> Option<Vec<(&str, Edited<'_>)>> {
+    struct Fields<'a>(Vec<(&'a str, Edited<'a>)>);
+    impl<'de> Deserialize<'de> for Fields<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Fields<'de>, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Fields<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                    let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                    while let Some((k, v)) = map.next_entry::<&'de str, &'de RawValue>()? {
+                        fields.push((k, Edited::Raw(v.get())));
+                    }
+                    Ok(Fields(fields))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    serde_json::from_str::<Fields<'_>>(json).ok().map(|f| f.0)
+}
+
+/// Sets `key` to `value` in `fields`: the first field of that name in place, else appended.
+fn set_field<'a>(fields: &mut Vec<(&'a str, Edited<'a>)>, key: &'a str, value: String) {
+    match fields.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, v)) => *v = Edited::New(value),
+        None => fields.push((key, Edited::New(value))),
+    }
+}
+
+/// Compact JSON of `fields` (keys are escape-free: borrowed unescaped, or our own names), with
+/// `last` appended when given.
+fn write_fields(fields: &[(&str, Edited<'_>)], last: Option<(&str, &str)>) -> String {
+    let size: usize = fields
+        .iter()
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum();
+    let mut out = String::with_capacity(size + 32);
+    out.push('{');
+    for (k, v) in fields.iter().map(|(k, v)| (*k, v.get())).chain(last) {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(k);
+        out.push_str("\":");
+        out.push_str(v);
+    }
+    out.push('}');
+    out
+}
+
+/// [`usage_normalised`] on borrowed fields: the same result without copying or re-serialising
+/// the upstream's values. `None` when a key has escapes (or a details object cannot be read
+/// borrowed), for [`normalised_owned`] to handle.
+fn normalised_borrowed(
+    usage: Option<&RawValue>,
+    counts: &[UsageCount<'_>],
+    cost: Decimal,
+) -> Option<String> {
+    // Anything but an object counts as no usage, as `RawObject::parse` has it.
+    let mut obj = match usage.map(RawValue::get) {
+        Some(u) if u.trim_start().starts_with('{') => borrowed_fields(u)?,
+        _ => Vec::new(),
+    };
+    let absent = |v: Option<&str>| v.is_none_or(|v| v == "null");
+    for &(key, sub, n) in counts {
+        let current = obj.iter().find(|(k, _)| *k == key).map(|(_, v)| v.get());
+        match sub {
+            None if absent(current) => set_field(&mut obj, key, n.to_string()),
+            None => {}
+            Some(sub) => {
+                let held = current.map(str::to_string);
+                let mut details = match held.as_deref() {
+                    Some(d) if d.trim_start().starts_with('{') => borrowed_fields(d)?,
+                    _ => Vec::new(),
+                };
+                let present = details
+                    .iter()
+                    .find(|(k, _)| *k == sub)
+                    .map(|(_, v)| v.get());
+                if absent(present) {
+                    set_field(&mut details, sub, n.to_string());
+                    let json = write_fields(&details, None);
+                    set_field(&mut obj, key, json);
+                }
+            }
+        }
+    }
+    obj.retain(|(k, _)| *k != "cost");
+    Some(write_fields(
+        &obj,
+        Some(("cost", &cost.normalize().to_string())),
+    ))
+}
+
+/// [`usage_normalised`] through an owned [`RawObject`]: keys with escapes are unescaped and
+/// written again.
+fn normalised_owned(usage: Option<&RawValue>, counts: &[UsageCount<'_>], cost: Decimal) -> String {
     let mut obj = usage
         .and_then(|u| serde_json::from_str::<RawObject>(u.get()).ok())
         .unwrap_or_default();
@@ -283,6 +405,44 @@ mod tests {
             usage_normalised(None, &counts[..1], Decimal::ZERO),
             r#"{"prompt_tokens":9,"cost":0}"#
         );
+    }
+
+    #[test]
+    fn normalised_usage_is_the_same_borrowed_or_owned() {
+        let counts = [
+            ("prompt_tokens", None, 9),
+            ("completion_tokens", None, 2),
+            ("total_tokens", None, 11),
+            ("prompt_tokens_details", Some("cached_tokens"), 1),
+            ("prompt_tokens_details", Some("cache_write_tokens"), 0),
+            ("completion_tokens_details", Some("reasoning_tokens"), 0),
+        ];
+        let cost = Decimal::from_str("0.0000423").unwrap();
+        for usage in [
+            r#"{"prompt_tokens":250,"completion_tokens":8,"total_tokens":258}"#,
+            r#"{ "prompt_tokens" : 3, "cost": 9.9, "total_tokens": null, "cost": 1 }"#,
+            r#"{"prompt_tokens_details":null,"completion_tokens_details":{"reasoning_tokens":null,"x":[1, 2]}}"#,
+            r#"{"prompt_tokens_details":{"cached_tokens":4,"cached_tokens":5},"prompt_tokens_details":{}}"#,
+            r#"{"prompt_tokens_details":7,"completion_tokens":1.50}"#,
+            r#"{"pr\u006fmpt_tokens":1,"completion_tokens_details":{"reas\u006fning_tokens":3}}"#,
+            r#"{}"#,
+            r#"[1,2]"#,
+            r#"null"#,
+            r#"12"#,
+        ] {
+            let raw = RawValue::from_string(usage.into()).unwrap();
+            assert_eq!(
+                usage_normalised(Some(&raw), &counts, cost),
+                normalised_owned(Some(&raw), &counts, cost),
+                "{usage}"
+            );
+        }
+        assert_eq!(
+            normalised_borrowed(None, &counts, cost).unwrap(),
+            normalised_owned(None, &counts, cost)
+        );
+        let raw = RawValue::from_string(r#"{"prompt_tokens":250}"#.into()).unwrap();
+        assert!(normalised_borrowed(Some(&raw), &counts, cost).is_some());
     }
 
     #[test]

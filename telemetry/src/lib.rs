@@ -2,6 +2,7 @@
 //! ([`logging`]), OpenTelemetry trace export over OTLP ([`otlp`]), and Prometheus metrics made and
 //! registered in one call ([`metrics`]). What each process measures stays in that process.
 
+pub mod fields;
 pub mod logging;
 pub mod metrics;
 pub mod otlp;

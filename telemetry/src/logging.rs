@@ -98,6 +98,7 @@ pub fn init(
     let output = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
+            .fmt_fields(crate::fields::PlainFields)
             .with_writer(writer)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

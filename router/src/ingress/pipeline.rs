@@ -104,27 +104,34 @@ struct RoleView<'a> {
     _role: std::borrow::Cow<'a, str>,
 }
 
+/// What is wrong with `messages` that are not an array of objects with a string `role`.
+fn bad_messages(messages: &RawValue) -> ApiError {
+    let Ok(list) = serde_json::from_str::<Vec<&RawValue>>(messages.get()) else {
+        return ApiError::bad_param("messages", "`messages` must be an array of message objects");
+    };
+    let i = list
+        .iter()
+        .position(|m| serde_json::from_str::<RoleView<'_>>(m.get()).is_err())
+        .unwrap_or(0);
+    ApiError::bad_param(
+        "messages",
+        format!("`messages[{i}]` must be an object with a string `role`"),
+    )
+}
+
 fn parse_request(body: &RawObject) -> Result<ChatRequest, ApiError> {
     let messages = body
         .get("messages")
         .ok_or_else(|| ApiError::bad_param("messages", "`messages` is required"))?;
-    // Borrowed views: the messages are checked, not copied.
-    let list: Vec<&RawValue> = serde_json::from_str(messages.get()).map_err(|_| {
-        ApiError::bad_param("messages", "`messages` must be an array of message objects")
-    })?;
-    if list.is_empty() {
+    // Borrowed views, in one pass: the messages are checked, not copied. Only a request that
+    // fails the check is read again, for the error to say which message.
+    let roles = serde_json::from_str::<Vec<RoleView<'_>>>(messages.get())
+        .map_err(|_| bad_messages(messages))?;
+    if roles.is_empty() {
         return Err(ApiError::bad_param(
             "messages",
             "`messages` must not be empty",
         ));
-    }
-    for (i, m) in list.iter().enumerate() {
-        if serde_json::from_str::<RoleView<'_>>(m.get()).is_err() {
-            return Err(ApiError::bad_param(
-                "messages",
-                format!("`messages[{i}]` must be an object with a string `role`"),
-            ));
-        }
     }
     let stream = field::<bool>(body, "stream", "a boolean")?.unwrap_or(false);
     let bounds = RequestBounds::from_chat(body)?;

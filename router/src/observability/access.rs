@@ -194,6 +194,10 @@ impl Access {
 
     /// Continues the client's W3C trace (`traceparent`) in this request's span.
     pub fn continue_trace(&mut self, headers: &http::HeaderMap) {
+        // Read only by the span, which exists only when traces are exported.
+        if !switchboard_telemetry::exporting() {
+            return;
+        }
         self.trace_parent = Some(super::traces::extract(headers));
     }
 

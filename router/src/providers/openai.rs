@@ -95,21 +95,33 @@ async fn post_with(
     extra: &[(http::HeaderName, http::HeaderValue)],
 ) -> Result<reqwest::Response, AttemptError> {
     let p = call.provider;
-    let credential = p.credential.clone().map_err(AttemptError::Credential)?;
+    let credential = p
+        .credential
+        .as_ref()
+        .map_err(|e| AttemptError::Credential(e.clone()))?;
     let url = p.url(path).map_err(AttemptError::Protocol)?;
     let mut req = call
         .client
         .post(url)
-        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        )
         .body(body);
     if call.stream {
-        req = req.header(header::ACCEPT, "text/event-stream");
+        req = req.header(
+            header::ACCEPT,
+            http::HeaderValue::from_static("text/event-stream"),
+        );
     }
     for (name, value) in extra {
         req = req.header(name, value);
     }
-    if let Some(key) = &credential {
-        req = req.bearer_auth(key.expose());
+    match (p.bearer(), credential) {
+        (Some(bearer), _) => req = req.header(header::AUTHORIZATION, bearer.clone()),
+        // Not a valid header value: reqwest refuses the request, as it always did.
+        (None, Some(key)) => req = req.bearer_auth(key.expose()),
+        (None, None) => {}
     }
     upstream::send(call, req, upstream::same_status).await
 }

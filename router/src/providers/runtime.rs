@@ -26,6 +26,9 @@ pub struct ProviderRuntime {
     /// `baseURL` + each of [`OPENAI_PATHS`], parsed once per config version rather than per
     /// request.
     openai_urls: Vec<(&'static str, reqwest::Url)>,
+    /// `Authorization: Bearer <credential>`, rendered once per config version (marked
+    /// sensitive); `None` without a credential or when it cannot be a header value.
+    bearer: Option<http::HeaderValue>,
 }
 
 /// The OpenAI-format paths whose full URLs are parsed ahead of time.
@@ -50,6 +53,11 @@ impl ProviderRuntime {
         let base = self.config.base_url.as_deref().unwrap_or_default();
         reqwest::Url::parse(&format!("{base}{path}"))
             .map_err(|e| format!("invalid upstream URL {base}{path}: {e}"))
+    }
+
+    /// The pre-rendered `Authorization: Bearer` value of the credential (see the field).
+    pub fn bearer(&self) -> Option<&http::HeaderValue> {
+        self.bearer.as_ref()
     }
 
     /// Every string that must never be shown: the credential itself and, for JSON credentials
@@ -119,9 +127,19 @@ impl ProviderRuntime {
             .and_then(|c| c.as_ref())
             .and_then(|c| json_secret_parts(c.expose()))
             .unwrap_or_default();
+        let bearer = credential
+            .as_ref()
+            .ok()
+            .and_then(|c| c.as_ref())
+            .and_then(|c| http::HeaderValue::try_from(format!("Bearer {}", c.expose())).ok())
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
         ProviderRuntime {
             id: id.to_string(),
             openai_urls,
+            bearer,
             config,
             adapter,
             secret_parts,

@@ -195,10 +195,10 @@ impl<'s, 'a> Attempts<'s, 'a> {
             return false;
         }
         if self.pass > 0 {
-            let view = self
-                .state
-                .health
-                .view(provider_id, c.upstream_model, Instant::now());
+            let view =
+                self.state
+                    .health
+                    .view_of(provider_id, c.upstream_model, Instant::now(), false);
             if view.cooling.is_some() || view.tier == Tier::Ejected {
                 return false;
             }

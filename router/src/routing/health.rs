@@ -5,13 +5,15 @@
 //! Every function takes `now` so the state machine is testable without sleeping.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU32, Ordering},
     },
     time::{Duration, Instant},
 };
+
+use foldhash::HashMap;
 
 /// When a target is ejected and for how long.
 #[derive(Clone, Debug)]
@@ -166,20 +168,24 @@ impl Health {
 
     fn with<R>(&self, provider: &str, model: &str, f: impl FnOnce(&mut TargetState) -> R) -> R {
         let mut targets = self.targets.lock().expect("health lock poisoned");
-        if !targets.contains_key(provider) {
-            targets.insert(provider.to_string(), HashMap::new());
+        // One lookup per level when the target is known (every request but its first).
+        if let Some(s) = targets.get_mut(provider).and_then(|m| m.get_mut(model)) {
+            return f(s);
         }
-        let models = targets.get_mut(provider).expect("inserted above");
-        if !models.contains_key(model) {
-            models.insert(model.to_string(), TargetState::default());
-        }
-        f(models.get_mut(model).expect("inserted above"))
+        let models = targets.entry(provider.to_string()).or_default();
+        f(models.entry(model.to_string()).or_default())
     }
 
     /// The target's standing. When its ejection is over and nobody holds the probe, it is
     /// [`Tier::Probe`]: planned first, but only the caller that [`Health::claim_probe`]s it when
     /// about to send gets to try it; the probe's outcome decides whether the target returns.
     pub fn view(&self, provider: &str, model: &str, now: Instant) -> TargetView {
+        self.view_of(provider, model, now, true)
+    }
+
+    /// [`Health::view`], with the medians only when `measured` (they are read only when targets
+    /// are sorted by latency or throughput; a plan without such a sort skips two selections).
+    pub fn view_of(&self, provider: &str, model: &str, now: Instant, measured: bool) -> TargetView {
         let window = self.policy.window;
         self.with(provider, model, |s| {
             let tier = match s.ejected_until {
@@ -202,8 +208,12 @@ impl Health {
                     .cooling_until
                     .and_then(|until| until.checked_duration_since(now))
                     .filter(|d| !d.is_zero()),
-                latency_ms: median(&s.ttft_ms),
-                throughput: median(&s.throughput),
+                latency_ms: if measured { median(&s.ttft_ms) } else { None },
+                throughput: if measured {
+                    median(&s.throughput)
+                } else {
+                    None
+                },
             }
         })
     }
@@ -514,5 +524,8 @@ mod tests {
         let v = h.view("p", "m", t0);
         assert_eq!(v.latency_ms, Some(20.0));
         assert_eq!(v.throughput, Some(20.0));
+        let standing = h.view_of("p", "m", t0, false);
+        assert_eq!((standing.latency_ms, standing.throughput), (None, None));
+        assert_eq!(standing.tier, v.tier);
     }
 }

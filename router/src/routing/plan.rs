@@ -108,12 +108,13 @@ fn is_free(m: &ModelConfig) -> bool {
 }
 
 /// Plans the attempts for a request. `view` gives each target's health (by provider id and
-/// upstream model).
+/// upstream model; its medians only when the third argument asks for them, for a latency or
+/// throughput sort).
 pub fn plan<'a>(
     runtime: &'a Runtime,
     key: &ApiKeyConfig,
     req: &RoutingRequest<'_>,
-    view: &dyn Fn(&str, &str) -> TargetView,
+    view: &dyn Fn(&str, &str, bool) -> TargetView,
     rng: &mut impl Rng,
 ) -> Plan<'a> {
     let mut out = Plan::default();
@@ -212,11 +213,10 @@ fn plan_model<'a>(
     route: &'a RouteConfig,
     variant: Option<Variant>,
     req: &RoutingRequest<'_>,
-    view: &dyn Fn(&str, &str) -> TargetView,
+    view: &dyn Fn(&str, &str, bool) -> TargetView,
     rng: &mut impl Rng,
     out: &mut Plan<'a>,
 ) -> Vec<Candidate<'a>> {
-    let eligible = eligible(runtime, route, variant, req, view, out);
     let sort = req.prefs.sort.or(match variant {
         Some(Variant::Floor) => Some(SortBy::Price),
         Some(Variant::Nitro) => Some(SortBy::Throughput),
@@ -226,6 +226,15 @@ fn plan_model<'a>(
             RouteSort::Throughput => SortBy::Throughput,
         }),
     });
+    let measured = matches!(sort, Some(SortBy::Latency | SortBy::Throughput));
+    let eligible = eligible(
+        runtime,
+        route,
+        variant,
+        req,
+        &|p, m| view(p, m, measured),
+        out,
+    );
     order(eligible, req, sort, rng)
         .into_iter()
         .map(|e| Candidate {

@@ -54,7 +54,16 @@ fn order_with(
         needs: &[Capability::Tools],
         sticky,
     };
-    let plan = plan(rt, &ApiKeyConfig::test(), &req, view, rng);
+    // As `Health::view_of`: the medians only when the plan asks for them.
+    let view = |p: &str, m: &str, measured: bool| {
+        let v = view(p, m);
+        TargetView {
+            latency_ms: v.latency_ms.filter(|_| measured),
+            throughput: v.throughput.filter(|_| measured),
+            ..v
+        }
+    };
+    let plan = plan(rt, &ApiKeyConfig::test(), &req, &view, rng);
     plan.models
         .iter()
         .flat_map(|m| {
@@ -253,7 +262,13 @@ fn filters_choose_exactly_the_eligible_targets() {
             needs: &needs,
             sticky: None,
         };
-        let plan = plan(&rt, &ApiKeyConfig::test(), &req, &healthy, &mut rng);
+        let plan = plan(
+            &rt,
+            &ApiKeyConfig::test(),
+            &req,
+            &|p, m, _| healthy(p, m),
+            &mut rng,
+        );
         assert_eq!(plan.models[0].candidates.len(), expected);
         if expected == 0 {
             assert_eq!(plan.excluded.len(), 5);
@@ -288,7 +303,13 @@ fn tools_and_images_only_go_to_models_that_declare_them() {
             needs,
             sticky: None,
         };
-        let plan = plan(&rt, &ApiKeyConfig::test(), &req, &healthy, rng);
+        let plan = plan(
+            &rt,
+            &ApiKeyConfig::test(),
+            &req,
+            &|p, m, _| healthy(p, m),
+            rng,
+        );
         let mut names: Vec<String> = plan.models[0]
             .candidates
             .iter()
@@ -350,7 +371,13 @@ fn health_tiers_order_targets_and_cooling_excludes_them() {
         needs: &[],
         sticky: None,
     };
-    let planned = plan(&rt, &ApiKeyConfig::test(), &req, &cooling, &mut rng);
+    let planned = plan(
+        &rt,
+        &ApiKeyConfig::test(),
+        &req,
+        &|p, m, _| cooling(p, m),
+        &mut rng,
+    );
     let names: Vec<&str> = planned.models[0]
         .candidates
         .iter()
@@ -414,7 +441,13 @@ fn model_fallbacks_follow_the_requested_models_then_route_fallbacks() {
         needs: &[],
         sticky: None,
     };
-    let planned = plan(&rt, &ApiKeyConfig::test(), &req, &healthy, &mut rng);
+    let planned = plan(
+        &rt,
+        &ApiKeyConfig::test(),
+        &req,
+        &|p, m, _| healthy(p, m),
+        &mut rng,
+    );
     let models: Vec<&str> = planned
         .models
         .iter()
@@ -423,7 +456,7 @@ fn model_fallbacks_follow_the_requested_models_then_route_fallbacks() {
     assert_eq!(models, ["r", "fb"], "fb appears once");
     let mut k = ApiKeyConfig::test();
     k.denied_models = vec!["fb".into()];
-    let planned = plan(&rt, &k, &req, &healthy, &mut rng);
+    let planned = plan(&rt, &k, &req, &|p, m, _| healthy(p, m), &mut rng);
     assert_eq!(
         planned.models.len(),
         1,

@@ -35,7 +35,9 @@ pub fn plan_request<'a>(
         sticky: sticky.as_deref(),
     };
     let now = Instant::now();
-    let view = |provider: &str, model: &str| state.health.view(provider, model, now);
+    let view = |provider: &str, model: &str, measured: bool| {
+        state.health.view_of(provider, model, now, measured)
+    };
     let plan = plan(&caller.runtime, caller.key(), &req, &view, &mut rand::rng());
     if !plan.is_empty() {
         return Ok(plan);
