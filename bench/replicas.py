@@ -281,6 +281,7 @@ def combine(rounds):
     for k in ("ok", "errors", "evalsha", "commands"):
         row[k] = sum(r[k] for r in rounds)
     row["rounds"] = [round(r["rps"], 1) for r in rounds]
+    row["ok_last"] = rounds[-1]["ok"]
     return row
 
 
@@ -308,9 +309,11 @@ def section(meta, rows):
                      f"{r['rps'] / base * 100:.0f} % | {per_req(r['evalsha'])} | {per_req(r['commands'])} | "
                      f"{r['errors']} | {', '.join(f'{v:,.0f}' for v in r['rounds'])} |")
     lease = by["lease"]
-    if lease["ok"]:
-        top = ", ".join(f"{k} {v / lease['ok']:.4f}" for k, v in lease["top_commands"])
+    if lease["ok_last"]:
+        top = ", ".join(f"{k} {v / lease['ok_last']:.4f}" for k, v in lease["top_commands"])
         lines += ["", f"Lease mode, Redis commands per request by command (last round): {top}."]
+    if meta.get("note"):
+        lines += ["", meta["note"]]
     lines += ["", END]
     return "\n".join(lines) + "\n"
 
@@ -333,7 +336,15 @@ def main():
                     help="seconds of load per configuration and round")
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    ap.add_argument("--note", default="", help="a sentence about the run, printed under the table")
+    ap.add_argument("--render", metavar="REPLICAS_JSON", help="only rewrite the section from a saved run")
     args = ap.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            saved = json.load(f)
+        saved["meta"]["note"] = args.note or saved["meta"].get("note", "")
+        write_doc(args.doc, section(saved["meta"], saved["rows"]))
+        return 0
     for tool in (OHA, os.path.join(TARGET, "switchboard-router"), os.path.join(TARGET, "bench-mock")):
         if not os.path.exists(tool):
             sys.exit(f"missing {tool}: run `make bench-replicas` (it builds and installs them)")
@@ -362,7 +373,7 @@ def main():
     rows = [combine(by[c[0]]) for c in CONFIGS]
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "host": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
-            "rounds": args.rounds, "seconds": args.seconds}
+            "rounds": args.rounds, "seconds": args.seconds, "note": args.note}
     with open(os.path.join(OUT, "replicas.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
     write_doc(args.doc, section(meta, rows))
