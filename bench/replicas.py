@@ -23,20 +23,14 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "bench")
-OUT = os.path.join(BENCH, "out")
-TARGET = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release")
-OHA = os.path.join(BENCH, ".tools", "bin", "oha")
+from harness import OHA, OUT, ROOT, TARGET, Procs, log, pinned, wait_http  # noqa: E402
+
 
 MOCK_ADDR = "127.0.0.1:18100"
 REDIS_PORT = 18479
@@ -47,15 +41,6 @@ MODEL = "bench/chat"
 N_KEYS = 100
 CONNS = 64
 BEGIN, END = "<!-- replicas:begin -->", "<!-- replicas:end -->"
-HAVE_TASKSET = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
-
-
-def log(msg):
-    print(f"[replicas {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def pinned(cpu, argv):
-    return (["taskset", "-c", str(cpu)] if HAVE_TASKSET else []) + argv
 
 
 def write_manifest(path):
@@ -115,21 +100,6 @@ def write_body(path):
         f.write(json.dumps(base, separators=(",", ":")))
 
 
-def wait_http(url, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status < 500:
-                    return True
-        except urllib.error.HTTPError as e:
-            if e.code < 500:
-                return True
-        except Exception:
-            pass
-        time.sleep(0.2)
-    return False
-
 
 def redis_info(section):
     """`INFO section` over a plain socket (RESP), as a dict of its `name:value` lines."""
@@ -166,32 +136,6 @@ def redis_flush():
         time.sleep(0.2)
         s.recv(4096)
 
-
-class Procs:
-    def __init__(self):
-        self.procs = []
-
-    def start(self, argv, log_name, env=None):
-        f = open(os.path.join(OUT, log_name), "w")
-        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.procs.append(p)
-        return p
-
-    def stop(self, p):
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-
-    def stop_all(self):
-        for p in self.procs:
-            try:
-                self.stop(p)
-            except ProcessLookupError:
-                pass
 
 
 def start_routers(procs, manifest, n, extra, tag):
