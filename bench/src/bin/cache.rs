@@ -282,6 +282,8 @@ fn main() {
             .unwrap_or_else(|e| panic!("{}: {e}", a.router_bin.display())),
     );
     wait_ready(admin);
+    // reqwest is built without a default TLS provider; install ring as the router does.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
