@@ -610,11 +610,13 @@ mod tests {
         );
         assert!(sql.contains("cost_nanos = usage_daily_tags.cost_nanos + excluded.cost_nanos"));
         assert_eq!(RECORD_COLUMNS.split(',').count(), RECORD_WIDTH);
-        assert!(
-            insert_sql(1, true)
-                .ends_with("$30) ON CONFLICT (generation_id) DO NOTHING RETURNING generation_id")
-        );
-        assert!(insert_sql(1, false).ends_with("DO NOTHING"));
+        assert!(insert_sql(1, true).ends_with(&format!(
+            "${RECORD_WIDTH}) ON CONFLICT (generation_id) DO NOTHING RETURNING generation_id"
+        )));
+        assert!(insert_sql(2, false).ends_with(&format!(
+            "${}) ON CONFLICT (generation_id) DO NOTHING",
+            2 * RECORD_WIDTH
+        )));
         let (table, key, count) = HOURLY_LATENCY;
         assert_eq!(
             upsert_keyed(table, &key, &[count], 2),
