@@ -150,7 +150,18 @@ async fn three_replicas_share_one_budget(mode: &str) {
         }
     }
     assert_eq!(ok + refused, 8 * n);
-    assert_eq!(ok, n, "worst case equals actual cost, so exactly N fit");
+    assert!(
+        ok <= n,
+        "{mode}: {ok} admitted, more than the {n} the budget affords"
+    );
+    if mode == "per-request" {
+        assert_eq!(ok, n, "worst case equals actual cost, so exactly N fit");
+    } else {
+        // A lease replica refused near the limit asks once more 250 ms later; if another
+        // replica's unused slice has not come back by then the refusal stands (docs/budgets.md,
+        // "Leases"). Those slices are at most an eighth of the remainder each, so most fit.
+        assert!(ok >= n * 3 / 4, "{mode}: only {ok} of {n} admitted");
+    }
     // Settlement happens in the background right after each response: wait for the ledger.
     let deadline = Instant::now() + Duration::from_secs(10);
     let state = loop {
