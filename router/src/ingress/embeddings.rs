@@ -98,7 +98,7 @@ pub(super) struct CacheEmbedder<'a> {
     pub caller: &'a Caller,
 }
 
-impl crate::cache::Embedder for CacheEmbedder<'_> {
+impl crate::cache::request::Embedder for CacheEmbedder<'_> {
     fn embed<'a>(
         &'a self,
         parent: &'a Access,

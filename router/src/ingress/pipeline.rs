@@ -20,7 +20,7 @@ use super::{
 use crate::{
     auth::Caller,
     budgets::{admission::admit, bounds::RequestBounds},
-    cache::{self, Lookup, Served},
+    cache::request::{self as cache, Lookup, Served},
     error::ApiError,
     json::{RawObject, field},
     observability::access::Access,
