@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request, counted by callgrind: repeatable to the instruction on a noisy VM,
-# where timed runs are not. The release router and the zero-work relay (bench-relay, the floor of
-# any proxy) are each run under callgrind in front of bench-mock and driven with the same load
+# where timed runs are not. The release router and the zero-work relays (bench-relay: the TCP
+# relay, the floor of any proxy, and `--http`, the floor of an HTTP proxy on hyper) are each run under callgrind in front of bench-mock and driven with the same load
 # (concurrency 1, one keep-alive connection, N requests after 50 warm-ups); the router/relay
 # ratio is printed last.
 #
@@ -10,6 +10,7 @@
 # written by `bench/run.py --fixtures`.
 #
 # Usage: bench/callgrind.sh [ROUTER_BIN] [REQUESTS] [BODY: 1KB|16KB]
+# ROUTER_ONLY=1 counts the router alone (no relays).
 # ROUTER_ARGS adds router flags (e.g. ROUTER_ARGS="--usage-store off" for the router without the
 # usage store; by default every request is recorded in SQLite, as in `make bench`).
 # Then: callgrind_annotate --inclusive=yes bench/out/callgrind.out | less
@@ -70,11 +71,18 @@ count "" http://127.0.0.1:18080/v1/chat/completions $OUT/body-$BODY-router.json 
   "$ROUTER" --manifests $OUT/manifests.yaml --listen 127.0.0.1:18080 \
   --admin-listen 127.0.0.1:18090 --state-dir $OUT/state-callgrind ${ROUTER_ARGS:-}
 ROUTER_TOTAL=$TOTAL
+echo "router: $N requests ($BODY): $ROUTER_TOTAL instructions, $((ROUTER_TOTAL / N)) per request"
+[ -n "${ROUTER_ONLY:-}" ] && exit 0
+
 count -relay http://127.0.0.1:18070/v1/chat/completions $OUT/body-$BODY-relay.json \
   "grep -qs 'bench-relay on' $OUT/callgrind-relay.log" \
   $RELEASE/bench-relay 127.0.0.1:18070 127.0.0.1:18000
 RELAY_TOTAL=$TOTAL
+count -relay-http http://127.0.0.1:18071/v1/chat/completions $OUT/body-$BODY-relay.json \
+  "grep -qs 'bench-relay --http on' $OUT/callgrind-relay-http.log" \
+  $RELEASE/bench-relay --http 127.0.0.1:18071 127.0.0.1:18000
+RELAY_HTTP_TOTAL=$TOTAL
 
-echo "router: $N requests ($BODY): $ROUTER_TOTAL instructions, $((ROUTER_TOTAL / N)) per request"
-echo "relay:  $N requests ($BODY): $RELAY_TOTAL instructions, $((RELAY_TOTAL / N)) per request"
-python3 -c "print(f'router/relay: {$ROUTER_TOTAL / $RELAY_TOTAL:.2f}x')"
+echo "relay: $N requests ($BODY): $RELAY_TOTAL instructions, $((RELAY_TOTAL / N)) per request"
+echo "relay-http: $N requests ($BODY): $RELAY_HTTP_TOTAL instructions, $((RELAY_HTTP_TOTAL / N)) per request"
+python3 -c "print(f'router/relay: {$ROUTER_TOTAL / $RELAY_TOTAL:.2f}x, router/relay-http: {$ROUTER_TOTAL / $RELAY_HTTP_TOTAL:.2f}x')"

@@ -26,6 +26,7 @@ SYSTEM_ROOTS = "/etc/ssl/certs/ca-certificates.crt"
 ROUTER_ADDR = "127.0.0.1:18080"
 ROUTER_ADMIN = "127.0.0.1:18090"
 RELAY_ADDR = "127.0.0.1:18070"
+RELAY_HTTP_ADDR = "127.0.0.1:18071"
 REDIS_PORT = 18379
 ROUTER_REDIS_ADDR = "127.0.0.1:18081"
 ROUTER_REDIS_ADMIN = "127.0.0.1:18091"
@@ -118,7 +119,7 @@ kind: Budget
 metadata:
   name: bench-monthly
 spec:
-  limitUSD: "100000000"
+  limitUSD: "1000000"
   window: monthly
   scope: {team: bench}
   softLimitPercent: 80
@@ -145,7 +146,8 @@ def write_fixtures():
     write_manifest(manifest)
     bodies = {}
     for size in (1, 16):
-        for target, model in (("direct", "bench-model"), ("relay", "bench-model"), ("router", ROUTER_MODEL),
+        for target, model in (("direct", "bench-model"), ("relay", "bench-model"), ("relay-http", "bench-model"),
+                              ("router", ROUTER_MODEL),
                               ("router-redis", ROUTER_MODEL), ("router-nostore", ROUTER_MODEL),
                               ("router-pg", ROUTER_MODEL), ("litellm", ROUTER_MODEL),
                               ("portkey", "bench-model")):
@@ -354,6 +356,12 @@ def start_router(procs, manifest, env, listen, admin, log_name, extra=()):
                          log_name, env=env)
     if not wait_http(f"http://{admin}/readyz", 30):
         raise RuntimeError(f"router did not become ready; see bench/out/{log_name}")
+    # The bench's configuration is part of what is measured: an object the router rejected (a
+    # Budget over the ledger's exact range, say) would be measured without, silently.
+    with open(os.path.join(OUT, log_name)) as f:
+        rejected = [line.strip() for line in f if "rejected:" in line]
+    if rejected:
+        raise RuntimeError(f"the router rejected part of the bench manifest: {rejected[0]}")
     return router
 
 

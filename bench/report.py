@@ -117,8 +117,64 @@ def bars(by, stream, memory, peers):
     return L
 
 
-def write_doc(path, meta, rows, stream, memory, peer_notes, usage=None):
-    """Writes docs/benchmarks.md from one run; `peer_notes`: how each peer ran, by name."""
+def bars_22(by, stream, memory, usage, callgrind):
+    """The bars of issue 22 (round two), computed from this run: instructions and saturation as
+    ratios to the zero-work relays, time to first token over the relay, memory, the usage store."""
+    def verdict(ok):
+        return "**met**" if ok else "**missed**"
+
+    L = ["## Against the bars of issue 22 (computed from this run)\n",
+         "`relay` is the TCP relay (no HTTP at all), `relay-http` the zero-work HTTP proxy on the "
+         "router's own stack (hyper's server, hyper-util's pooled client; bench/src/bin/relay.rs): "
+         "the floor of any HTTP gateway built on it.\n",
+         "| bar | measured | verdict |", "|---|---|---|"]
+    if callgrind:
+        rt, rl, rh = (callgrind.get(k) for k in ("router", "relay", "relay-http"))
+        if rt and rl:
+            extra = f"; relay-http {rh:,}/request ({rt / rh:.2f}× it; it is {rh / rl:.1f}× the TCP relay)" if rh else ""
+            L.append(f"| instructions/request ≤ 1.6× the relay's (1 KB, c=1, `bench/callgrind.sh`) | router "
+                     f"{rt:,}, relay {rl:,}: {rt / rl:.1f}×{extra} | {verdict(rt <= 1.6 * rl)} |")
+        st = callgrind.get("router-store")
+        if st and rt:
+            L.append(f"| (the usage store's share at c=1) | router with SQLite {st:,}/request, without {rt:,} "
+                     f"(+{(st - rt) / rt * 100:.0f} %) | — |")
+    for k in (1, 16):
+        r, rl, rh = (by.get((f"sat-{k}KB", t)) for t in ("router", "relay", "relay-http"))
+        if r and rl:
+            http = f"; {r['rps'] / rh['rps'] * 100:.0f} % of relay-http ({rh['rps']:,.0f})" if rh else ""
+            L.append(f"| saturation ≥ 60 % of the relay's, {k} KB | router {r['rps']:,.0f} req/s = "
+                     f"{r['rps'] / rl['rps'] * 100:.0f} % of relay ({rl['rps']:,.0f}){http} | "
+                     f"{verdict(r['rps'] >= 0.6 * rl['rps'])} |")
+    r, rl = stream.get("router"), stream.get("relay")
+    if r and rl:
+        a = r["ttft_ms"]["p50"] - rl["ttft_ms"]["p50"]
+        L.append(f"| streaming TTFT within 0.2 ms p50 of the relay's | router {r['ttft_ms']['p50']:.3f} ms, "
+                 f"relay {rl['ttft_ms']['p50']:.3f} ms: +{a:.3f} ms | {verdict(a <= 0.2)} |")
+    if "idle" in memory:
+        L.append(f"| idle RSS < 20 MB with {N_KEYS:,} ApiKeys and {N_ROUTES} ModelRoutes | {memory['idle']:.1f} MB | "
+                 f"{verdict(memory['idle'] < 20)} |")
+    for m in memory.get("streams", []):
+        if m["tls"] and m["n"] == max(x["n"] for x in memory["streams"] if x["tls"]):
+            per = (m["rss"] - m["idle"]) * 1024 / max(m["opened"], 1)
+            L.append(f"| < 20 KB per open stream over HTTP/2 upstreams | {per:.1f} KB ({m['opened']:,} streams open, "
+                     f"{m['rss']:.1f} MB) | {verdict(per < 20)} |")
+    for sc in ("sat-1KB", "sat-16KB"):
+        off = by.get((sc, "router-nostore"))
+        for t, label in (("router", "SQLite"), ("router-pg", "Postgres")):
+            on = by.get((sc, t))
+            if on and off:
+                cost = 1 - on["rps"] / off["rps"]
+                L.append(f"| the usage store costs ≤ 5 % of saturation ({sc}, {label}; issue 17) | "
+                         f"{on['rps']:,.0f} vs {off['rps']:,.0f} req/s off: {cost * 100:+.1f} % | {verdict(cost <= 0.05)} |")
+    if usage is None:
+        L.append("| (the usage store's 10M-row queries) | not run | — |")
+    L.append("")
+    return L
+
+
+def write_doc(path, meta, rows, stream, memory, peer_notes, usage=None, callgrind=None):
+    """Writes docs/benchmarks.md from one run; `peer_notes`: how each peer ran, by name;
+    `callgrind`: bench/callgrind.sh's instruction counts (`instructions.parse`), if it ran."""
     by = {(r["scenario"], r["target"]): r for r in rows}
     peers = peers_in(rows)
     L = []
@@ -205,7 +261,7 @@ def write_doc(path, meta, rows, stream, memory, peer_notes, usage=None):
              "stream (the router adds its usage chunk and `[DONE]`).\n")
     L.append("| target | TTFT p50 | TTFT p90 | TTFT p99 | last byte p50 | last byte p99 | errors |")
     L.append("|---|---:|---:|---:|---:|---:|---:|")
-    for t in ("direct", "router"):
+    for t in ("direct", "relay", "relay-http", "router"):
         s = stream.get(t)
         if s:
             L.append(f"| {t} | {fmt(s['ttft_ms']['p50'], 3)} | {fmt(s['ttft_ms']['p90'], 3)} | {fmt(s['ttft_ms']['p99'], 3)} | "
@@ -225,6 +281,7 @@ def write_doc(path, meta, rows, stream, memory, peer_notes, usage=None):
         L.append(f"- {n}")
     L.append("")
     L += bars(by, stream, memory, peers)
+    L += bars_22(by, stream, memory, usage, callgrind)
     if usage:
         L += usage_bench.doc_section(usage, by, usage.get("metrics", {}))
     notes = os.path.join(BENCH, "notes.md")

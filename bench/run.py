@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,10 +40,13 @@ def main():
                     help="seconds of load per target and scenario, split over the rounds")
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")),
                     help="interleaved rounds per scenario (targets take turns)")
-    ap.add_argument("--streams", type=int, default=int(os.environ.get("BENCH_STREAMS", "5000")))
+    ap.add_argument("--streams", type=int, default=int(os.environ.get("BENCH_STREAMS", "10000")))
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--usage-rows", type=int, default=int(os.environ.get("BENCH_USAGE_ROWS", "10000000")),
-                    help="records generated for the usage store's query rows")
+                    help="records generated for the usage store's query rows (0: none, the page keeps its section)")
+    ap.add_argument("--usage-from", metavar="RESULTS_JSON",
+                    help="take the usage store's write and query rows from a saved bench/out/results.json "
+                         "(its date is shown) instead of seeding ten million records again")
     ap.add_argument("--usage-only", action="store_true",
                     help="only the usage store's rows (bench/usage.py), spliced into the doc")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2 s per scenario, few streams")
@@ -56,7 +60,7 @@ def main():
             saved = json.load(f)
         notes = saved.get("peer_notes") or {"litellm": saved.get("litellm_note", "")}
         report.write_doc(args.doc, saved["meta"], saved["rows"], saved["stream"], saved["memory"], notes,
-                         saved.get("usage"))
+                         saved.get("usage"), saved.get("callgrind"))
         report.write_svg(os.path.join(os.path.dirname(args.doc), "benchmarks.svg"), saved["rows"])
         return 0
     if args.quick:
@@ -101,10 +105,20 @@ def main():
         scenarios.held_streams(procs, manifest, t.env, args.streams, memory)
 
         # The usage store on its own: write rates, then ten million rows and the API's queries.
-        usage = usage_bench.measure(TARGET, OUT, t.pg, args.usage_rows, max(5, args.duration // 2))
-        usage["metrics"] = usage_metrics
+        # BENCH_USAGE_ROWS=0: no store rows (the page keeps its "Usage store" section);
+        # --usage-from: the store's own rows (write rates, 10M-row queries) of an earlier run.
+        if args.usage_from:
+            with open(args.usage_from) as f:
+                saved = json.load(f)
+            usage = saved["usage"]
+            usage["meta"] = dict(saved["meta"], saved=True)
+            usage["metrics"] = usage_metrics
+        elif args.usage_rows:
+            usage = usage_bench.measure(TARGET, OUT, t.pg, args.usage_rows, max(5, args.duration // 2))
+            usage["metrics"] = usage_metrics
     finally:
         procs.stop_all()
+    callgrind = instructions(args) if shutil.which("valgrind") and not args.quick else None
 
     oha_version = subprocess.run([OHA, "--version"], capture_output=True, text=True).stdout.strip()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -118,10 +132,32 @@ def main():
     }
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows, "stream": stream, "memory": memory,
-                   "peer_notes": peer_notes, "usage": usage}, f, indent=1)
-    report.write_doc(args.doc, meta, rows, stream, memory, peer_notes, usage)
+                   "peer_notes": peer_notes, "usage": usage, "callgrind": callgrind}, f, indent=1)
+    report.write_doc(args.doc, meta, rows, stream, memory, peer_notes, usage, callgrind)
     report.write_svg(os.path.join(os.path.dirname(args.doc), "benchmarks.svg"), rows)
     log(f"wrote {args.doc}")
+
+
+def instructions(args):
+    """Instructions per request under callgrind (bench/callgrind.sh, 1 KB, concurrency 1): the
+    router without the usage store (as issue 22 counts it), with it (SQLite, as the load runs
+    above), and the two relays. {name: per request}."""
+    n = os.environ.get("BENCH_CALLGRIND_REQUESTS", "500")
+    out = {}
+    for key, extra in (("router", {"ROUTER_ARGS": "--usage-store off"}),
+                       ("router-store", {"ROUTER_ONLY": "1"})):
+        log(f"callgrind: {key}")
+        res = subprocess.run([os.path.join(ROOT, "bench", "callgrind.sh"), "", n, "1KB"],
+                             env=dict(os.environ, **extra), capture_output=True, text=True)
+        if res.returncode != 0:
+            log(f"callgrind failed: {res.stderr[-1000:]}")
+            return None
+        for line in res.stdout.splitlines():
+            name, _, rest = line.partition(": ")
+            if rest.endswith(" per request"):
+                out[key if name == "router" else name] = int(rest.split(", ")[-1].split()[0])
+    log(f"callgrind: {out}")
+    return out
 
 
 def _terminate(signum, frame):

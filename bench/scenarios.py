@@ -11,7 +11,7 @@ import time
 import peers as peer_gateways
 import usage as usage_bench
 from harness import (
-    BENCH_KEY, MOCK_ADDR, MOCK_CA, MOCK_TLS_ADDR, N_KEYS, N_ROUTES, OUT, REDIS_PORT, RELAY_ADDR, ROUTER_ADDR,
+    BENCH_KEY, MOCK_ADDR, MOCK_CA, MOCK_TLS_ADDR, N_KEYS, N_ROUTES, OUT, REDIS_PORT, RELAY_ADDR, RELAY_HTTP_ADDR, ROUTER_ADDR,
     ROUTER_ADMIN, ROUTER_MODEL, ROUTER_MODEL_TLS, ROUTER_NOSTORE_ADDR, ROUTER_NOSTORE_ADMIN, ROUTER_PG_ADDR,
     ROUTER_PG_ADMIN, ROUTER_REDIS_ADDR, ROUTER_REDIS_ADMIN, SYSTEM_ROOTS, TARGET, connections_to, log,
     measure, measure_rounds, oha, pinned, rss_kb, sse, start_router, stream_summary, wait_http,
@@ -24,7 +24,7 @@ class Targets:
 
     def __init__(self):
         self.urls, self.pids, self.headers = {}, {}, {}
-        self.router = self.relay = self.router_redis = self.router_nostore = self.router_pg = None
+        self.router = self.relay = self.relay_http = self.router_redis = self.router_nostore = self.router_pg = None
         self.pg, self.env = None, None
         self.peers, self.peer_notes = {}, {}
 
@@ -69,6 +69,10 @@ def start_targets(procs, manifest, with_peers, memory):
     t.relay = procs.start(pinned(1, [os.path.join(TARGET, "bench-relay"), RELAY_ADDR, MOCK_ADDR]), "relay.log")
     if not wait_http(f"http://{RELAY_ADDR}/v1/chat/completions", 10, method="GET"):
         raise RuntimeError("bench-relay did not start")
+    t.relay_http = procs.start(pinned(1, [os.path.join(TARGET, "bench-relay"), "--http", RELAY_HTTP_ADDR, MOCK_ADDR]),
+                               "relay-http.log")
+    if not wait_http(f"http://{RELAY_HTTP_ADDR}/v1/chat/completions", 10, method="GET"):
+        raise RuntimeError("bench-relay --http did not start")
 
     if shutil.which("redis-server"):
         procs.start(pinned(0, ["redis-server", "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no"]),
@@ -99,6 +103,7 @@ def start_targets(procs, manifest, with_peers, memory):
 
     t.add("direct", f"http://{MOCK_ADDR}/v1/chat/completions", None)
     t.add("relay", f"http://{RELAY_ADDR}/v1/chat/completions", t.relay)
+    t.add("relay-http", f"http://{RELAY_HTTP_ADDR}/v1/chat/completions", t.relay_http)
     t.add("router", f"http://{ROUTER_ADDR}/v1/chat/completions", t.router)
     if t.router_redis:
         t.add("router-redis", f"http://{ROUTER_REDIS_ADDR}/v1/chat/completions", t.router_redis)
@@ -121,11 +126,12 @@ def non_streaming(t, bodies, duration, rounds):
     for size in (1, 16):
         redis = ["router-redis"] if size == 1 else []
         store = ["router-nostore", "router-pg"]
-        plan.append((f"c1-{size}KB", size, None, 1, ["direct", "relay", "router"] + redis + peers))
+        plan.append((f"c1-{size}KB", size, None, 1, ["direct", "relay", "relay-http", "router"] + redis + peers))
         for rate in (500, 1000, 2000):
             plan.append((f"rate-{rate}-{size}KB", size, rate, 64,
                          ["direct", "relay", "router"] + (redis + store if rate == 1000 else [])))
-        plan.append((f"sat-{size}KB", size, None, 64, ["direct", "relay", "router"] + redis + store + peers))
+        plan.append((f"sat-{size}KB", size, None, 64,
+                     ["direct", "relay", "relay-http", "router"] + redis + store + peers))
     if t.peers:
         plan.insert(1, ("rate-100-1KB", 1, 100, 64, ["direct", "relay", "router"] + peers))
     rows = []
@@ -143,13 +149,14 @@ def streaming(duration, rounds):
     """Added time to first token and last byte, in interleaved rounds like the rest: the summary
     by target."""
     n = max(20, duration * 30)
-    targets = [("direct", MOCK_ADDR, "bench-model"), ("router", ROUTER_ADDR, ROUTER_MODEL)]
+    targets = [("direct", MOCK_ADDR, "bench-model"), ("relay", RELAY_ADDR, "bench-model"),
+               ("relay-http", RELAY_HTTP_ADDR, "bench-model"), ("router", ROUTER_ADDR, ROUTER_MODEL)]
     for _, addr, model in targets:
         # Warm-up (connections, first-use paths), not measured.
         sse("ttft", addr, BENCH_KEY, model, n=10, chunks=2, interval_ms=5).communicate()
     times, errors = {x: [] for x, _, _ in targets}, {x: 0 for x, _, _ in targets}
     for i in range(rounds):
-        for x, addr, model in targets[i % 2:] + targets[:i % 2]:
+        for x, addr, model in targets[i % len(targets):] + targets[:i % len(targets)]:
             dump = os.path.join(OUT, f"ttft-{x}-{i + 1}.txt")
             p = sse("ttft", addr, BENCH_KEY, model, n=max(1, n // rounds), chunks=20, interval_ms=5, dump=dump)
             out, _ = p.communicate()

@@ -247,7 +247,11 @@ def doc_section(usage, by, metrics):
 
     L = [BEGIN, "## Usage store\n"]
     meta = usage.get("meta")
-    if meta:
+    if meta and meta.get("saved"):
+        L.append(f"Saturation rows from the run above; the write rates and the queries on {usage['rows']:,} "
+                 f"records from `{meta['command']}` at {meta['date']} on the same machine (seeding ten "
+                 "million records takes a quarter of an hour; `bench/run.py --usage-from`).\n")
+    elif meta:
         L.append(f"Measured {meta['date']} by `{meta['command']}` on {meta['nproc']} × {meta['cpu']} "
                  f"({meta['duration']} s of load per target and scenario over {meta['rounds']} interleaved "
                  "rounds), apart from the full run above.\n")
