@@ -63,6 +63,23 @@ pub struct RunningServer {
     drain_timeout: Duration,
 }
 
+/// Connections the kernel may hold for a listener before it is accepted (capped by
+/// `net.core.somaxconn`). Tokio's default of 1,024 overflows when thousands of clients connect at
+/// once (a fleet reconnecting after a deploy): the kernel then drops or resets them.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as `TcpListener::bind`).
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Binds both listeners and starts serving `state`.
 pub async fn start(
     state: Arc<AppState>,
@@ -70,12 +87,9 @@ pub async fn start(
     admin_listen: SocketAddr,
     drain_timeout: Duration,
 ) -> anyhow::Result<RunningServer> {
-    let api = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let admin = TcpListener::bind(admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
+    let api = bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    let admin =
+        bind(admin_listen).with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
     let api_addr = api.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let (shutdown, stop) = watch::channel(false);
