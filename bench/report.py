@@ -29,8 +29,9 @@ def peers_in(rows):
 
 def write_svg(path, rows):
     """Two panels: saturation throughput, and p50/p99 at a fixed 1,000 req/s."""
-    targets = ["direct", "relay", "router", "router-redis"] + peers_in(rows)
-    colors = {"direct": "#8c8c8c", "relay": "#bcbd22", "router": "#1f77b4", "router-redis": "#17becf",
+    targets = ["direct", "relay", "relay-http", "router", "router-redis"] + peers_in(rows)
+    colors = {"direct": "#8c8c8c", "relay": "#bcbd22", "relay-http": "#dbdb8d", "router": "#1f77b4",
+              "router-redis": "#17becf",
               "litellm": "#d62728", "portkey": "#9467bd"}
     sat = [(sc, t, r["rps"]) for sc in ("sat-1KB", "sat-16KB") for t in targets
            for r in rows if r["scenario"] == sc and r["target"] == t]
@@ -207,7 +208,9 @@ def write_doc(path, meta, rows, stream, memory, peer_notes, usage=None, callgrin
              "`added` = target minus direct. `relay` is `bench-relay` (bench/src/bin/relay.rs), a TCP "
              "relay pinned like the router that does no work at all: its added latency is what the "
              "extra hop alone costs on this machine (loopback and wake-ups across the two cores), the "
-             "floor for any proxy here; `over relay` = router minus relay, the router's own share. "
+             "floor for any proxy here; `relay-http` is `bench-relay --http`, a zero-work HTTP/1.1 proxy "
+             "on the router's own stack (hyper's server, hyper-util's pooled client), the floor of any "
+             "HTTP gateway built on it; `over relay` = router minus relay, the router's own share. "
              "`router-redis` is the same router with `--redis-url` (the shared ledger every replica "
              "of a multi-replica deployment uses; redis-server on CPU 0 with the mock and the load "
              "generator): each request makes one Redis round trip before it is sent upstream. "
@@ -222,7 +225,7 @@ def write_doc(path, meta, rows, stream, memory, peer_notes, usage=None, callgrin
     for sc in scenarios:
         d = by.get((sc, "direct"))
         rl = by.get((sc, "relay"))
-        for t in ["direct", "relay", "router", "router-redis"] + peers:
+        for t in ["direct", "relay", "relay-http", "router", "router-redis"] + peers:
             r = by.get((sc, t))
             if not r:
                 continue
