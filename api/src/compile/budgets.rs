@@ -13,7 +13,7 @@ use super::{
     index::in_scope,
     join,
     key::{Key, KeySet},
-    plural,
+    order, plural,
     reason::*,
 };
 use crate::{
@@ -49,7 +49,7 @@ impl Compiler {
                 };
                 let inside = now
                     .as_ref()
-                    .is_some_and(|k| in_scope(&b.spec.scope, key.name(), k));
+                    .is_some_and(|k| in_scope(&b.spec.scope, &key, k));
                 let Some(entry) = self.config.budgets.get(budget.id()) else {
                     continue;
                 };
@@ -181,15 +181,14 @@ impl Compiler {
         let mut sum = MemberSum::default();
         if let Some(index) = self.index.namespace(ns) {
             for (key, ready) in index.candidates(ns, scope) {
-                if in_scope(scope, key.name(), ready) {
+                if in_scope(scope, key, ready) {
                     keys.push(key.id_arc());
                     sum.add(&ready.member);
                 }
             }
         }
         // Sorted first: the set is then built in one pass.
-        keys.sort_unstable();
-        (BTreeSet::from_iter(keys), sum)
+        (BTreeSet::from_iter(order::sort_shared(keys)), sum)
     }
 
     /// The verdict of a Budget covering `covered` keys: the names it lists that are not ready

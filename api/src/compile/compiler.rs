@@ -19,6 +19,7 @@ use super::{
     Compiled, ObjectOutcome, ObjectResult, Rejection,
     index::Index,
     key::{Key, KeySet},
+    order,
     secrets::SecretEntry,
 };
 use crate::{
@@ -370,7 +371,7 @@ impl Compiler {
     pub fn into_compiled(self) -> Compiled {
         Compiled {
             config: self.config,
-            results: sorted(self.results.into_iter().collect()),
+            results: order::by_object(self.results.into_iter().collect()),
         }
     }
 
@@ -566,6 +567,15 @@ impl Compiler {
         true
     }
 
+    /// Makes room for `keys` ApiKeys compiling in the first recompile: their snapshot entries and
+    /// the verdicts on every object.
+    pub(super) fn reserve_fresh(&mut self, keys: usize) {
+        self.fresh_api_keys.reserve(keys);
+        let objects = self.providers.len() + self.routes.len() + keys + self.budgets.len();
+        self.results
+            .reserve(objects.saturating_sub(self.results.len()));
+    }
+
     /// Puts a ready ApiKey into the snapshot (in the first recompile, at its end).
     pub(super) fn put_api_key(&mut self, config: ApiKeyConfig) {
         if self.fresh() {
@@ -597,7 +607,7 @@ impl Compiler {
     /// hands over what changed.
     fn finish_digests(&mut self) -> Changes {
         if self.fresh() {
-            self.config.api_keys = sorted(std::mem::take(&mut self.fresh_api_keys));
+            self.config.api_keys = order::by_text(std::mem::take(&mut self.fresh_api_keys));
             let members = &self.budget_members;
             self.digest = SnapshotDigest::with_members(&self.config, |id, budget| {
                 members
@@ -644,18 +654,6 @@ impl Compiler {
         self.config.hash = self.digest.hash();
         changes
     }
-}
-
-/// A map built from unsorted entries: their order is sorted, not the entries themselves (each
-/// is moved once, not swapped about by a sort), then the tree is built in one pass.
-fn sorted<K: Ord, V>(entries: Vec<(K, V)>) -> BTreeMap<K, V> {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_unstable_by(|a, b| entries[*a].0.cmp(&entries[*b].0));
-    let mut slots: Vec<Option<(K, V)>> = entries.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .map(|i| slots[i].take().expect("each entry is taken once"))
-        .collect()
 }
 
 fn digest_of<V: Entry>(

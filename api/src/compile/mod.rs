@@ -43,6 +43,7 @@ mod compiler;
 mod index;
 mod key;
 mod model_routes;
+mod order;
 mod providers;
 pub mod reason;
 mod secrets;
