@@ -17,6 +17,7 @@ use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Obje
 
 use super::{
     Compiled, ObjectOutcome, ObjectResult, Rejection,
+    budget_scope::BudgetMembers,
     index::Index,
     key::{Key, KeySet},
     order,
@@ -25,12 +26,11 @@ use super::{
 use crate::{
     identity::IssuerConfig,
     manifest::{Object, ObjectRef},
-    resources::BudgetScope,
     resources::{ApiKey, Budget, ModelRoute, Provider},
     snapshot::{
-        ApiKeyConfig, BudgetConfig, EntryDigest, ProviderConfig, RouteConfig, RouterConfig,
-        Section, SnapshotDigest,
-        digest::{Digested, MemberSum, budget_digest},
+        ApiKeyConfig, EntryDigest, ProviderConfig, RouteConfig, RouterConfig, Section,
+        SnapshotDigest,
+        digest::{Digested, MemberSum},
     },
 };
 
@@ -112,18 +112,11 @@ pub struct Compiler {
     /// Per Budget in the snapshot: the scope its keys were resolved for and their digest sum.
     pub(super) budget_members: HashMap<Key, BudgetMembers>,
     /// Entries changed since the last recompile, with their digest before the first change.
-    before: BTreeMap<Section, HashMap<String, Option<EntryDigest>>>,
+    pub(super) before: BTreeMap<Section, HashMap<String, Option<EntryDigest>>>,
     changed_results: Vec<ObjectRef>,
     /// Whether a recompile ran: the first one builds everything, so it neither records what
     /// changed entry by entry nor moves keys between Budgets one by one ([`Compiler::fresh`]).
     compiled: bool,
-}
-
-/// What a Budget in the snapshot was resolved for: a Budget whose scope did not change keeps its
-/// keys (and their digest sum) instead of resolving and re-hashing them.
-pub(super) struct BudgetMembers {
-    pub scope: BudgetScope,
-    pub sum: MemberSum,
 }
 
 /// `(namespace, name)` of an object; no namespace means `default`, as [`Object::object_ref`].
@@ -282,7 +275,8 @@ impl Compiler {
             mut api_keys,
             budgets,
         } = std::mem::take(&mut self.dirty);
-        for secret in &secrets {
+        // In the first recompile every Provider and ApiKey is marked already.
+        for secret in secrets.iter().filter(|_| !self.fresh()) {
             for (kind, key) in self.index.secret_users(secret) {
                 match kind {
                     "Provider" => providers.insert(key),
@@ -586,23 +580,6 @@ impl Compiler {
         }
     }
 
-    /// The Budget entry `id`, to change in place (its digest before is kept first).
-    pub(super) fn budget_entry_mut(&mut self, id: &str) -> Option<&mut BudgetConfig> {
-        let fresh = self.fresh();
-        let entry = self.config.budgets.get_mut(id)?;
-        if fresh {
-            return Some(entry);
-        }
-        let before = self.before.entry(Section::Budgets).or_default();
-        if !before.contains_key(id) {
-            before.insert(
-                id.to_string(),
-                Some(entry.kept_digest(id, &self.budget_members)),
-            );
-        }
-        Some(entry)
-    }
-
     /// Brings the digest and hash up to date with the entries changed since the last call, and
     /// hands over what changed.
     fn finish_digests(&mut self) -> Changes {
@@ -691,19 +668,6 @@ entry!(ProviderConfig, Section::Providers, providers);
 entry!(RouteConfig, Section::Routes, routes);
 entry!(ApiKeyConfig, Section::ApiKeys, api_keys);
 entry!(IssuerConfig, Section::Issuers, issuers);
-
-impl Entry for BudgetConfig {
-    const SECTION: Section = Section::Budgets;
-    fn map(config: &mut RouterConfig) -> &mut BTreeMap<String, Self> {
-        &mut config.budgets
-    }
-    fn kept_digest(&self, key: &str, members: &HashMap<Key, BudgetMembers>) -> EntryDigest {
-        match members.get(key) {
-            Some(m) => budget_digest(key, self, &m.sum),
-            None => self.digest(Self::SECTION, key),
-        }
-    }
-}
 
 #[cfg(test)]
 #[path = "compiler_tests.rs"]
