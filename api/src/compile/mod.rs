@@ -37,6 +37,7 @@
 //! snapshot hash is updated entry by entry. [`compile`] is one such recompile over everything.
 
 mod api_keys;
+mod budget_scope;
 mod budgets;
 mod cache;
 mod compiler;
