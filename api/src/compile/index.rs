@@ -344,6 +344,10 @@ impl<T: Ord> Few<T> {
 
     pub fn insert(&mut self, item: T) {
         if let Err(at) = self.0.binary_search(&item) {
+            if self.0.capacity() == 0 {
+                // Room for one member, not the four a vector starts with: most stay at one.
+                self.0.reserve_exact(1);
+            }
             self.0.insert(at, item);
         }
     }
