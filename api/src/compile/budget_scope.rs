@@ -44,8 +44,9 @@ impl Compiler {
         let mut keys = Vec::new();
         let mut sum = MemberSum::default();
         if let Some(index) = self.index.namespace(ns) {
-            for (key, ready) in index.candidates(ns, scope) {
-                if in_scope(scope, key, ready) {
+            let (candidates, exact) = index.candidates(ns, scope);
+            for (key, ready) in candidates {
+                if exact || in_scope(scope, key, ready) {
                     keys.push(key.id_arc());
                     sum.add(&ready.member);
                 }

@@ -231,17 +231,31 @@ impl Namespace {
         self.ready.reserve(more);
     }
 
-    /// The ready keys that may be in `scope`: the smallest of the sets its conditions select
-    /// (listed names, each label, the team), or every ready key for an empty scope. The caller
-    /// still checks each with [`in_scope`].
-    pub fn candidates(&self, namespace: &str, scope: &BudgetScope) -> Vec<(&Key, &ReadyKey)> {
+    /// The ready keys that may be in `scope`, each once: the smallest of the sets its conditions
+    /// select (listed names, each label, the team), or every ready key for an empty scope. With
+    /// `true` they are exactly the keys in scope (the scope has that one condition); else the
+    /// caller still checks each with [`in_scope`].
+    pub fn candidates(
+        &self,
+        namespace: &str,
+        scope: &BudgetScope,
+    ) -> (Vec<(&Key, &ReadyKey)>, bool) {
+        let team = scope.team.as_deref().filter(|t| !t.is_empty());
+        let conditions = usize::from(!scope.api_keys.is_empty())
+            + scope.match_labels.len()
+            + usize::from(team.is_some());
+        let exact = conditions <= 1;
         if !scope.api_keys.is_empty() {
-            return scope
+            // A name listed twice is one key.
+            let mut slots: Vec<u32> = scope
                 .api_keys
                 .iter()
-                .filter_map(|name| self.slots.get(Key::new(namespace, name).id()))
-                .filter_map(|slot| self.at(*slot))
+                .filter_map(|name| self.slots.get(Key::new(namespace, name).id()).copied())
                 .collect();
+            slots.sort_unstable();
+            slots.dedup();
+            let keys = slots.into_iter().filter_map(|slot| self.at(slot)).collect();
+            return (keys, exact);
         }
         // `None`: a condition no key meets.
         let mut sets: Vec<Option<&Slots>> = scope
@@ -249,14 +263,15 @@ impl Namespace {
             .iter()
             .map(|(k, v)| self.by_label.get(k).and_then(|values| values.get(v)))
             .collect();
-        if let Some(team) = scope.team.as_deref().filter(|t| !t.is_empty()) {
+        if let Some(team) = team {
             sets.push(self.by_team.get(team));
         }
-        match sets.into_iter().min_by_key(|s| s.map_or(0, Slots::len)) {
+        let keys = match sets.into_iter().min_by_key(|s| s.map_or(0, Slots::len)) {
             Some(None) => Vec::new(),
             Some(Some(smallest)) => smallest.iter().filter_map(|s| self.at(*s)).collect(),
             None => self.ready.iter().flatten().map(|(k, r)| (k, r)).collect(),
-        }
+        };
+        (keys, exact)
     }
 
     fn anchor_budget(&mut self, budget: &Key, scope: &BudgetScope) {
