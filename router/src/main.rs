@@ -21,7 +21,7 @@ use switchboard_router::{
     response_store::{ResponseStore, StoreSettings, memory::MemoryStore, redis::RedisStore},
     routing::health::HealthPolicy,
     server::{self, connection::ConnectionLimits},
-    state::{AppState, Settings},
+    state::{AppState, Settings, release_freed_memory},
     usage::{self, UsageOptions, retention::Retention},
 };
 use switchboard_telemetry::OtlpOptions;
@@ -84,6 +84,8 @@ async fn main() -> anyhow::Result<()> {
         }
         None => load_manifests(&state, &cli.manifests, &cli.namespace, 1)?,
     }
+    // The compile (or the stored snapshot's decoding) ran on this thread, which idles from now on.
+    release_freed_memory();
     let server = server::start(
         state.clone(),
         cli.listen,
@@ -202,8 +204,21 @@ async fn serve_until_stopped(cli: &Cli, state: &AppState) -> anyhow::Result<()> 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    // After a reload, when to release the replaced config's memory again: it is dropped on the
+    // retiring thread once its last request ends, but its pages belong to this thread.
+    let mut release_at: Option<tokio::time::Instant> = None;
     loop {
+        let release = async {
+            match release_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            () = release => {
+                release_at = None;
+                release_freed_memory();
+            }
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv(), if cli.operator_url.is_none() => {
@@ -212,6 +227,9 @@ async fn serve_until_stopped(cli: &Cli, state: &AppState) -> anyhow::Result<()> 
                     Ok(()) => {
                         version.store(next, Ordering::SeqCst);
                         tracing::info!(version = next, "reloaded manifests");
+                        release_freed_memory();
+                        release_at =
+                            Some(tokio::time::Instant::now() + std::time::Duration::from_secs(1));
                     }
                     Err(e) => tracing::error!("reload failed, keeping the current config: {e:#}"),
                 }

@@ -44,7 +44,11 @@ impl Compiler {
         let mut moved = Moved::new();
         let mut hashes = Vec::new();
         let mut callers = Vec::new();
-        let mut drafts = Vec::new();
+        let mut drafts = Vec::with_capacity(dirty.len());
+        if self.fresh() {
+            self.index.reserve_keys(dirty.iter());
+            self.reserve_fresh(dirty.len());
+        }
         for key in dirty {
             // The first recompile has nothing to take back.
             if !self.fresh() {

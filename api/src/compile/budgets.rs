@@ -1,29 +1,21 @@
 //! Budgets: limits checked, scopes resolved against the ApiKeys that compiled.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::collections::BTreeSet;
 
 use rust_decimal::Decimal;
 
 use super::{
     Compiler, Issues, Rejection,
     api_keys::Moved,
+    budget_scope::BudgetMembers,
     check_fit,
-    compiler::{BudgetMembers, object_ref},
-    globs,
-    index::in_scope,
-    join,
+    compiler::object_ref,
+    globs, join,
     key::{Key, KeySet},
     plural,
     reason::*,
 };
-use crate::{
-    manifest::ObjectRef,
-    resources::{Budget, BudgetScope},
-    snapshot::{
-        BudgetConfig,
-        digest::{MemberSum, member_digest},
-    },
-};
+use crate::{manifest::ObjectRef, resources::Budget, snapshot::BudgetConfig};
 
 impl Compiler {
     /// Recompiles the marked Budgets, then moves each key of `moved` into or out of the Budgets
@@ -38,41 +30,7 @@ impl Compiler {
             }
         }
         let mut refresh: KeySet = dirty.difference(&resolved).cloned().collect();
-        for (key, was) in moved {
-            let now = self.index.ready_key(&key).cloned();
-            for budget in self.index.budgets_for(&key, was.as_ref(), now.as_ref()) {
-                if resolved.contains(&budget) {
-                    continue;
-                }
-                let Some(b) = self.budgets.get(&budget).cloned() else {
-                    continue;
-                };
-                let inside = now
-                    .as_ref()
-                    .is_some_and(|k| in_scope(&b.spec.scope, key.name(), k));
-                let Some(entry) = self.config.budgets.get(budget.id()) else {
-                    continue;
-                };
-                if entry.api_keys.contains(key.id()) != inside
-                    && let Some(entry) = self.budget_entry_mut(budget.id())
-                {
-                    if inside {
-                        entry.api_keys.insert(key.id_arc());
-                    } else {
-                        entry.api_keys.remove(key.id());
-                    }
-                    if let Some(members) = self.budget_members.get_mut(&budget) {
-                        let member = member_digest(key.id());
-                        if inside {
-                            members.sum.add(&member);
-                        } else {
-                            members.sum.remove(&member);
-                        }
-                    }
-                }
-                refresh.insert(budget);
-            }
-        }
+        self.move_keys(moved, &resolved, &mut refresh);
         for key in refresh {
             let Some(b) = self.budgets.get(&key).cloned() else {
                 continue;
@@ -172,24 +130,6 @@ impl Compiler {
             failure_mode: spec.failure_mode,
             fit_min_tokens: spec.fit_max_tokens.as_ref().and_then(|f| f.floor()),
         })
-    }
-
-    /// The ready keys of namespace `ns` in `scope`, found through the index, and the sum of
-    /// their member digests.
-    fn resolve_scope(&self, ns: &str, scope: &BudgetScope) -> (BTreeSet<Arc<str>>, MemberSum) {
-        let mut keys = Vec::new();
-        let mut sum = MemberSum::default();
-        if let Some(index) = self.index.namespace(ns) {
-            for (key, ready) in index.candidates(ns, scope) {
-                if in_scope(scope, key.name(), ready) {
-                    keys.push(key.id_arc());
-                    sum.add(&ready.member);
-                }
-            }
-        }
-        // Sorted first: the set is then built in one pass.
-        keys.sort_unstable();
-        (BTreeSet::from_iter(keys), sum)
     }
 
     /// The verdict of a Budget covering `covered` keys: the names it lists that are not ready

@@ -198,3 +198,23 @@ fn fit_max_tokens_reaches_the_snapshot_as_a_floor_only_when_enabled() {
     let parsed: FitMaxTokens = serde_json::from_str(r#"{"enabled": true}"#).unwrap();
     assert_eq!(parsed.floor(), Some(1024));
 }
+
+/// A Budget listing a key twice covers it once, and the snapshot's hash is its content's (a key
+/// counted twice in the Budget's member sum made routers refuse the snapshot).
+#[test]
+fn a_key_listed_twice_is_covered_once() {
+    let mut k = ApiKey::test("alice");
+    k.metadata = test_meta("alice");
+    let mut b = Budget::test("twice", "5");
+    b.spec.scope.api_keys = vec!["alice".into(), "alice".into()];
+    let c = compile(&[
+        k.into(),
+        key_secret("alice", "sk-sb-alice-0123456789"),
+        b.into(),
+    ]);
+    let budget = &c.config.budgets["default/twice"];
+    assert_eq!(budget.api_keys.len(), 1);
+    assert_eq!(ready(&c, "Budget", "twice").1, "covers 1 key");
+    assert_eq!(c.config.hash, c.config.content_hash());
+    c.config.validate().expect("a router takes the snapshot");
+}

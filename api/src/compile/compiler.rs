@@ -17,19 +17,20 @@ use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Obje
 
 use super::{
     Compiled, ObjectOutcome, ObjectResult, Rejection,
+    budget_scope::BudgetMembers,
     index::Index,
     key::{Key, KeySet},
+    order,
     secrets::SecretEntry,
 };
 use crate::{
     identity::IssuerConfig,
     manifest::{Object, ObjectRef},
-    resources::BudgetScope,
     resources::{ApiKey, Budget, ModelRoute, Provider},
     snapshot::{
-        ApiKeyConfig, BudgetConfig, EntryDigest, ProviderConfig, RouteConfig, RouterConfig,
-        Section, SnapshotDigest,
-        digest::{Digested, MemberSum, budget_digest},
+        ApiKeyConfig, EntryDigest, ProviderConfig, RouteConfig, RouterConfig, Section,
+        SnapshotDigest,
+        digest::{Digested, MemberSum},
     },
 };
 
@@ -111,18 +112,11 @@ pub struct Compiler {
     /// Per Budget in the snapshot: the scope its keys were resolved for and their digest sum.
     pub(super) budget_members: HashMap<Key, BudgetMembers>,
     /// Entries changed since the last recompile, with their digest before the first change.
-    before: BTreeMap<Section, HashMap<String, Option<EntryDigest>>>,
+    pub(super) before: BTreeMap<Section, HashMap<String, Option<EntryDigest>>>,
     changed_results: Vec<ObjectRef>,
     /// Whether a recompile ran: the first one builds everything, so it neither records what
     /// changed entry by entry nor moves keys between Budgets one by one ([`Compiler::fresh`]).
     compiled: bool,
-}
-
-/// What a Budget in the snapshot was resolved for: a Budget whose scope did not change keeps its
-/// keys (and their digest sum) instead of resolving and re-hashing them.
-pub(super) struct BudgetMembers {
-    pub scope: BudgetScope,
-    pub sum: MemberSum,
 }
 
 /// `(namespace, name)` of an object; no namespace means `default`, as [`Object::object_ref`].
@@ -281,7 +275,8 @@ impl Compiler {
             mut api_keys,
             budgets,
         } = std::mem::take(&mut self.dirty);
-        for secret in &secrets {
+        // In the first recompile every Provider and ApiKey is marked already.
+        for secret in secrets.iter().filter(|_| !self.fresh()) {
             for (kind, key) in self.index.secret_users(secret) {
                 match kind {
                     "Provider" => providers.insert(key),
@@ -370,7 +365,7 @@ impl Compiler {
     pub fn into_compiled(self) -> Compiled {
         Compiled {
             config: self.config,
-            results: sorted(self.results.into_iter().collect()),
+            results: order::by_object(self.results.into_iter().collect()),
         }
     }
 
@@ -566,6 +561,15 @@ impl Compiler {
         true
     }
 
+    /// Makes room for `keys` ApiKeys compiling in the first recompile: their snapshot entries and
+    /// the verdicts on every object.
+    pub(super) fn reserve_fresh(&mut self, keys: usize) {
+        self.fresh_api_keys.reserve(keys);
+        let objects = self.providers.len() + self.routes.len() + keys + self.budgets.len();
+        self.results
+            .reserve(objects.saturating_sub(self.results.len()));
+    }
+
     /// Puts a ready ApiKey into the snapshot (in the first recompile, at its end).
     pub(super) fn put_api_key(&mut self, config: ApiKeyConfig) {
         if self.fresh() {
@@ -576,28 +580,11 @@ impl Compiler {
         }
     }
 
-    /// The Budget entry `id`, to change in place (its digest before is kept first).
-    pub(super) fn budget_entry_mut(&mut self, id: &str) -> Option<&mut BudgetConfig> {
-        let fresh = self.fresh();
-        let entry = self.config.budgets.get_mut(id)?;
-        if fresh {
-            return Some(entry);
-        }
-        let before = self.before.entry(Section::Budgets).or_default();
-        if !before.contains_key(id) {
-            before.insert(
-                id.to_string(),
-                Some(entry.kept_digest(id, &self.budget_members)),
-            );
-        }
-        Some(entry)
-    }
-
     /// Brings the digest and hash up to date with the entries changed since the last call, and
     /// hands over what changed.
     fn finish_digests(&mut self) -> Changes {
         if self.fresh() {
-            self.config.api_keys = sorted(std::mem::take(&mut self.fresh_api_keys));
+            self.config.api_keys = order::by_text(std::mem::take(&mut self.fresh_api_keys));
             let members = &self.budget_members;
             self.digest = SnapshotDigest::with_members(&self.config, |id, budget| {
                 members
@@ -646,18 +633,6 @@ impl Compiler {
     }
 }
 
-/// A map built from unsorted entries: their order is sorted, not the entries themselves (each
-/// is moved once, not swapped about by a sort), then the tree is built in one pass.
-fn sorted<K: Ord, V>(entries: Vec<(K, V)>) -> BTreeMap<K, V> {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_unstable_by(|a, b| entries[*a].0.cmp(&entries[*b].0));
-    let mut slots: Vec<Option<(K, V)>> = entries.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .map(|i| slots[i].take().expect("each entry is taken once"))
-        .collect()
-}
-
 fn digest_of<V: Entry>(
     map: &BTreeMap<String, V>,
     key: &str,
@@ -693,19 +668,6 @@ entry!(ProviderConfig, Section::Providers, providers);
 entry!(RouteConfig, Section::Routes, routes);
 entry!(ApiKeyConfig, Section::ApiKeys, api_keys);
 entry!(IssuerConfig, Section::Issuers, issuers);
-
-impl Entry for BudgetConfig {
-    const SECTION: Section = Section::Budgets;
-    fn map(config: &mut RouterConfig) -> &mut BTreeMap<String, Self> {
-        &mut config.budgets
-    }
-    fn kept_digest(&self, key: &str, members: &HashMap<Key, BudgetMembers>) -> EntryDigest {
-        match members.get(key) {
-            Some(m) => budget_digest(key, self, &m.sum),
-            None => self.digest(Self::SECTION, key),
-        }
-    }
-}
 
 #[cfg(test)]
 #[path = "compiler_tests.rs"]

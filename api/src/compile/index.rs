@@ -47,10 +47,10 @@ impl PartialEq for ReadyKey {
     }
 }
 
-/// Whether a ready key `name` is in a Budget `scope` (conditions combine with AND).
-pub(super) fn in_scope(scope: &BudgetScope, name: &str, key: &ReadyKey) -> bool {
+/// Whether the ready key `id` is in a Budget `scope` (conditions combine with AND).
+pub(super) fn in_scope(scope: &BudgetScope, id: &Key, key: &ReadyKey) -> bool {
     let team = scope.team.as_deref().filter(|t| !t.is_empty());
-    (scope.api_keys.is_empty() || scope.api_keys.iter().any(|n| n == name))
+    (scope.api_keys.is_empty() || scope.api_keys.iter().any(|n| n == id.name()))
         && scope
             .match_labels
             .iter()
@@ -85,15 +85,22 @@ impl Anchor {
 /// Objects, in no particular order.
 type Keys = foldhash::HashSet<Key>;
 
+/// Ready keys of a namespace by slot ([`Namespace::slots`]), in no particular order: a number is
+/// cheaper to hash, compare, copy and drop than a shared name.
+type Slots = foldhash::HashSet<u32>;
+
 /// One namespace's ready ApiKeys and Budget anchors.
 #[derive(Default)]
 pub(super) struct Namespace {
-    /// Ready keys.
-    pub keys: HashMap<Key, ReadyKey>,
+    /// The slot of each ready key in `ready`.
+    slots: HashMap<Key, u32>,
+    /// Ready keys by slot; `None` is a free slot, listed in `free`.
+    ready: Vec<Option<(Key, ReadyKey)>>,
+    free: Vec<u32>,
     /// Label name → value → ready keys holding it.
-    by_label: HashMap<String, HashMap<String, Keys>>,
+    by_label: HashMap<String, HashMap<String, Slots>>,
     /// Team → ready keys of the team.
-    by_team: HashMap<String, Keys>,
+    by_team: HashMap<String, Slots>,
     /// Budgets by anchor: key name, label, team, or the whole namespace.
     budgets_by_name: HashMap<String, Keys>,
     budgets_by_label: HashMap<String, HashMap<String, Keys>>,
@@ -102,48 +109,73 @@ pub(super) struct Namespace {
     anchors: HashMap<Key, Anchor>,
 }
 
-/// Files `key` under `at`, allocating `at` only the first time.
-fn add(map: &mut HashMap<String, Keys>, at: &str, key: &Key) {
+/// A set filed under a name, as the index keeps them.
+trait Set<T>: Default {
+    fn put(&mut self, item: T);
+    fn take(&mut self, item: &T);
+    fn one(item: T) -> Self {
+        let mut set = Self::default();
+        set.put(item);
+        set
+    }
+    fn is_empty(&self) -> bool;
+}
+
+impl<T: std::hash::Hash + Eq> Set<T> for foldhash::HashSet<T> {
+    fn put(&mut self, item: T) {
+        self.insert(item);
+    }
+    fn take(&mut self, item: &T) {
+        self.remove(item);
+    }
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Files `item` under `at`, allocating `at` only the first time.
+fn add<T: Clone, S: Set<T>>(map: &mut HashMap<String, S>, at: &str, item: &T) {
     match map.get_mut(at) {
-        Some(set) => {
-            set.insert(key.clone());
-        }
+        Some(set) => set.put(item.clone()),
         None => {
-            map.insert(at.to_string(), Keys::from_iter([key.clone()]));
+            map.insert(at.to_string(), S::one(item.clone()));
         }
     }
 }
 
 /// [`add`] under a label name and value.
-fn add_label(
-    map: &mut HashMap<String, HashMap<String, Keys>>,
+fn add_label<T: Clone, S: Set<T>>(
+    map: &mut HashMap<String, HashMap<String, S>>,
     label: &str,
     value: &str,
-    key: &Key,
+    item: &T,
 ) {
-    if !map.contains_key(label) {
-        map.insert(label.to_string(), HashMap::default());
+    match map.get_mut(label) {
+        Some(values) => add(values, value, item),
+        None => {
+            let values = HashMap::from_iter([(value.to_string(), S::one(item.clone()))]);
+            map.insert(label.to_string(), values);
+        }
     }
-    add(map.get_mut(label).expect("inserted above"), value, key);
 }
 
-fn take(map: &mut HashMap<String, Keys>, at: &str, key: &Key) {
+fn take<T, S: Set<T>>(map: &mut HashMap<String, S>, at: &str, item: &T) {
     if let Some(set) = map.get_mut(at) {
-        set.remove(key);
+        set.take(item);
         if set.is_empty() {
             map.remove(at);
         }
     }
 }
 
-fn take_label(
-    map: &mut HashMap<String, HashMap<String, Keys>>,
+fn take_label<T, S: Set<T>>(
+    map: &mut HashMap<String, HashMap<String, S>>,
     label: &str,
     value: &str,
-    key: &Key,
+    item: &T,
 ) {
     if let Some(values) = map.get_mut(label) {
-        take(values, value, key);
+        take(values, value, item);
         if values.is_empty() {
             map.remove(label);
         }
@@ -152,54 +184,94 @@ fn take_label(
 
 impl Namespace {
     fn insert_key(&mut self, key: &Key, ready: ReadyKey) {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.ready.push(None);
+                u32::try_from(self.ready.len() - 1).expect("fewer than 2^32 keys")
+            }
+        };
         for (k, v) in ready.labels() {
-            add_label(&mut self.by_label, k, v, key);
+            add_label(&mut self.by_label, k, v, &slot);
         }
         if let Some(team) = &ready.team {
-            add(&mut self.by_team, team, key);
+            add(&mut self.by_team, team, &slot);
         }
-        self.keys.insert(key.clone(), ready);
+        self.ready[slot as usize] = Some((key.clone(), ready));
+        self.slots.insert(key.clone(), slot);
     }
 
     fn remove_key(&mut self, key: &Key) -> Option<ReadyKey> {
-        let ready = self.keys.remove(key)?;
+        let slot = self.slots.remove(key)?;
+        let (_, ready) = self.ready[slot as usize].take().expect("a filed slot");
+        self.free.push(slot);
         for (k, v) in ready.labels() {
-            take_label(&mut self.by_label, k, v, key);
+            take_label(&mut self.by_label, k, v, &slot);
         }
         if let Some(team) = &ready.team {
-            take(&mut self.by_team, team, key);
+            take(&mut self.by_team, team, &slot);
         }
         Some(ready)
     }
 
-    /// The ready keys that may be in `scope`: the smallest of the sets its conditions select
-    /// (listed names, each label, the team), or every ready key for an empty scope. The caller
-    /// still checks each with [`in_scope`].
-    pub fn candidates(&self, namespace: &str, scope: &BudgetScope) -> Vec<(&Key, &ReadyKey)> {
+    /// The ready key `key`.
+    fn get(&self, key: &Key) -> Option<&ReadyKey> {
+        let slot = *self.slots.get(key)?;
+        self.ready[slot as usize].as_ref().map(|(_, ready)| ready)
+    }
+
+    /// The ready key in `slot`.
+    fn at(&self, slot: u32) -> Option<(&Key, &ReadyKey)> {
+        self.ready[slot as usize].as_ref().map(|(k, r)| (k, r))
+    }
+
+    /// Makes room for `more` ready keys.
+    fn reserve(&mut self, more: usize) {
+        self.slots.reserve(more);
+        self.ready.reserve(more);
+    }
+
+    /// The ready keys that may be in `scope`, each once: the smallest of the sets its conditions
+    /// select (listed names, each label, the team), or every ready key for an empty scope. With
+    /// `true` they are exactly the keys in scope (the scope has that one condition); else the
+    /// caller still checks each with [`in_scope`].
+    pub fn candidates(
+        &self,
+        namespace: &str,
+        scope: &BudgetScope,
+    ) -> (Vec<(&Key, &ReadyKey)>, bool) {
+        let team = scope.team.as_deref().filter(|t| !t.is_empty());
+        let conditions = usize::from(!scope.api_keys.is_empty())
+            + scope.match_labels.len()
+            + usize::from(team.is_some());
+        let exact = conditions <= 1;
         if !scope.api_keys.is_empty() {
-            return scope
+            // A name listed twice is one key.
+            let mut slots: Vec<u32> = scope
                 .api_keys
                 .iter()
-                .filter_map(|name| self.keys.get_key_value(Key::new(namespace, name).id()))
+                .filter_map(|name| self.slots.get(Key::new(namespace, name).id()).copied())
                 .collect();
+            slots.sort_unstable();
+            slots.dedup();
+            let keys = slots.into_iter().filter_map(|slot| self.at(slot)).collect();
+            return (keys, exact);
         }
         // `None`: a condition no key meets.
-        let mut sets: Vec<Option<&Keys>> = scope
+        let mut sets: Vec<Option<&Slots>> = scope
             .match_labels
             .iter()
             .map(|(k, v)| self.by_label.get(k).and_then(|values| values.get(v)))
             .collect();
-        if let Some(team) = scope.team.as_deref().filter(|t| !t.is_empty()) {
+        if let Some(team) = team {
             sets.push(self.by_team.get(team));
         }
-        match sets.into_iter().min_by_key(|s| s.map_or(0, Keys::len)) {
+        let keys = match sets.into_iter().min_by_key(|s| s.map_or(0, Slots::len)) {
             Some(None) => Vec::new(),
-            Some(Some(smallest)) => smallest
-                .iter()
-                .filter_map(|k| self.keys.get_key_value(k))
-                .collect(),
-            None => self.keys.iter().collect(),
-        }
+            Some(Some(smallest)) => smallest.iter().filter_map(|s| self.at(*s)).collect(),
+            None => self.ready.iter().flatten().map(|(k, r)| (k, r)).collect(),
+        };
+        (keys, exact)
     }
 
     fn anchor_budget(&mut self, budget: &Key, scope: &BudgetScope) {
@@ -287,6 +359,10 @@ impl<T: Ord> Few<T> {
 
     pub fn insert(&mut self, item: T) {
         if let Err(at) = self.0.binary_search(&item) {
+            if self.0.capacity() == 0 {
+                // Room for one member, not the four a vector starts with: most stay at one.
+                self.0.reserve_exact(1);
+            }
             self.0.insert(at, item);
         }
     }
@@ -562,9 +638,25 @@ impl Index {
         self.namespaces.get_mut(namespace).expect("inserted above")
     }
 
+    /// Makes room for `keys` more ApiKeys compiling (the first recompile), so that no map grows
+    /// and rehashes its way up to them.
+    pub fn reserve_keys<'a>(&mut self, keys: impl Iterator<Item = &'a Key>) {
+        let mut per_namespace: HashMap<&str, usize> = HashMap::default();
+        let mut all = 0;
+        for key in keys {
+            *per_namespace.entry(key.namespace()).or_default() += 1;
+            all += 1;
+        }
+        self.key_hashes.reserve(all);
+        self.holders.reserve(all);
+        for (ns, n) in per_namespace {
+            self.namespace_mut(ns).reserve(n);
+        }
+    }
+
     /// The ready key `key`, if it is ready.
     pub fn ready_key(&self, key: &Key) -> Option<&ReadyKey> {
-        self.namespaces.get(key.namespace())?.keys.get(key)
+        self.namespaces.get(key.namespace())?.get(key)
     }
 
     /// Files `key` as ready.

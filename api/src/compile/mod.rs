@@ -37,12 +37,14 @@
 //! snapshot hash is updated entry by entry. [`compile`] is one such recompile over everything.
 
 mod api_keys;
+mod budget_scope;
 mod budgets;
 mod cache;
 mod compiler;
 mod index;
 mod key;
 mod model_routes;
+mod order;
 mod providers;
 pub mod reason;
 mod secrets;

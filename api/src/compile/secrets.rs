@@ -16,12 +16,18 @@ pub(super) struct SecretEntry {
 
 impl SecretEntry {
     pub fn new(secret: &Secret) -> SecretEntry {
-        let mut values: Vec<(String, Vec<u8>)> = secret
-            .data
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.0.clone()))
-            .collect();
+        // Sized exactly: most Secrets hold one value, and a vector starts with room for four.
+        let mut values: Vec<(String, Vec<u8>)> = Vec::with_capacity(
+            secret.data.as_ref().map_or(0, |d| d.len())
+                + secret.string_data.as_ref().map_or(0, |d| d.len()),
+        );
+        values.extend(
+            secret
+                .data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.0.clone())),
+        );
         for (k, v) in secret.string_data.iter().flatten() {
             match values.iter_mut().find(|(key, _)| key == k) {
                 Some(slot) => slot.1 = v.as_bytes().to_vec(),

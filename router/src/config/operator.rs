@@ -32,7 +32,10 @@ use switchboard_api::{
 use tokio::sync::watch;
 
 use super::install::{Admitted, offer, offer_delta_json, offer_json};
-use crate::{providers::clients::install_crypto_provider, state::AppState};
+use crate::{
+    providers::clients::install_crypto_provider,
+    state::{AppState, release_freed_memory},
+};
 
 /// Where and how to reach the operator.
 #[derive(Clone)]
@@ -103,6 +106,7 @@ pub fn load_snapshot_file(state: &AppState, path: &Path) -> anyhow::Result<u64> 
                 .with_context(|| format!("in the snapshot file {}", path.display()))?;
         }
     }
+    release_freed_memory();
     Ok(state.runtime().map_or(0, |r| r.config.version))
 }
 
@@ -166,6 +170,9 @@ async fn follow_once(
                     offer_json(state, event.data.as_bytes(), "operator")
                 {
                     tracing::info!(version = %event.id, "installed a snapshot from the operator");
+                    // A whole snapshot (at start, or on a resync) is decoded on this thread;
+                    // deltas are small and left to the allocator's own pace.
+                    release_freed_memory();
                 }
             }
             "delta" => match offer_delta_json(state, event.data.as_bytes()) {

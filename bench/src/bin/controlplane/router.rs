@@ -88,6 +88,24 @@ fn rss(pid: u32) -> (u64, u64) {
     (kb("VmRSS:") / 1024, kb("VmHWM:") / 1024)
 }
 
+/// (RSS, peak RSS) of `pid` in MB once it has settled: read every 100 ms until it has not
+/// fallen for a second (the allocator returns a compile's freed pages after it), at most 10 s.
+fn settled_rss(pid: u32) -> (u64, u64) {
+    let start = Instant::now();
+    let mut low = rss(pid);
+    let mut low_since = Instant::now();
+    while low_since.elapsed() < Duration::from_secs(1) && start.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = rss(pid);
+        if now.0 < low.0 {
+            low = now;
+            low_since = Instant::now();
+        }
+    }
+    low
+}
+
 struct Router(Child);
 
 impl Drop for Router {
@@ -161,8 +179,7 @@ pub fn measure(keys: usize, bin: &Path) -> RouterRow {
         ],
     );
     let standalone_ready = wait_for(limit, || ready_version(admin) == Some(1));
-    std::thread::sleep(Duration::from_millis(500));
-    let standalone_rss = rss(router.0.id());
+    let standalone_rss = settled_rss(router.0.id());
     let hup = Instant::now();
     let _ = Command::new("kill")
         .args(["-HUP", &router.0.id().to_string()])
@@ -186,8 +203,7 @@ pub fn measure(keys: usize, bin: &Path) -> RouterRow {
         ],
     );
     let snapshot_ready = wait_for(limit, || ready_version(admin) == Some(1));
-    std::thread::sleep(Duration::from_millis(500));
-    let snapshot_rss = rss(router.0.id());
+    let snapshot_rss = settled_rss(router.0.id());
     drop(router);
     let _ = std::fs::remove_dir_all(&dir);
     RouterRow {
@@ -207,12 +223,14 @@ pub fn report(rows: &[RouterRow]) -> Vec<String> {
         "The release `switchboard-router` as a process. Standalone: `--manifests` on the scale \
          as YAML (parsing included: read one document at a time, parsed straight into its \
          typed object and handed to the compiler, its text dropped). From the stored snapshot: `--snapshot-file` on the \
-         manifest and shard files as the chart mounts them, the operator unreachable."
+         manifest and shard files as the chart mounts them, the operator unreachable. RSS is read once it has stopped \
+         falling for a second after ready (at most 10 s), the peak is the process's high-water \
+         mark."
             .into(),
         String::new(),
         "| keys | standalone start → ready (ms) | SIGHUP → new version served (ms) | standalone \
-         RSS MB (peak) | from stored shards start → ready (ms) | from stored shards RSS MB \
-         (peak) |"
+         settled RSS MB (peak) | from stored shards start → ready (ms) | from stored shards \
+         settled RSS MB (peak) |"
             .into(),
         "|---|---:|---:|---:|---:|---:|".into(),
     ];
