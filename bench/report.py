@@ -166,7 +166,7 @@ def bars_22(by, stream, memory, usage, callgrind):
             if on and off:
                 cost = 1 - on["rps"] / off["rps"]
                 L.append(f"| the usage store costs ≤ 5 % of saturation ({sc}, {label}; issue 17) | "
-                         f"{on['rps']:,.0f} vs {off['rps']:,.0f} req/s off: {cost * 100:+.1f} % | {verdict(cost <= 0.05)} |")
+                         f"{on['rps']:,.0f} vs {off['rps']:,.0f} req/s off: costs {cost * 100:.1f} % | {verdict(cost <= 0.05)} |")
     if usage is None:
         L.append("| (the usage store's 10M-row queries) | not run | — |")
     L.append("")
