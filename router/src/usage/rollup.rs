@@ -75,37 +75,37 @@ impl Totals {
     }
 }
 
-/// A rollup row's key. `extra` is the tag (`usage_daily_tags`), the end user
-/// (`usage_daily_users`), or empty (`usage_daily`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RollupKey {
+/// A rollup row's key, borrowed from the records it sums. `extra` is the tag
+/// (`usage_daily_tags`), the end user (`usage_daily_users`), or empty (`usage_daily`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RollupKey<'a> {
     /// Days since 1970-01-01, UTC.
     pub day: i64,
     /// Tag or end user; empty in `usage_daily`.
-    pub extra: String,
+    pub extra: &'a str,
     /// ApiKey id.
-    pub key_id: String,
+    pub key_id: &'a str,
     /// Team.
-    pub team: String,
+    pub team: &'a str,
     /// Billed public model.
-    pub model: String,
+    pub model: &'a str,
     /// Provider that served.
-    pub provider: String,
+    pub provider: &'a str,
     /// App.
-    pub app: String,
+    pub app: &'a str,
 }
 
-/// An hourly rollup row's key.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct HourKey {
+/// An hourly rollup row's key, borrowed from the records it sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HourKey<'a> {
     /// Hours since 1970-01-01 00:00 UTC.
     pub hour: i64,
     /// Billed public model.
-    pub model: String,
+    pub model: &'a str,
     /// Team.
-    pub team: String,
+    pub team: &'a str,
     /// Provider that served.
-    pub provider: String,
+    pub provider: &'a str,
 }
 
 /// The histogram bucket of a latency: its lower bound to two significant digits (exact below
@@ -140,52 +140,57 @@ pub fn percentile(histogram: &[(i64, i64)], p: i64) -> Option<i64> {
 }
 
 /// What a batch adds to each rollup table, in key order: writers upsert rows in the same order,
-/// so two replicas writing at once lock rows in the same order and do not deadlock.
+/// so two replicas writing at once lock rows in the same order and do not deadlock. Keys borrow
+/// the records' strings: a batch's deltas copy no text.
 #[derive(Debug, Default, PartialEq)]
-pub struct Deltas {
+pub struct Deltas<'a> {
     /// `usage_daily`.
-    pub daily: BTreeMap<RollupKey, Totals>,
+    pub daily: BTreeMap<RollupKey<'a>, Totals>,
     /// `usage_daily_tags`.
-    pub tags: BTreeMap<RollupKey, Totals>,
+    pub tags: BTreeMap<RollupKey<'a>, Totals>,
     /// `usage_daily_users`.
-    pub users: BTreeMap<RollupKey, Totals>,
+    pub users: BTreeMap<RollupKey<'a>, Totals>,
     /// `usage_hourly`.
-    pub hourly: BTreeMap<HourKey, Totals>,
+    pub hourly: BTreeMap<HourKey<'a>, Totals>,
     /// `usage_hourly_latency`: requests per (hour, latency bucket).
     pub latency: BTreeMap<(i64, i64), i64>,
 }
 
-impl Deltas {
+impl<'a> Deltas<'a> {
     /// The rollup increments of `records` (each counted once: pass only records newly stored).
-    pub fn of<'a>(records: impl IntoIterator<Item = &'a UsageRecord>) -> Deltas {
+    pub fn of(records: impl IntoIterator<Item = &'a UsageRecord>) -> Deltas<'a> {
         let mut d = Deltas::default();
         for r in records {
             let totals = Totals::of(r);
-            let key = |extra: &str| RollupKey {
+            let team = r.team.as_deref().unwrap_or("");
+            let provider = r.provider.as_deref().unwrap_or("");
+            let key = RollupKey {
                 day: r.day(),
-                extra: extra.to_string(),
-                key_id: r.key_id.clone(),
-                team: r.team.clone().unwrap_or_default(),
-                model: r.billed_model().to_string(),
-                provider: r.provider.clone().unwrap_or_default(),
-                app: r.app.clone().unwrap_or_default(),
+                extra: "",
+                key_id: &r.key_id,
+                team,
+                model: r.billed_model(),
+                provider,
+                app: r.app.as_deref().unwrap_or(""),
             };
-            d.daily.entry(key("")).or_default().add(&totals);
-            d.users
-                .entry(key(r.user.as_deref().unwrap_or("")))
-                .or_default()
-                .add(&totals);
+            d.daily.entry(key).or_default().add(&totals);
+            let user = RollupKey {
+                extra: r.user.as_deref().unwrap_or(""),
+                ..key
+            };
+            d.users.entry(user).or_default().add(&totals);
             if r.tags.is_empty() {
-                d.tags.entry(key("")).or_default().add(&totals);
+                d.tags.entry(key).or_default().add(&totals);
             }
             for tag in &r.tags {
-                d.tags.entry(key(tag)).or_default().add(&totals);
+                let tagged = RollupKey { extra: tag, ..key };
+                d.tags.entry(tagged).or_default().add(&totals);
             }
             let hour = HourKey {
                 hour: r.hour(),
-                model: r.billed_model().to_string(),
-                team: r.team.clone().unwrap_or_default(),
-                provider: r.provider.clone().unwrap_or_default(),
+                model: key.model,
+                team,
+                provider,
             };
             d.hourly.entry(hour).or_default().add(&totals);
             *d.latency
@@ -218,13 +223,9 @@ mod tests {
         assert_eq!(day.cost_nanos, a.cost_nanos);
         assert_eq!(day.prompt_tokens, 200);
         // a is tagged prod and batch, b untagged: three tag rows, a counted under each of its tags.
-        let tags: Vec<(&str, i64)> = d
-            .tags
-            .iter()
-            .map(|(k, t)| (k.extra.as_str(), t.requests))
-            .collect();
+        let tags: Vec<(&str, i64)> = d.tags.iter().map(|(k, t)| (k.extra, t.requests)).collect();
         assert_eq!(tags, [("", 1), ("batch", 1), ("prod", 1)]);
-        let users: Vec<&str> = d.users.keys().map(|k| k.extra.as_str()).collect();
+        let users: Vec<&str> = d.users.keys().map(|k| k.extra).collect();
         assert_eq!(users, ["", "alice"]);
     }
 
@@ -241,7 +242,7 @@ mod tests {
         let keys: Vec<(i64, &str, &str)> = d
             .daily
             .keys()
-            .map(|k| (k.day, k.model.as_str(), k.provider.as_str()))
+            .map(|k| (k.day, k.model, k.provider))
             .collect();
         assert_eq!(
             keys,
@@ -273,11 +274,7 @@ mod tests {
         assert_eq!(hours, [(0, 2), (1, 1)]);
         let first = d.hourly.keys().next().unwrap();
         assert_eq!(
-            (
-                first.model.as_str(),
-                first.team.as_str(),
-                first.provider.as_str()
-            ),
+            (first.model, first.team, first.provider),
             ("openai/gpt-4o", "ml", "openai")
         );
         let latency: Vec<((i64, i64), i64)> = d.latency.into_iter().collect();

@@ -9,11 +9,11 @@
 //!
 //! Writing a batch is one transaction: a multi-row `INSERT … ON CONFLICT (generation_id) DO
 //! NOTHING` for the records (on Postgres with `RETURNING generation_id`; on SQLite, in a
-//! transaction that holds the file's write lock from its start, after asking which ids are
-//! stored already), then the daily rollups incremented by
-//! the records it actually inserted, and the hourly ones ([`super::rollup`]). A batch that is retried (after a
-//! timeout, a crash mid-commit, a replay of the spill file) inserts nothing twice and counts
-//! nothing twice.
+//! transaction that holds the file's write lock from its start, counting the rows inserted and,
+//! only when some were stored already, asking which), then the daily rollups incremented by the
+//! records it actually inserted, and the hourly ones ([`super::rollup`]). A batch that is retried
+//! (after a timeout, a crash mid-commit, a replay of the spill file) inserts nothing twice and
+//! counts nothing twice.
 
 pub mod read;
 
@@ -268,7 +268,7 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
+        let mut inserted: HashSet<&str> = HashSet::with_capacity(batch.len());
         for (size, chunk) in chunked(batch) {
             let mut q = sqlx::query(&self.insert_sql[size]);
             for r in chunk {
@@ -277,14 +277,35 @@ impl Store {
             match self.backend {
                 // The ids the insert returns: exact whatever other replicas do at the same time.
                 Backend::Postgres => {
-                    for row in q.fetch_all(&mut *tx).await? {
-                        inserted.insert(row.try_get::<String, _>(0)?);
-                    }
+                    let returned: HashSet<String> = q
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .iter()
+                        .map(|row| row.try_get::<String, _>(0))
+                        .collect::<Result<_, _>>()?;
+                    inserted.extend(
+                        chunk
+                            .iter()
+                            .filter(|r| returned.contains(&r.id))
+                            .map(|r| r.id.as_str()),
+                    );
                 }
-                // The transaction holds the file's write lock: the ids not stored before the
-                // insert are the ones it inserts. Asked first, so the insert need not stream every id back (usually
-                // nothing is stored already, and no row comes back at all).
+                // The transaction holds the file's write lock. Usually no record of a chunk is
+                // stored yet, and the insert's count of rows says so: then it inserted them all.
+                // Otherwise (a retried batch, a replayed spill, an id twice) the insert is undone,
+                // the ids stored already are asked, and the insert made again: the ids not stored
+                // before it are the ones it inserts.
                 Backend::Sqlite => {
+                    tx.execute("SAVEPOINT chunk").await?;
+                    let rows = q.execute(&mut *tx).await?.rows_affected();
+                    if rows != chunk.len() as u64 {
+                        tx.execute("ROLLBACK TO chunk").await?;
+                    }
+                    tx.execute("RELEASE chunk").await?;
+                    if rows == chunk.len() as u64 {
+                        inserted.extend(chunk.iter().map(|r| r.id.as_str()));
+                        continue;
+                    }
                     let mut existing = sqlx::query(&self.existing_sql[size]);
                     for r in chunk {
                         existing = existing.bind(r.id.as_str());
@@ -295,12 +316,16 @@ impl Store {
                         .iter()
                         .map(|row| row.try_get::<String, _>(0))
                         .collect::<Result<_, _>>()?;
+                    let mut q = sqlx::query(&self.insert_sql[size]);
+                    for r in chunk {
+                        q = bind_record(q, r);
+                    }
                     q.execute(&mut *tx).await?;
                     inserted.extend(
                         chunk
                             .iter()
                             .filter(|r| !existing.contains(&r.id))
-                            .map(|r| r.id.clone()),
+                            .map(|r| r.id.as_str()),
                     );
                 }
             }
@@ -309,7 +334,7 @@ impl Store {
         // Each inserted id once, even if a batch carried a record twice.
         let fresh = batch
             .iter()
-            .filter(|r| inserted.remove(&r.id))
+            .filter(|r| inserted.remove(r.id.as_str()))
             .map(|r| &**r);
         let deltas = Deltas::of(fresh);
         for (t, rows) in [&deltas.daily, &deltas.tags, &deltas.users]
@@ -330,11 +355,7 @@ impl Store {
         for (size, chunk) in chunked(&hourly) {
             let mut q = sqlx::query(&self.hourly_sql[size]);
             for (k, totals) in chunk {
-                q = q
-                    .bind(k.hour)
-                    .bind(k.model.as_str())
-                    .bind(k.team.as_str())
-                    .bind(k.provider.as_str());
+                q = q.bind(k.hour).bind(k.model).bind(k.team).bind(k.provider);
                 q = bind_totals(q, totals);
             }
             q.execute(&mut *tx).await?;
@@ -543,20 +564,20 @@ fn bind_record<'q>(q: AnyQuery<'q>, r: &'q UsageRecord) -> AnyQuery<'q> {
 
 fn bind_rollup<'q>(
     q: AnyQuery<'q>,
-    k: &'q RollupKey,
+    k: &RollupKey<'q>,
     t: &Totals,
     with_extra: bool,
 ) -> AnyQuery<'q> {
     let mut q = q.bind(k.day);
     if with_extra {
-        q = q.bind(k.extra.as_str());
+        q = q.bind(k.extra);
     }
     let q = q
-        .bind(k.key_id.as_str())
-        .bind(k.team.as_str())
-        .bind(k.model.as_str())
-        .bind(k.provider.as_str())
-        .bind(k.app.as_str());
+        .bind(k.key_id)
+        .bind(k.team)
+        .bind(k.model)
+        .bind(k.provider)
+        .bind(k.app);
     bind_totals(q, t)
 }
 

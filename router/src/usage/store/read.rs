@@ -205,7 +205,8 @@ const RECORD_SELECT: &str = "SELECT generation_id, created_at, endpoint, key_id,
      caller_issuer, caller_subject, cache_hit, cache_saved_nanos FROM usage_records";
 
 /// The SQL of a page of generations: newest first, keyset-paginated on
-/// `(created_at, generation_id)` (an index), never `OFFSET`.
+/// `(created_at, generation_id)`, never `OFFSET`: the indexes order by `created_at`, and the
+/// records of one millisecond are sorted by id among themselves.
 pub fn generations_sql(q: &GenerationsQuery) -> Sql {
     let mut sql = Sql::default();
     let mut cond = Vec::new();
@@ -248,6 +249,10 @@ pub fn generations_sql(q: &GenerationsQuery) -> Sql {
         });
     }
     if let Some(c) = &q.after {
+        // `created_at <= at` alone is what the indexes (which end at `created_at`) seek to;
+        // the pair then skips the cursor's millisecond up to and including its record.
+        let at = sql.param(Param::Int(c.created_at_ms));
+        cond.push(format!("created_at <= {at}"));
         let at = sql.param(Param::Int(c.created_at_ms));
         let id = sql.param(Param::Text(c.id.clone()));
         cond.push(format!("(created_at, generation_id) < ({at}, {id})"));
@@ -486,7 +491,7 @@ mod tests {
         };
         let sql = generations_sql(&q);
         assert!(sql.text.contains(
-            "WHERE created_at >= $1 AND status IN ($2) AND ((',' || COALESCE(tags, '') || ',') LIKE $3 ESCAPE '\\') AND COALESCE(team, '') IN ($4) AND (created_at, generation_id) < ($5, $6) ORDER BY created_at DESC, generation_id DESC LIMIT $7"
+            "WHERE created_at >= $1 AND status IN ($2) AND ((',' || COALESCE(tags, '') || ',') LIKE $3 ESCAPE '\\') AND COALESCE(team, '') IN ($4) AND created_at <= $5 AND (created_at, generation_id) < ($6, $7) ORDER BY created_at DESC, generation_id DESC LIMIT $8"
         ), "{}", sql.text);
         assert_eq!(sql.params[1], Param::Int(502));
         assert_eq!(sql.params[2], Param::Text("%,a\\_b,%".into()));
