@@ -88,7 +88,8 @@ def start_targets(procs, manifest, with_peers, memory):
                                     "router-nostore.log", ["--usage-store", "off"])
     bindir = usage_bench.pg_bin()
     if bindir:
-        t.pg = usage_bench.Postgres(bindir, os.path.join(OUT, "pg"), procs)
+        # On CPU 0 with the mock and the load generator: the router's core is what is measured.
+        t.pg = usage_bench.Postgres(bindir, os.path.join(OUT, "pg"), procs, cpu=0)
         t.router_pg = start_router(procs, manifest,
                                    dict(env, SWITCHBOARD_USAGE_STORE=t.pg.create(usage_bench.PG_DB_ROUTER)),
                                    ROUTER_PG_ADDR, ROUTER_PG_ADMIN, "router-pg.log")

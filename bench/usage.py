@@ -36,9 +36,11 @@ def pg_bin():
 
 class Postgres:
     """A throwaway Postgres in `dir` with the default (durable) settings: fsync on, synchronous
-    commits. As root, the server runs as `nobody` (initdb refuses root)."""
+    commits. As root, the server runs as `nobody` (initdb refuses root). With `cpu`, the server
+    and its backends are pinned to that CPU (`taskset`), as a database on its own machine would
+    be: off the core of the router under load."""
 
-    def __init__(self, bindir, dir, procs):
+    def __init__(self, bindir, dir, procs, cpu=None):
         self.bin, self.dir, self.procs = bindir, dir, procs
         shutil.rmtree(dir, ignore_errors=True)
         os.makedirs(os.path.join(dir, "socket"))
@@ -51,9 +53,11 @@ class Postgres:
                     os.chown(d, *self.user)
         data = os.path.join(dir, "data")
         self._run(["initdb", "--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C", "-D", data])
-        self.server = procs.start(
-            self._argv(["postgres", "-D", data, "-p", str(PG_PORT), "-k", os.path.join(dir, "socket"),
-                        "-c", "listen_addresses=127.0.0.1"]),
+        argv = self._argv(["postgres", "-D", data, "-p", str(PG_PORT), "-k", os.path.join(dir, "socket"),
+                           "-c", "listen_addresses=127.0.0.1"])
+        if cpu is not None and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+            argv = ["taskset", "-c", str(cpu)] + argv
+        self.server = procs.start(argv,
             "postgres.log", **self._user_kw())
         for _ in range(300):
             if self.psql("SELECT 1", check=False) == "1":
@@ -198,7 +202,7 @@ def run_only(rb, args):
             raise RuntimeError("mock did not start")
         env = dict(os.environ, SWITCHBOARD_LOG=os.environ.get("SWITCHBOARD_LOG", "info"))
         bindir = pg_bin()
-        pg = Postgres(bindir, os.path.join(rb.OUT, "pg"), procs) if bindir else None
+        pg = Postgres(bindir, os.path.join(rb.OUT, "pg"), procs, cpu=0) if bindir else None
         urls, pids, admins = {}, {}, {}
         for t, addr, admin, extra in targets:
             run_env = env
