@@ -19,7 +19,7 @@ use super::{
     Compiled, ObjectOutcome, ObjectResult, Rejection,
     budget_scope::BudgetMembers,
     index::Index,
-    key::{Key, KeySet},
+    key::{Key, KeySet, Objects},
     order,
     secrets::SecretEntry,
 };
@@ -96,11 +96,11 @@ pub(super) struct Dirty {
 /// the operator keeps one alive and feeds it watch events.
 #[derive(Default)]
 pub struct Compiler {
-    pub(super) providers: HashMap<Key, Arc<Provider>>,
-    pub(super) routes: HashMap<Key, Arc<ModelRoute>>,
-    pub(super) api_keys: HashMap<Key, Arc<ApiKey>>,
-    pub(super) budgets: HashMap<Key, Arc<Budget>>,
-    pub(super) secrets: HashMap<Key, SecretEntry>,
+    pub(super) providers: Objects<Arc<Provider>>,
+    pub(super) routes: Objects<Arc<ModelRoute>>,
+    pub(super) api_keys: Objects<Arc<ApiKey>>,
+    pub(super) budgets: Objects<Arc<Budget>>,
+    pub(super) secrets: Objects<SecretEntry>,
     pub(super) config: RouterConfig,
     pub(super) results: HashMap<ObjectRef, ObjectResult>,
     /// ApiKey entries of the first recompile, put into the snapshot at once at its end (one
@@ -117,14 +117,6 @@ pub struct Compiler {
     /// Whether a recompile ran: the first one builds everything, so it neither records what
     /// changed entry by entry nor moves keys between Budgets one by one ([`Compiler::fresh`]).
     compiled: bool,
-}
-
-/// `(namespace, name)` of an object; no namespace means `default`, as [`Object::object_ref`].
-pub(super) fn key_of(meta: &ObjectMeta) -> Key {
-    Key::new(
-        meta.namespace.as_deref().unwrap_or("default"),
-        meta.name.as_deref().unwrap_or_default(),
-    )
 }
 
 /// The reference results are filed under.
@@ -144,15 +136,15 @@ fn same_metadata(a: &ObjectMeta, b: &ObjectMeta) -> bool {
         && a.creation_timestamp == b.creation_timestamp
 }
 
-/// Stores `new` under its key; `Changed` unless an equal spec and metadata were stored before.
+/// Stores `new` under `key`; `Changed` unless an equal spec and metadata were stored before.
 /// Returns the replaced object too.
 fn store<T, S: PartialEq>(
-    map: &mut HashMap<Key, Arc<T>>,
+    map: &mut Objects<Arc<T>>,
+    key: &Key,
     new: T,
     meta: impl Fn(&T) -> &ObjectMeta,
     spec: impl Fn(&T) -> &S,
-) -> (Key, Option<Arc<T>>, Applied) {
-    let key = key_of(meta(&new));
+) -> (Option<Arc<T>>, Applied) {
     let new = Arc::new(new);
     let old = map.insert(key.clone(), new.clone());
     let same = old
@@ -163,13 +155,42 @@ fn store<T, S: PartialEq>(
     } else {
         Applied::Changed
     };
-    (key, old, applied)
+    (old, applied)
 }
 
 impl Compiler {
     /// An empty compiler.
     pub fn new() -> Compiler {
         Compiler::default()
+    }
+
+    /// Makes room for `objects` more, so that no map grows and rehashes its way up to them (a
+    /// rehash reads every key's text again).
+    pub(super) fn reserve_objects(&mut self, objects: &[Object]) {
+        let mut counts = [0usize; 5];
+        for object in objects {
+            let at = match object {
+                Object::Provider(_) => 0,
+                Object::ModelRoute(_) => 1,
+                Object::ApiKey(_) => 2,
+                Object::Budget(_) => 3,
+                Object::Secret(_) => 4,
+            };
+            counts[at] += 1;
+        }
+        let [providers, routes, api_keys, budgets, secrets] = counts;
+        self.providers.reserve(providers);
+        self.routes.reserve(routes);
+        self.api_keys.reserve(api_keys);
+        self.budgets.reserve(budgets);
+        self.secrets.reserve(secrets);
+        let dirty = &mut self.dirty;
+        dirty.providers.reserve(providers);
+        dirty.routes.reserve(routes);
+        dirty.api_keys.reserve(api_keys);
+        dirty.budgets.reserve(budgets);
+        dirty.secrets.reserve(secrets);
+        self.index.reserve_secret_users(providers + api_keys);
     }
 
     /// Whether this is the first recompile.
@@ -180,10 +201,18 @@ impl Compiler {
     /// Takes in an added or modified object; what it changes is compiled by the next
     /// [`Compiler::recompile`].
     pub fn apply(&mut self, object: Object) -> Applied {
+        let (_, namespace, name) = object.ref_parts();
+        let key = Key::new(namespace, name);
+        self.apply_keyed(key, object)
+    }
+
+    /// [`Compiler::apply`] of an object whose `namespace/name` is `key` (as
+    /// [`Object::ref_parts`]: no namespace means `default`).
+    pub(super) fn apply_keyed(&mut self, key: Key, object: Object) -> Applied {
         match object {
             Object::Provider(p) => {
-                let (key, old, applied) =
-                    store(&mut self.providers, p, |p| &p.metadata, |p| &p.spec);
+                let (old, applied) =
+                    store(&mut self.providers, &key, p, |p| &p.metadata, |p| &p.spec);
                 if applied == Applied::Changed {
                     let new = self.providers.get(&key).cloned();
                     self.index
@@ -193,7 +222,8 @@ impl Compiler {
                 applied
             }
             Object::ModelRoute(r) => {
-                let (key, old, applied) = store(&mut self.routes, r, |r| &r.metadata, |r| &r.spec);
+                let (old, applied) =
+                    store(&mut self.routes, &key, r, |r| &r.metadata, |r| &r.spec);
                 if applied == Applied::Changed {
                     let new = self.routes.get(&key).cloned();
                     self.index
@@ -203,8 +233,8 @@ impl Compiler {
                 applied
             }
             Object::ApiKey(k) => {
-                let (key, old, applied) =
-                    store(&mut self.api_keys, k, |k| &k.metadata, |k| &k.spec);
+                let (old, applied) =
+                    store(&mut self.api_keys, &key, k, |k| &k.metadata, |k| &k.spec);
                 if applied == Applied::Changed {
                     let new = self.api_keys.get(&key).cloned();
                     self.index
@@ -214,13 +244,14 @@ impl Compiler {
                 applied
             }
             Object::Budget(b) => {
-                let (key, _, applied) = store(&mut self.budgets, b, |b| &b.metadata, |b| &b.spec);
+                let (_, applied) =
+                    store(&mut self.budgets, &key, b, |b| &b.metadata, |b| &b.spec);
                 if applied == Applied::Changed {
                     self.dirty.budgets.insert(key);
                 }
                 applied
             }
-            Object::Secret(s) => self.apply_secret(&s, 1),
+            Object::Secret(s) => self.apply_secret(key, s, 1),
         }
     }
 
@@ -229,34 +260,34 @@ impl Compiler {
         let key = Key::new(&r.namespace, &r.name);
         match r.kind {
             "Provider" => {
-                let Some(old) = self.providers.remove(&key) else {
+                let Some(old) = self.providers.swap_remove(&key) else {
                     return false;
                 };
                 self.index.provider_changed(&key, Some(&old), None);
                 self.dirty.providers.insert(key);
             }
             "ModelRoute" => {
-                let Some(old) = self.routes.remove(&key) else {
+                let Some(old) = self.routes.swap_remove(&key) else {
                     return false;
                 };
                 self.index.route_changed(&key, Some(&old), None);
                 self.dirty.routes.insert(key);
             }
             "ApiKey" => {
-                let Some(old) = self.api_keys.remove(&key) else {
+                let Some(old) = self.api_keys.swap_remove(&key) else {
                     return false;
                 };
                 self.index.api_key_changed(&key, Some(&old), None);
                 self.dirty.api_keys.insert(key);
             }
             "Budget" => {
-                if self.budgets.remove(&key).is_none() {
+                if self.budgets.swap_remove(&key).is_none() {
                     return false;
                 }
                 self.dirty.budgets.insert(key);
             }
             "Secret" => {
-                if self.secrets.remove(&key).is_none() {
+                if self.secrets.swap_remove(&key).is_none() {
                     return false;
                 }
                 self.dirty.secrets.insert(key);
@@ -395,10 +426,10 @@ impl Compiler {
         self.remove(&r);
         let dirty = &mut self.dirty;
         match kind {
-            "Provider" => dirty.providers.remove(key),
-            "ModelRoute" => dirty.routes.remove(key),
-            "ApiKey" => dirty.api_keys.remove(key),
-            _ => dirty.budgets.remove(key),
+            "Provider" => dirty.providers.swap_remove(key),
+            "ModelRoute" => dirty.routes.swap_remove(key),
+            "ApiKey" => dirty.api_keys.swap_remove(key),
+            _ => dirty.budgets.swap_remove(key),
         };
         self.duplicate(r, copies);
     }
@@ -416,9 +447,9 @@ impl Compiler {
         );
     }
 
-    /// Takes in a Secret given `copies` times (more than once: every value is ambiguous).
-    pub(super) fn apply_secret(&mut self, secret: &Secret, copies: usize) -> Applied {
-        let key = key_of(&secret.metadata);
+    /// Takes in a Secret filed under `key` given `copies` times (more than once: every value is
+    /// ambiguous).
+    fn apply_secret(&mut self, key: Key, secret: Secret, copies: usize) -> Applied {
         let mut entry = SecretEntry::new(secret);
         entry.copies = copies;
         if self.secrets.get(&key) == Some(&entry) {

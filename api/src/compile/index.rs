@@ -654,6 +654,11 @@ impl Index {
         }
     }
 
+    /// Makes room for `users` more Providers and ApiKeys reading a Secret.
+    pub fn reserve_secret_users(&mut self, users: usize) {
+        self.secret_users.reserve(users);
+    }
+
     /// The ready key `key`, if it is ready.
     pub fn ready_key(&self, key: &Key) -> Option<&ReadyKey> {
         self.namespaces.get(key.namespace())?.get(key)

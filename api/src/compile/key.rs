@@ -67,5 +67,11 @@ impl PartialOrd for Key {
     }
 }
 
-/// A set of objects, in no particular order: every step settles its objects independently.
-pub(super) type KeySet = foldhash::HashSet<Key>;
+/// A set of objects in the order they were marked: every step settles its objects independently,
+/// and walking them in the order they came walks their objects as they lie in memory (a hundred
+/// thousand keys in hash order is a cache miss each).
+pub(super) type KeySet = indexmap::IndexSet<Key, foldhash::fast::RandomState>;
+
+/// Objects of one kind by `namespace/name`, in the order they came (as [`KeySet`]); dropped in
+/// that order too.
+pub(super) type Objects<T> = indexmap::IndexMap<Key, T, foldhash::fast::RandomState>;

@@ -132,6 +132,7 @@ pub fn compile(objects: &[Object]) -> Compiled {
 /// [`compile`], trusting tokens from `issuers` ([`Compiler::set_issuers`]).
 pub fn compile_trusting(objects: &[Object], issuers: Vec<IssuerConfig>) -> Compiled {
     let mut batch = Batch::new(issuers);
+    batch.compiler.reserve_objects(objects);
     for object in objects {
         batch.add(object.clone());
     }
@@ -146,6 +147,7 @@ pub fn compile_owned(objects: Vec<Object>) -> Compiled {
 /// [`compile_trusting`], taking the objects rather than copying them.
 pub fn compile_owned_trusting(objects: Vec<Object>, issuers: Vec<IssuerConfig>) -> Compiled {
     let mut batch = Batch::new(issuers);
+    batch.compiler.reserve_objects(&objects);
     for object in objects {
         batch.add(object);
     }
@@ -181,14 +183,7 @@ impl Batch {
             *self.copies.entry((kind, key)).or_insert(1) += 1;
             return;
         }
-        match object {
-            Object::Secret(s) => {
-                self.compiler.apply_secret(&s, 1);
-            }
-            object => {
-                self.compiler.apply(object);
-            }
-        }
+        self.compiler.apply_keyed(key, object);
     }
 
     /// Compiles everything taken in. An object given more than once is rejected in every copy

@@ -92,14 +92,29 @@ fn leading(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(eight)
 }
 
-/// The map of `entries` taken in `order`: each entry is moved once, then the tree is built in
-/// one pass.
-fn build<K: Ord, V>(entries: Vec<(K, V)>, order: Vec<u32>) -> BTreeMap<K, V> {
-    let mut slots: Vec<Option<(K, V)>> = entries.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .map(|i| slots[i as usize].take().expect("each entry is taken once"))
-        .collect()
+/// The map of `entries` taken in `order`: put in order where they are (no second list of a
+/// hundred thousand entries), then the tree is built in one pass.
+fn build<K: Ord, V>(mut entries: Vec<(K, V)>, order: Vec<u32>) -> BTreeMap<K, V> {
+    permute(&mut entries, order);
+    // Sorted already: collecting checks that in one pass and builds the tree from it.
+    entries.into_iter().collect()
+}
+
+/// Puts `items[order[i]]` at `i`, in place, following each cycle of the permutation with swaps.
+fn permute<T>(items: &mut [T], mut order: Vec<u32>) {
+    for start in 0..items.len() {
+        let mut at = start;
+        loop {
+            let from = order[at] as usize;
+            // A position whose item is in place points at itself.
+            order[at] = index(at);
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +145,23 @@ mod tests {
         let mut want: Vec<(String, usize)> = entries;
         want.sort();
         assert_eq!(map.into_iter().collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn permuting_in_place_takes_each_item_from_its_position() {
+        for order in [
+            vec![],
+            vec![0],
+            vec![0, 1, 2, 3],
+            vec![3, 2, 1, 0],
+            vec![1, 2, 3, 0],
+            vec![2, 0, 1, 4, 3],
+        ] {
+            let mut items: Vec<u32> = (0..order.len() as u32).map(|i| i * 10).collect();
+            let want: Vec<u32> = order.iter().map(|i| i * 10).collect();
+            permute(&mut items, order);
+            assert_eq!(items, want);
+        }
     }
 
     #[test]

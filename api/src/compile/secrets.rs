@@ -15,23 +15,18 @@ pub(super) struct SecretEntry {
 }
 
 impl SecretEntry {
-    pub fn new(secret: &Secret) -> SecretEntry {
+    /// The values of `secret`, moved out of it.
+    pub fn new(secret: Secret) -> SecretEntry {
         // Sized exactly: most Secrets hold one value, and a vector starts with room for four.
         let mut values: Vec<(String, Vec<u8>)> = Vec::with_capacity(
             secret.data.as_ref().map_or(0, |d| d.len())
                 + secret.string_data.as_ref().map_or(0, |d| d.len()),
         );
-        values.extend(
-            secret
-                .data
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.0.clone())),
-        );
-        for (k, v) in secret.string_data.iter().flatten() {
-            match values.iter_mut().find(|(key, _)| key == k) {
-                Some(slot) => slot.1 = v.as_bytes().to_vec(),
-                None => values.push((k.clone(), v.as_bytes().to_vec())),
+        values.extend(secret.data.into_iter().flatten().map(|(k, v)| (k, v.0)));
+        for (k, v) in secret.string_data.into_iter().flatten() {
+            match values.iter_mut().find(|(key, _)| *key == k) {
+                Some(slot) => slot.1 = v.into_bytes(),
+                None => values.push((k, v.into_bytes())),
             }
         }
         values.sort_unstable_by(|a, b| a.0.cmp(&b.0));
