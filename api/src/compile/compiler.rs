@@ -117,6 +117,9 @@ pub struct Compiler {
     /// Whether a recompile ran: the first one builds everything, so it neither records what
     /// changed entry by entry nor moves keys between Budgets one by one ([`Compiler::fresh`]).
     compiled: bool,
+    /// Sealed after its first recompile ([`super::Batch`]): who reads which Secret, which only
+    /// later changes look up, is not filed.
+    one_shot: bool,
 }
 
 /// The reference results are filed under.
@@ -137,14 +140,14 @@ fn same_metadata(a: &ObjectMeta, b: &ObjectMeta) -> bool {
 }
 
 /// Stores `new` under `key`; `Changed` unless an equal spec and metadata were stored before.
-/// Returns the replaced object too.
+/// Returns the replaced object and the stored one too.
 fn store<T, S: PartialEq>(
     map: &mut Objects<Arc<T>>,
     key: &Key,
     new: T,
     meta: impl Fn(&T) -> &ObjectMeta,
     spec: impl Fn(&T) -> &S,
-) -> (Option<Arc<T>>, Applied) {
+) -> (Option<Arc<T>>, Arc<T>, Applied) {
     let new = Arc::new(new);
     let old = map.insert(key.clone(), new.clone());
     let same = old
@@ -155,7 +158,7 @@ fn store<T, S: PartialEq>(
     } else {
         Applied::Changed
     };
-    (old, applied)
+    (old, new, applied)
 }
 
 impl Compiler {
@@ -190,7 +193,15 @@ impl Compiler {
         dirty.api_keys.reserve(api_keys);
         dirty.budgets.reserve(budgets);
         dirty.secrets.reserve(secrets);
-        self.index.reserve_secret_users(providers + api_keys);
+    }
+
+    /// A compiler that is sealed after its first recompile ([`Compiler::into_compiled`]), so
+    /// files nothing only later changes read.
+    pub(super) fn one_shot() -> Compiler {
+        Compiler {
+            one_shot: true,
+            ..Compiler::default()
+        }
     }
 
     /// Whether this is the first recompile.
@@ -211,40 +222,39 @@ impl Compiler {
     pub(super) fn apply_keyed(&mut self, key: Key, object: Object) -> Applied {
         match object {
             Object::Provider(p) => {
-                let (old, applied) =
+                let (old, new, applied) =
                     store(&mut self.providers, &key, p, |p| &p.metadata, |p| &p.spec);
                 if applied == Applied::Changed {
-                    let new = self.providers.get(&key).cloned();
-                    self.index
-                        .provider_changed(&key, old.as_deref(), new.as_deref());
+                    if !self.one_shot {
+                        self.index
+                            .provider_changed(&key, old.as_deref(), Some(&new));
+                    }
                     self.dirty.providers.insert(key);
                 }
                 applied
             }
             Object::ModelRoute(r) => {
-                let (old, applied) =
+                let (old, new, applied) =
                     store(&mut self.routes, &key, r, |r| &r.metadata, |r| &r.spec);
                 if applied == Applied::Changed {
-                    let new = self.routes.get(&key).cloned();
-                    self.index
-                        .route_changed(&key, old.as_deref(), new.as_deref());
+                    self.index.route_changed(&key, old.as_deref(), Some(&new));
                     self.dirty.routes.insert(key);
                 }
                 applied
             }
             Object::ApiKey(k) => {
-                let (old, applied) =
+                let (old, new, applied) =
                     store(&mut self.api_keys, &key, k, |k| &k.metadata, |k| &k.spec);
                 if applied == Applied::Changed {
-                    let new = self.api_keys.get(&key).cloned();
-                    self.index
-                        .api_key_changed(&key, old.as_deref(), new.as_deref());
+                    if !self.one_shot {
+                        self.index.api_key_changed(&key, old.as_deref(), Some(&new));
+                    }
                     self.dirty.api_keys.insert(key);
                 }
                 applied
             }
             Object::Budget(b) => {
-                let (_, applied) =
+                let (_, _, applied) =
                     store(&mut self.budgets, &key, b, |b| &b.metadata, |b| &b.spec);
                 if applied == Applied::Changed {
                     self.dirty.budgets.insert(key);

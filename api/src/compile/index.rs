@@ -568,12 +568,10 @@ impl Index {
 
     /// Files an ApiKey that compiled on its own as a holder of `hash`.
     pub fn hold(&mut self, key: Key, hash: String) {
-        match self.holders.get_mut(&hash) {
-            Some(set) => set.insert(key.clone()),
-            None => {
-                self.holders.insert(hash.clone(), Few::one(key.clone()));
-            }
-        }
+        self.holders
+            .entry(hash.clone())
+            .or_default()
+            .insert(key.clone());
         self.key_hashes.insert(key, hash);
     }
 
@@ -652,11 +650,6 @@ impl Index {
         for (ns, n) in per_namespace {
             self.namespace_mut(ns).reserve(n);
         }
-    }
-
-    /// Makes room for `users` more Providers and ApiKeys reading a Secret.
-    pub fn reserve_secret_users(&mut self, users: usize) {
-        self.secret_users.reserve(users);
     }
 
     /// The ready key `key`, if it is ready.

@@ -167,7 +167,7 @@ pub struct Batch {
 impl Batch {
     /// An empty batch trusting tokens from `issuers`.
     pub fn new(issuers: Vec<IssuerConfig>) -> Batch {
-        let mut compiler = Compiler::new();
+        let mut compiler = Compiler::one_shot();
         compiler.set_issuers(issuers);
         Batch {
             compiler,
