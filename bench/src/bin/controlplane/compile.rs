@@ -12,15 +12,27 @@ use switchboard_operator::publish::ShardStore;
 
 use crate::{median, ms, thousands};
 
-/// The measuring thread's CPU time.
-fn cpu() -> Duration {
+/// Field `n` of the measuring thread's `/proc/thread-self/schedstat`.
+fn schedstat(n: usize) -> Duration {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
     let ns = text
         .split_whitespace()
-        .next()
+        .nth(n)
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     Duration::from_nanos(ns)
+}
+
+/// The measuring thread's CPU time (advanced at scheduler ticks and switches: milliseconds
+/// apart, so only long spans are read right).
+fn cpu() -> Duration {
+    schedstat(0)
+}
+
+/// How long the measuring thread has waited, runnable, for a CPU (advanced as it is switched
+/// in, so a wait is counted whole).
+fn waited() -> Duration {
+    schedstat(1)
 }
 
 pub struct CompileRow {
@@ -84,6 +96,56 @@ pub fn compile_only(keys: usize) {
     }
 }
 
+/// Each kind of change of [`change`] applied and recompiled 20 times on `objects` compiled:
+/// (what, wall times, how long of each the measuring thread waited for a CPU).
+fn one_change(
+    scale: &Scale,
+    objects: Vec<Object>,
+) -> Vec<(&'static str, Vec<Duration>, Vec<Duration>)> {
+    let mut compiler = Compiler::new();
+    for o in objects {
+        compiler.apply(o);
+    }
+    compiler.recompile();
+    let mut changes = Vec::new();
+    for what in [
+        "ModelRoute",
+        "ApiKey labels",
+        "Budget (label group)",
+        "Budget (whole namespace)",
+        "Provider",
+    ] {
+        let mut wall = Vec::new();
+        let mut waits = Vec::new();
+        for i in 0..20 {
+            let object = change(scale, what, i);
+            let (t, w) = (Instant::now(), waited());
+            compiler.apply(object);
+            let c = compiler.recompile();
+            wall.push(t.elapsed());
+            waits.push(waited() - w);
+            assert!(c.snapshot_changed(), "{what} changed the snapshot");
+        }
+        changes.push((what, wall, waits));
+    }
+    changes
+}
+
+/// Compiles `keys` from scratch three times as [`measure`] does, then prints each one-change
+/// wall time and how much of it the thread waited for a CPU (to tell work from a busy machine).
+pub fn changes_only(keys: usize) {
+    let scale = Scale::keys(keys);
+    let objects = scale::objects(&scale);
+    for _ in 0..3 {
+        drop(compile_owned(objects.clone()));
+    }
+    for (what, wall, waits) in one_change(&scale, objects) {
+        let list = |v: &[Duration]| v.iter().map(|d| ms(*d)).collect::<Vec<_>>().join(" ");
+        println!("{what}: wall ms {}", list(&wall));
+        println!("{what}: of which waiting for a CPU {}", list(&waits));
+    }
+}
+
 pub fn measure(keys: usize) -> CompileRow {
     let scale = Scale::keys(keys);
     let objects = scale::objects(&scale);
@@ -99,31 +161,13 @@ pub fn measure(keys: usize) -> CompileRow {
     scratch.sort();
     let config = compiled.expect("compiled").config;
 
-    let mut compiler = Compiler::new();
-    for o in objects {
-        compiler.apply(o);
-    }
-    compiler.recompile();
-    let mut changes = Vec::new();
-    for what in [
-        "ModelRoute",
-        "ApiKey labels",
-        "Budget (label group)",
-        "Budget (whole namespace)",
-        "Provider",
-    ] {
-        let mut times = Vec::new();
-        for i in 0..20 {
-            let object = change(&scale, what, i);
-            let t = Instant::now();
-            compiler.apply(object);
-            let c = compiler.recompile();
-            times.push(t.elapsed());
-            assert!(c.snapshot_changed(), "{what} changed the snapshot");
-        }
-        let max = *times.iter().max().expect("times");
-        changes.push((what, median(&mut times), max));
-    }
+    let changes = one_change(&scale, objects)
+        .into_iter()
+        .map(|(what, mut wall, _)| {
+            let max = *wall.iter().max().expect("times");
+            (what, median(&mut wall), max)
+        })
+        .collect();
 
     let text = SnapshotText::of(&config);
     let plan = ShardStore::default()

@@ -17,7 +17,8 @@
 //! `bench-controlplane [--scales 1000,10000,100000] [--router-bin PATH] [--write docs/benchmarks.md]`
 //! prints the report as markdown; `--write` replaces the control-plane section of that file.
 //! `bench-controlplane --compile-only N` compiles N keys from scratch three times and prints the
-//! CPU times (to run under a profiler).
+//! CPU times (to run under a profiler); `bench-controlplane --changes-only N` prints every
+//! one-change wall time and how much of it the thread waited for a CPU.
 
 mod compile;
 mod operator;
@@ -121,6 +122,13 @@ fn main() {
             .and_then(|n| n.parse().ok())
             .expect("--compile-only N");
         return compile::compile_only(keys);
+    }
+    if std::env::args().nth(1).as_deref() == Some("--changes-only") {
+        let keys = std::env::args()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .expect("--changes-only N");
+        return compile::changes_only(keys);
     }
     let args = args();
     let mut report = vec![
