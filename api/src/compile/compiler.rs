@@ -167,34 +167,6 @@ impl Compiler {
         Compiler::default()
     }
 
-    /// Makes room for `objects` more, so that no map grows and rehashes its way up to them (a
-    /// rehash reads every key's text again).
-    pub(super) fn reserve_objects(&mut self, objects: &[Object]) {
-        let mut counts = [0usize; 5];
-        for object in objects {
-            let at = match object {
-                Object::Provider(_) => 0,
-                Object::ModelRoute(_) => 1,
-                Object::ApiKey(_) => 2,
-                Object::Budget(_) => 3,
-                Object::Secret(_) => 4,
-            };
-            counts[at] += 1;
-        }
-        let [providers, routes, api_keys, budgets, secrets] = counts;
-        self.providers.reserve(providers);
-        self.routes.reserve(routes);
-        self.api_keys.reserve(api_keys);
-        self.budgets.reserve(budgets);
-        self.secrets.reserve(secrets);
-        let dirty = &mut self.dirty;
-        dirty.providers.reserve(providers);
-        dirty.routes.reserve(routes);
-        dirty.api_keys.reserve(api_keys);
-        dirty.budgets.reserve(budgets);
-        dirty.secrets.reserve(secrets);
-    }
-
     /// A compiler that is sealed after its first recompile ([`Compiler::into_compiled`]), so
     /// files nothing only later changes read.
     pub(super) fn one_shot() -> Compiler {

@@ -132,7 +132,7 @@ pub fn compile(objects: &[Object]) -> Compiled {
 /// [`compile`], trusting tokens from `issuers` ([`Compiler::set_issuers`]).
 pub fn compile_trusting(objects: &[Object], issuers: Vec<IssuerConfig>) -> Compiled {
     let mut batch = Batch::new(issuers);
-    batch.compiler.reserve_objects(objects);
+    batch.reserve(objects);
     for object in objects {
         batch.add(object.clone());
     }
@@ -147,7 +147,7 @@ pub fn compile_owned(objects: Vec<Object>) -> Compiled {
 /// [`compile_trusting`], taking the objects rather than copying them.
 pub fn compile_owned_trusting(objects: Vec<Object>, issuers: Vec<IssuerConfig>) -> Compiled {
     let mut batch = Batch::new(issuers);
-    batch.compiler.reserve_objects(&objects);
+    batch.reserve(&objects);
     for object in objects {
         batch.add(object);
     }
@@ -173,6 +173,35 @@ impl Batch {
             compiler,
             copies: Default::default(),
         }
+    }
+
+    /// Makes room for `objects`, so that no map grows and rehashes its way up to them (a rehash
+    /// reads every key's text again).
+    fn reserve(&mut self, objects: &[Object]) {
+        let mut counts = [0usize; 5];
+        for object in objects {
+            let at = match object {
+                Object::Provider(_) => 0,
+                Object::ModelRoute(_) => 1,
+                Object::ApiKey(_) => 2,
+                Object::Budget(_) => 3,
+                Object::Secret(_) => 4,
+            };
+            counts[at] += 1;
+        }
+        let [providers, routes, api_keys, budgets, secrets] = counts;
+        let compiler = &mut self.compiler;
+        compiler.providers.reserve(providers);
+        compiler.routes.reserve(routes);
+        compiler.api_keys.reserve(api_keys);
+        compiler.budgets.reserve(budgets);
+        compiler.secrets.reserve(secrets);
+        let dirty = &mut compiler.dirty;
+        dirty.providers.reserve(providers);
+        dirty.routes.reserve(routes);
+        dirty.api_keys.reserve(api_keys);
+        dirty.budgets.reserve(budgets);
+        dirty.secrets.reserve(secrets);
     }
 
     /// Takes in one object.
