@@ -1,13 +1,17 @@
 //! ApiKeys: the key read from its Secret and hashed; a key held by two ApiKeys rejects both, as do
 //! subjects of two ApiKeys naming the same caller (the subjects themselves: [`super::subjects`]).
 
+use std::sync::Arc;
+
 use foldhash::{HashMap, HashMapExt};
 
 use super::{
-    Compiler, Issues, Rejection, check_fit,
+    Compiler, Issues, Rejection,
+    budget_scope::{Labels, ReadyKey},
+    check_fit,
     compiler::object_ref,
     globs,
-    index::{Few, ReadyKey},
+    index::Few,
     key::{Key, KeySet},
     reason::*,
     subjects,
@@ -200,8 +204,7 @@ impl Compiler {
 
     /// Puts the only holder of a key into the snapshot.
     fn key_ready(&mut self, key: &Key, config: Result<ApiKeyConfig, Rejection>) {
-        let api_key = self.api_keys[key].clone();
-        let generation = api_key.metadata.generation;
+        let generation = self.api_keys[key].metadata.generation;
         let r = object_ref("ApiKey", key);
         let config = match config {
             Ok(config) => config,
@@ -229,15 +232,30 @@ impl Compiler {
         let team = config.team.clone();
         self.put_api_key(config);
         let member = member_digest(key.id());
+        let labels = self.ready_labels(key);
         self.index.make_ready(
             key,
             ReadyKey {
-                key: api_key,
+                labels,
                 team,
                 member,
             },
         );
         self.ready(r, generation, COMPILED, notes);
+    }
+
+    /// Where the ready `key`'s labels are read. A one-shot compile settles every key once and
+    /// reads nothing of a ready key again but its labels: the ApiKey is dropped here, so the
+    /// parsed objects are not all held beside the snapshot being built.
+    fn ready_labels(&mut self, key: &Key) -> Labels {
+        if !self.one_shot {
+            return Labels::Held(self.api_keys[key].clone());
+        }
+        let held = self.api_keys.swap_remove(key).expect("a ready key is held");
+        Labels::Taken(match Arc::try_unwrap(held) {
+            Ok(mut owned) => owned.metadata.labels.take(),
+            Err(shared) => shared.metadata.labels.clone(),
+        })
     }
 
     fn compile_api_key(&self, r: &Key, key: &ApiKey) -> Result<ApiKeyConfig, Rejection> {

@@ -1,7 +1,7 @@
-//! Budget resolution: the ready keys a Budget's scope covers, found through the index
-//! ([`super::index`]), the digest sum of its members kept beside it, and keys moving into and out
-//! of Budgets one by one as they change, each Budget's entry re-digested from the kept sum rather
-//! than from its key list.
+//! Budget resolution: a ready key as scopes see it ([`ReadyKey`]), the ready keys a Budget's
+//! scope covers, found through the index ([`super::index`]), the digest sum of its members kept
+//! beside it, and keys moving into and out of Budgets one by one as they change, each Budget's
+//! entry re-digested from the kept sum rather than from its key list.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -14,17 +14,71 @@ use super::{
     Compiler,
     api_keys::Moved,
     compiler::Entry,
-    index::in_scope,
     key::{Key, KeySet},
     order,
 };
 use crate::{
-    resources::BudgetScope,
+    resources::{ApiKey, BudgetScope},
     snapshot::{
         BudgetConfig, EntryDigest, RouterConfig, Section,
         digest::{Digested, MemberSum, budget_digest, member_digest},
     },
 };
+
+/// An ApiKey in the snapshot, as Budget scopes see it.
+#[derive(Clone, Debug)]
+pub(super) struct ReadyKey {
+    /// Where its labels are read.
+    pub labels: Labels,
+    /// From `spec.team` or the `team` label.
+    pub team: Option<String>,
+    /// Its digest as a Budget member ([`member_digest`](crate::snapshot::digest::member_digest)).
+    pub member: EntryDigest,
+}
+
+/// A ready key's labels: read from the ApiKey the compiler holds, or taken out of it when a
+/// one-shot compile drops the object as soon as the key is ready (nothing reads it again).
+#[derive(Clone, Debug)]
+pub(super) enum Labels {
+    /// The ApiKey as held.
+    Held(Arc<ApiKey>),
+    /// The labels alone.
+    Taken(Option<BTreeMap<String, String>>),
+}
+
+impl ReadyKey {
+    fn label_map(&self) -> Option<&BTreeMap<String, String>> {
+        match &self.labels {
+            Labels::Held(key) => key.metadata.labels.as_ref(),
+            Labels::Taken(labels) => labels.as_ref(),
+        }
+    }
+
+    pub fn labels(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.label_map().into_iter().flatten()
+    }
+
+    pub fn label(&self, name: &str) -> Option<&String> {
+        self.label_map()?.get(name)
+    }
+}
+
+impl PartialEq for ReadyKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.team == other.team && self.label_map() == other.label_map()
+    }
+}
+
+/// Whether the ready key `id` is in a Budget `scope` (conditions combine with AND).
+pub(super) fn in_scope(scope: &BudgetScope, id: &Key, key: &ReadyKey) -> bool {
+    let team = scope.team.as_deref().filter(|t| !t.is_empty());
+    (scope.api_keys.is_empty() || scope.api_keys.iter().any(|n| n == id.name()))
+        && scope
+            .match_labels
+            .iter()
+            .all(|(k, v)| key.label(k) == Some(v))
+        && team.is_none_or(|t| key.team.as_deref() == Some(t))
+}
 
 /// What a Budget in the snapshot was resolved for: a Budget whose scope did not change keeps its
 /// keys (and their digest sum) instead of resolving and re-hashing them.

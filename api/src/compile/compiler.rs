@@ -119,7 +119,7 @@ pub struct Compiler {
     compiled: bool,
     /// Sealed after its first recompile ([`super::Batch`]): who reads which Secret, which only
     /// later changes look up, is not filed.
-    one_shot: bool,
+    pub(super) one_shot: bool,
 }
 
 /// The reference results are filed under.
@@ -301,6 +301,9 @@ impl Compiler {
         self.settle_routes(routes);
         let moved = self.settle_api_keys(api_keys);
         self.settle_budgets(budgets, moved);
+        if self.one_shot {
+            self.drop_inputs();
+        }
         let changes = self.finish_digests();
         self.compiled = true;
         changes
@@ -581,6 +584,17 @@ impl Compiler {
         let objects = self.providers.len() + self.routes.len() + keys + self.budgets.len();
         self.results
             .reserve(objects.saturating_sub(self.results.len()));
+    }
+
+    /// A one-shot compile hands over only the snapshot and the verdicts: once every object is
+    /// settled, the objects and the index go before the keys are put in order and hashed.
+    fn drop_inputs(&mut self) {
+        self.secrets = Objects::default();
+        self.providers = Objects::default();
+        self.routes = Objects::default();
+        self.api_keys = Objects::default();
+        self.budgets = Objects::default();
+        self.index = Index::default();
     }
 
     /// Puts a ready ApiKey into the snapshot (in the first recompile, at its end).

@@ -522,3 +522,40 @@ fn keys_granting_one_caller_clash_and_part_as_their_subjects_change() {
     assert_eq!(keys[&alice].subjects.len(), 2);
     assert_eq!(changes.entries[&Section::ApiKeys], BTreeSet::from([alice]));
 }
+
+#[test]
+fn a_one_shot_compile_drops_ready_keys_yet_scopes_budgets_by_their_labels() {
+    // The one-shot compile (`compile_owned`, a Batch) drops each ApiKey once it is ready and
+    // keeps its labels alone; the kept compiler holds every object. Both must agree.
+    let mut b = Budget::test("g1", "5");
+    b.spec.scope.match_labels = BTreeMap::from([("g".to_string(), "1".to_string())]);
+    let mut objects: Vec<Object> = vec![b.into()];
+    for i in 0..20 {
+        let mut k = ApiKey::test(&format!("k{i}"));
+        k.metadata = with_labels(k.metadata, &[("g", if i % 2 == 0 { "1" } else { "2" })]);
+        objects.push(k.into());
+        // k18 and k19 hold the same key: both are left out, of the Budget too.
+        let key = if i >= 18 {
+            "sk-sb-key-shared-0000".to_string()
+        } else {
+            format!("sk-sb-key-number-{i:04}")
+        };
+        objects.push(key_secret(&format!("k{i}"), &key));
+    }
+    let mut kept = Compiler::new();
+    for object in objects.clone() {
+        kept.apply(object);
+    }
+    kept.recompile();
+    let once = compile_owned(objects);
+    assert_eq!(&once.config, kept.config());
+    let kept_results: BTreeMap<_, _> = kept
+        .results()
+        .map(|(r, result)| (r.clone(), result.clone()))
+        .collect();
+    assert_eq!(once.results, kept_results);
+    let members = &once.config.budgets["default/g1"].api_keys;
+    assert_eq!(members.len(), 9, "k0, k2 … k16: {members:?}");
+    assert!(!members.contains("default/k18"));
+    assert_rejected(&once, "ApiKey", "k18", DUPLICATE_KEY, "spec.secretRef");
+}

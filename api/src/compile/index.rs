@@ -4,14 +4,14 @@
 //! key, and per namespace the ready ApiKeys by label and team (so a Budget's selector costs its
 //! matches, not the namespace) and the Budgets a key could fall into.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::collections::BTreeSet;
 
 use foldhash::HashMap;
 
-use super::key::Key;
+use super::{budget_scope::ReadyKey, key::Key};
 use crate::{
     resources::{ApiKey, BudgetScope, Credentials, ModelRoute, Provider},
-    snapshot::{EntryDigest, RouteConfig},
+    snapshot::RouteConfig,
 };
 
 /// A ModelRoute that compiled on its own, before duplicate public names are settled.
@@ -19,43 +19,6 @@ pub(super) struct RouteDraft {
     pub config: RouteConfig,
     /// Which targets did not resolve, when some did not.
     pub warning: Option<String>,
-}
-
-/// An ApiKey in the snapshot, as Budget scopes see it.
-#[derive(Clone, Debug)]
-pub(super) struct ReadyKey {
-    pub key: Arc<ApiKey>,
-    /// From `spec.team` or the `team` label.
-    pub team: Option<String>,
-    /// Its digest as a Budget member ([`member_digest`](crate::snapshot::digest::member_digest)).
-    pub member: EntryDigest,
-}
-
-impl ReadyKey {
-    pub fn labels(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.key.metadata.labels.iter().flatten()
-    }
-
-    pub fn label(&self, name: &str) -> Option<&String> {
-        self.key.metadata.labels.as_ref()?.get(name)
-    }
-}
-
-impl PartialEq for ReadyKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.team == other.team && self.key.metadata.labels == other.key.metadata.labels
-    }
-}
-
-/// Whether the ready key `id` is in a Budget `scope` (conditions combine with AND).
-pub(super) fn in_scope(scope: &BudgetScope, id: &Key, key: &ReadyKey) -> bool {
-    let team = scope.team.as_deref().filter(|t| !t.is_empty());
-    (scope.api_keys.is_empty() || scope.api_keys.iter().any(|n| n == id.name()))
-        && scope
-            .match_labels
-            .iter()
-            .all(|(k, v)| key.label(k) == Some(v))
-        && team.is_none_or(|t| key.team.as_deref() == Some(t))
 }
 
 /// What a Budget is filed under, so that a changed key finds the Budgets it may fall into: its
