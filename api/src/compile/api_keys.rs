@@ -1,7 +1,7 @@
 //! ApiKeys: the key read from its Secret and hashed; a key held by two ApiKeys rejects both, as do
 //! subjects of two ApiKeys naming the same caller (the subjects themselves: [`super::subjects`]).
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use foldhash::{HashMap, HashMapExt};
 
@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     identity::is_jwt_shaped,
-    resources::{ApiKey, SecretKeyRef},
+    resources::{ApiKey, SecretKeyRef, Subject},
     snapshot::{ApiKeyConfig, RateLimits, digest::member_digest, hash_api_key, key_prefix},
 };
 
@@ -38,6 +38,40 @@ pub const MIN_KEY_CHARS: usize = 16;
 /// ApiKeys whose place in Budget scopes may have changed, with what they were before (`None`:
 /// not ready).
 pub(super) type Moved = HashMap<Key, Option<ReadyKey>>;
+
+/// The object of an ApiKey being settled: held by the compiler, or taken apart by a one-shot
+/// compile into what settling still reads.
+enum Origin {
+    Held(Arc<ApiKey>),
+    Taken {
+        generation: Option<i64>,
+        labels: Option<BTreeMap<String, String>>,
+        subjects: Vec<Subject>,
+    },
+}
+
+impl Origin {
+    fn generation(&self) -> Option<i64> {
+        match self {
+            Origin::Held(key) => key.metadata.generation,
+            Origin::Taken { generation, .. } => *generation,
+        }
+    }
+
+    fn subjects(&self) -> &[Subject] {
+        match self {
+            Origin::Held(key) => &key.spec.subjects,
+            Origin::Taken { subjects, .. } => subjects,
+        }
+    }
+
+    fn into_labels(self) -> Labels {
+        match self {
+            Origin::Held(key) => Labels::Held(key),
+            Origin::Taken { labels, .. } => Labels::Taken(labels),
+        }
+    }
+}
 
 impl Compiler {
     /// Recompiles the marked ApiKeys on their own, then settles every key holding a key hash or
@@ -65,16 +99,20 @@ impl Compiler {
                 self.forget(object_ref("ApiKey", &key));
                 continue;
             };
-            match self.compile_api_key(&key, &api_key) {
+            let compiled = self.compile_api_key(&key, &api_key);
+            let origin = self.origin(&key, api_key);
+            match compiled {
                 Ok(config) => {
                     self.index.hold(key.clone(), config.key_hash.clone());
                     self.index
                         .hold_subjects(&key, subjects::callers(&config.subjects));
-                    drafts.push((key, config));
+                    // Boxed: the drafts are a small list beside the snapshot's, and each config
+                    // takes memory the objects dropped before it gave back.
+                    drafts.push((key, Box::new(config), origin));
                 }
                 Err(rejection) => {
                     let r = object_ref("ApiKey", &key);
-                    self.reject(r, api_key.metadata.generation, rejection);
+                    self.reject(r, origin.generation(), rejection);
                 }
             }
         }
@@ -82,14 +120,14 @@ impl Compiler {
         // recompile but the clashing ones) is ready at once. Every other key holding a hash or
         // granting a caller that changed hands is settled again, unless it is alone and ready
         // already; a hash left without holders leaves the snapshot.
-        let mut clashing: HashMap<Key, ApiKeyConfig> = HashMap::new();
-        for (key, config) in drafts {
+        let mut clashing: HashMap<Key, (ApiKeyConfig, Origin)> = HashMap::new();
+        for (key, config, origin) in drafts {
             if self.alone(&key) {
-                self.key_ready(&key, Ok(config));
+                self.key_ready(&key, Ok(*config), origin);
             } else {
                 hashes.push(config.key_hash.clone());
                 callers.extend(subjects::callers(&config.subjects));
-                clashing.insert(key, config);
+                clashing.insert(key, (*config, origin));
             }
         }
         let settled = |compiler: &Compiler, key: &Key| {
@@ -137,13 +175,18 @@ impl Compiler {
     /// Settles one ApiKey that compiled on its own (`draft`, when it was just compiled): ready
     /// when no other key holds its hash or grants one of its callers, else rejected and out of
     /// the snapshot.
-    fn settle_key(&mut self, key: &Key, draft: Option<ApiKeyConfig>, moved: &mut Moved) {
+    fn settle_key(&mut self, key: &Key, draft: Option<(ApiKeyConfig, Origin)>, moved: &mut Moved) {
         if !self.fresh() && !moved.contains_key(key) {
             let was = self.index.unready(key);
             moved.insert(key.clone(), was);
         }
         let Some(hash) = self.index.key_hashes.get(key).cloned() else {
             return;
+        };
+        // A one-shot compile settles only keys it just compiled: it has every draft.
+        let (draft, origin) = match draft {
+            Some((config, origin)) => (Some(config), origin),
+            None => (None, Origin::Held(self.api_keys[key].clone())),
         };
         let others = |set: Option<&Few<Key>>| -> Vec<String> {
             set.into_iter()
@@ -174,37 +217,31 @@ impl Compiler {
                 .filter(|(_, others)| !others.is_empty())
                 .collect();
             (!overlaps.is_empty()).then(|| {
-                let granted = subjects::compile_subjects(
-                    &self.api_keys[key].spec.subjects,
-                    &mut Issues::default(),
-                );
+                let granted = subjects::compile_subjects(origin.subjects(), &mut Issues::default());
                 let message = subjects::overlap_message(&granted, &overlaps);
                 Rejection::new(OVERLAPPING_SUBJECTS, message)
             })
         };
         match rejection {
             None => {
-                let config = match draft {
-                    Some(config) => Ok(config),
-                    None => {
-                        let api_key = self.api_keys[key].clone();
-                        self.compile_api_key(key, &api_key)
-                    }
+                let config = match (draft, &origin) {
+                    (Some(config), _) => Ok(config),
+                    (None, Origin::Held(api_key)) => self.compile_api_key(key, api_key),
+                    (None, Origin::Taken { .. }) => unreachable!("taken only with a draft"),
                 };
-                self.key_ready(key, config);
+                self.key_ready(key, config, origin);
             }
             Some(rejection) => {
                 self.put::<ApiKeyConfig>(&hash, None);
                 self.index.unready(key);
-                let generation = self.api_keys[key].metadata.generation;
-                self.reject(object_ref("ApiKey", key), generation, rejection);
+                self.reject(object_ref("ApiKey", key), origin.generation(), rejection);
             }
         }
     }
 
     /// Puts the only holder of a key into the snapshot.
-    fn key_ready(&mut self, key: &Key, config: Result<ApiKeyConfig, Rejection>) {
-        let generation = self.api_keys[key].metadata.generation;
+    fn key_ready(&mut self, key: &Key, config: Result<ApiKeyConfig, Rejection>, origin: Origin) {
+        let generation = origin.generation();
         let r = object_ref("ApiKey", key);
         let config = match config {
             Ok(config) => config,
@@ -232,11 +269,10 @@ impl Compiler {
         let team = config.team.clone();
         self.put_api_key(config);
         let member = member_digest(key.id());
-        let labels = self.ready_labels(key);
         self.index.make_ready(
             key,
             ReadyKey {
-                labels,
+                labels: origin.into_labels(),
                 team,
                 member,
             },
@@ -244,18 +280,26 @@ impl Compiler {
         self.ready(r, generation, COMPILED, notes);
     }
 
-    /// Where the ready `key`'s labels are read. A one-shot compile settles every key once and
-    /// reads nothing of a ready key again but its labels: the ApiKey is dropped here, so the
-    /// parsed objects are not all held beside the snapshot being built.
-    fn ready_labels(&mut self, key: &Key) -> Labels {
+    /// `api_key`, just compiled, as settling it reads it further. A one-shot compile settles
+    /// every key once and reads nothing else of it: the object is dropped here, so the parsed
+    /// objects are not all held beside the snapshot being built.
+    fn origin(&mut self, key: &Key, api_key: Arc<ApiKey>) -> Origin {
         if !self.one_shot {
-            return Labels::Held(self.api_keys[key].clone());
+            return Origin::Held(api_key);
         }
-        let held = self.api_keys.swap_remove(key).expect("a ready key is held");
-        Labels::Taken(match Arc::try_unwrap(held) {
-            Ok(mut owned) => owned.metadata.labels.take(),
-            Err(shared) => shared.metadata.labels.clone(),
-        })
+        self.api_keys.swap_remove(key);
+        match Arc::try_unwrap(api_key) {
+            Ok(owned) => Origin::Taken {
+                generation: owned.metadata.generation,
+                labels: owned.metadata.labels,
+                subjects: owned.spec.subjects,
+            },
+            Err(shared) => Origin::Taken {
+                generation: shared.metadata.generation,
+                labels: shared.metadata.labels.clone(),
+                subjects: shared.spec.subjects.clone(),
+            },
+        }
     }
 
     fn compile_api_key(&self, r: &Key, key: &ApiKey) -> Result<ApiKeyConfig, Rejection> {
