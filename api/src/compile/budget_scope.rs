@@ -37,7 +37,7 @@ pub(super) struct ReadyKey {
 }
 
 /// A ready key's labels: read from the ApiKey the compiler holds, or taken out of it when a
-/// one-shot compile drops the object as soon as the key is ready (nothing reads it again).
+/// one-shot compile drops the object as soon as it is compiled (nothing else of it is read).
 #[derive(Clone, Debug)]
 pub(super) enum Labels {
     /// The ApiKey as held.
