@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use support::*;
 use switchboard_router::state::Settings;
@@ -55,7 +57,7 @@ async fn chat(router: &TestRouter, key: &str, model: &str, text: &str, stream: b
 #[tokio::test(flavor = "multi_thread")]
 async fn content_is_kept_only_for_keys_and_routes_that_opt_in_and_survives_a_restart() {
     let dir = scratch_dir("usage-content");
-    let (first, _, usage) = TestRouter::start_with_usage(
+    let (first, first_state, usage) = TestRouter::start_with_usage(
         &content_manifests(),
         Settings::default(),
         sqlite_usage(&dir),
@@ -65,8 +67,13 @@ async fn content_is_kept_only_for_keys_and_routes_that_opt_in_and_survives_a_res
     let by_key = chat(&first, KEEPER_KEY, "test/mock", "keep me", false).await;
     let streamed = chat(&first, KEEPER_KEY, "test/mock", "stream me", true).await;
     let by_route = chat(&first, CLIENT_KEY, "test/kept", "route words", false).await;
-    usage.shutdown().await; // writes what is queued
+    // The records are handed to the writer after each response is sent: wait for them, then
+    // stop the writer, which stores what is queued.
+    first_state.records_written(Duration::from_secs(2)).await;
+    usage.shutdown().await;
     first.server.shutdown().await;
+    // The state holds the recorder, and with it the spill file's lock: the next router takes it.
+    drop(first_state);
 
     // A new process answers from the store alone.
     let (second, state, usage) = TestRouter::start_with_usage(

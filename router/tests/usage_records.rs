@@ -406,7 +406,7 @@ async fn mixed_requests_leave_one_row_each_and_the_money_agrees_everywhere() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_generation_api_answers_from_the_store_after_a_restart() {
     let dir = scratch_dir("usage-restart");
-    let (first, _, usage) = TestRouter::start_with_usage(
+    let (first, first_state, usage) = TestRouter::start_with_usage(
         &manifests(&[]),
         settings_without_ejection(),
         sqlite_usage(&dir),
@@ -420,8 +420,13 @@ async fn the_generation_api_answers_from_the_store_after_a_restart() {
         .unwrap()
         .to_string();
     let told = client_cost(&resp.text().await.unwrap(), false);
-    usage.shutdown().await; // writes what is queued
+    // The records are handed to the writer after each response is sent: wait for them, then
+    // stop the writer, which stores what is queued.
+    first_state.records_written(Duration::from_secs(2)).await;
+    usage.shutdown().await;
     first.server.shutdown().await;
+    // The state holds the recorder, and with it the spill file's lock: the next router takes it.
+    drop(first_state);
 
     let (second, state, usage) = TestRouter::start_with_usage(
         &manifests(&[]),
