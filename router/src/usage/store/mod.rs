@@ -254,6 +254,15 @@ impl Store {
         &self.pool
     }
 
+    /// The multi-row insert of `chunk` (of the `size`-th chunk size), its records bound.
+    fn insert_query<'q>(&'q self, size: usize, chunk: &'q [Arc<UsageRecord>]) -> AnyQuery<'q> {
+        chunk
+            .iter()
+            .fold(sqlx::query(&self.insert_sql[size]), |q, r| {
+                bind_record(q, r)
+            })
+    }
+
     /// Stores a batch in one transaction and adds the records it inserted to the rollups;
     /// returns how many it inserted (records already stored are skipped, and not counted again).
     pub async fn insert(&self, batch: &[Arc<UsageRecord>]) -> Result<u64, StoreError> {
@@ -270,19 +279,11 @@ impl Store {
         };
         let mut inserted: HashSet<&str> = HashSet::with_capacity(batch.len());
         for (size, chunk) in chunked(batch) {
-            let mut q = sqlx::query(&self.insert_sql[size]);
-            for r in chunk {
-                q = bind_record(q, r);
-            }
+            let q = self.insert_query(size, chunk);
             match self.backend {
                 // The ids the insert returns: exact whatever other replicas do at the same time.
                 Backend::Postgres => {
-                    let returned: HashSet<String> = q
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .iter()
-                        .map(|row| row.try_get::<String, _>(0))
-                        .collect::<Result<_, _>>()?;
+                    let returned = first_column(q.fetch_all(&mut *tx).await?)?;
                     inserted.extend(
                         chunk
                             .iter()
@@ -310,17 +311,8 @@ impl Store {
                     for r in chunk {
                         existing = existing.bind(r.id.as_str());
                     }
-                    let existing: HashSet<String> = existing
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .iter()
-                        .map(|row| row.try_get::<String, _>(0))
-                        .collect::<Result<_, _>>()?;
-                    let mut q = sqlx::query(&self.insert_sql[size]);
-                    for r in chunk {
-                        q = bind_record(q, r);
-                    }
-                    q.execute(&mut *tx).await?;
+                    let existing = first_column(existing.fetch_all(&mut *tx).await?)?;
+                    self.insert_query(size, chunk).execute(&mut *tx).await?;
                     inserted.extend(
                         chunk
                             .iter()
@@ -516,6 +508,11 @@ fn upsert_keyed(table: &str, key: &[&str], sums: &[&str], rows: usize) -> String
         placeholders(rows, key.len() + sums.len()),
         add.join(", ")
     )
+}
+
+/// The first column of `rows`, as text (the generation ids a query returned).
+fn first_column(rows: Vec<sqlx::any::AnyRow>) -> Result<HashSet<String>, sqlx::Error> {
+    rows.iter().map(|row| row.try_get::<String, _>(0)).collect()
 }
 
 type AnyQuery<'q> = Query<'q, Any, sqlx::any::AnyArguments<'q>>;
